@@ -1,0 +1,41 @@
+"""crawler: an asyncio-native web crawling and scraping framework."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from crawler.engine import Crawler, CrawlResult
+from crawler.exceptions import (
+    CloseSpider,
+    CrawlerError,
+    DownloadError,
+    DropItem,
+    HttpError,
+    IgnoreRequest,
+    RequestFailed,
+    SettingsError,
+    UsageError,
+)
+from crawler.http import Failure, Request, Response
+from crawler.settings import Settings
+from crawler.spider import Spider
+
+__all__ = [
+    "CloseSpider",
+    "CrawlResult",
+    "Crawler",
+    "CrawlerError",
+    "DownloadError",
+    "DropItem",
+    "Failure",
+    "HttpError",
+    "IgnoreRequest",
+    "Request",
+    "RequestFailed",
+    "Response",
+    "Settings",
+    "SettingsError",
+    "Spider",
+    "UsageError",
+    "__version__",
+]

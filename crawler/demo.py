@@ -1,0 +1,110 @@
+"""A small bookshop site, generated deterministically and served on 127.0.0.1.
+
+Home -> 8 category pages (paginated, 12 books a page) -> 240 book pages, each linking back
+to its category and to two related books. `python -m crawler demo` crawls it offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import random
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+CATEGORIES = ("Travel", "Mystery", "Poetry", "History", "Science", "Fantasy", "Romance", "Humor")
+BOOKS_PER_CATEGORY = 30
+PER_PAGE = 12
+_WORDS = ("river", "night", "glass", "empire", "garden", "silent", "winter", "code", "map",
+          "storm", "letter", "island", "mirror", "clock", "forest", "voyage", "secret", "salt")
+
+
+def _slug(text: str) -> str:
+    return "-".join(text.lower().split())
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}"
+            f" | Demo Books</title></head><body><nav><a href=\"/\">Home</a></nav>"
+            f"<main>{body}</main></body></html>")
+
+
+def build_site(seed: int = 7) -> dict[str, str]:
+    """Every page of the site by path; the same seed gives the same site."""
+    rng = random.Random(seed)
+    pages: dict[str, str] = {}
+    books: list[tuple[str, str, str]] = []  # (slug, title, category)
+    for category in CATEGORIES:
+        for _ in range(BOOKS_PER_CATEGORY):
+            title = " ".join(rng.choice(_WORDS) for _ in range(3)).title()
+            slug = f"{_slug(title)}-{len(books) + 1}"
+            books.append((slug, title, category))
+    links = "".join(
+        f'<li><a href="catalogue/category/{_slug(c)}/page-1.html">{c}</a></li>'
+        for c in CATEGORIES)
+    pages["/"] = _page("Home", f"<h1>Demo Books</h1><ul class=\"categories\">{links}</ul>")
+    for category in CATEGORIES:
+        in_cat = [b for b in books if b[2] == category]
+        n_pages = -(-len(in_cat) // PER_PAGE)
+        for number in range(1, n_pages + 1):
+            chunk = in_cat[(number - 1) * PER_PAGE : number * PER_PAGE]
+            items = "".join(
+                f'<li class="book"><a href="../../{slug}/index.html">{html.escape(t)}</a></li>'
+                for slug, t, _ in chunk)
+            nav = f'<a class="next" href="page-{number + 1}.html">next</a>' \
+                if number < n_pages else ""
+            pages[f"/catalogue/category/{_slug(category)}/page-{number}.html"] = _page(
+                f"{category} - page {number}",
+                f"<h1>{category}</h1><ol>{items}</ol>{nav}")
+    for i, (slug, title, category) in enumerate(books):
+        price = rng.randint(500, 6000) / 100
+        rating = rng.randint(1, 5)
+        related = "".join(
+            f'<a class="related" href="/catalogue/{books[j][0]}/index.html">'
+            f"{html.escape(books[j][1])}</a>"
+            for j in ((i + 1) % len(books), (i + 7) % len(books)))
+        pages[f"/catalogue/{slug}/index.html"] = _page(title, (
+            f'<article class="product"><h1>{html.escape(title)}</h1>'
+            f'<p class="price">£{price:.2f}</p><p class="rating" data-stars="{rating}"></p>'
+            f'<p class="category"><a href="/catalogue/category/{_slug(category)}/page-1.html">'
+            f"{category}</a></p><p class=\"description\">A book about "
+            f"{html.escape(title.lower())}.</p></article><aside>{related}</aside>"))
+    return pages
+
+
+def make_app(pages: dict[str, str] | None = None) -> web.Application:
+    """An aiohttp app serving the site (and a 404 for anything else)."""
+    site = pages if pages is not None else build_site()
+
+    async def handle(request: web.Request) -> web.Response:
+        body = site.get(request.path)
+        if body is None:
+            raise web.HTTPNotFound(text="not found")
+        return web.Response(text=body, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def serving(port: int = 0) -> AsyncIterator[str]:
+    """Serve the site on 127.0.0.1 for the duration of the block; yields its base URL."""
+    runner = web.AppRunner(make_app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        actual = sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{actual}/"
+    finally:
+        await runner.cleanup()
+
+
+async def serve_forever(port: int = 0) -> None:
+    async with serving(port) as base_url:
+        print(f"demo bookshop at {base_url} (Ctrl-C to stop)", flush=True)  # noqa: T201
+        await asyncio.Event().wait()

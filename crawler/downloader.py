@@ -1,0 +1,130 @@
+"""Owns the aiohttp.ClientSession and turns its errors into ours.
+
+This is the only module that sees aiohttp's exceptions. Redirects are not followed here:
+the engine turns them into new requests, so each hop passes the same politeness and
+off-site checks as any other request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Protocol
+
+import aiohttp
+
+from crawler.exceptions import DownloadError
+from crawler.http import Request, Response
+from crawler.settings import Settings
+
+
+class Downloader(Protocol):
+    """The engine's only view of the network: one request in, one response out."""
+
+    async def fetch(self, request: Request) -> Response:
+        """Download `request`; raise DownloadError with a `kind` when no response comes."""
+
+
+class HttpDownloader:
+    """An aiohttp-backed Downloader, used as an async context manager.
+
+    Usage:
+        async with HttpDownloader(settings) as downloader:
+            response = await downloader.fetch(Request("http://127.0.0.1:8080/"))
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
+        self._headers = {
+            "User-Agent": settings.user_agent,
+            "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            "Accept-Language": "en",
+        }
+
+    async def __aenter__(self) -> HttpDownloader:
+        s = self._settings
+        connector = aiohttp.TCPConnector(
+            limit=s.concurrency,
+            limit_per_host=0,  # the frontier enforces per-host limits
+            ttl_dns_cache=300,
+            enable_cleanup_closed=False,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=s.timeout, sock_connect=s.connect_timeout),
+            headers=self._headers,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=True,
+            skip_auto_headers=(),
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def fetch(self, request: Request) -> Response:
+        assert self._session is not None, "use HttpDownloader as an async context manager"
+        try:
+            return await self._fetch(self._session, request)
+        except DownloadError:
+            raise
+        except TimeoutError as exc:
+            raise DownloadError("timeout", f"timed out: {exc!s}", request) from exc
+        except aiohttp.ClientConnectorDNSError as exc:
+            raise DownloadError("dns", f"DNS lookup failed: {exc}", request) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise DownloadError("connection", f"cannot connect: {exc}", request) from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise DownloadError("payload", f"broken body: {exc}", request) from exc
+        except aiohttp.InvalidURL as exc:
+            raise DownloadError("invalid_url", f"invalid URL: {exc}", request) from exc
+        except aiohttp.ClientResponseError as exc:
+            raise DownloadError("protocol", f"bad response: {exc.message}", request) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise DownloadError("connection", f"{type(exc).__name__}: {exc}", request) from exc
+        except (ValueError, UnicodeError) as exc:
+            raise DownloadError("invalid_request", f"{type(exc).__name__}: {exc}", request) \
+                from exc
+
+    async def _fetch(self, session: aiohttp.ClientSession, request: Request) -> Response:
+        limit = self._settings.max_response_size
+        async with session.request(
+            request.method,
+            request.yurl,
+            headers=request.headers,
+            data=request.body or None,
+            allow_redirects=False,
+        ) as resp:
+            declared = resp.content_length
+            if declared is not None and declared > limit:
+                raise DownloadError(
+                    "too_large", f"Content-Length {declared} exceeds {limit} bytes", request
+                )
+            body = await _read_limited(resp, limit, request)
+            return Response(str(resp.url), resp.status, resp.headers, body, request)
+
+
+async def _read_limited(resp: aiohttp.ClientResponse, limit: int, request: Request) -> bytes:
+    """Read the decoded body, stopping as soon as it passes `limit` (decompression bombs)."""
+    chunks: list[bytes] = []
+    size = 0
+    content = resp.content
+    while True:
+        chunk = await content.readany()
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise DownloadError("too_large", f"body exceeds {limit} bytes", request)
+        chunks.append(chunk)
+        if size > 1 << 20:
+            await asyncio.sleep(0)  # a fast local stream must not monopolise the loop
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -1,0 +1,43 @@
+"""The frontier: requests waiting to be fetched, the seen-set, and per-host readiness.
+
+One interface, several stores: `MemoryFrontier` (default, one process). The frontier owns
+per-host politeness so that a shared store can enforce it across processes.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from crawler.frontier.memory import MemoryFrontier
+from crawler.http import Request
+
+
+class Frontier(Protocol):
+    """What the scheduler needs from a request store."""
+
+    async def open(self) -> None:
+        """Acquire resources (files, connections)."""
+
+    async def close(self) -> None:
+        """Release them; queued requests survive only in persistent stores."""
+
+    async def add(self, request: Request, fingerprint: bytes | None) -> bool:
+        """Queue `request`; False when `fingerprint` was seen before (None skips the check)."""
+
+    async def pop(self, now: float) -> Request | None:
+        """The best request whose host may start one now, marking it started; else None."""
+
+    async def done(self, request: Request, now: float) -> None:
+        """The request's fetch is over: free its host's slot."""
+
+    def wakeup_at(self) -> float | None:
+        """Loop time at which a host now held back by its delay becomes ready, if any."""
+
+    def queued(self) -> int:
+        """Requests waiting."""
+
+    def in_flight(self) -> int:
+        """Requests popped and not yet done."""
+
+
+__all__ = ["Frontier", "MemoryFrontier"]

@@ -1,0 +1,252 @@
+"""Request, Response and Failure: what spiders create and receive."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+from yarl import URL
+
+if TYPE_CHECKING:
+    from crawler._types import Callback, Errback
+
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)""", re.IGNORECASE
+)
+_NON_HTML_PREFIXES = ("image/", "audio/", "video/", "font/", "application/pdf",
+                      "application/octet-stream", "application/zip", "application/json",
+                      "text/plain", "text/css", "text/javascript", "application/javascript")
+
+
+class Request:
+    """A URL to fetch and what to do with the response.
+
+    Usage:
+        yield Request("https://example.com/", callback=self.parse_page, meta={"page": 1})
+    """
+
+    __slots__ = ("_yurl", "body", "callback", "cb_kwargs", "depth", "dont_filter", "errback",
+                 "headers", "meta", "method", "priority", "url")
+
+    def __init__(
+        self,
+        url: str | URL,
+        callback: Callback | None = None,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        body: bytes | str | None = None,
+        meta: dict[str, Any] | None = None,
+        cb_kwargs: dict[str, Any] | None = None,
+        priority: int = 0,
+        dont_filter: bool = False,
+        errback: Errback | None = None,
+        *,
+        depth: int = 0,
+    ) -> None:
+        self.url = str(url)
+        self._yurl: URL | None = url if isinstance(url, URL) else None
+        self.callback = callback
+        self.method = method.upper()
+        self.headers = dict(headers) if headers else None
+        self.body = body.encode() if isinstance(body, str) else (body or b"")
+        self.meta = meta if meta is not None else {}
+        self.cb_kwargs = cb_kwargs if cb_kwargs is not None else {}
+        self.priority = priority
+        self.dont_filter = dont_filter
+        self.errback = errback
+        self.depth = depth
+
+    @property
+    def yurl(self) -> URL:
+        """The parsed URL; only valid for requests that passed scheduling."""
+        if self._yurl is None:
+            self._yurl = URL(self.url)
+        return self._yurl
+
+    def replace(self, **changes: Any) -> Request:
+        """A copy with some attributes changed (Scrapy's `Request.replace`)."""
+        fields = {name: getattr(self, name) for name in (
+            "url", "callback", "method", "headers", "body", "meta", "cb_kwargs", "priority",
+            "dont_filter", "errback", "depth")}
+        fields["meta"] = dict(self.meta)
+        fields.update(changes)
+        return Request(**fields)
+
+    def __repr__(self) -> str:
+        return f"<{self.method} {self.url}>"
+
+
+class Response:
+    """A downloaded page, with lazy decoding and lazy HTML parsing.
+
+    Usage:
+        title = response.css_first("title").text()
+        yield from response.follow_all(css="a.next")
+    """
+
+    __slots__ = ("_base", "_parser", "_text", "body", "headers", "request", "status", "url")
+
+    def __init__(
+        self,
+        url: str,
+        status: int,
+        headers: CIMultiDictProxy[str] | CIMultiDict[str] | Mapping[str, str],
+        body: bytes,
+        request: Request,
+    ) -> None:
+        self.url = url
+        self.status = status
+        self.headers = headers if isinstance(headers, CIMultiDictProxy | CIMultiDict) \
+            else CIMultiDict(headers)
+        self.body = body
+        self.request = request
+        self._text: str | None = None
+        self._parser: LexborHTMLParser | None = None
+        self._base: URL | None = None
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.request.meta
+
+    @property
+    def depth(self) -> int:
+        return self.request.depth
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+    @property
+    def encoding(self) -> str:
+        """HTTP header charset, then <meta charset>, then UTF-8."""
+        for candidate in (_header_charset(self.headers.get("Content-Type", "")),
+                          _meta_charset(self.body)):
+            if candidate:
+                try:
+                    return codecs.lookup(candidate).name
+                except LookupError:
+                    continue
+        return "utf-8"
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self.body.decode(self.encoding, errors="replace")
+        return self._text
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+    @property
+    def is_html(self) -> bool:
+        ctype = self.content_type
+        return not ctype.startswith(_NON_HTML_PREFIXES)
+
+    def _html(self) -> LexborHTMLParser | None:
+        if self._parser is None and self.is_html and self.body:
+            self._parser = LexborHTMLParser(self.text)
+        return self._parser
+
+    def css(self, selector: str) -> list[LexborNode]:
+        """All nodes matching a CSS selector; empty for non-HTML responses."""
+        parser = self._html()
+        return parser.css(selector) if parser is not None else []
+
+    def css_first(self, selector: str) -> LexborNode | None:
+        parser = self._html()
+        return parser.css_first(selector) if parser is not None else None
+
+    @property
+    def base_url(self) -> URL:
+        """The URL relative links resolve against: <base href> if present, else the page URL."""
+        if self._base is None:
+            base = URL(self.url)
+            node = self.css_first("base[href]")
+            href = node.attributes.get("href") if node is not None else None
+            if href:
+                try:
+                    base = base.join(URL(href.strip()))
+                except ValueError:
+                    pass
+            self._base = base
+        return self._base
+
+    def urljoin(self, href: str) -> str:
+        """Resolve `href` against the base URL; the fragment is dropped. Never raises: an
+        unusable href comes back unchanged, and scheduling drops and counts it."""
+        href = href.strip()
+        try:
+            joined = self.base_url.join(URL(href))
+        except (ValueError, TypeError):
+            return href
+        return str(joined.with_fragment(None)) if joined.fragment else str(joined)
+
+    def follow(self, url: str | LexborNode | Request, callback: Callback | None = None,
+               **kwargs: Any) -> Request:
+        """A Request for a link on this page: an href string or an <a>/<link> node."""
+        if isinstance(url, Request):
+            return url
+        if isinstance(url, LexborNode):
+            href = url.attributes.get("href") or url.attributes.get("src") or ""
+        else:
+            href = url
+        return Request(self.urljoin(href), callback=callback, **kwargs)
+
+    def follow_all(self, urls: Iterable[str | LexborNode] | None = None, css: str | None = None,
+                   callback: Callback | None = None, **kwargs: Any) -> Iterator[Request]:
+        """Requests for many links: given hrefs/nodes, or every node matching `css`."""
+        if urls is None and css is None:
+            raise ValueError("follow_all() needs urls or css")
+        links: Iterable[str | LexborNode] = urls if urls is not None else self.css(css or "")
+        for link in links:
+            yield self.follow(link, callback=callback, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{self.status} {self.url}>"
+
+
+class Failure:
+    """What an errback receives: the request, the error and, for HTTP errors, the response."""
+
+    __slots__ = ("exception", "kind", "request", "response")
+
+    def __init__(self, request: Request, exception: BaseException, kind: str,
+                 response: Response | None = None) -> None:
+        self.request = request
+        self.exception = exception
+        self.kind = kind
+        self.response = response
+
+    @property
+    def value(self) -> BaseException:
+        """Twisted's name for the exception, for Scrapy code that reads `failure.value`."""
+        return self.exception
+
+    def check(self, *types: type[BaseException]) -> type[BaseException] | None:
+        """The first of `types` the exception is an instance of (Twisted's `Failure.check`)."""
+        for exc_type in types:
+            if isinstance(self.exception, exc_type):
+                return exc_type
+        return None
+
+    def __repr__(self) -> str:
+        return f"<Failure {self.kind} {self.request.url}>"
+
+
+def _header_charset(content_type: str) -> str | None:
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset":
+            return value.strip().strip("\"'") or None
+    return None
+
+
+def _meta_charset(body: bytes) -> str | None:
+    match = _META_CHARSET.search(body, 0, 4096)
+    return match.group(1).decode("ascii") if match else None
+
