@@ -72,8 +72,8 @@ class Scheduler:
         """Queue `request` unless it is inadmissible or a duplicate; True when queued."""
         if not self.admissible(request):
             return False
-        fp = None if request.dont_filter else self._fingerprint(request)
-        if not await self.frontier.add(request, fp):
+        fp = self._fingerprint(request)
+        if not await self.frontier.add(request, fp, force=request.dont_filter):
             self._stats.duplicates_filtered += 1
             return False
         self._stats.requests_scheduled += 1

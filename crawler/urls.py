@@ -39,12 +39,7 @@ def parse_url(url: str) -> URL | str:
 def canonical_url(url: URL) -> str:
     """Scheme and host lower-cased, default port and fragment dropped, percent-encoding
     normalised (yarl decodes unreserved characters and re-quotes the rest), query order kept."""
-    if url.fragment:
-        url = url.with_fragment(None)
-    text = str(url)
-    if not url.raw_path:
-        text = str(url.with_path("/"))
-    return text
+    return f"{url.scheme}://{url.host_port_subcomponent}{url.raw_path_qs}"
 
 
 def fingerprint(request: Request) -> bytes:

@@ -21,8 +21,9 @@ class Frontier(Protocol):
     async def close(self) -> None:
         """Release them; queued requests survive only in persistent stores."""
 
-    async def add(self, request: Request, fingerprint: bytes | None) -> bool:
-        """Queue `request`; False when `fingerprint` was seen before (None skips the check)."""
+    async def add(self, request: Request, fingerprint: bytes, *, force: bool = False) -> bool:
+        """Record `fingerprint` and queue `request`; False when it was seen before, unless
+        `force` (a request with dont_filter=True) queues it anyway."""
 
     async def pop(self, now: float) -> Request | None:
         """The best request whose host may start one now, marking it started; else None."""

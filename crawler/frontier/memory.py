@@ -70,11 +70,13 @@ class MemoryFrontier:
     async def close(self) -> None:
         return None
 
-    async def add(self, request: Request, fingerprint: bytes | None) -> bool:
-        if fingerprint is not None:
-            if fingerprint in self._seen:
+    async def add(self, request: Request, fingerprint: bytes, *, force: bool = False) -> bool:
+        seen = self._seen
+        if fingerprint in seen:
+            if not force:
                 return False
-            self._seen.add(fingerprint)
+        else:
+            seen.add(fingerprint)
         host = host_key(request.yurl)
         queue = self._hosts.get(host)
         if queue is None:

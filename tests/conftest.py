@@ -1,0 +1,64 @@
+"""Shared helpers: run a spider in-process against local aiohttp servers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from crawler import Crawler, Settings, Spider
+from crawler.exporters import make_exporter
+from crawler.stats import Stats
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+
+HITS = web.AppKey("hits", list)  # (path, arrival monotonic time) per request
+
+
+def make_site(pages: dict[str, str | Callable[[web.Request], Awaitable[web.StreamResponse]]],
+              ) -> web.Application:
+    """An app that serves `pages` by path and records every arrival in app[HITS]."""
+    app = web.Application()
+    app[HITS] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        request.app[HITS].append((request.path_qs, time.monotonic()))
+        page = pages.get(request.path_qs, pages.get(request.path))
+        if page is None:
+            raise web.HTTPNotFound()
+        if callable(page):
+            return await page(request)
+        return web.Response(text=page, content_type="text/html")
+
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def links(*hrefs: str, title: str = "page") -> str:
+    anchors = "".join(f'<a href="{h}">{h}</a>' for h in hrefs)
+    return f"<html><head><title>{title}</title></head><body>{anchors}</body></html>"
+
+
+async def crawl(spider: Spider, tmp_path: Path | None = None, **settings: Any) -> tuple[
+        Stats, list[Any]]:
+    """Run `spider` to the end; return its stats and the items written to a .jsonl file."""
+    out = (tmp_path or Path("/tmp")) / f"items-{id(spider)}.jsonl"
+    exporter = make_exporter(out, overwrite=True)
+    merged = Settings().merge(type(spider).custom_settings).merge(settings)
+    result = await Crawler(spider, settings=merged, outputs=[exporter]).run()
+    items = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    out.unlink()
+    return result.stats, items
+
+
+@pytest.fixture
+def url_of() -> Callable[[TestServer, str], str]:
+    def url(server: TestServer, path: str = "/") -> str:
+        return str(server.make_url(path))
+    return url

@@ -1,0 +1,187 @@
+"""The CLI as users run it: real subprocesses, real signals, real files."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import signal
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from tests.conftest import make_site
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SPIDER = textwrap.dedent('''
+    from crawler import Spider
+
+    class Endless(Spider):
+        name = "endless"
+        custom_settings = {"max_pages": 1000, "concurrency": 4}
+
+        def __init__(self, base, log, tag="none", **kw):
+            super().__init__(**kw)
+            self.start_urls = [base]
+            self.log = log
+            self.tag = tag
+
+        async def parse(self, response):
+            with open(self.log, "a") as f:   # what was yielded, for the test to compare
+                f.write(response.url + "\\n")
+            yield {"url": response.url, "tag": self.tag, "text": "caf\\u00e9, \\"q\\""}
+            for link in response.css("a"):
+                yield response.follow(link)
+''')
+
+
+async def _endless_site(aiohttp_server, delay: float = 0.0, hang_every: int = 0):
+    async def page(request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        if hang_every and n % hang_every == hang_every - 1:
+            await asyncio.sleep(3600)
+        if delay:
+            await asyncio.sleep(delay)
+        body = "".join(f'<a href="/{n * 3 + k}">x</a>' for k in (1, 2, 3))
+        return web.Response(text=f"<html><body>{body}</body></html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{n:\\d+}", page)
+    server = await aiohttp_server(app)
+    return str(server.make_url("/0"))
+
+
+async def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 60) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crawler", *args, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+def _write_spider(tmp_path: Path) -> Path:
+    path = tmp_path / "endless.py"
+    path.write_text(SPIDER)
+    return path
+
+
+async def test_unknown_spider_exits_2_with_one_line():
+    code, out, err = await run_cli("run", "no_such_spider")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "crawler: error: unknown spider 'no_such_spider'; available: books"]
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("concurency=2", "did you mean 'concurrency'"),
+    ("max_pages=lots", "expects int"),
+    ("nonsense", "expects NAME=VALUE"),
+])
+async def test_bad_setting_exits_2(setting, message):
+    code, _, err = await run_cli("run", "books", "-s", setting)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+async def test_list():
+    code, out, _ = await run_cli("list")
+    assert code == 0 and out.split() == ["books"]
+
+
+async def test_run_spider_file_with_args_settings_outputs_and_stats(aiohttp_server, tmp_path):
+    base = await _endless_site(aiohttp_server)
+    spider = _write_spider(tmp_path)
+    log = tmp_path / "yielded.txt"
+    (tmp_path / "old.jsonl").write_text('{"old": 1}\n')
+    code, _, err = await run_cli(
+        "run", str(spider), "-a", f"base={base}", "-a", f"log={log}", "-a", "tag=T",
+        "-s", "max_pages=7",  # command line beats custom_settings' 1000
+        "-o", "old.jsonl", "-O", "new.json", "-o", "out.csv", "--stats", "stats.json",
+        cwd=tmp_path)
+    assert code == 0, err
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["pages"] == 7 and stats["items"] == 7 and stats["finish_reason"] == "max_pages"
+    for key in ("requests_failed", "status_counts", "errors", "elapsed_seconds"):
+        assert key in stats
+    lines = (tmp_path / "old.jsonl").read_text().splitlines()
+    assert json.loads(lines[0]) == {"old": 1} and len(lines) == 8  # -o appended
+    items = json.loads((tmp_path / "new.json").read_text())
+    assert {i["tag"] for i in items} == {"T"}
+    rows = list(csv.DictReader((tmp_path / "out.csv").read_text().splitlines()))
+    assert len(rows) == 7 and rows[0]["text"] == 'café, "q"'
+
+
+async def test_default_output_path(aiohttp_server, tmp_path):
+    base = await _endless_site(aiohttp_server)
+    spider = _write_spider(tmp_path)
+    code, _, err = await run_cli("run", str(spider), "-a", f"base={base}",
+                                 "-a", f"log={tmp_path / 'log'}", "-s", "max_pages=3",
+                                 cwd=tmp_path)
+    assert code == 0, err
+    assert len((tmp_path / "output" / "endless.jsonl").read_text().splitlines()) == 3
+
+
+async def _start_and_interrupt(aiohttp_server, tmp_path, signals: list[int],
+                               hang_every: int = 0):
+    base = await _endless_site(aiohttp_server, delay=0.01, hang_every=hang_every)
+    spider = _write_spider(tmp_path)
+    log = tmp_path / "yielded.txt"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crawler", "run", str(spider), "-a", f"base={base}",
+        "-a", f"log={log}", "-s", "max_pages=100000", "-O", "a.json", "-O", "a.jsonl",
+        "-O", "a.csv", "--stats", "stats.json", cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    for _ in range(400):  # until the crawl is clearly under way
+        await asyncio.sleep(0.05)
+        out = tmp_path / "a.jsonl"
+        if log.exists() and len(log.read_text().splitlines()) > 50 and out.exists() \
+                and out.stat().st_size:
+            break
+    for sig in signals:
+        proc.send_signal(sig)
+        await asyncio.sleep(0.05)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode, err.decode(), log
+
+
+def _read_outputs(tmp_path: Path) -> tuple[list[str], list[str], list[str]]:
+    as_json = [i["url"] for i in json.loads((tmp_path / "a.json").read_text())]
+    jsonl = [json.loads(x)["url"] for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    rows = [r["url"] for r in csv.DictReader((tmp_path / "a.csv").read_text().splitlines())]
+    return as_json, jsonl, rows
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_graceful_stop_keeps_every_item(aiohttp_server, tmp_path, sig):
+    code, err, log = await _start_and_interrupt(aiohttp_server, tmp_path, [sig])
+    assert code == 0, err
+    yielded = log.read_text().splitlines()
+    as_json, jsonl, rows = _read_outputs(tmp_path)
+    assert sorted(as_json) == sorted(jsonl) == sorted(rows) == sorted(yielded)
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["finish_reason"] == "shutdown" and stats["items"] == len(yielded)
+
+
+async def test_second_signal_stops_at_once_and_files_stay_valid(aiohttp_server, tmp_path):
+    # some pages never answer, so the graceful stop would wait for the timeout
+    code, err, log = await _start_and_interrupt(aiohttp_server, tmp_path,
+                                                [signal.SIGINT, signal.SIGINT], hang_every=40)
+    assert code == 130, err
+    as_json, jsonl, rows = _read_outputs(tmp_path)
+    assert as_json and sorted(as_json) == sorted(jsonl) == sorted(rows)
+    assert set(as_json) <= set(log.read_text().splitlines())
+
+
+async def test_sigkill_leaves_parseable_files(aiohttp_server, tmp_path):
+    code, _, _ = await _start_and_interrupt(aiohttp_server, tmp_path, [signal.SIGKILL])
+    assert code == -signal.SIGKILL
+    as_json, jsonl, _ = _read_outputs(tmp_path)  # all parse; at most the last second is lost
+    assert jsonl and as_json

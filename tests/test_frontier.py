@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from crawler import Request
+from crawler.frontier import MemoryFrontier
+from crawler.ratelimit import HostPolicy
+from crawler.urls import fingerprint
+
+
+async def add(frontier: MemoryFrontier, url: str, priority: int = 0) -> bool:
+    req = Request(url, priority=priority)
+    return await frontier.add(req, fingerprint(req))
+
+
+async def drain(frontier: MemoryFrontier, now: float = 0.0) -> list[str]:
+    out = []
+    while (req := await frontier.pop(now)) is not None:
+        out.append(req.url)
+        await frontier.done(req, now)
+    return out
+
+
+async def test_priority_then_fifo():
+    f = MemoryFrontier()
+    for url, prio in [("http://a/1", 0), ("http://a/2", 5), ("http://a/3", 0), ("http://a/4", 5)]:
+        await add(f, url, prio)
+    assert await drain(f) == ["http://a/2", "http://a/4", "http://a/1", "http://a/3"]
+
+
+async def test_priority_across_ready_hosts():
+    f = MemoryFrontier()
+    await add(f, "http://a/1")
+    await add(f, "http://b/1", 10)
+    await add(f, "http://a/2", 20)
+    assert await drain(f) == ["http://a/2", "http://b/1", "http://a/1"]
+
+
+async def test_duplicates_and_force():
+    f = MemoryFrontier()
+    assert await add(f, "http://a/1")
+    assert not await add(f, "http://a/1")
+    req = Request("http://a/1")
+    assert await f.add(req, fingerprint(req), force=True)
+    assert f.queued() == 2
+
+
+async def test_per_host_concurrency_holds_back_only_that_host():
+    f = MemoryFrontier(HostPolicy(concurrency=1))
+    for url in ("http://a/1", "http://a/2", "http://b/1"):
+        await add(f, url)
+    first = await f.pop(0.0)
+    second = await f.pop(0.0)
+    assert (first.url, second.url) == ("http://a/1", "http://b/1")
+    assert await f.pop(0.0) is None  # a is full
+    await f.done(first, 0.0)
+    assert (await f.pop(0.0)).url == "http://a/2"
+
+
+async def test_delay_puts_host_to_sleep_with_wakeup_time():
+    f = MemoryFrontier(HostPolicy(concurrency=4, delay=2.0))
+    for url in ("http://a/1", "http://a/2", "http://b/1"):
+        await add(f, url)
+    assert (await f.pop(10.0)).url == "http://a/1"
+    assert (await f.pop(10.0)).url == "http://b/1"
+    assert await f.pop(10.5) is None
+    assert f.wakeup_at() == 12.0
+    assert await f.pop(11.9) is None
+    assert (await f.pop(12.0)).url == "http://a/2"
+
+
+async def test_hosts_are_forgotten_when_idle():
+    f = MemoryFrontier()
+    await add(f, "http://a/1")
+    await drain(f)
+    assert f._hosts == {}
+    assert f.queued() == f.in_flight() == 0

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+
+from crawler import Request, Response
+
+
+def make(body: bytes, content_type: str = "text/html", url: str = "http://h.test/a/b.html"):
+    return Response(url, 200, {"Content-Type": content_type}, body, Request(url))
+
+
+@pytest.mark.parametrize(("body", "ctype", "expected"), [
+    ("café".encode("latin-1"), "text/html; charset=ISO-8859-1", "café"),
+    ('<meta charset="windows-1251"><p>Привет</p>'.encode("cp1251"), "text/html", "Привет"),
+    ('<meta http-equiv="Content-Type" content="text/html; charset=cp1251">Да'.encode("cp1251"),
+     "text/html", "Да"),
+    ("naïve".encode(), "text/html; charset=bogus-charset", "naïve"),
+    (b"ok \xff\xfe bad", "text/html", "ok \ufffd\ufffd bad"),
+])
+def test_text_decoding_order(body, ctype, expected):
+    assert expected in make(body, ctype).text
+
+
+def test_header_charset_wins_over_meta():
+    body = '<meta charset="utf-8">é'.encode("latin-1")
+    assert make(body, "text/html; charset=latin-1").text.endswith("é")
+
+
+def test_css_is_lazy_and_empty_for_non_html():
+    r = make(b"<a href='x'>x</a>")
+    assert r._parser is None
+    assert [n.attributes["href"] for n in r.css("a")] == ["x"]
+    assert make(b"\x89PNG\0\0", "image/png").css("a") == []
+    assert make(b"", "text/html").css_first("a") is None
+
+
+def test_follow_and_urljoin_with_base_href():
+    r = make(b"<head><base href='/base/'></head><a href='c?d=1#frag'>x</a>")
+    assert r.urljoin("c") == "http://h.test/base/c"
+    req = r.follow(r.css_first("a"), callback=None, priority=3)
+    assert req.url == "http://h.test/base/c?d=1" and req.priority == 3
+
+
+def test_follow_all_and_bad_hrefs_never_raise():
+    r = make(b"<a href='/ok'></a><a href='http://[::1'></a><a>no href</a><a href='mailto:x'>")
+    urls = [req.url for req in r.follow_all(css="a")]
+    assert urls[0] == "http://h.test/ok"
+    assert len(urls) == 4  # the bad ones are dropped and counted at scheduling
+
+
+def test_json():
+    assert make(b'{"a": [1]}', "application/json").json() == {"a": [1]}
+
+
+def test_request_replace_copies_meta():
+    a = Request("http://h.test/", meta={"k": 1})
+    b = a.replace(url="http://h.test/2")
+    b.meta["k"] = 2
+    assert a.meta == {"k": 1} and b.url == "http://h.test/2"

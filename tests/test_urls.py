@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pytest
+from yarl import URL
+
+from crawler import Request
+from crawler.urls import canonical_url, fingerprint, host_allowed, parse_url
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("HTTP://Example.COM:80/a", "http://example.com/a"),
+    ("https://example.com:443", "https://example.com/"),
+    ("http://example.com/%7euser", "http://example.com/~user"),
+    ("http://example.com/a#frag", "http://example.com/a"),
+])
+def test_canonical_equivalents(a, b):
+    assert canonical_url(URL(a)) == canonical_url(URL(b))
+
+
+def test_query_order_is_kept():
+    assert canonical_url(URL("http://e.com/?b=1&a=2")) != canonical_url(URL("http://e.com/?a=2&b=1"))
+
+
+def test_fingerprint_method_and_body():
+    def fp(url: str, method: str = "GET", body: bytes = b"") -> bytes:
+        req = Request(url, method=method, body=body)
+        return fingerprint(req)
+
+    assert fp("http://e.com/a") == fp("HTTP://E.COM:80/a#x")
+    assert fp("http://e.com/a") != fp("http://e.com/a", method="POST")
+    assert fp("http://e.com/a", "POST", b"1") != fp("http://e.com/a", "POST", b"2")
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("mailto:a@b.c", "unsupported_scheme"),
+    ("javascript:void(0)", "unsupported_scheme"),
+    ("http://[::1", "invalid_url"),
+    ("/relative", "invalid_url"),
+    ("http://e.com/" + "x" * 9000, "invalid_url"),
+])
+def test_parse_url_reasons(url, reason):
+    assert parse_url(url) == reason
+
+
+def test_host_allowed_subdomains():
+    allowed = frozenset({"example.com"})
+    assert host_allowed("example.com", allowed)
+    assert host_allowed("docs.example.com", allowed)
+    assert not host_allowed("badexample.com", allowed)
+    assert not host_allowed("example.com.evil.org", allowed)
