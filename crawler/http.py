@@ -179,12 +179,16 @@ class Response:
     def urljoin(self, href: str) -> str:
         """Resolve `href` against the base URL; the fragment is dropped. Never raises: an
         unusable href comes back unchanged, and scheduling drops and counts it."""
+        joined = self._join(href)
+        return str(joined) if isinstance(joined, URL) else joined
+
+    def _join(self, href: str) -> URL | str:
         href = href.strip()
         try:
             joined = self.base_url.join(URL(href))
         except (ValueError, TypeError):
             return href
-        return str(joined.with_fragment(None)) if joined.fragment else str(joined)
+        return joined.with_fragment(None) if joined.raw_fragment else joined
 
     def follow(self, url: str | LexborNode | Request, callback: Callback | None = None,
                **kwargs: Any) -> Request:
@@ -195,7 +199,7 @@ class Response:
             href = url.attributes.get("href") or url.attributes.get("src") or ""
         else:
             href = url
-        return Request(self.urljoin(href), callback=callback, **kwargs)
+        return Request(self._join(href), callback=callback, **kwargs)
 
     def follow_all(self, urls: Iterable[str | LexborNode] | None = None, css: str | None = None,
                    callback: Callback | None = None, **kwargs: Any) -> Iterator[Request]:

@@ -52,7 +52,7 @@ class Scheduler:
 
     def admissible(self, request: Request) -> bool:
         """Parse and check a request's URL, host and depth; count and drop what fails."""
-        parsed = parse_url(request.url)
+        parsed = parse_url(request._yurl if request._yurl is not None else request.url)
         if isinstance(parsed, str):
             if parsed == "invalid_url":
                 self._stats.invalid_url += 1

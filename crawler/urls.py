@@ -18,20 +18,21 @@ FETCHABLE_SCHEMES = frozenset({"http", "https"})
 MAX_URL_LENGTH = 8192
 
 
-def parse_url(url: str) -> URL | str:
+def parse_url(url: str | URL) -> URL | str:
     """Parse an absolute http(s) URL, or say why not: "invalid_url" (unparseable, relative,
-    no host, over 8 KiB) or "unsupported_scheme" (mailto:, javascript:, data:, ftp:, ...)."""
-    if len(url) > MAX_URL_LENGTH:
+    no host, over 8 KiB) or "unsupported_scheme" (mailto:, javascript:, data:, ftp:, ...).
+    An already parsed URL is only checked."""
+    if isinstance(url, str) and len(url) > MAX_URL_LENGTH:
         return "invalid_url"
     try:
-        parsed = URL(url)
+        parsed = url if isinstance(url, URL) else URL(url)
         scheme = parsed.scheme
         host = parsed.host
     except (ValueError, TypeError):
         return "invalid_url"
     if scheme not in FETCHABLE_SCHEMES:
         return "unsupported_scheme" if scheme else "invalid_url"
-    if not host:
+    if not host or len(parsed.raw_path_qs) > MAX_URL_LENGTH:
         return "invalid_url"
     return parsed
 

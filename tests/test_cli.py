@@ -75,7 +75,7 @@ async def test_unknown_spider_exits_2_with_one_line():
     code, out, err = await run_cli("run", "no_such_spider")
     assert code == 2
     assert err.strip().splitlines() == [
-        "crawler: error: unknown spider 'no_such_spider'; available: books"]
+        "crawler: error: unknown spider 'no_such_spider'; available: bench, books"]
 
 
 @pytest.mark.parametrize(("setting", "message"), [
@@ -92,7 +92,7 @@ async def test_bad_setting_exits_2(setting, message):
 
 async def test_list():
     code, out, _ = await run_cli("list")
-    assert code == 0 and out.split() == ["books"]
+    assert code == 0 and out.split() == ["bench", "books"]
 
 
 async def test_run_spider_file_with_args_settings_outputs_and_stats(aiohttp_server, tmp_path):

@@ -1,0 +1,75 @@
+"""The floor: a bare aiohttp + selectolax + asyncio.Queue crawler, no framework.
+
+Fetch, parse title and h1, follow same-host links (a set for dedup), one JSON line per page.
+    python -m benchmarks.floor OUT.jsonl URL [URL...] [--workers 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import aiohttp
+import orjson
+from selectolax.lexbor import LexborHTMLParser
+from yarl import URL
+
+
+async def crawl(starts: list[str], out_path: str, workers: int) -> int:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    seen = set(starts)
+    for url in starts:
+        queue.put_nowait(url)
+    pages = 0
+    with open(out_path, "wb") as out:  # noqa: ASYNC230 - the floor may block; that is the point
+        async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=workers)) as session:
+
+            async def worker() -> None:
+                nonlocal pages
+                while True:
+                    url = await queue.get()
+                    try:
+                        async with session.get(url) as resp:
+                            body = await resp.read()
+                        tree = LexborHTMLParser(body.decode("utf-8", "replace"))
+                        title, h1 = tree.css_first("title"), tree.css_first("h1")
+                        out.write(orjson.dumps({
+                            "url": url, "title": title.text() if title else None,
+                            "h1": h1.text() if h1 else None}) + b"\n")
+                        pages += 1
+                        base = URL(url)
+                        for a in tree.css("a[href]"):
+                            link = base.join(URL(a.attributes["href"] or ""))
+                            if link.host == base.host and link.port == base.port:
+                                s = str(link.with_fragment(None))
+                                if s not in seen:
+                                    seen.add(s)
+                                    queue.put_nowait(s)
+                    except Exception as exc:  # noqa: BLE001
+                        print("error", url, exc)
+                    finally:
+                        queue.task_done()
+
+            tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+            await queue.join()
+            for t in tasks:
+                t.cancel()
+    return pages
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("urls", nargs="+")
+    parser.add_argument("--workers", type=int, default=64)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    pages = asyncio.run(crawl(args.urls, args.out, args.workers))
+    elapsed = time.perf_counter() - started
+    print(orjson.dumps({"pages": pages, "elapsed_seconds": elapsed}).decode())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Serve a generated site on 127.0.0.1 ports: nginx when installed, else aiohttp (slower)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+_NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    keepalive_timeout 60;
+    default_type text/html;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    {servers}
+}}
+"""
+_SERVER = "server {{ listen 127.0.0.1:{port}; root {root}; }}"
+
+
+def free_ports(count: int) -> list[int]:
+    socks = []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
+
+
+@contextlib.contextmanager
+def serve(root: Path, hosts: int = 1) -> Iterator[tuple[str, list[str]]]:
+    """Serve `root` as `hosts` distinct hosts (one port each); yields (server, base URLs)."""
+    ports = free_ports(hosts)
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                      else None)
+    with tempfile.TemporaryDirectory(prefix="crawler-bench-") as tmp:
+        if nginx:
+            servers = "\n    ".join(_SERVER.format(port=p, root=root.resolve()) for p in ports)
+            conf = Path(tmp) / "nginx.conf"
+            conf.write_text(_NGINX_CONF.format(tmp=tmp, servers=servers))
+            cmd = [nginx, "-c", str(conf), "-p", tmp, "-e", f"{tmp}/error.log"]
+            kind = "nginx"
+        else:
+            cmd = [sys.executable, "-m", "benchmarks.static", str(root), *map(str, ports)]
+            kind = "aiohttp (nginx not installed: slower server, lower figures)"
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for p in ports:
+                _wait_listening(p)
+            yield kind, [f"http://127.0.0.1:{p}/" for p in ports]
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

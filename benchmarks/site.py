@@ -1,0 +1,46 @@
+"""A deterministic benchmark site: N static pages of about 4 KB with 15 same-host links each.
+
+Page i links to pages 15*i+1 .. 15*i+15 (mod N), so every page is reachable from page 0 and
+most links late in the crawl point at pages already seen, as on a real site.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+FANOUT = 15
+_FILLER = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
+           "incididunt ut labore et dolore magna aliqua. ")
+
+
+def page(i: int, n: int, size: int = 4096, fanout: int = FANOUT) -> str:
+    links = "".join(f'<li><a href="/p/{(fanout * i + k) % n}.html">page {(fanout * i + k) % n}'
+                    f"</a></li>" for k in range(1, fanout + 1))
+    head = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>Page {i}</title></head>"
+            f"<body><h1>Heading {i}</h1><ul>{links}</ul><p>")
+    tail = "</p></body></html>\n"
+    filler_len = max(0, size - len(head) - len(tail))
+    filler = (_FILLER * (filler_len // len(_FILLER) + 1))[:filler_len]
+    return head + filler + tail
+
+
+def generate(root: Path, n: int, size: int = 4096, fanout: int = FANOUT) -> Path:
+    """Write the site under root/p/ (skipped when it is already there)."""
+    target = root / "p"
+    marker = root / f".complete-{n}-{size}-{fanout}"
+    if marker.exists():
+        return root
+    target.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (target / f"{i}.html").write_text(page(i, n, size, fanout))
+    marker.write_text("ok")
+    return root
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--pages", type=int, default=20_000)
+    args = parser.parse_args()
+    generate(args.root, args.pages)
