@@ -47,7 +47,7 @@ async def crawl(starts: list[str], out_path: str, workers: int) -> int:
                                 if s not in seen:
                                     seen.add(s)
                                     queue.put_nowait(s)
-                    except Exception as exc:  # noqa: BLE001
+                    except Exception as exc:
                         print("error", url, exc)
                     finally:
                         queue.task_done()

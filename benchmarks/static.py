@@ -1,4 +1,7 @@
-"""Fallback static server (aiohttp) for machines without nginx: python -m benchmarks.static ROOT PORT..."""
+"""Fallback static server for machines without nginx.
+
+    python -m benchmarks.static ROOT PORT...
+"""
 
 from __future__ import annotations
 

@@ -111,7 +111,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         async with serving(args.port) as base_url:
             print(f"demo bookshop at {base_url}", file=sys.stderr)
             spider_args = {"base_url": base_url}
-            spider, crawler = _build(spider_cls, args, spider_args, default_overwrite=True)
+            crawler = _build(spider_cls, args, spider_args, default_overwrite=True)
             return await _run_with_signals(crawler)
 
     _configure_logging(_settings(spider_cls, args))
@@ -123,7 +123,7 @@ def _settings(spider_cls: type[Spider], args: argparse.Namespace) -> Settings:
 
 
 def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[str, str],
-           *, default_overwrite: bool) -> tuple[Spider, Crawler]:
+           *, default_overwrite: bool) -> Crawler:
     settings = _settings(spider_cls, args)
     spider_args = {**extra_args, **_pairs(args.arg, "-a")}
     try:
@@ -137,11 +137,11 @@ def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[
     if not outputs:
         outputs.append(make_exporter(Path("output") / f"{spider_cls.name}.jsonl",
                                      overwrite=default_overwrite, fields=settings.feed_fields))
-    return spider, Crawler(spider, settings=settings, outputs=outputs)
+    return Crawler(spider, settings=settings, outputs=outputs)
 
 
 def _crawl(spider_cls: type[Spider], args: argparse.Namespace, extra: dict[str, str]) -> int:
-    spider, crawler = _build(spider_cls, args, extra, default_overwrite=True)
+    crawler = _build(spider_cls, args, extra, default_overwrite=True)
     _configure_logging(crawler.settings)
     return _finish(asyncio.run(_run_with_signals(crawler)), args)
 

@@ -97,8 +97,7 @@ async def serving(port: int = 0) -> AsyncIterator[str]:
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     try:
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        actual = sockets[0].getsockname()[1]
+        actual = runner.addresses[0][1]
         yield f"http://127.0.0.1:{actual}/"
     finally:
         await runner.cleanup()
@@ -106,5 +105,5 @@ async def serving(port: int = 0) -> AsyncIterator[str]:
 
 async def serve_forever(port: int = 0) -> None:
     async with serving(port) as base_url:
-        print(f"demo bookshop at {base_url} (Ctrl-C to stop)", flush=True)  # noqa: T201
+        print(f"demo bookshop at {base_url} (Ctrl-C to stop)", flush=True)
         await asyncio.Event().wait()

@@ -31,15 +31,15 @@ class SettingsError(UsageError):
     """An unknown setting name or a value that does not fit the setting's type."""
 
 
-class DropItem(CrawlerError):  # noqa: N818 - Scrapy's name, kept for familiarity
+class DropItem(CrawlerError):
     """Raised by an item pipeline to discard the item."""
 
 
-class IgnoreRequest(CrawlerError):  # noqa: N818 - Scrapy's name
+class IgnoreRequest(CrawlerError):
     """Raised to drop a request without counting it as a failure."""
 
 
-class CloseSpider(CrawlerError):  # noqa: N818 - Scrapy's name
+class CloseSpider(CrawlerError):
     """Raised from a callback to stop the crawl cleanly with `reason`."""
 
     def __init__(self, reason: str = "cancelled") -> None:

@@ -99,7 +99,8 @@ _HINTS: dict[str, Any] = {
 def _field_type(key: str) -> Any:
     if key not in _HINTS:
         close = difflib.get_close_matches(key, list(_HINTS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known settings: {', '.join(_HINTS)}"
+        known = ", ".join(_HINTS)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known settings: {known}"
         raise SettingsError(f"unknown setting {key!r}{hint}")
     return _HINTS[key]
 

@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.conftest import make_site
-
 ROOT = Path(__file__).resolve().parent.parent
 
 SPIDER = textwrap.dedent('''
@@ -56,12 +54,12 @@ async def _endless_site(aiohttp_server, delay: float = 0.0, hang_every: int = 0)
     return str(server.make_url("/0"))
 
 
-async def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 60) -> tuple[int, str, str]:
+async def run_cli(*args: str, cwd: Path = ROOT, limit: float = 60) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "crawler", *args, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    out, err = await asyncio.wait_for(proc.communicate(), limit)
     return proc.returncode or 0, out.decode(), err.decode()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -409,7 +410,7 @@ async def test_per_host_limit_does_not_cap_other_hosts(aiohttp_server, tmp_path)
 
 def _gaps(app: web.Application) -> list[float]:
     times = sorted(t for _, t in app[HITS])
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 async def test_download_delay_spacing_with_control(aiohttp_server, tmp_path):

@@ -7,7 +7,8 @@ from crawler import Settings, SettingsError
 
 def test_defaults():
     s = Settings()
-    assert (s.concurrency, s.per_host_concurrency, s.download_delay, s.timeout) == (16, 8, 0.0, 30.0)
+    assert (s.concurrency, s.per_host_concurrency) == (16, 8)
+    assert (s.download_delay, s.timeout) == (0.0, 30.0)
     assert s.max_depth is s.max_pages is s.max_items is s.max_duration is None
     assert s.user_agent.startswith("crawler/")
 
