@@ -33,6 +33,8 @@ from crawler.frontier import Frontier, MemoryFrontier
 from crawler.http import Failure, Request, Response
 from crawler.pipelines import call_hook, load_pipelines, process
 from crawler.ratelimit import HostPolicy
+from crawler.retry import RetryPolicy
+from crawler.robots import RobotsCache
 from crawler.scheduler import Scheduler
 from crawler.settings import Settings
 from crawler.spider import Spider
@@ -42,6 +44,8 @@ from crawler.urls import fingerprint as default_fingerprint
 logger = logging.getLogger(__name__)
 
 _FLUSH_INTERVAL = 1.0  # seconds between forced output flushes
+_LARGE_BODY = 1 << 20  # HTML bodies above this are parsed in a thread
+_YIELD_EVERY = 256  # callback outputs handled before letting other tasks run
 _SEED_BATCH = 256  # start requests queued before yielding to the workers
 
 
@@ -90,9 +94,15 @@ class Crawler:
         self.state = CrawlState.NEW
         self._outputs = list(outputs)
         s = self.settings
-        self._frontier = frontier or MemoryFrontier(
-            HostPolicy(concurrency=s.per_host_concurrency, delay=s.download_delay)
-        )
+        self._frontier = frontier or MemoryFrontier(HostPolicy(
+            concurrency=s.per_host_concurrency,
+            delay=s.download_delay,
+            randomize=s.randomize_download_delay,
+            autothrottle=s.autothrottle,
+            target_concurrency=s.autothrottle_target_concurrency,
+            max_delay=s.autothrottle_max_delay,
+        ))
+        self._retry = RetryPolicy.from_settings(s)
         self._downloader = downloader
         self.scheduler = Scheduler(
             self._frontier,
@@ -107,6 +117,8 @@ class Crawler:
             self.scheduler.can_dispatch = (
                 lambda: self.stats.pages + frontier_.in_flight() < max_pages
             )
+        self.scheduler.on_settled = self._check_done
+        self.scheduler.on_unreachable = self._robots_unreachable
         self._pipelines: list[Any] = []
         self._handled = frozenset(spider.handle_httpstatus_list)
         self._busy = 0
@@ -131,6 +143,11 @@ class Crawler:
                 if self._downloader is None:
                     self._downloader = await stack.enter_async_context(
                         HttpDownloader(self.settings))
+                if self.settings.obey_robots:
+                    s = self.settings
+                    self.scheduler.robots = RobotsCache(
+                        self._downloader.fetch, user_agent=s.user_agent, retries=s.retries,
+                        backoff_base=s.retry_backoff_base, backoff_max=s.retry_backoff_max)
                 await self._frontier.open()
                 stack.push_async_callback(self._frontier.close)
                 self._pipelines = load_pipelines(self.settings.item_pipelines)
@@ -177,6 +194,8 @@ class Crawler:
                   for i in range(s.concurrency)]
         tasks.append(asyncio.create_task(self._seed(), name="seeder"))
         tasks.append(asyncio.create_task(self._flush_periodically(), name="flusher"))
+        if s.log_interval:
+            tasks.append(asyncio.create_task(self._log_progress(s.log_interval), name="progress"))
         timer = loop.call_later(s.max_duration, self.stop, "max_duration") \
             if s.max_duration is not None else None
         try:
@@ -245,19 +264,33 @@ class Crawler:
 
     async def _process(self, request: Request) -> None:
         assert self._downloader is not None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             response = await self._downloader.fetch(request)
         except RequestFailed as exc:
-            await self.scheduler.done(request)
-            await self._fail(request, exc)
+            latency = loop.time() - started
+            self.stats.record_host(request.yurl, latency)
+            await self.scheduler.done(request, latency=latency)
+            await self._retry_or_fail(request, exc)
             return
+        latency = loop.time() - started
+        status = response.status
         self.stats.pages += 1  # before done(): max_pages counts pages + in flight
-        self.stats.status_counts[response.status] += 1
-        await self.scheduler.done(request)
+        self.stats.status_counts[status] += 1
+        self.stats.record_host(request.yurl, latency)
+        await self.scheduler.done(request, latency=latency, status=status)
+        pause = self._retry.host_pause(response)
+        if pause:
+            await self.scheduler.pause_host(request, pause)
         if self.settings.max_pages is not None and self.stats.pages >= self.settings.max_pages:
             self.stop("max_pages")
-        status = response.status
+        if self._retry.retryable("", status) and not request.meta.get("dont_retry") \
+                and await self._retried(request, response):
+            return
         if 200 <= status < 300 or self._handles(request, status):
+            if len(response.body) > _LARGE_BODY and response.is_html:
+                await asyncio.to_thread(response.parse)  # Lexbor parses without the GIL
             callback = request.callback or self.spider.parse
             await self._run_callback(callback, response, request.cb_kwargs, request)
         elif 300 <= status < 400 and "Location" in response.headers \
@@ -265,6 +298,26 @@ class Crawler:
             await self._redirect(request, response)
         else:
             await self._fail(request, HttpError(response), response)
+
+    async def _robots_unreachable(self, request: Request, kind: str) -> None:
+        await self._fail(request, DownloadError(
+            kind, f"robots.txt of {request.yurl.origin()} unreachable ({kind})", request))
+
+    async def _retry_or_fail(self, request: Request, exc: RequestFailed) -> None:
+        if not (self._retry.retryable(exc.kind) and await self._retried(request, None)):
+            await self._fail(request, exc)
+
+    async def _retried(self, request: Request, response: Response | None) -> bool:
+        """Queue another try of `request` after its backoff; False when tries are used up."""
+        wait = self._retry.delay(request, response)
+        if wait is None or self.state is not CrawlState.RUNNING:
+            return False
+        attempt = request.meta.get("retry_times", 0) + 1
+        retry = request.replace(meta={**request.meta, "retry_times": attempt})
+        self.stats.retries += 1
+        logger.debug("retrying %s (try %d) in %.2fs", request.url, attempt + 1, wait)
+        await self.scheduler.retry(retry, asyncio.get_running_loop().time() + wait)
+        return True
 
     def _handles(self, request: Request, status: int) -> bool:
         meta = request.meta
@@ -315,9 +368,13 @@ class Crawler:
     async def _run_callback(self, callback: Callable[..., Any], arg: Response | Failure,
                             kwargs: dict[str, Any], request: Request) -> None:
         depth = request.depth + 1
+        count = 0
         try:
             async for obj in _iterate(callback(arg, **kwargs)):
                 await self._handle_output(obj, depth)
+                count += 1
+                if count % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # a page with 100k links must not stall the loop
         except asyncio.CancelledError:
             raise
         except CloseSpider as exc:
@@ -370,6 +427,20 @@ class Crawler:
             await asyncio.sleep(_FLUSH_INTERVAL)
             for output in self._outputs:
                 await output.flush()
+
+
+    async def _log_progress(self, interval: float) -> None:
+        stats, loop = self.stats, asyncio.get_running_loop()
+        last_pages, last_time = 0, loop.time()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            rate = (stats.pages - last_pages) / (now - last_time)
+            last_pages, last_time = stats.pages, now
+            logger.info(
+                "%d pages (%.1f/s), %d items, %d in flight, %d queued, %d failed, %d retries",
+                stats.pages, rate, stats.items, self._frontier.in_flight(),
+                self.scheduler.queued(), stats.requests_failed, stats.retries)
 
 
 async def _iterate(result: Any) -> AsyncIterator[Any]:

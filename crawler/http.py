@@ -147,6 +147,11 @@ class Response:
         ctype = self.content_type
         return not ctype.startswith(_NON_HTML_PREFIXES)
 
+    def parse(self) -> None:
+        """Decode and parse now rather than on the first css() call (the engine does this
+        in a thread for large pages)."""
+        self._html()
+
     def _html(self) -> LexborHTMLParser | None:
         if self._parser is None and self.is_html and self.body:
             self._parser = LexborHTMLParser(self.text)

@@ -1,12 +1,18 @@
 """Per-host politeness: how many requests may be in flight and how far apart they start.
 
-A `HostSlot` is the state of one host (scheme + host + port). It never sleeps: callers ask
-`ready(now)` and `ready_at()` and schedule accordingly, so no worker waits on a slow host.
+A `HostSlot` is the state of one host (scheme + host + port). It never sleeps: the frontier
+asks `ready(now)` and reads `next_start`, so no worker waits on a held-back host. The delay
+between starts is the largest of `download_delay`, the host's robots.txt Crawl-delay and,
+with autothrottle, a delay adapted to the host's latency; Retry-After and 429/503 answers
+push `next_start` further out.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
+
+BACKOFF_STATUSES = frozenset({429, 503})
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,29 +21,59 @@ class HostPolicy:
 
     concurrency: int = 8  # requests in flight per host
     delay: float = 0.0  # seconds between the starts of two requests to a host
+    randomize: bool = False  # each gap is delay x uniform(0.5, 1.5)
+    autothrottle: bool = False  # adapt the delay to the host's latency
+    target_concurrency: float = 1.0  # autothrottle: requests the host should be serving
+    max_delay: float = 60.0  # autothrottle and Crawl-delay never exceed this
 
 
 class HostSlot:
-    """In-flight count and last start time of one host."""
+    """In-flight count, current delay and next allowed start of one host."""
 
-    __slots__ = ("active", "delay", "next_start")
+    __slots__ = ("active", "crawl_delay", "delay", "next_start")
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, policy: HostPolicy) -> None:
         self.active = 0
-        self.delay = delay
+        self.delay = policy.delay  # current base delay (autothrottle moves it)
+        self.crawl_delay = 0.0  # from robots.txt; a floor even for randomised gaps
         self.next_start = 0.0  # loop time before which no request to this host may start
 
     def ready(self, now: float, policy: HostPolicy) -> bool:
         return self.active < policy.concurrency and now >= self.next_start
 
-    def start(self, now: float) -> None:
+    def start(self, now: float, policy: HostPolicy) -> None:
         self.active += 1
-        if self.delay:
-            self.next_start = now + self.delay
+        gap = self.delay
+        if gap and policy.randomize:
+            gap *= random.uniform(0.5, 1.5)
+        gap = max(gap, self.crawl_delay)
+        if gap:
+            self.next_start = max(self.next_start, now + gap)
 
-    def finish(self) -> None:
+    def finish(self, now: float, policy: HostPolicy, latency: float | None,
+               status: int | None) -> None:
+        """A request is over; with autothrottle, move the delay toward latency/target."""
         self.active -= 1
+        if not policy.autothrottle or latency is None:
+            return
+        floor = max(policy.delay, self.crawl_delay)
+        if status in BACKOFF_STATUSES:
+            self.delay = min(policy.max_delay, max(self.delay * 2, latency, 1.0, floor))
+            return
+        target = latency / policy.target_concurrency
+        new = (self.delay + target) / 2
+        if status is not None and not 200 <= status < 300 and new < self.delay:
+            return  # error pages are fast; they must not speed us up
+        self.delay = min(policy.max_delay, max(floor, new))
+
+    def pause_until(self, when: float) -> None:
+        """No new request before `when` (Retry-After)."""
+        self.next_start = max(self.next_start, when)
+
+    def set_crawl_delay(self, delay: float, policy: HostPolicy) -> None:
+        self.crawl_delay = min(delay, policy.max_delay)
+        self.delay = max(self.delay, self.crawl_delay)
 
     def idle(self, now: float) -> bool:
         """Nothing in flight and no delay pending: the slot can be forgotten."""
-        return self.active == 0 and now >= self.next_start
+        return self.active == 0 and now >= self.next_start and not self.crawl_delay

@@ -1,7 +1,9 @@
 """Admission and dispatch: which requests enter the frontier, and when workers get them.
 
 `enqueue` drops (and counts) what must never be fetched: bad URLs, other schemes, off-site
-hosts, requests past `max_depth`, duplicates. The dispatcher task moves requests whose host
+hosts, requests past `max_depth`, paths robots.txt disallows, duplicates. A request to a host
+whose robots.txt is not known yet waits beside the frontier while it is fetched, so no worker
+waits for it. The dispatcher task moves requests whose host
 is ready from the frontier to an asyncio.Queue, never more than there are idle workers, so
 the choice of what to fetch next is made at the last moment and no worker waits on a host
 that is held back while another host has work.
@@ -10,12 +12,16 @@ that is held back while another host has work.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 
 from crawler.frontier import Frontier
 from crawler.http import Request
+from crawler.robots import RobotsCache
 from crawler.stats import Stats
-from crawler.urls import host_allowed, parse_url
+from crawler.urls import host_allowed, host_key, parse_url
+
+logger = logging.getLogger(__name__)
 
 
 class Scheduler:
@@ -49,6 +55,13 @@ class Scheduler:
         self._timer_at: float | None = None
         self.paused = False  # set when the crawl stops taking new requests
         self.can_dispatch: Callable[[], bool] = lambda: True
+        self.on_settled: Callable[[], None] = lambda: None  # called when robots work ends
+        # a request to a host whose robots.txt is unreachable fails with that kind
+        self.on_unreachable: Callable[[Request, str], Awaitable[None]] = _ignore
+        self.robots: RobotsCache | None = None
+        self._awaiting_robots: dict[str, list[Request]] = {}
+        self._awaiting_count = 0
+        self._robots_tasks: set[asyncio.Task[None]] = set()
 
     def admissible(self, request: Request) -> bool:
         """Parse and check a request's URL, host and depth; count and drop what fails."""
@@ -69,9 +82,30 @@ class Scheduler:
         return True
 
     async def enqueue(self, request: Request) -> bool:
-        """Queue `request` unless it is inadmissible or a duplicate; True when queued."""
+        """Queue `request` unless it is inadmissible, disallowed or a duplicate; True when
+        queued (or waiting for its host's robots.txt)."""
         if not self.admissible(request):
             return False
+        robots = self.robots
+        if robots is not None:
+            verdict = robots.verdict(request.yurl)
+            if verdict is None:
+                self._await_robots(request)
+                return True
+            if not verdict:
+                await self._disallowed(request)
+                return False
+        return await self._add(request)
+
+    async def _disallowed(self, request: Request) -> None:
+        assert self.robots is not None
+        reason = self.robots.unreachable(request.yurl)
+        if reason is None:
+            self._stats.robots_disallowed += 1
+        else:
+            await self.on_unreachable(request, reason)
+
+    async def _add(self, request: Request) -> bool:
         fp = self._fingerprint(request)
         if not await self.frontier.add(request, fp, force=request.dont_filter):
             self._stats.duplicates_filtered += 1
@@ -79,6 +113,41 @@ class Scheduler:
         self._stats.requests_scheduled += 1
         self._wakeup.set()
         return True
+
+    async def retry(self, request: Request, not_before: float) -> None:
+        """Queue a retry of `request` that must not start before loop time `not_before`."""
+        await self.frontier.retry(request, not_before)
+        self._wakeup.set()
+
+    def _await_robots(self, request: Request) -> None:
+        host = host_key(request.yurl)
+        waiting = self._awaiting_robots.get(host)
+        self._awaiting_count += 1
+        if waiting is not None:
+            waiting.append(request)
+            return
+        self._awaiting_robots[host] = [request]
+        task = asyncio.create_task(self._load_robots(host, request), name=f"robots {host}")
+        self._robots_tasks.add(task)
+        task.add_done_callback(self._robots_tasks.discard)
+
+    async def _load_robots(self, host: str, first: Request) -> None:
+        assert self.robots is not None
+        try:
+            await self.robots.load(first.yurl)
+            delay = self.robots.crawl_delay(first.yurl)
+            if delay:
+                await self.frontier.set_crawl_delay(host, delay)
+        except Exception:  # never lose the waiting requests to a bug or a parser crash
+            logger.exception("loading robots.txt for %s failed", host)
+        waiting = self._awaiting_robots.pop(host)
+        self._awaiting_count -= len(waiting)
+        for request in waiting:
+            if self.robots.verdict(request.yurl) is False:
+                await self._disallowed(request)
+            elif not self.paused:
+                await self._add(request)
+        self.on_settled()
 
     async def get(self) -> Request:
         """Wait for the next request to fetch (called by idle workers)."""
@@ -89,14 +158,24 @@ class Scheduler:
         finally:
             self._idle_workers -= 1
 
-    async def done(self, request: Request) -> None:
+    async def done(self, request: Request, *, latency: float | None = None,
+                   status: int | None = None) -> None:
         """The fetch of `request` is over; its host may take another."""
-        await self.frontier.done(request, asyncio.get_running_loop().time())
+        await self.frontier.done(request, asyncio.get_running_loop().time(),
+                                 latency=latency, status=status)
         self._wakeup.set()
 
+    async def pause_host(self, request: Request, seconds: float) -> None:
+        """Start nothing more on `request`'s host for `seconds` (Retry-After)."""
+        until = asyncio.get_running_loop().time() + seconds
+        await self.frontier.pause_host(host_key(request.yurl), until)
+
     def pending(self) -> int:
-        """Requests queued or in flight (dispatched but not done)."""
-        return self.frontier.queued() + self.frontier.in_flight()
+        """Requests queued, in flight, or waiting for robots.txt."""
+        return self.frontier.queued() + self.frontier.in_flight() + self._awaiting_count
+
+    def queued(self) -> int:
+        return self.frontier.queued() + self._awaiting_count
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -133,3 +212,9 @@ class Scheduler:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._timer_at = None
+        for task in self._robots_tasks:
+            task.cancel()
+
+
+async def _ignore(request: Request, reason: str) -> None:
+    return None

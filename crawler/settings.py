@@ -43,15 +43,27 @@ class Settings:
     item_pipelines: tuple[Any, ...] = ()
     feed_fields: tuple[str, ...] | None = None
     log_level: str = "INFO"
-    # not a crawl knob: how long graceful shutdown waits for in-flight requests
+    log_interval: float = 10.0
     shutdown_timeout: float | None = None
+    # politeness
+    obey_robots: bool = True
+    randomize_download_delay: bool = True
+    autothrottle: bool = False
+    autothrottle_target_concurrency: float = 1.0
+    autothrottle_max_delay: float = 60.0
+    # retries
+    retries: int = 3
+    retry_http_codes: tuple[int, ...] = (408, 429, 500, 502, 503, 504, 522, 524)
+    retry_backoff_base: float = 1.0
+    retry_backoff_max: float = 60.0
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "per_host_concurrency", "max_response_size"):
             _check(name, getattr(self, name) >= 1, "must be >= 1")
-        for name in ("download_delay", "max_redirects"):
+        for name in ("download_delay", "max_redirects", "retries", "log_interval",
+                     "retry_backoff_base", "retry_backoff_max", "autothrottle_max_delay"):
             _check(name, getattr(self, name) >= 0, "must be >= 0")
-        for name in ("timeout", "connect_timeout"):
+        for name in ("timeout", "connect_timeout", "autothrottle_target_concurrency"):
             _check(name, getattr(self, name) > 0, "must be > 0")
         for name in ("max_depth", "max_pages", "max_items", "max_duration", "shutdown_timeout"):
             value = getattr(self, name)
@@ -124,9 +136,12 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
     if key == "item_pipelines":
         return _pipelines(value)
     if typing.get_origin(base) is tuple:
-        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        kind = typing.get_args(base)[0]
+        if isinstance(value, list | tuple | set | frozenset) and all(
+                isinstance(v, kind) and not isinstance(v, bool) for v in value):
             return tuple(value)
-        raise SettingsError(f"setting {key!r} expects a list of strings, got {value!r}")
+        raise SettingsError(
+            f"setting {key!r} expects a list of {kind.__name__}s, got {value!r}")
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     # bool is an int subclass: True must not pass as a concurrency of 1
@@ -157,10 +172,13 @@ def _parse(key: str, hint: Any, text: str) -> Any:
         if key == "item_pipelines":
             return _pipelines([p for p in stripped.split(",") if p])
         if typing.get_origin(base) is tuple:
-            return tuple(p.strip() for p in stripped.split(",") if p.strip())
+            kind = typing.get_args(base)[0]
+            return tuple(kind(p.strip()) for p in stripped.split(",") if p.strip())
         return text
     except ValueError:
         name = getattr(base, "__name__", str(base))
+        if typing.get_origin(base) is tuple:
+            name = f"comma-separated {typing.get_args(base)[0].__name__}s"
         raise SettingsError(f"setting {key!r} expects {name}, got {text!r}") from None
 
 

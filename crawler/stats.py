@@ -6,6 +6,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from yarl import URL
+
+from crawler.urls import host_key
+
+_HOSTS_REPORTED = 100  # the busiest hosts listed in the stats
+
 
 @dataclass(slots=True)
 class Stats:
@@ -22,10 +28,22 @@ class Stats:
     unsupported_scheme: int = 0  # mailto:, javascript:, ftp:, ...
     depth_limited: int = 0
     redirects: int = 0
+    retries: int = 0
+    robots_disallowed: int = 0
     status_counts: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     elapsed_seconds: float = 0.0
     finish_reason: str = ""
+    hosts: dict[str, list[float]] = field(default_factory=dict)  # host -> [requests, latency]
+
+    def record_host(self, url: URL, latency: float) -> None:
+        key = host_key(url)
+        entry = self.hosts.get(key)
+        if entry is None:
+            self.hosts[key] = [1, latency]
+        else:
+            entry[0] += 1
+            entry[1] += latency
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +58,8 @@ class Stats:
             "unsupported_scheme": self.unsupported_scheme,
             "depth_limited": self.depth_limited,
             "redirects": self.redirects,
+            "retries": self.retries,
+            "robots_disallowed": self.robots_disallowed,
             "status_counts": {str(k): v for k, v in sorted(self.status_counts.items())},
             "errors": dict(sorted(self.errors.items())),
             "elapsed_seconds": round(self.elapsed_seconds, 3),
@@ -47,4 +67,9 @@ class Stats:
             if self.elapsed_seconds
             else 0.0,
             "finish_reason": self.finish_reason,
+            "hosts": {
+                host: {"requests": int(n), "mean_latency": round(total / n, 4)}
+                for host, (n, total) in sorted(
+                    self.hosts.items(), key=lambda kv: -kv[1][0])[:_HOSTS_REPORTED]
+            },
         }

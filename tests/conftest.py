@@ -23,11 +23,14 @@ HITS = web.AppKey("hits", list)  # (path, arrival monotonic time) per request
 
 def make_site(pages: dict[str, str | Callable[[web.Request], Awaitable[web.StreamResponse]]],
               ) -> web.Application:
-    """An app that serves `pages` by path and records every arrival in app[HITS]."""
+    """An app that serves `pages` by path and records every arrival in app[HITS]
+    (robots.txt only when `pages` defines one)."""
     app = web.Application()
     app[HITS] = []
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        if request.path == "/robots.txt" and "/robots.txt" not in pages:
+            raise web.HTTPNotFound()  # allow all, and keep HITS to the pages under test
         request.app[HITS].append((request.path_qs, time.monotonic()))
         page = pages.get(request.path_qs, pages.get(request.path))
         if page is None:

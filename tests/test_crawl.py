@@ -272,8 +272,8 @@ async def test_dead_host_fails_cleanly(tmp_path):
         name = "dead"
         start_urls = ["http://127.0.0.1:1/"]
 
-    stats, _ = await crawl(Dead(), tmp_path)
-    assert stats.errors == {"connection": 1}
+    stats, _ = await crawl(Dead(), tmp_path, retry_backoff_base=0.01)
+    assert stats.errors == {"connection": 1}  # robots.txt, then the page: refused
     assert stats.finish_reason == "finished"
 
 
@@ -422,8 +422,17 @@ async def test_download_delay_spacing_with_control(aiohttp_server, tmp_path):
     spaced = make_site({f"/{i}": links() for i in range(6)})
     server2 = await aiohttp_server(spaced)
     await crawl(ManySpider([str(server2.make_url("/"))], n=6), tmp_path, download_delay=0.2,
-                per_host_concurrency=8)
+                per_host_concurrency=8, randomize_download_delay=False)
     assert min(_gaps(spaced)) >= 0.19
+
+
+async def test_randomized_delay_stays_within_half_and_one_and_a_half(aiohttp_server, tmp_path):
+    site = make_site({f"/{i}": links() for i in range(12)})
+    server = await aiohttp_server(site)
+    await crawl(ManySpider([str(server.make_url("/"))], n=12), tmp_path, download_delay=0.1)
+    gaps = _gaps(site)
+    assert min(gaps) >= 0.049
+    assert max(gaps) - min(gaps) > 0.01  # not a fixed delay
 
 
 async def test_delayed_or_slow_host_does_not_slow_another(aiohttp_server, tmp_path):

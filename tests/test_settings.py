@@ -44,7 +44,7 @@ def test_bad_command_line_values_name_the_key(key, value, message):
     ({"concurrency": True}, "expects int"),
     ({"timeout": "soon"}, "expects float"),
     ({"nope": 1}, "unknown setting 'nope'"),
-    ({"feed_fields": [1, 2]}, "list of strings"),
+    ({"feed_fields": [1, 2]}, "list of strs"),
 ])
 def test_bad_custom_settings(overrides, message):
     with pytest.raises(SettingsError, match=message):

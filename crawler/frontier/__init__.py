@@ -25,11 +25,22 @@ class Frontier(Protocol):
         """Record `fingerprint` and queue `request`; False when it was seen before, unless
         `force` (a request with dont_filter=True) queues it anyway."""
 
+    async def retry(self, request: Request, not_before: float) -> None:
+        """Queue `request` again (no duplicate check), not to start before `not_before`."""
+
     async def pop(self, now: float) -> Request | None:
         """The best request whose host may start one now, marking it started; else None."""
 
-    async def done(self, request: Request, now: float) -> None:
-        """The request's fetch is over: free its host's slot."""
+    async def done(self, request: Request, now: float, *, latency: float | None = None,
+                   status: int | None = None) -> None:
+        """The request's fetch is over: free its host's slot; latency and status feed
+        autothrottle (status None: no response)."""
+
+    async def pause_host(self, host: str, until: float) -> None:
+        """Start nothing on `host` (a `host_key`) before loop time `until` (Retry-After)."""
+
+    async def set_crawl_delay(self, host: str, delay: float) -> None:
+        """The host's robots.txt Crawl-delay: a floor for the gap between its starts."""
 
     def wakeup_at(self) -> float | None:
         """Loop time at which a host now held back by its delay becomes ready, if any."""

@@ -60,6 +60,7 @@ class MemoryFrontier:
         self._hosts: dict[str, _HostQueue] = {}
         self._ready: list[tuple[_Key, str]] = []  # may hold stale entries; checked on pop
         self._sleeping: list[tuple[float, str]] = []
+        self._delayed: list[tuple[float, int, Request]] = []  # retries waiting out a backoff
         self._seq = itertools.count()
         self._queued = 0
         self._in_flight = 0
@@ -77,10 +78,22 @@ class MemoryFrontier:
                 return False
         else:
             seen.add(fingerprint)
-        host = host_key(request.yurl)
+        self._push(request)
+        return True
+
+    async def retry(self, request: Request, not_before: float) -> None:
+        heapq.heappush(self._delayed, (not_before, next(self._seq), request))
+        self._queued += 1
+
+    def _queue(self, host: str) -> _HostQueue:
         queue = self._hosts.get(host)
         if queue is None:
-            queue = self._hosts[host] = _HostQueue(HostSlot(self.policy.delay))
+            queue = self._hosts[host] = _HostQueue(HostSlot(self.policy))
+        return queue
+
+    def _push(self, request: Request) -> None:
+        host = host_key(request.yurl)
+        queue = self._queue(host)
         seq = next(self._seq)
         before = queue.head() if queue.count else None
         queue.push(seq, request)
@@ -90,7 +103,6 @@ class MemoryFrontier:
         # back by its delay is moved to _sleeping by pop(); a full one returns through done()
         if key != before and queue.slot.active < self.policy.concurrency:
             heapq.heappush(self._ready, (key, host))
-        return True
 
     async def pop(self, now: float) -> Request | None:
         self._wake(now)
@@ -106,25 +118,33 @@ class MemoryFrontier:
                     heapq.heappush(self._sleeping, (slot.next_start, host))
                 continue  # re-enters through _wake or done()
             request = queue.pop()
-            slot.start(now)
+            slot.start(now, self.policy)
             self._queued -= 1
             self._in_flight += 1
             self._reschedule(host, queue, now)
             return request
         return None
 
-    async def done(self, request: Request, now: float) -> None:
+    async def done(self, request: Request, now: float, *, latency: float | None = None,
+                   status: int | None = None) -> None:
         host = host_key(request.yurl)
         queue = self._hosts[host]
-        queue.slot.finish()
+        queue.slot.finish(now, self.policy, latency, status)
         self._in_flight -= 1
         if queue.slot.active == self.policy.concurrency - 1:
             self._reschedule(host, queue, now)
         elif not queue.count and queue.slot.idle(now):
             del self._hosts[host]
 
+    async def pause_host(self, host: str, until: float) -> None:
+        self._queue(host).slot.pause_until(until)
+
+    async def set_crawl_delay(self, host: str, delay: float) -> None:
+        self._queue(host).slot.set_crawl_delay(delay, self.policy)
+
     def wakeup_at(self) -> float | None:
-        return self._sleeping[0][0] if self._sleeping else None
+        times = [heap[0][0] for heap in (self._sleeping, self._delayed) if heap]
+        return min(times) if times else None
 
     def queued(self) -> int:
         return self._queued
@@ -148,6 +168,10 @@ class MemoryFrontier:
             heapq.heappush(self._sleeping, (slot.next_start, host))
 
     def _wake(self, now: float) -> None:
+        delayed = self._delayed
+        while delayed and delayed[0][0] <= now:
+            self._queued -= 1  # _push counts it again
+            self._push(heapq.heappop(delayed)[2])
         sleeping = self._sleeping
         while sleeping and sleeping[0][0] <= now:
             _, host = heapq.heappop(sleeping)

@@ -1,0 +1,71 @@
+"""When to try a request again, and how long to wait first.
+
+Retries go back through the frontier with a not-before time, so a backoff never holds a
+worker. Waits are exponential with full jitter; a Retry-After header on 429/503 is honoured
+(up to `retry_backoff_max`) and also pauses the whole host.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass
+
+from crawler.http import Request, Response
+from crawler.ratelimit import BACKOFF_STATUSES
+from crawler.robots import backoff
+from crawler.settings import Settings
+
+RETRYABLE_KINDS = frozenset({"timeout", "connection", "dns", "payload"})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Usage: `delay = RetryPolicy.from_settings(settings).delay(request, "timeout")`."""
+
+    retries: int = 3
+    http_codes: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504, 522, 524})
+    base: float = 1.0
+    cap: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(settings.retries, frozenset(settings.retry_http_codes),
+                   settings.retry_backoff_base, settings.retry_backoff_max)
+
+    def retryable(self, kind: str, status: int | None = None) -> bool:
+        if status is not None:
+            return status in self.http_codes
+        return kind in RETRYABLE_KINDS
+
+    def delay(self, request: Request, response: Response | None = None) -> float | None:
+        """Seconds to wait before the next try, or None when the tries are used up."""
+        attempt = int(request.meta.get("retry_times", 0))
+        if attempt >= self.retries or request.meta.get("dont_retry"):
+            return None
+        wait = backoff(attempt, self.base, self.cap)
+        pause = self.host_pause(response)
+        return max(wait, pause or 0.0)
+
+    def host_pause(self, response: Response | None) -> float | None:
+        """Seconds the response's Retry-After asks the whole host to wait, capped."""
+        if response is None or response.status not in BACKOFF_STATUSES:
+            return None
+        seconds = retry_after(response.headers.get("Retry-After"))
+        return None if seconds is None else min(seconds, self.cap)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Parse Retry-After: delta-seconds or an HTTP date; None when absent or invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
