@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 _FLUSH_INTERVAL = 1.0  # seconds between forced output flushes
 _LARGE_BODY = 1 << 20  # HTML bodies above this are parsed in a thread
+_TICK = 0.05  # seconds between event-loop stall probes
 _YIELD_EVERY = 256  # callback outputs handled before letting other tasks run
 _SEED_BATCH = 256  # start requests queued before yielding to the workers
 
@@ -194,6 +195,7 @@ class Crawler:
                   for i in range(s.concurrency)]
         tasks.append(asyncio.create_task(self._seed(), name="seeder"))
         tasks.append(asyncio.create_task(self._flush_periodically(), name="flusher"))
+        tasks.append(asyncio.create_task(self._watch_loop(), name="loop-watch"))
         if s.log_interval:
             tasks.append(asyncio.create_task(self._log_progress(s.log_interval), name="progress"))
         timer = loop.call_later(s.max_duration, self.stop, "max_duration") \
@@ -428,6 +430,14 @@ class Crawler:
             for output in self._outputs:
                 await output.flush()
 
+
+    async def _watch_loop(self) -> None:
+        """Measure how late a short sleep wakes up: the longest event-loop stall."""
+        loop, stats = asyncio.get_running_loop(), self.stats
+        while True:
+            before = loop.time()
+            await asyncio.sleep(_TICK)
+            stats.max_loop_stall = max(stats.max_loop_stall, loop.time() - before - _TICK)
 
     async def _log_progress(self, interval: float) -> None:
         stats, loop = self.stats, asyncio.get_running_loop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import resource
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +35,7 @@ class Stats:
     status_counts: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     elapsed_seconds: float = 0.0
+    max_loop_stall: float = 0.0  # longest time the event loop was unresponsive
     finish_reason: str = ""
     hosts: dict[str, list[float]] = field(default_factory=dict)  # host -> [requests, latency]
 
@@ -63,6 +66,8 @@ class Stats:
             "status_counts": {str(k): v for k, v in sorted(self.status_counts.items())},
             "errors": dict(sorted(self.errors.items())),
             "elapsed_seconds": round(self.elapsed_seconds, 3),
+            "max_loop_stall_seconds": round(self.max_loop_stall, 4),
+            "peak_rss_mb": _peak_rss_mb(),
             "pages_per_second": round(self.pages / self.elapsed_seconds, 1)
             if self.elapsed_seconds
             else 0.0,
@@ -73,3 +78,9 @@ class Stats:
                     self.hosts.items(), key=lambda kv: -kv[1][0])[:_HOSTS_REPORTED]
             },
         }
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
