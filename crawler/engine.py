@@ -101,6 +101,7 @@ class Crawler:
             randomize=s.randomize_download_delay,
             autothrottle=s.autothrottle,
             target_concurrency=s.autothrottle_target_concurrency,
+            start_delay=s.autothrottle_start_delay,
             max_delay=s.autothrottle_max_delay,
         ))
         self._retry = RetryPolicy.from_settings(s)

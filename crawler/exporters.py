@@ -7,6 +7,7 @@ valid: a .json array is closed after every batch and reopened by the next.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import dataclasses
 import io
@@ -53,6 +54,7 @@ class Exporter:
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._file: Any = None
+        self._lock = asyncio.Lock()  # one write at a time, in the order batches were cut
 
     async def open(self) -> None:
         await aiofiles.os.makedirs(self.path.parent, exist_ok=True)
@@ -71,10 +73,16 @@ class Exporter:
         raise NotImplementedError
 
     async def flush(self) -> None:
+        """Write what is buffered. A cancelled caller does not cancel the write: the batch
+        has left the buffer, so it must reach the file."""
         if not self._buffer or self._file is None:
             return
         batch, self._buffer, self._buffered = self._buffer, [], 0
-        await self._write(batch)
+        await asyncio.shield(self._write_in_turn(batch))
+
+    async def _write_in_turn(self, batch: list[bytes]) -> None:
+        async with self._lock:
+            await self._write(batch)
 
     async def _write(self, batch: list[bytes]) -> None:
         await self._file.write(b"".join(batch))
@@ -86,8 +94,9 @@ class Exporter:
         try:
             await self.flush()
         finally:
-            await self._file.close()
-            self._file = None
+            async with self._lock:  # writes of cancelled flushes finish first
+                await self._file.close()
+                self._file = None
 
 
 class JsonLinesExporter(Exporter):

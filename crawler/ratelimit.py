@@ -24,25 +24,30 @@ class HostPolicy:
     randomize: bool = False  # each gap is delay x uniform(0.5, 1.5)
     autothrottle: bool = False  # adapt the delay to the host's latency
     target_concurrency: float = 1.0  # autothrottle: requests the host should be serving
+    start_delay: float = 5.0  # autothrottle: the delay before any latency is known
     max_delay: float = 60.0  # autothrottle and Crawl-delay never exceed this
 
 
 class HostSlot:
     """In-flight count, current delay and next allowed start of one host."""
 
-    __slots__ = ("active", "crawl_delay", "delay", "next_start")
+    __slots__ = ("active", "crawl_delay", "delay", "last_start", "next_start")
 
     def __init__(self, policy: HostPolicy) -> None:
         self.active = 0
-        self.delay = policy.delay  # current base delay (autothrottle moves it)
+        # current base delay; autothrottle starts it high and moves it with latency
+        self.delay = max(policy.delay, policy.start_delay) if policy.autothrottle \
+            else policy.delay
         self.crawl_delay = 0.0  # from robots.txt; a floor even for randomised gaps
         self.next_start = 0.0  # loop time before which no request to this host may start
+        self.last_start = 0.0
 
     def ready(self, now: float, policy: HostPolicy) -> bool:
         return self.active < policy.concurrency and now >= self.next_start
 
     def start(self, now: float, policy: HostPolicy) -> None:
         self.active += 1
+        self.last_start = now
         gap = self.delay
         if gap and policy.randomize:
             gap *= random.uniform(0.5, 1.5)
@@ -57,14 +62,16 @@ class HostSlot:
         if not policy.autothrottle or latency is None:
             return
         floor = max(policy.delay, self.crawl_delay)
-        if status in BACKOFF_STATUSES:
+        if status in BACKOFF_STATUSES:  # back off sharply, starting now
             self.delay = min(policy.max_delay, max(self.delay * 2, latency, 1.0, floor))
+            self.next_start = max(self.next_start, now + self.delay)
             return
         target = latency / policy.target_concurrency
         new = (self.delay + target) / 2
         if status is not None and not 200 <= status < 300 and new < self.delay:
             return  # error pages are fast; they must not speed us up
         self.delay = min(policy.max_delay, max(floor, new))
+        self.next_start = max(self.next_start, self.last_start + self.delay)
 
     def pause_until(self, when: float) -> None:
         """No new request before `when` (Retry-After)."""

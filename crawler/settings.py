@@ -49,6 +49,7 @@ class Settings:
     obey_robots: bool = True
     randomize_download_delay: bool = True
     autothrottle: bool = False
+    autothrottle_start_delay: float = 5.0
     autothrottle_target_concurrency: float = 1.0
     autothrottle_max_delay: float = 60.0
     # retries
@@ -61,7 +62,8 @@ class Settings:
         for name in ("concurrency", "per_host_concurrency", "max_response_size"):
             _check(name, getattr(self, name) >= 1, "must be >= 1")
         for name in ("download_delay", "max_redirects", "retries", "log_interval",
-                     "retry_backoff_base", "retry_backoff_max", "autothrottle_max_delay"):
+                     "retry_backoff_base", "retry_backoff_max", "autothrottle_max_delay",
+                     "autothrottle_start_delay"):
             _check(name, getattr(self, name) >= 0, "must be >= 0")
         for name in ("timeout", "connect_timeout", "autothrottle_target_concurrency"):
             _check(name, getattr(self, name) > 0, "must be > 0")

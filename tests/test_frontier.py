@@ -73,3 +73,54 @@ async def test_hosts_are_forgotten_when_idle():
     await drain(f)
     assert f._hosts == {}
     assert f.queued() == f.in_flight() == 0
+
+
+async def test_random_operations_never_lose_or_duplicate_a_request():
+    """Adds, pops, done() with feedback, pauses and crawl delays in random order, with time
+    moving on: every request comes out exactly once and no host is left stranded."""
+    import random
+
+    for seed in range(30):
+        rng = random.Random(seed)
+        f = MemoryFrontier(HostPolicy(concurrency=rng.randint(1, 3), delay=rng.choice([0, 0.5]),
+                                      randomize=True, autothrottle=rng.random() < 0.5,
+                                      start_delay=0.2))
+        now, added, popped, in_flight = 0.0, set(), [], []
+        for step in range(400):
+            op = rng.random()
+            if op < 0.4:
+                url = f"http://h{rng.randint(0, 4)}/{step}"
+                if await add(f, url, rng.randint(0, 2)):
+                    added.add(url)
+            elif op < 0.7:
+                req = await f.pop(now)
+                if req is not None:
+                    popped.append(req.url)
+                    in_flight.append(req)
+            elif op < 0.85 and in_flight:
+                req = in_flight.pop(rng.randrange(len(in_flight)))
+                await f.done(req, now, latency=rng.random(), status=rng.choice([200, 429, 500]))
+            elif op < 0.9:
+                await f.pause_host(f"http://h{rng.randint(0, 4)}:80", now + rng.random() * 3)
+            elif op < 0.92:
+                await f.set_crawl_delay(f"http://h{rng.randint(0, 4)}:80", rng.random())
+            elif op < 0.95 and in_flight:
+                req = in_flight.pop()
+                await f.done(req, now)
+                await f.retry(req, now + rng.random())
+                popped.remove(req.url)
+            now += rng.random() * 0.3
+        for req in in_flight:
+            await f.done(req, now)
+        for _ in range(10_000):  # drain: time moves to each wake-up
+            req = await f.pop(now)
+            if req is not None:
+                popped.append(req.url)
+                await f.done(req, now)
+                continue
+            wake = f.wakeup_at()
+            if wake is None:
+                break
+            now = max(now, wake)
+        assert sorted(popped) == sorted(added), seed
+        assert f.queued() == 0 and f.in_flight() == 0

@@ -176,5 +176,11 @@ class MemoryFrontier:
         while sleeping and sleeping[0][0] <= now:
             _, host = heapq.heappop(sleeping)
             queue = self._hosts.get(host)
-            if queue is not None and queue.count and queue.slot.ready(now, self.policy):
+            if queue is None or not queue.count:
+                continue
+            slot = queue.slot
+            if slot.ready(now, self.policy):
                 heapq.heappush(self._ready, (queue.head(), host))
+            elif slot.active < self.policy.concurrency:
+                # paused again since it went to sleep (Retry-After, autothrottle): sleep on
+                heapq.heappush(sleeping, (slot.next_start, host))
