@@ -211,3 +211,29 @@ async def test_autothrottle_backs_off_on_429(aiohttp_server, tmp_path):
     gaps = _gaps(_times(site))
     assert gaps[0] >= 0.99  # the first 429 sets the delay to at least 1 s
     assert gaps[1] >= 1.98  # the next one doubles it
+
+
+async def test_each_redirect_hop_is_checked_against_robots(aiohttp_server, tmp_path):
+    async def to_private(request):
+        raise web.HTTPFound("/private/page")
+
+    site = make_site({"/robots.txt": "User-agent: *\nDisallow: /private/\n",
+                      "/jump": to_private, "/private/page": links()})
+    server = await aiohttp_server(site)
+    stats, items = await crawl(Paths([str(server.make_url("/jump"))]), tmp_path)
+    assert [p for p, _ in site[HITS]] == ["/robots.txt", "/jump"]
+    assert stats.robots_disallowed == 1 and items == []
+
+
+async def test_progress_is_logged_every_interval(aiohttp_server, tmp_path, caplog):
+    async def slow(request):
+        await asyncio.sleep(0.2)
+        return web.Response(text=links(), content_type="text/html")
+
+    server = await aiohttp_server(make_site({f"/{i}": slow for i in range(4)}))
+    caplog.set_level("INFO", logger="crawler.engine")
+    await crawl(Paths([str(server.make_url(f"/{i}")) for i in range(4)]), tmp_path,
+                log_interval=0.1, per_host_concurrency=1)
+    lines = [r.getMessage() for r in caplog.records if "pages (" in r.getMessage()]
+    assert len(lines) >= 3
+    assert "in flight" in lines[-1] and "queued" in lines[-1]
