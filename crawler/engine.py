@@ -273,7 +273,7 @@ class Crawler:
             response = await self._downloader.fetch(request)
         except RequestFailed as exc:
             latency = loop.time() - started
-            self.stats.record_host(request.yurl, latency)
+            self.stats.record_host(request.host, latency)
             await self.scheduler.done(request, latency=latency)
             await self._retry_or_fail(request, exc)
             return
@@ -281,7 +281,7 @@ class Crawler:
         status = response.status
         self.stats.pages += 1  # before done(): max_pages counts pages + in flight
         self.stats.status_counts[status] += 1
-        self.stats.record_host(request.yurl, latency)
+        self.stats.record_host(request.host, latency)
         await self.scheduler.done(request, latency=latency, status=status)
         pause = self._retry.host_pause(response)
         if pause:

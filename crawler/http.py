@@ -12,6 +12,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 from yarl import URL
 
+from crawler.urls import host_key
+
 if TYPE_CHECKING:
     from crawler._types import Callback, Errback
 
@@ -30,8 +32,8 @@ class Request:
         yield Request("https://example.com/", callback=self.parse_page, meta={"page": 1})
     """
 
-    __slots__ = ("_yurl", "body", "callback", "cb_kwargs", "depth", "dont_filter", "errback",
-                 "headers", "meta", "method", "priority", "url")
+    __slots__ = ("_host", "_url", "_yurl", "body", "callback", "cb_kwargs", "depth",
+                 "dont_filter", "errback", "headers", "meta", "method", "priority")
 
     def __init__(
         self,
@@ -48,10 +50,16 @@ class Request:
         *,
         depth: int = 0,
     ) -> None:
-        self.url = str(url)
-        self._yurl: URL | None = url if isinstance(url, URL) else None
+        # the string of a parsed URL is made on first use: most followed links are duplicates
+        # that never need it
+        if isinstance(url, URL):
+            self._yurl: URL | None = url
+            self._url: str | None = None
+        else:
+            self._yurl, self._url = None, url
+        self._host: str | None = None
         self.callback = callback
-        self.method = method.upper()
+        self.method = method if method == "GET" else method.upper()
         self.headers = dict(headers) if headers else None
         self.body = body.encode() if isinstance(body, str) else (body or b"")
         self.meta = meta if meta is not None else {}
@@ -62,11 +70,24 @@ class Request:
         self.depth = depth
 
     @property
+    def url(self) -> str:
+        if self._url is None:
+            self._url = str(self._yurl)
+        return self._url
+
+    @property
     def yurl(self) -> URL:
         """The parsed URL; only valid for requests that passed scheduling."""
         if self._yurl is None:
             self._yurl = URL(self.url)
         return self._yurl
+
+    @property
+    def host(self) -> str:
+        """The politeness key: scheme://host:port."""
+        if self._host is None:
+            self._host = host_key(self.yurl)
+        return self._host
 
     def replace(self, **changes: Any) -> Request:
         """A copy with some attributes changed (Scrapy's `Request.replace`)."""

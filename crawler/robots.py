@@ -17,7 +17,6 @@ from yarl import URL
 
 from crawler.exceptions import DownloadError
 from crawler.http import Request, Response
-from crawler.urls import host_key
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +32,9 @@ class RobotsCache:
 
     Usage:
         robots = RobotsCache(downloader.fetch, user_agent="mybot/1.0")
-        if robots.verdict(url) is None:
-            await robots.load(url)
-        allowed = robots.verdict(url)
+        if robots.verdict(request) is None:
+            await robots.load(request)
+        allowed = robots.verdict(request)
     """
 
     def __init__(
@@ -54,32 +53,32 @@ class RobotsCache:
         self._backoff_max = backoff_max
         self._rules: dict[str, Rules] = {}
 
-    def verdict(self, url: URL) -> bool | None:
+    def verdict(self, request: Request) -> bool | None:
         """True/False once the host's rules are known; None before."""
-        rules = self._rules.get(host_key(url))
+        rules = self._rules.get(request.host)
         if rules is None or isinstance(rules, bool):
             return rules
         if isinstance(rules, str):
             return False
-        return bool(rules.can_fetch(url.raw_path_qs, self._user_agent))
+        return bool(rules.can_fetch(request.yurl.raw_path_qs, self._user_agent))
 
-    def unreachable(self, url: URL) -> str | None:
+    def unreachable(self, request: Request) -> str | None:
         """Why the host's robots.txt could not be read (`connection`, `http_503`, ...), if so."""
-        rules = self._rules.get(host_key(url))
+        rules = self._rules.get(request.host)
         return rules if isinstance(rules, str) else None
 
-    def crawl_delay(self, url: URL) -> float | None:
-        rules = self._rules.get(host_key(url))
+    def crawl_delay(self, request: Request) -> float | None:
+        rules = self._rules.get(request.host)
         if isinstance(rules, Protego):
             delay = rules.crawl_delay(self._user_agent)
             return float(delay) if delay else None
         return None
 
-    async def load(self, url: URL) -> None:
-        """Fetch and parse the robots.txt of `url`'s host (retrying per the retry policy)."""
-        origin = url.origin()
+    async def load(self, request: Request) -> None:
+        """Fetch and parse the robots.txt of the request's host (retried per the policy)."""
+        origin = request.yurl.origin()
         rules = await self._fetch_rules(origin.with_path("/robots.txt"))
-        self._rules[host_key(url)] = rules
+        self._rules[request.host] = rules
         logger.debug("robots.txt for %s: %s", origin,
                      "parsed" if isinstance(rules, Protego) else rules)
 

@@ -19,7 +19,7 @@ from crawler.frontier import Frontier
 from crawler.http import Request
 from crawler.robots import RobotsCache
 from crawler.stats import Stats
-from crawler.urls import host_allowed, host_key, parse_url
+from crawler.urls import host_allowed, parse_url
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Scheduler:
             return False
         robots = self.robots
         if robots is not None:
-            verdict = robots.verdict(request.yurl)
+            verdict = robots.verdict(request)
             if verdict is None:
                 self._await_robots(request)
                 return True
@@ -99,7 +99,7 @@ class Scheduler:
 
     async def _disallowed(self, request: Request) -> None:
         assert self.robots is not None
-        reason = self.robots.unreachable(request.yurl)
+        reason = self.robots.unreachable(request)
         if reason is None:
             self._stats.robots_disallowed += 1
         else:
@@ -120,7 +120,7 @@ class Scheduler:
         self._wakeup.set()
 
     def _await_robots(self, request: Request) -> None:
-        host = host_key(request.yurl)
+        host = request.host
         waiting = self._awaiting_robots.get(host)
         self._awaiting_count += 1
         if waiting is not None:
@@ -134,8 +134,8 @@ class Scheduler:
     async def _load_robots(self, host: str, first: Request) -> None:
         assert self.robots is not None
         try:
-            await self.robots.load(first.yurl)
-            delay = self.robots.crawl_delay(first.yurl)
+            await self.robots.load(first)
+            delay = self.robots.crawl_delay(first)
             if delay:
                 await self.frontier.set_crawl_delay(host, delay)
         except Exception:  # never lose the waiting requests to a bug or a parser crash
@@ -143,7 +143,7 @@ class Scheduler:
         waiting = self._awaiting_robots.pop(host)
         self._awaiting_count -= len(waiting)
         for request in waiting:
-            if self.robots.verdict(request.yurl) is False:
+            if self.robots.verdict(request) is False:
                 await self._disallowed(request)
             elif not self.paused:
                 await self._add(request)
@@ -168,7 +168,7 @@ class Scheduler:
     async def pause_host(self, request: Request, seconds: float) -> None:
         """Start nothing more on `request`'s host for `seconds` (Retry-After)."""
         until = asyncio.get_running_loop().time() + seconds
-        await self.frontier.pause_host(host_key(request.yurl), until)
+        await self.frontier.pause_host(request.host, until)
 
     def pending(self) -> int:
         """Requests queued, in flight, or waiting for robots.txt."""

@@ -8,10 +8,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from yarl import URL
-
-from crawler.urls import host_key
-
 _HOSTS_REPORTED = 100  # the busiest hosts listed in the stats
 
 
@@ -39,8 +35,7 @@ class Stats:
     finish_reason: str = ""
     hosts: dict[str, list[float]] = field(default_factory=dict)  # host -> [requests, latency]
 
-    def record_host(self, url: URL, latency: float) -> None:
-        key = host_key(url)
+    def record_host(self, key: str, latency: float) -> None:
         entry = self.hosts.get(key)
         if entry is None:
             self.hosts[key] = [1, latency]

@@ -13,7 +13,6 @@ from collections import deque
 
 from crawler.http import Request
 from crawler.ratelimit import HostPolicy, HostSlot
-from crawler.urls import host_key
 
 _Key = tuple[int, int]  # (-priority, arrival sequence)
 
@@ -92,7 +91,7 @@ class MemoryFrontier:
         return queue
 
     def _push(self, request: Request) -> None:
-        host = host_key(request.yurl)
+        host = request.host
         queue = self._queue(host)
         seq = next(self._seq)
         before = queue.head() if queue.count else None
@@ -127,7 +126,7 @@ class MemoryFrontier:
 
     async def done(self, request: Request, now: float, *, latency: float | None = None,
                    status: int | None = None) -> None:
-        host = host_key(request.yurl)
+        host = request.host
         queue = self._hosts[host]
         queue.slot.finish(now, self.policy, latency, status)
         self._in_flight -= 1
