@@ -1,0 +1,307 @@
+"""The benchmark suite: floor vs this framework vs Scrapy on a local nginx site.
+
+    python -m benchmarks.run                 # full suite (~10 min): results in benchmarks/results/
+    python -m benchmarks.run --smoke         # tiny site, one round, completeness only
+
+Contenders run alternately (A B C A B C) to cancel drift. Per contender: pages/s (median of
+rounds, pages written / process wall time), peak RSS and CPU seconds per 1,000 pages from
+wait4(), and completeness (every page exactly once in its output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib.util
+import itertools
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.servers import serve
+from benchmarks.site import generate
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+
+
+@dataclass
+class Run:
+    contender: str
+    pages: int
+    unique: int
+    wall: float
+    rss_mb: float
+    cpu: float
+    series: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.pages / self.wall
+
+
+def command(name: str, starts: list[str], out: Path, concurrency: int,
+            per_host: int | None = None) -> list[str]:
+    if name == "floor":
+        return [sys.executable, "-m", "benchmarks.floor", str(out), *starts,
+                "--workers", str(concurrency)]
+    if name == "ours":
+        cmd = [sys.executable, "-m", "crawler", "run", "bench", "-a", f"start={','.join(starts)}",
+               "-s", f"concurrency={concurrency}", "-s", "log_interval=0", "-O", str(out)]
+        if per_host is not None:
+            cmd += ["-s", f"per_host_concurrency={per_host}"]
+        return cmd
+    if name == "scrapy":
+        return [sys.executable, "-m", "scrapy", "runspider", str(HERE / "scrapy_spider.py"),
+                "-a", f"start={','.join(starts)}", "-s", f"CONCURRENT_REQUESTS={concurrency}",
+                "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={per_host or concurrency}", "-O", str(out)]
+    raise ValueError(name)
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0
+
+
+def measure(name: str, cmd: list[str], out: Path, sample: bool = False) -> Run:
+    """Run one contender to the end; count its output; optionally sample progress."""
+    out.unlink(missing_ok=True)
+    series: list[tuple[float, int]] = []
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stop = threading.Event()
+
+    def sampler() -> None:
+        while not stop.wait(0.25):
+            series.append((time.perf_counter() - started, _count_lines(out)))
+
+    thread = threading.Thread(target=sampler, daemon=True)
+    if sample:
+        thread.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    stop.set()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode:
+        raise RuntimeError(f"{name} exited {proc.returncode}: {err[-2000:]}")
+    urls = [json.loads(line)["url"] for line in out.read_bytes().splitlines() if line.strip()]
+    series.append((wall, len(urls)))
+    return Run(name, len(urls), len(set(urls)), wall, usage.ru_maxrss / 1024,
+               usage.ru_utime + usage.ru_stime, series)
+
+
+def compare(contenders: list[str], pages: int, hosts: int, rounds: int, concurrency: int,
+            per_host: int | None, sample: bool) -> dict[str, list[Run]]:
+    per_site = pages // hosts
+    site = generate(HERE / ".sites" / str(per_site), per_site)
+    runs: dict[str, list[Run]] = collections.defaultdict(list)
+    with serve(site, hosts) as (server, bases), tempfile.TemporaryDirectory() as tmp:
+        starts = [b + "p/0.html" for b in bases]
+        print(f"-- {pages} pages, {hosts} host(s), concurrency {concurrency}, "
+              f"per-host {per_host or 'unlimited'}; server: {server}", flush=True)
+        for r in range(rounds):
+            for name in contenders:
+                out = Path(tmp) / f"{name}.jsonl"
+                run = measure(name, command(name, starts, out, concurrency, per_host), out,
+                              sample=sample and r == 0)
+                runs[name].append(run)
+                print(f"   {name:7} {run.pages:7} pages ({run.unique} unique) {run.wall:7.2f}s "
+                      f"{run.rate:7.0f} pages/s  rss {run.rss_mb:5.0f} MB  cpu {run.cpu:6.1f}s",
+                      flush=True)
+    return runs
+
+
+def summarise(runs: dict[str, list[Run]], expected: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, rs in runs.items():
+        out[name] = {
+            "pages_per_second": round(statistics.median(r.rate for r in rs), 1),
+            "peak_rss_mb": round(statistics.median(r.rss_mb for r in rs), 1),
+            "cpu_seconds_per_1000_pages": round(
+                statistics.median(r.cpu / r.pages * 1000 for r in rs), 3),
+            "complete": all(r.unique == expected for r in rs),
+            "exactly_once": all(r.pages == r.unique == expected for r in rs),
+            "runs": [{k: v for k, v in asdict(r).items() if k != "series"} for r in rs],
+        }
+    return out
+
+
+def ratios(summary: dict[str, Any]) -> dict[str, float]:
+    ours = summary["ours"]["pages_per_second"]
+    result = {}
+    for other in ("floor", "scrapy"):
+        if other in summary:
+            result[f"ours/{other}"] = round(ours / summary[other]["pages_per_second"], 2)
+    if "floor" in summary:
+        result["rss ours/floor"] = round(
+            summary["ours"]["peak_rss_mb"] / summary["floor"]["peak_rss_mb"], 2)
+    return result
+
+
+def profile_ours(pages: int) -> list[tuple[str, float]]:
+    """Top 5 self-time frames of one crawl under py-spy, as % of samples."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        return []
+    site = generate(HERE / ".sites" / str(pages), pages)
+    with serve(site, 1) as (_, bases), tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "profile.txt"
+        cmd = command("ours", [bases[0] + "p/0.html"], Path(tmp) / "o.jsonl", 64)
+        subprocess.run([spy, "record", "-r", "250", "-f", "raw", "-o", str(raw), "--", *cmd],
+                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        counts: collections.Counter[str] = collections.Counter()
+        total = 0
+        for line in raw.read_text().splitlines():
+            stack, _, n = line.rpartition(" ")
+            total += int(n)
+            frame = stack.split(";")[-1]
+            counts[frame.split(" (")[0] + " (" + frame.rsplit("/", 1)[-1]] += int(n)
+    return [(frame, round(100 * n / total, 1)) for frame, n in counts.most_common(5)]
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for pkg in ("aiohttp", "selectolax", "yarl", "scrapy"):
+        try:
+            from importlib.metadata import version
+            versions[pkg] = version(pkg)
+        except Exception:
+            pass
+    nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip() \
+        if shutil.which("nginx") or Path("/usr/sbin/nginx").exists() else "absent"
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "nginx": nginx, "packages": versions,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def plot(runs: dict[str, list[Run]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, rs in runs.items():
+        series = rs[0].series
+        xs, ys = [], []
+        for (t0, n0), (t1, n1) in itertools.pairwise(series):
+            if t1 > t0:
+                xs.append(t1)
+                ys.append((n1 - n0) / (t1 - t0))
+        ax.plot(xs, ys, label=name)
+    ax.set_xlabel("seconds since start")
+    ax.set_ylabel("pages/s")
+    ax.set_title("Pages per second over one 20,000-page crawl")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [f"# Benchmark results ({m['date']})", "",
+             f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['nginx']}; "
+             f"{', '.join(f'{k} {v}' for k, v in m['packages'].items())}.", "",
+             f"Command: `{results['command']}`", ""]
+    for section in results["comparisons"].values():
+        lines += [f"## {section['title']}", "",
+                  "| contender | pages/s (median) | peak RSS MB | CPU s / 1,000 pages "
+                  "| every page exactly once |", "|---|---|---|---|---|"]
+        for name, s in section["summary"].items():
+            once = "yes" if s["exactly_once"] else (
+                "all pages, some twice" if s["complete"] else "no")
+            lines.append(f"| {name} | {s['pages_per_second']:,.0f} | {s['peak_rss_mb']:.0f} | "
+                         f"{s['cpu_seconds_per_1000_pages']:.2f} | {once} |")
+        lines += ["", "Ratios: " + ", ".join(f"{k} = {v}" for k, v in section["ratios"].items()),
+                  ""]
+    if results.get("scaling"):
+        lines += ["## Scaling (ours vs floor)", "",
+                  "| pages | hosts | concurrency | floor pages/s | ours pages/s | ours/floor "
+                  "| floor RSS MB | ours RSS MB |", "|---|---|---|---|---|---|---|---|"]
+        for row in results["scaling"]:
+            lines.append(f"| {row['pages']:,} | {row['hosts']} | {row['concurrency']} | "
+                         f"{row['floor']:,.0f} | {row['ours']:,.0f} | {row['ratio']} | "
+                         f"{row['floor_rss']:.0f} | {row['ours_rss']:.0f} |")
+        lines.append("")
+    if results.get("profile"):
+        lines += ["## Top 5 costs in our crawl (py-spy self time)", ""]
+        lines += [f"{i}. {frame}: {pct}%" for i, (frame, pct) in
+                  enumerate(results["profile"], 1)]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny site, 1 round, no Scrapy")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pages", type=int, default=20_000)
+    parser.add_argument("--no-scaling", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    if args.smoke:
+        runs = compare(["floor", "ours"], 300, 2, 1, 16, 4, sample=False)
+        summary = summarise(runs, 300)
+        print(json.dumps({n: {"complete": s["complete"], "exactly_once": s["exactly_once"]}
+                          for n, s in summary.items()}))
+        sys.exit(0 if all(s["exactly_once"] for s in summary.values()) else 1)
+
+    contenders = ["floor", "ours"]
+    if importlib.util.find_spec("scrapy"):
+        contenders.append("scrapy")
+    results: dict[str, Any] = {"machine": machine(), "command": " ".join(
+        ["python -m benchmarks.run", *sys.argv[1:]]), "comparisons": {}, "scaling": []}
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    single = compare(contenders, args.pages, 1, args.rounds, 64, None, sample=True)
+    results["comparisons"]["single"] = {
+        "title": f"{args.pages:,} pages, 1 host, concurrency 64",
+        "summary": (s := summarise(single, args.pages)), "ratios": ratios(s)}
+    plot(single, args.out / "pages_per_second.png")
+
+    multi = compare(["floor", "ours"], args.pages, 4, args.rounds, 64, 16, sample=False)
+    results["comparisons"]["four_hosts"] = {
+        "title": f"{args.pages:,} pages, 4 hosts, concurrency 64, ours limited to 16 per host",
+        "summary": (s := summarise(multi, args.pages)), "ratios": ratios(s)}
+
+    if not args.no_scaling:
+        grid = [(20_000, 1, 16), (20_000, 1, 256), (20_000, 2, 64), (2_000, 1, 64),
+                (100_000, 1, 64)]
+        for pages, hosts, conc in grid:
+            runs = compare(["floor", "ours"], pages, hosts, 1, conc, None, sample=False)
+            f, o = runs["floor"][0], runs["ours"][0]
+            results["scaling"].append({
+                "pages": pages, "hosts": hosts, "concurrency": conc, "floor": round(f.rate),
+                "ours": round(o.rate), "ratio": round(o.rate / f.rate, 2),
+                "floor_rss": f.rss_mb, "ours_rss": o.rss_mb})
+    results["profile"] = profile_ours(args.pages)
+
+    (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "latest.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
