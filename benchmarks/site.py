@@ -9,20 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-FANOUT = 15
-_FILLER = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
-           "incididunt ut labore et dolore magna aliqua. ")
-
-
-def page(i: int, n: int, size: int = 4096, fanout: int = FANOUT) -> str:
-    links = "".join(f'<li><a href="/p/{(fanout * i + k) % n}.html">page {(fanout * i + k) % n}'
-                    f"</a></li>" for k in range(1, fanout + 1))
-    head = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>Page {i}</title></head>"
-            f"<body><h1>Heading {i}</h1><ul>{links}</ul><p>")
-    tail = "</p></body></html>\n"
-    filler_len = max(0, size - len(head) - len(tail))
-    filler = (_FILLER * (filler_len // len(_FILLER) + 1))[:filler_len]
-    return head + filler + tail
+from crawler.bench import FANOUT, page
 
 
 def generate(root: Path, n: int, size: int = 4096, fanout: int = FANOUT) -> Path:

@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
                       help="only serve the site until interrupted; do not crawl")
     _crawl_options(demo)
     demo.set_defaults(command=_cmd_demo)
+
+    bench = commands.add_parser("bench", help="measure pages/s against a generated local site")
+    bench.add_argument("--pages", type=int, default=5000, help="site size (default 5000)")
+    bench.add_argument("--concurrency", type=int, default=64, help="default 64")
+    bench.set_defaults(command=_cmd_bench)
     return parser
 
 
@@ -116,6 +121,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     _configure_logging(_settings(spider_cls, args))
     return _finish(asyncio.run(crawl_demo()), args)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from crawler.bench import main as bench
+
+    if args.pages < 1 or args.concurrency < 1:
+        raise UsageError("--pages and --concurrency must be >= 1")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    stats = bench(args.pages, args.concurrency)
+    return EXIT_OK if stats.items == args.pages else 1
 
 
 def _settings(spider_cls: type[Spider], args: argparse.Namespace) -> Settings:

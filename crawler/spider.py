@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from crawler.http import Request
@@ -29,10 +29,11 @@ class Spider:
     """
 
     name: ClassVar[str] = ""
-    start_urls: ClassVar[list[str]] = []
-    allowed_domains: ClassVar[list[str]] = []
+    # instance attributes too: a spider may set them in __init__ from its arguments
+    start_urls: Sequence[str] = ()
+    allowed_domains: Sequence[str] = ()
     custom_settings: ClassVar[dict[str, Any]] = {}
-    handle_httpstatus_list: ClassVar[list[int]] = []
+    handle_httpstatus_list: Sequence[int] = ()
     settings: Settings
 
     def __init__(self, **kwargs: Any) -> None:
