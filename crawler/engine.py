@@ -8,7 +8,6 @@ and exporters).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import inspect
 import logging
@@ -95,15 +94,7 @@ class Crawler:
         self.state = CrawlState.NEW
         self._outputs = list(outputs)
         s = self.settings
-        self._frontier = frontier or MemoryFrontier(HostPolicy(
-            concurrency=s.per_host_concurrency,
-            delay=s.download_delay,
-            randomize=s.randomize_download_delay,
-            autothrottle=s.autothrottle,
-            target_concurrency=s.autothrottle_target_concurrency,
-            start_delay=s.autothrottle_start_delay,
-            max_delay=s.autothrottle_max_delay,
-        ))
+        self._frontier = frontier or MemoryFrontier(HostPolicy.from_settings(s))
         self._retry = RetryPolicy.from_settings(s)
         self._downloader = downloader
         self.scheduler = Scheduler(
@@ -161,10 +152,12 @@ class Crawler:
             self.stats.elapsed_seconds = loop.time() - started
             self.stats.finish_reason = self.stats.finish_reason or "finished"
             self.state = CrawlState.CLOSED
-        with contextlib.suppress(Exception):
+        try:
             result = self.spider.closed(self.stats.finish_reason)
             if inspect.isawaitable(result):
                 await result
+        except Exception:
+            logger.exception("error in %s.closed()", type(self.spider).__name__)
         return CrawlResult(self.stats)
 
     def stop(self, reason: str = "shutdown") -> None:

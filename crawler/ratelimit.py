@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crawler.settings import Settings
 
 BACKOFF_STATUSES = frozenset({429, 503})
 
@@ -26,6 +30,13 @@ class HostPolicy:
     target_concurrency: float = 1.0  # autothrottle: requests the host should be serving
     start_delay: float = 5.0  # autothrottle: the delay before any latency is known
     max_delay: float = 60.0  # autothrottle and Crawl-delay never exceed this
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> HostPolicy:
+        return cls(concurrency=s.per_host_concurrency, delay=s.download_delay,
+                   randomize=s.randomize_download_delay, autothrottle=s.autothrottle,
+                   target_concurrency=s.autothrottle_target_concurrency,
+                   start_delay=s.autothrottle_start_delay, max_delay=s.autothrottle_max_delay)
 
 
 class HostSlot:

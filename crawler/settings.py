@@ -78,19 +78,11 @@ class Settings:
 
     def merge(self, overrides: Mapping[str, Any]) -> Settings:
         """Return a copy with typed values from `overrides` (e.g. a spider's custom_settings)."""
-        changes = {}
-        for key, value in overrides.items():
-            hint = _field_type(key)
-            changes[key] = _coerce(key, hint, value)
-        return _replace(self, changes)
+        return _replace(self, {k: _coerce(k, _field_type(k), v) for k, v in overrides.items()})
 
     def merge_strings(self, overrides: Mapping[str, str]) -> Settings:
         """Return a copy with values parsed from command-line strings (`-s key=value`)."""
-        changes = {}
-        for key, text in overrides.items():
-            hint = _field_type(key)
-            changes[key] = _parse(key, hint, text)
-        return _replace(self, changes)
+        return _replace(self, {k: _parse(k, _field_type(k), v) for k, v in overrides.items()})
 
 
 def _replace(settings: Settings, changes: dict[str, Any]) -> Settings:
