@@ -111,13 +111,13 @@ class Scheduler:
             self._stats.duplicates_filtered += 1
             return False
         self._stats.requests_scheduled += 1
-        self._wakeup.set()
+        self._poke()
         return True
 
     async def retry(self, request: Request, not_before: float) -> None:
         """Queue a retry of `request` that must not start before loop time `not_before`."""
         await self.frontier.retry(request, not_before)
-        self._wakeup.set()
+        self._poke()
 
     def _await_robots(self, request: Request) -> None:
         host = request.host
@@ -163,7 +163,7 @@ class Scheduler:
         """The fetch of `request` is over; its host may take another."""
         await self.frontier.done(request, asyncio.get_running_loop().time(),
                                  latency=latency, status=status)
-        self._wakeup.set()
+        self._poke()
 
     async def pause_host(self, request: Request, seconds: float) -> None:
         """Start nothing more on `request`'s host for `seconds` (Retry-After)."""
@@ -177,8 +177,11 @@ class Scheduler:
     def queued(self) -> int:
         return self.frontier.queued() + self._awaiting_count
 
-    def wake(self) -> None:
-        self._wakeup.set()
+    def _poke(self) -> None:
+        """Wake the dispatcher if a worker is waiting for it. With every worker busy there is
+        nothing to dispatch, and the next worker to go idle wakes it in get()."""
+        if self._idle_workers:
+            self._wakeup.set()
 
     async def run(self) -> None:
         """The dispatcher loop; runs until cancelled."""
