@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
-    from crawler.http import Failure, Response
+    from crawler.http import Failure
 
 Item: TypeAlias = Any
 """A scraped item: a dict, a dataclass instance, or anything the exporters can serialise."""
@@ -19,5 +19,3 @@ Callback: TypeAlias = Callable[..., CallbackResult]
 
 Errback: TypeAlias = Callable[["Failure"], CallbackResult]
 """Called with a Failure when a request finally fails; may yield items and requests."""
-
-ResponseCallback: TypeAlias = Callable[["Response"], CallbackResult]
