@@ -86,6 +86,11 @@ class Scheduler:
         queued (or waiting for its host's robots.txt)."""
         if not self.admissible(request):
             return False
+        fp = self._fingerprint(request)
+        # most links found are duplicates: drop them before any per-host work
+        if not request.dont_filter and await self.frontier.seen(fp):
+            self._stats.duplicates_filtered += 1
+            return False
         robots = self.robots
         if robots is not None:
             verdict = robots.verdict(request)
@@ -95,7 +100,7 @@ class Scheduler:
             if not verdict:
                 await self._disallowed(request)
                 return False
-        return await self._add(request)
+        return await self._add(request, fp)
 
     async def _disallowed(self, request: Request) -> None:
         assert self.robots is not None
@@ -105,8 +110,9 @@ class Scheduler:
         else:
             await self.on_unreachable(request, reason)
 
-    async def _add(self, request: Request) -> bool:
-        fp = self._fingerprint(request)
+    async def _add(self, request: Request, fp: bytes | None = None) -> bool:
+        if fp is None:
+            fp = self._fingerprint(request)
         if not await self.frontier.add(request, fp, force=request.dont_filter):
             self._stats.duplicates_filtered += 1
             return False

@@ -21,6 +21,10 @@ class Frontier(Protocol):
     async def close(self) -> None:
         """Release them; queued requests survive only in persistent stores."""
 
+    async def seen(self, fingerprint: bytes) -> bool:
+        """Whether `fingerprint` was recorded: a cheap pre-check, so duplicates skip robots
+        and per-host work; add() still decides."""
+
     async def add(self, request: Request, fingerprint: bytes, *, force: bool = False) -> bool:
         """Record `fingerprint` and queue `request`; False when it was seen before, unless
         `force` (a request with dont_filter=True) queues it anyway."""

@@ -70,6 +70,9 @@ class MemoryFrontier:
     async def close(self) -> None:
         return None
 
+    async def seen(self, fingerprint: bytes) -> bool:
+        return fingerprint in self._seen
+
     async def add(self, request: Request, fingerprint: bytes, *, force: bool = False) -> bool:
         seen = self._seen
         if fingerprint in seen:
