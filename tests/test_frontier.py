@@ -124,3 +124,13 @@ async def test_random_operations_never_lose_or_duplicate_a_request():
             now = max(now, wake)
         assert sorted(popped) == sorted(added), seed
         assert f.queued() == 0 and f.in_flight() == 0
+
+
+async def test_seen_is_a_precheck_that_add_records():
+    f = MemoryFrontier()
+    req = Request("http://a/1")
+    fp = fingerprint(req)
+    assert not await f.seen(fp)
+    assert await f.add(req, fp)
+    assert await f.seen(fp)
+    assert f.queued() == 1
