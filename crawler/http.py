@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 _META_CHARSET = re.compile(
     rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)""", re.IGNORECASE
 )
+# An absolute path that yarl would leave as it is: unreserved characters only, no empty or
+# dot segments, no query. Joined to the page's origin it is already the canonical URL, so
+# such links (most links on most sites) are deduplicated without parsing a URL at all.
+_PLAIN_PATH = re.compile(r"/(?:[A-Za-z0-9\-_~]|\.(?=[A-Za-z0-9\-_~])|(?<=[A-Za-z0-9\-_~])/)*\Z")
 _NON_HTML_PREFIXES = ("image/", "audio/", "video/", "font/", "application/pdf",
                       "application/octet-stream", "application/zip", "application/json",
                       "text/plain", "text/css", "text/javascript", "application/javascript")
@@ -32,8 +36,8 @@ class Request:
         yield Request("https://example.com/", callback=self.parse_page, meta={"page": 1})
     """
 
-    __slots__ = ("_host", "_url", "_yurl", "body", "callback", "cb_kwargs", "depth",
-                 "dont_filter", "errback", "headers", "meta", "method", "priority")
+    __slots__ = ("_canonical", "_host", "_url", "_yurl", "body", "callback", "cb_kwargs",
+                 "depth", "dont_filter", "errback", "headers", "meta", "method", "priority")
 
     def __init__(
         self,
@@ -58,6 +62,7 @@ class Request:
         else:
             self._yurl, self._url = None, url
         self._host: str | None = None
+        self._canonical: str | None = None  # set when the URL is known to be canonical
         self.callback = callback
         self.method = method if method == "GET" else method.upper()
         self.headers = dict(headers) if headers else None
@@ -110,7 +115,8 @@ class Response:
         yield from response.follow_all(css="a.next")
     """
 
-    __slots__ = ("_base", "_parser", "_text", "body", "headers", "request", "status", "url")
+    __slots__ = ("_base", "_origin", "_parser", "_text", "body", "headers", "request", "status",
+                 "url")
 
     def __init__(
         self,
@@ -129,6 +135,7 @@ class Response:
         self._text: str | None = None
         self._parser: LexborHTMLParser | None = None
         self._base: URL | None = None
+        self._origin: str | None = None
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -205,11 +212,27 @@ class Response:
     def urljoin(self, href: str) -> str:
         """Resolve `href` against the base URL; the fragment is dropped. Never raises: an
         unusable href comes back unchanged, and scheduling drops and counts it."""
+        href = href.strip()
+        canonical = self._canonical_link(href)
+        if canonical is not None:
+            return canonical
         joined = self._join(href)
         return str(joined) if isinstance(joined, URL) else joined
 
+    def _canonical_link(self, href: str) -> str | None:
+        """The canonical URL of `href` without parsing it, when it is a plain absolute path
+        or a plain URL on the base's own origin; None for everything else."""
+        origin = self._origin
+        if origin is None:
+            base = self.base_url
+            origin = self._origin = f"{base.scheme}://{base.host_port_subcomponent}"
+        if href[:1] == "/":
+            return origin + href if _PLAIN_PATH.match(href) else None
+        if href.startswith(origin) and _PLAIN_PATH.match(href, len(origin)):
+            return href
+        return None
+
     def _join(self, href: str) -> URL | str:
-        href = href.strip()
         try:
             joined = self.base_url.join(URL(href))
         except (ValueError, TypeError):
@@ -225,6 +248,12 @@ class Response:
             href = url.attributes.get("href") or url.attributes.get("src") or ""
         else:
             href = url
+        href = href.strip()
+        canonical = self._canonical_link(href)
+        if canonical is not None:
+            request = Request(canonical, callback=callback, **kwargs)
+            request._canonical = canonical
+            return request
         return Request(self._join(href), callback=callback, **kwargs)
 
     def follow_all(self, urls: Iterable[str | LexborNode] | None = None, css: str | None = None,

@@ -84,13 +84,17 @@ class Scheduler:
     async def enqueue(self, request: Request) -> bool:
         """Queue `request` unless it is inadmissible, disallowed or a duplicate; True when
         queued (or waiting for its host's robots.txt)."""
+        # most links found are duplicates: drop them before any per-host work, and when the
+        # URL is known to be canonical, before parsing it
+        fp = self._fingerprint(request) if request._canonical is not None else None
+        if fp is not None and await self._duplicate(request, fp):
+            return False
         if not self.admissible(request):
             return False
-        fp = self._fingerprint(request)
-        # most links found are duplicates: drop them before any per-host work
-        if not request.dont_filter and await self.frontier.seen(fp):
-            self._stats.duplicates_filtered += 1
-            return False
+        if fp is None:
+            fp = self._fingerprint(request)
+            if await self._duplicate(request, fp):
+                return False
         robots = self.robots
         if robots is not None:
             verdict = robots.verdict(request)
@@ -109,6 +113,12 @@ class Scheduler:
             self._stats.robots_disallowed += 1
         else:
             await self.on_unreachable(request, reason)
+
+    async def _duplicate(self, request: Request, fp: bytes) -> bool:
+        if not request.dont_filter and await self.frontier.seen(fp):
+            self._stats.duplicates_filtered += 1
+            return True
+        return False
 
     async def _add(self, request: Request, fp: bytes | None = None) -> bool:
         if fp is None:

@@ -47,7 +47,7 @@ def fingerprint(request: Request) -> bytes:
     """Identity of a request for the duplicate filter: method + canonical URL + body."""
     digest = hashlib.sha1(request.method.encode(), usedforsecurity=False)
     digest.update(b" ")
-    digest.update(canonical_url(request.yurl).encode())
+    digest.update((request._canonical or canonical_url(request.yurl)).encode())
     if request.body:
         digest.update(b" ")
         digest.update(request.body)

@@ -57,3 +57,36 @@ def test_request_replace_copies_meta():
     b = a.replace(url="http://h.test/2")
     b.meta["k"] = 2
     assert a.meta == {"k": 1} and b.url == "http://h.test/2"
+
+
+def test_plain_links_take_the_no_parse_path_and_match_the_slow_one():
+    import random
+
+    from yarl import URL
+
+    from crawler.urls import canonical_url, fingerprint
+
+    rng = random.Random(1)
+    for base in ("http://Ex.com:80/a/b.html", "https://ex.com:8443/x", "http://h.test/"):
+        r = make(b"<a>x</a>", url=base)
+        for _ in range(3000):
+            path = "/" + "".join(rng.choice("ab.-_~/0Z%?") for _ in range(rng.randint(0, 9)))
+            for href in (path, str(URL(base).origin()) + path):
+                request = r.follow(href)
+                expected = canonical_url(URL(base).join(URL(href)).with_fragment(None))
+                if request._canonical is not None:
+                    assert request._canonical == expected, (base, href)
+                    assert fingerprint(request) == fingerprint(Request(expected))
+                assert canonical_url(request.yurl) == expected, (base, href)
+                assert r.urljoin(href) == str(URL(base).join(URL(href)).with_fragment(None)) \
+                    or request._canonical is not None
+
+
+def test_plain_link_fast_path_honours_base_href_and_rejects_lookalikes():
+    r = make(b"<head><base href='http://other.test/x/'></head>")
+    assert r.follow("/abs")._canonical == "http://other.test/abs"
+    assert r.follow("/a/../b")._canonical is None  # dot segments: parsed the slow way
+    assert r.follow("/a/../b").url == "http://other.test/b"
+    assert r.follow("http://other.test.evil/x")._canonical is None
+    assert r.follow("http://other.test:81/x")._canonical is None
+    assert r.follow("http://other.test/x?q=1")._canonical is None
