@@ -94,6 +94,16 @@ class Request:
             self._host = host_key(self.yurl)
         return self._host
 
+    def compact(self) -> None:
+        """Keep the URL as a string only while queued: a parsed URL costs ~800 bytes, and a
+        frontier may hold millions of requests. It is parsed again when fetched."""
+        if self._yurl is not None:
+            if self._url is None:
+                self._url = str(self._yurl)
+            if self._host is None:
+                self._host = host_key(self._yurl)
+            self._yurl = None
+
     def replace(self, **changes: Any) -> Request:
         """A copy with some attributes changed (Scrapy's `Request.replace`)."""
         fields = {name: getattr(self, name) for name in (

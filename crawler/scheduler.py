@@ -123,6 +123,7 @@ class Scheduler:
     async def _add(self, request: Request, fp: bytes | None = None) -> bool:
         if fp is None:
             fp = self._fingerprint(request)
+        request.compact()
         if not await self.frontier.add(request, fp, force=request.dont_filter):
             self._stats.duplicates_filtered += 1
             return False

@@ -90,3 +90,14 @@ def test_plain_link_fast_path_honours_base_href_and_rejects_lookalikes():
     assert r.follow("http://other.test.evil/x")._canonical is None
     assert r.follow("http://other.test:81/x")._canonical is None
     assert r.follow("http://other.test/x?q=1")._canonical is None
+
+
+def test_compact_keeps_url_and_host_and_parses_again_on_demand():
+    from yarl import URL
+
+    req = Request(URL("HTTP://Example.COM:80/a%7e?q=1"))
+    req.compact()
+    assert req._yurl is None
+    assert req.url == "http://example.com/a~?q=1"
+    assert req.host == "http://example.com:80"
+    assert req.yurl == URL("http://example.com/a~?q=1")
