@@ -137,10 +137,9 @@ class Crawler:
                     self._downloader = await stack.enter_async_context(
                         HttpDownloader(self.settings))
                 if self.settings.obey_robots:
-                    s = self.settings
                     self.scheduler.robots = RobotsCache(
-                        self._downloader.fetch, user_agent=s.user_agent, retries=s.retries,
-                        backoff_base=s.retry_backoff_base, backoff_max=s.retry_backoff_max)
+                        self._downloader.fetch, user_agent=self.settings.user_agent,
+                        retry=self._retry)
                 await self._frontier.open()
                 stack.push_async_callback(self._frontier.close)
                 self._pipelines = load_pipelines(self.settings.item_pipelines)

@@ -222,12 +222,17 @@ class Response:
     def urljoin(self, href: str) -> str:
         """Resolve `href` against the base URL; the fragment is dropped. Never raises: an
         unusable href comes back unchanged, and scheduling drops and counts it."""
+        joined, _ = self._resolve(href)
+        return str(joined)
+
+    def _resolve(self, href: str) -> tuple[URL | str, str | None]:
+        """`href` resolved against the base URL, and its canonical form when that is known
+        without parsing (see `_canonical_link`)."""
         href = href.strip()
         canonical = self._canonical_link(href)
         if canonical is not None:
-            return canonical
-        joined = self._join(href)
-        return str(joined) if isinstance(joined, URL) else joined
+            return canonical, canonical
+        return self._join(href), None
 
     def _canonical_link(self, href: str) -> str | None:
         """The canonical URL of `href` without parsing it, when it is a plain absolute path
@@ -258,13 +263,10 @@ class Response:
             href = url.attributes.get("href") or url.attributes.get("src") or ""
         else:
             href = url
-        href = href.strip()
-        canonical = self._canonical_link(href)
-        if canonical is not None:
-            request = Request(canonical, callback=callback, **kwargs)
-            request._canonical = canonical
-            return request
-        return Request(self._join(href), callback=callback, **kwargs)
+        joined, canonical = self._resolve(href)
+        request = Request(joined, callback=callback, **kwargs)
+        request._canonical = canonical
+        return request
 
     def follow_all(self, urls: Iterable[str | LexborNode] | None = None, css: str | None = None,
                    callback: Callback | None = None, **kwargs: Any) -> Iterator[Request]:

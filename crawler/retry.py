@@ -8,12 +8,12 @@ worker. Waits are exponential with full jitter; a Retry-After header on 429/503 
 from __future__ import annotations
 
 import email.utils
+import random
 import time
 from dataclasses import dataclass
 
 from crawler.http import Request, Response
 from crawler.ratelimit import BACKOFF_STATUSES
-from crawler.robots import backoff
 from crawler.settings import Settings
 
 RETRYABLE_KINDS = frozenset({"timeout", "connection", "dns", "payload"})
@@ -53,6 +53,11 @@ class RetryPolicy:
             return None
         seconds = retry_after(response.headers.get("Retry-After"))
         return None if seconds is None else min(seconds, self.cap)
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
+    return random.uniform(0, min(cap, base * 2**attempt))
 
 
 def retry_after(value: str | None) -> float | None:

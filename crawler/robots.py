@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 
 from protego import Protego
@@ -17,6 +16,7 @@ from yarl import URL
 
 from crawler.exceptions import DownloadError
 from crawler.http import Request, Response
+from crawler.retry import RetryPolicy, backoff
 
 logger = logging.getLogger(__name__)
 
@@ -42,15 +42,11 @@ class RobotsCache:
         fetch: Callable[[Request], Awaitable[Response]],
         *,
         user_agent: str,
-        retries: int = 3,
-        backoff_base: float = 1.0,
-        backoff_max: float = 60.0,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._fetch = fetch
         self._user_agent = user_agent
-        self._retries = retries
-        self._backoff_base = backoff_base
-        self._backoff_max = backoff_max
+        self._retry = retry or RetryPolicy()
         self._rules: dict[str, Rules] = {}
 
     def verdict(self, request: Request) -> bool | None:
@@ -99,11 +95,11 @@ class RobotsCache:
                 if 300 <= status < 500 and status not in _UNREACHABLE:
                     return True  # unavailable (or too many redirects): crawl freely
                 reason = f"http_{status}"
-            if attempt >= self._retries:
+            if attempt >= self._retry.retries:
                 logger.warning("robots.txt at %s unreachable (%s): not crawling this host",
                                robots_url, reason)
                 return reason
-            await asyncio.sleep(backoff(attempt, self._backoff_base, self._backoff_max))
+            await asyncio.sleep(backoff(attempt, self._retry.base, self._retry.cap))
             attempt += 1
 
     async def _fetch_following(self, url: URL) -> Response:
@@ -118,7 +114,3 @@ class RobotsCache:
                 return response
         return response
 
-
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
-    return random.uniform(0, min(cap, base * 2**attempt))

@@ -61,7 +61,7 @@ class MemoryFrontier:
         self._sleeping: list[tuple[float, str]] = []
         self._delayed: list[tuple[float, int, Request]] = []  # retries waiting out a backoff
         self._seq = itertools.count()
-        self._queued = 0
+        self._queued = 0  # in host queues; retries waiting in _delayed are added in queued()
         self._in_flight = 0
 
     async def open(self) -> None:
@@ -85,7 +85,6 @@ class MemoryFrontier:
 
     async def retry(self, request: Request, not_before: float) -> None:
         heapq.heappush(self._delayed, (not_before, next(self._seq), request))
-        self._queued += 1
 
     def _queue(self, host: str) -> _HostQueue:
         queue = self._hosts.get(host)
@@ -149,7 +148,7 @@ class MemoryFrontier:
         return min(times) if times else None
 
     def queued(self) -> int:
-        return self._queued
+        return self._queued + len(self._delayed)
 
     def in_flight(self) -> int:
         return self._in_flight
@@ -172,7 +171,6 @@ class MemoryFrontier:
     def _wake(self, now: float) -> None:
         delayed = self._delayed
         while delayed and delayed[0][0] <= now:
-            self._queued -= 1  # _push counts it again
             self._push(heapq.heappop(delayed)[2])
         sleeping = self._sleeping
         while sleeping and sleeping[0][0] <= now:
