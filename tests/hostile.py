@@ -89,22 +89,17 @@ def make_hostile_app(offsite: str, huge_links: int = 50_000) -> web.Application:
             return web.Response(status=status, headers={"Retry-After": "1"}, text="later")
         return web.Response(text=_html("recovered"), content_type="text/html")
 
-    async def reset(request: web.Request) -> web.StreamResponse:
+    async def cut_short(request: web.Request) -> web.StreamResponse:
+        """Promise a long body, send a little, then RST (/reset) or close cleanly (/truncated)."""
         resp = web.StreamResponse(headers={"Content-Length": "100000"})
-        resp.content_type = "text/html"
-        await resp.prepare(request)
-        await resp.write(b"<html><body>partial")
-        assert request.transport is not None
-        request.transport.abort()  # RST mid-body
-        return resp
-
-    async def truncated(request: web.Request) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Length": "5000"})
         resp.content_type = "text/html"
         await resp.prepare(request)
         await resp.write(b"<html><body>only part of it")
         assert request.transport is not None
-        request.transport.close()
+        if request.path == "/reset":
+            request.transport.abort()
+        else:
+            request.transport.close()
         return resp
 
     async def bad_chunked(request: web.Request) -> web.StreamResponse:
@@ -202,8 +197,8 @@ def make_hostile_app(offsite: str, huge_links: int = 50_000) -> web.Application:
     r.add_get("/always-500", always_500)
     r.add_get("/503-then-200", then_200)
     r.add_get("/429-then-200", then_200)
-    r.add_get("/reset", reset)
-    r.add_get("/truncated", truncated)
+    r.add_get("/reset", cut_short)
+    r.add_get("/truncated", cut_short)
     r.add_get("/bad-chunked", bad_chunked)
     r.add_get("/gzip-bomb", bomb)
     r.add_get("/endless", endless)
