@@ -12,11 +12,13 @@ from crawler.exceptions import (
     DropItem,
     HttpError,
     IgnoreRequest,
+    OutputError,
     RequestFailed,
     SettingsError,
+    StartupError,
     UsageError,
 )
-from crawler.http import Failure, Request, Response
+from crawler.http import Failure, FormRequest, JsonRequest, Request, Response
 from crawler.settings import Settings
 from crawler.spider import Spider
 
@@ -28,14 +30,18 @@ __all__ = [
     "DownloadError",
     "DropItem",
     "Failure",
+    "FormRequest",
     "HttpError",
     "IgnoreRequest",
+    "JsonRequest",
+    "OutputError",
     "Request",
     "RequestFailed",
     "Response",
     "Settings",
     "SettingsError",
     "Spider",
+    "StartupError",
     "UsageError",
     "__version__",
 ]

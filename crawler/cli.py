@@ -1,12 +1,19 @@
-"""`python -m crawler`: run, list, demo. The only module that reads argv or prints."""
+"""`python -m crawler`: the commands. The only module that reads argv or prints.
+
+Every check that can fail (spider, arguments, settings, outputs, the stats path, plugins,
+start URLs) runs before any output is opened for writing; a failure is one line on stderr
+and exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import logging
-import signal
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,17 +22,33 @@ import orjson
 
 from crawler import __version__
 from crawler.engine import Crawler, CrawlResult
-from crawler.exceptions import UsageError
+from crawler.exceptions import StartupError, UsageError
 from crawler.exporters import Exporter, make_exporter
+from crawler.feeds import output_exporter
+from crawler.interrupts import EXIT_KILLED, Interrupts
 from crawler.loader import discover, load_spider
+from crawler.outputs import identity
 from crawler.settings import Settings
 from crawler.spider import Spider
+from crawler.stats import nothing_done, summary
 
 logger = logging.getLogger("crawler")
 
 EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_USAGE = 2
-EXIT_KILLED = 130
+
+_DESCRIPTION = """\
+crawler: an asyncio web crawling and scraping framework.
+
+commands: run (a spider), list (the spiders), demo (crawl a bundled local shop),
+bench (pages/s on this machine). `python -m crawler COMMAND --help` for each.
+"""
+_EPILOG = """\
+exit codes: 0 the crawl fetched something and every output was closed; 1 the crawl ran but
+no page could be fetched, or an output could not be written; 2 a usage or startup error
+(nothing was crawled or overwritten); 130 stopped at once by a second signal.
+"""
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -34,18 +57,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         code = args.command(args)
-    except UsageError as exc:
+    except (UsageError, StartupError) as exc:
         print(f"crawler: error: {exc}", file=sys.stderr)
         code = EXIT_USAGE
     sys.exit(code)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m crawler", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m crawler", description=_DESCRIPTION, epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"crawler {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run a spider")
+    run = commands.add_parser("run", help="run a spider", epilog=_EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("spider", help="a spider name from ./spiders/, or a path to a .py file")
     _crawl_options(run)
     run.set_defaults(command=_cmd_run)
@@ -54,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(command=_cmd_list)
 
     demo = commands.add_parser(
-        "demo", help="serve the bundled bookshop on 127.0.0.1 and crawl it with spiders/books.py")
+        "demo", help="serve the bundled bookshop on 127.0.0.1 and crawl it")
     demo.add_argument("--port", type=int, default=0, help="port for the demo site (default: any)")
     demo.add_argument("--serve", action="store_true",
                       help="only serve the site until interrupted; do not crawl")
@@ -69,8 +95,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _crawl_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", action="append", default=[], metavar="PATH",
-                        help="append items to PATH (.jsonl, .json, .csv); repeatable")
+    parser.add_argument(
+        "-o", "--output", action="append", default=[], metavar="PATH",
+        help="append items to PATH: .jsonl, .json or .csv (or PATH:FORMAT), a file:// URI, "
+             "or - for standard output; %%(name)s and %%(time)s are replaced; repeatable")
     parser.add_argument("-O", "--overwrite-output", action="append", default=[], metavar="PATH",
                         help="like -o but replace the file")
     parser.add_argument("-s", "--set", action="append", default=[], metavar="KEY=VALUE",
@@ -100,26 +128,26 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    spider_cls = load_spider(args.spider)
-    return _crawl(spider_cls, args, {})
+    spider_cls, warnings = load_spider(args.spider)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    crawler = _build(spider_cls, args, {}, default_overwrite=True)
+    return _finish(asyncio.run(_run_with_signals(crawler)), args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from crawler.demo import serve_forever, serving
+    from crawler.demo import BooksSpider, serve_forever, serving
 
     if args.serve:
         asyncio.run(serve_forever(args.port))
         return EXIT_OK
-    spider_cls = load_spider("books")
 
     async def crawl_demo() -> tuple[CrawlResult, bool]:
         async with serving(args.port) as base_url:
             print(f"demo bookshop at {base_url}", file=sys.stderr)
-            spider_args = {"base_url": base_url}
-            crawler = _build(spider_cls, args, spider_args, default_overwrite=True)
+            crawler = _build(BooksSpider, args, {"base_url": base_url}, default_overwrite=True)
             return await _run_with_signals(crawler)
 
-    _configure_logging(_settings(spider_cls, args))
     return _finish(asyncio.run(crawl_demo()), args)
 
 
@@ -130,78 +158,97 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError("--pages and --concurrency must be >= 1")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     stats = bench(args.pages, args.concurrency)
-    return EXIT_OK if stats.items == args.pages else 1
-
-
-def _settings(spider_cls: type[Spider], args: argparse.Namespace) -> Settings:
-    return Settings().merge(spider_cls.custom_settings).merge_strings(_pairs(args.set, "-s"))
+    return EXIT_OK if stats.items == args.pages else EXIT_FAILED
 
 
 def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[str, str],
            *, default_overwrite: bool) -> Crawler:
-    settings = _settings(spider_cls, args)
+    """Everything that can be checked before the loop runs: spider, settings, outputs, the
+    stats path, plugins. Nothing is opened for writing here."""
     spider_args = {**extra_args, **_pairs(args.arg, "-a")}
     try:
         spider = spider_cls(**spider_args)
     except TypeError as exc:
         raise UsageError(f"bad spider arguments for {spider_cls.name!r}: {exc}") from None
-    outputs: list[Exporter] = [
-        make_exporter(p, overwrite=False, fields=settings.feed_fields) for p in args.output
-    ] + [make_exporter(p, overwrite=True, fields=settings.feed_fields)
-         for p in args.overwrite_output]
-    if not outputs:
-        outputs.append(make_exporter(Path("output") / f"{spider_cls.name}.jsonl",
-                                     overwrite=default_overwrite, fields=settings.feed_fields))
+    settings = Settings.for_spider(spider).merge_strings(_pairs(args.set, "-s"))
+    _configure_logging(settings)
+    outputs = _outputs(spider, args, settings, default_overwrite=default_overwrite)
+    if args.stats:
+        _check_stats_path(Path(args.stats), outputs)
     return Crawler(spider, settings=settings, outputs=outputs)
 
 
-def _crawl(spider_cls: type[Spider], args: argparse.Namespace, extra: dict[str, str]) -> int:
-    crawler = _build(spider_cls, args, extra, default_overwrite=True)
-    _configure_logging(crawler.settings)
-    return _finish(asyncio.run(_run_with_signals(crawler)), args)
+def _outputs(spider: Spider, args: argparse.Namespace, settings: Settings, *,
+             default_overwrite: bool) -> list[Exporter]:
+    started = datetime.datetime.now(datetime.UTC)
+    fields = settings.feed_fields
+    outputs = [output_exporter(spec, overwrite=False, fields=fields, spider=spider,
+                               started=started) for spec in args.output]
+    outputs += [output_exporter(spec, overwrite=True, fields=fields, spider=spider,
+                                started=started) for spec in args.overwrite_output]
+    if not outputs:
+        outputs.append(make_exporter(Path("output") / f"{spider.name}.jsonl",
+                                     overwrite=default_overwrite, fields=fields))
+    return outputs
+
+
+def _check_stats_path(path: Path, outputs: list[Exporter]) -> None:
+    if path.is_dir():
+        raise UsageError(f"--stats {path}: it is a directory")
+    if any(identity(path) == identity(o.path) for o in outputs):
+        raise UsageError(f"--stats {path} is also an output")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--stats {path}: cannot create it in {parent}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"--stats {path}: not writable")
 
 
 async def _run_with_signals(crawler: Crawler) -> tuple[CrawlResult, bool]:
-    """First SIGINT/SIGTERM stops gracefully; a second one stops at once."""
+    """First SIGINT/SIGTERM/SIGHUP stops gracefully; a second one stops at once."""
     loop = asyncio.get_running_loop()
-    signals_seen = 0
-
-    def on_signal(signum: int) -> None:
-        nonlocal signals_seen
-        signals_seen += 1
-        if signals_seen == 1:
-            logger.warning("%s received: stopping (send it again to stop now)",
-                           signal.Signals(signum).name)
-            crawler.stop("shutdown")
-        else:
-            crawler.kill()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
-    try:
+    with Interrupts(loop, on_stop=crawler.stop, on_kill=crawler.kill) as interrupts:
         result = await crawler.run()
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-    return result, signals_seen > 1
+    return result, interrupts.count > 1
 
 
 def _finish(outcome: tuple[CrawlResult, bool], args: argparse.Namespace) -> int:
     result, killed = outcome
     stats = result.stats.as_dict()
-    print(_summary(stats), file=sys.stderr)
-    if args.stats:
-        path = Path(args.stats)
+    print(summary(stats), file=sys.stderr)
+    code = EXIT_KILLED if killed else EXIT_OK
+    if args.stats and not _write_stats(Path(args.stats), stats):
+        code = code or EXIT_FAILED
+    for output in result.failed_outputs:
+        print(f"crawler: error: cannot write {output.name}: {output.error}; it ends at its "
+              "last complete record", file=sys.stderr)
+        code = code or EXIT_FAILED
+    why = nothing_done(stats)
+    if why is not None and not killed:
+        print(f"crawler: error: {why}", file=sys.stderr)
+        code = code or EXIT_FAILED
+    return code
+
+
+def _write_stats(path: Path, stats: dict[str, Any]) -> bool:
+    """Write the stats whole or not at all (a temporary file renamed over the path)."""
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(orjson.dumps(stats, option=orjson.OPT_INDENT_2) + b"\n")
-    return EXIT_KILLED if killed else EXIT_OK
-
-
-def _summary(stats: dict[str, Any]) -> str:
-    errors = ", ".join(f"{k}={v}" for k, v in stats["errors"].items()) or "none"
-    return (f"crawl {stats['finish_reason']}: {stats['pages']} pages, {stats['items']} items, "
-            f"{stats['requests_failed']} failed in {stats['elapsed_seconds']:.1f}s "
-            f"({stats['pages_per_second']} pages/s); errors: {errors}")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(orjson.dumps(stats, option=orjson.OPT_INDENT_2) + b"\n")
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        print(f"crawler: error: cannot write the stats to {path}: {exc.strerror}",
+              file=sys.stderr)
+        return False
+    return True
 
 
 def _configure_logging(settings: Settings) -> None:

@@ -1,7 +1,10 @@
-"""A small bookshop site, generated deterministically and served on 127.0.0.1.
+"""A small bookshop site, generated deterministically and served on 127.0.0.1, and the
+spider that crawls it.
 
 Home -> 8 category pages (paginated, 12 books a page) -> 240 book pages, each linking back
-to its category and to two related books. `python -m crawler demo` crawls it offline.
+to its category and to two related books. `python -m crawler demo` crawls it offline, from
+any directory: the spider ships in the package (`spiders/books.py` is the same spider as a
+project example).
 """
 
 from __future__ import annotations
@@ -11,8 +14,12 @@ import contextlib
 import html
 import random
 from collections.abc import AsyncIterator
+from typing import Any, ClassVar
 
 from aiohttp import web
+
+from crawler.http import Request, Response
+from crawler.spider import Spider
 
 CATEGORIES = ("Travel", "Mystery", "Poetry", "History", "Science", "Fantasy", "Romance", "Humor")
 BOOKS_PER_CATEGORY = 30
@@ -107,3 +114,44 @@ async def serve_forever(port: int = 0) -> None:
     async with serving(port) as base_url:
         print(f"demo bookshop at {base_url} (Ctrl-C to stop)", flush=True)
         await asyncio.Event().wait()
+
+
+class BooksSpider(Spider):
+    """Every book: title, price, rating and category, through categories and pagination."""
+
+    name = "books"
+    custom_settings: ClassVar[dict[str, Any]] = {"per_host_concurrency": 16, "concurrency": 16}
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8000/", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.base_url = base_url
+
+    async def start(self) -> AsyncIterator[Request]:
+        yield Request(self.base_url, callback=self.parse)
+
+    async def parse(self, response: Response) -> AsyncIterator[Any]:
+        for link in response.css("ul.categories a"):
+            yield response.follow(link, callback=self.parse_category)
+
+    async def parse_category(self, response: Response) -> AsyncIterator[Any]:
+        for link in response.css("li.book a"):
+            yield response.follow(link, callback=self.parse_book)
+        next_page = response.css_first("a.next")
+        if next_page is not None:
+            yield response.follow(next_page, callback=self.parse_category)
+
+    async def parse_book(self, response: Response) -> AsyncIterator[Any]:
+        def text(selector: str) -> str | None:
+            node = response.css_first(selector)
+            return node.text(strip=True) if node is not None else None
+
+        rating = response.css_first("p.rating")
+        yield {
+            "url": response.url,
+            "title": text("h1"),
+            "price": text("p.price"),
+            "rating": int(rating.attributes.get("data-stars") or 0) if rating else None,
+            "category": text("p.category a"),
+        }
+        for link in response.css("aside a.related"):
+            yield response.follow(link, callback=self.parse_book)

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Protocol
 
 import aiohttp
+from multidict import CIMultiDict
 
 from crawler.exceptions import DownloadError
 from crawler.http import Request, Response
@@ -36,11 +37,12 @@ class HttpDownloader:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
-        self._headers = {
+        # sent with every request, not set on the session: a request may drop one (None)
+        self._headers: CIMultiDict[str] = CIMultiDict({
             "User-Agent": settings.user_agent,
             "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
             "Accept-Language": "en",
-        }
+        })
 
     async def __aenter__(self) -> HttpDownloader:
         s = self._settings
@@ -53,7 +55,6 @@ class HttpDownloader:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=s.timeout, sock_connect=s.connect_timeout),
-            headers=self._headers,
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=True,
             skip_auto_headers=(),
@@ -99,7 +100,8 @@ class HttpDownloader:
         async with session.request(
             request.method,
             request.yurl,
-            headers=request.headers,
+            headers=self._request_headers(request),
+            skip_auto_headers=request.dropped_headers or None,
             data=request.body or None,
             allow_redirects=False,
         ) as resp:
@@ -110,6 +112,20 @@ class HttpDownloader:
                 )
             body = await _read_limited(resp, limit, request)
             return Response(str(resp.url), resp.status, resp.headers, body, request)
+
+
+    def _request_headers(self, request: Request) -> CIMultiDict[str]:
+        """The default headers with the request's own replacing them; None drops one."""
+        if request.headers is None and not request.dropped_headers:
+            return self._headers
+        headers = self._headers.copy()
+        for name in request.dropped_headers:
+            headers.popall(name, None)
+        if request.headers is not None:
+            for name in request.headers.keys():
+                headers.popall(name, None)
+            headers.extend(request.headers)
+        return headers
 
 
 async def _read_limited(resp: aiohttp.ClientResponse, limit: int, request: Request) -> bytes:

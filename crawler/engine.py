@@ -1,8 +1,13 @@
-"""The Crawler: seeds the frontier, runs the workers, and ends the crawl cleanly.
+"""The Crawler: opens plugins and outputs, runs the workers, and closes everything.
+
+Lifecycle (`CrawlState`): NEW -> OPENING (check the start URLs and every output, open the
+pipelines, then the outputs) -> RUNNING -> STOPPING -> CLOSING (outputs flushed and closed
+first, then the pipelines' close_spider and spider.closed(), each failure logged and
+counted) -> CLOSED. A stop while OPENING skips the crawl; kill() cuts any user hook short.
 
 Flow: spider.start() -> Scheduler.enqueue -> frontier -> dispatcher -> asyncio.Queue ->
 worker -> Downloader.fetch -> callback -> (requests back to enqueue, items to pipelines
-and exporters).
+and outputs).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import asyncio
 import enum
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -26,34 +31,42 @@ from crawler.exceptions import (
     HttpError,
     IgnoreRequest,
     RequestFailed,
+    StartupError,
 )
 from crawler.exporters import Exporter
 from crawler.frontier import Frontier, MemoryFrontier
 from crawler.http import Failure, Request, Response
-from crawler.pipelines import call_hook, load_pipelines, process
+from crawler.items import ItemError, is_item, to_record
+from crawler.monitor import LoopWatch, log_progress
+from crawler.outputs import Outputs
+from crawler.pipelines import load_pipelines, process
+from crawler.plugins import Interrupted, call, describe
 from crawler.ratelimit import HostPolicy
 from crawler.retry import RetryPolicy
 from crawler.robots import RobotsCache
-from crawler.scheduler import Scheduler
+from crawler.scheduler import ROBOTS_DISALLOWED, Scheduler
 from crawler.settings import Settings
-from crawler.spider import Spider
+from crawler.spider import Spider, start_url_list
 from crawler.stats import Stats
+from crawler.urls import AllowedDomains, parse_url
 from crawler.urls import fingerprint as default_fingerprint
 
 logger = logging.getLogger(__name__)
 
-_FLUSH_INTERVAL = 1.0  # seconds between forced output flushes
 _LARGE_BODY = 1 << 20  # HTML bodies above this are parsed in a thread
-_TICK = 0.05  # seconds between event-loop stall probes
 _YIELD_EVERY = 256  # callback outputs handled before letting other tasks run
 _SEED_BATCH = 256  # start requests queued before yielding to the workers
+_SLOW_CALLBACK = 0.25  # seconds a callback may hold the event loop before a warning
+_SLOW_WARNINGS = 10  # slow callbacks named in a warning; the rest are only counted
 
 
 class CrawlState(enum.Enum):
     NEW = "new"  # constructed; run() not called yet
+    OPENING = "opening"  # checking outputs, opening pipelines and outputs
     RUNNING = "running"  # workers are fetching
     STOPPING = "stopping"  # no new fetches; requests being processed may finish
-    CLOSED = "closed"  # every output flushed and closed; stats final
+    CLOSING = "closing"  # outputs flushed and closed; user close hooks running
+    CLOSED = "closed"  # every hook called; stats final
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +74,7 @@ class CrawlResult:
     """What `Crawler.run()` returns."""
 
     stats: Stats
+    failed_outputs: tuple[Exporter, ...] = ()
 
     @property
     def finish_reason(self) -> str:
@@ -68,7 +82,8 @@ class CrawlResult:
 
 
 class Crawler:
-    """Runs one spider to completion.
+    """Runs one spider to completion. Pipelines are built here (with `from_crawler(self)`
+    when they define it), so a StartupError comes before anything is opened.
 
     Usage:
         crawler = Crawler(MySpider(), settings=Settings(concurrency=32),
@@ -87,13 +102,18 @@ class Crawler:
         fingerprint: Callable[[Request], bytes] = default_fingerprint,
     ) -> None:
         self.spider = spider
-        self.settings = settings if settings is not None \
-            else Settings().merge(type(spider).custom_settings)
+        self.settings = settings if settings is not None else Settings.for_spider(spider)
         spider.settings = self.settings
         self.stats = Stats()
         self.state = CrawlState.NEW
-        self._outputs = list(outputs)
         s = self.settings
+        try:
+            self._allowed = AllowedDomains(spider.allowed_domains)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+        for warning in self._allowed.warnings:
+            logger.warning("%s", warning)
+        self.outputs = Outputs(outputs, self.stats, on_failure=self._output_failed)
         self._frontier = frontier or MemoryFrontier(HostPolicy.from_settings(s))
         self._retry = RetryPolicy.from_settings(s)
         self._downloader = downloader
@@ -101,7 +121,7 @@ class Crawler:
             self._frontier,
             stats=self.stats,
             fingerprint=fingerprint,
-            allowed_domains=frozenset(d.lower().strip(".") for d in spider.allowed_domains),
+            allowed_domains=self._allowed,
             max_depth=s.max_depth,
         )
         if s.max_pages is not None:
@@ -111,86 +131,184 @@ class Crawler:
                 lambda: self.stats.pages + frontier_.in_flight() < max_pages
             )
         self.scheduler.on_settled = self._check_done
-        self.scheduler.on_unreachable = self._robots_unreachable
-        self._pipelines: list[Any] = []
+        self.scheduler.on_refused = self._refused
         self._handled = frozenset(spider.handle_httpstatus_list)
         self._busy = 0
         self._seeding = True
         self._done = asyncio.Event()
+        self._stopping = asyncio.Event()  # stop() or kill(): cuts an opening hook short
+        self._killed = asyncio.Event()  # kill(): cuts a closing hook short
         self._kill_timer: asyncio.TimerHandle | None = None
+        self._watch = LoopWatch(self.stats)
+        self._pipelines = load_pipelines(s.item_pipelines, self)
 
     # lifecycle ------------------------------------------------------------------------------
 
     async def run(self) -> CrawlResult:
-        """Crawl until the frontier is empty, a limit is hit, or stop() is called."""
+        """Crawl until the frontier is empty, a limit is hit, or stop() is called. Raises
+        StartupError (before any output is truncated) when the crawl cannot start."""
         if self.state is not CrawlState.NEW:
             raise RuntimeError("a Crawler runs once")
         loop = asyncio.get_running_loop()
         started = loop.time()
-        self.state = CrawlState.RUNNING
+        self.state = CrawlState.OPENING
+        watch = asyncio.create_task(self._watch.run(), name="loop-watch")
         try:
-            async with AsyncExitStack() as stack:
-                for output in self._outputs:
-                    await output.open()
-                    stack.push_async_callback(output.close)
-                if self._downloader is None:
-                    self._downloader = await stack.enter_async_context(
-                        HttpDownloader(self.settings))
-                if self.settings.obey_robots:
-                    self.scheduler.robots = RobotsCache(
-                        self._downloader.fetch, user_agent=self.settings.user_agent,
-                        retry=self._retry)
-                await self._frontier.open()
-                stack.push_async_callback(self._frontier.close)
-                self._pipelines = load_pipelines(self.settings.item_pipelines)
-                for pipeline in self._pipelines:
-                    await call_hook(pipeline, "open_spider", self.spider)
-                    stack.push_async_callback(call_hook, pipeline, "close_spider", self.spider)
-                await self._crawl(loop)
+            await self._open_crawl_close()
         finally:
+            self._watch.finish()
+            watch.cancel()
             self.stats.elapsed_seconds = loop.time() - started
             self.stats.finish_reason = self.stats.finish_reason or "finished"
             self.state = CrawlState.CLOSED
+        return CrawlResult(self.stats, tuple(self.outputs.failed))
+
+    async def _open_crawl_close(self) -> None:
+        self._check_start_urls()
+        await self.outputs.check()
+        opened: list[Any] = []
         try:
-            result = self.spider.closed(self.stats.finish_reason)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            logger.exception("error in %s.closed()", type(self.spider).__name__)
-        return CrawlResult(self.stats)
+            for pipeline in self._pipelines:
+                await self._open_pipeline(pipeline)
+                opened.append(pipeline)
+            await self.outputs.open()
+        except Interrupted:
+            self.state = CrawlState.CLOSING
+            await self._close_pipelines(opened)
+            return
+        except BaseException:
+            self.state = CrawlState.CLOSING
+            await self._close_pipelines(opened)
+            raise
+        try:
+            if not self._stopping.is_set():
+                self.state = CrawlState.RUNNING
+                await self._crawl()
+        finally:
+            self.state = CrawlState.CLOSING
+            await self.outputs.close()  # before user hooks, which may hang
+            await self._close_pipelines(opened)
+            await self._spider_closed()
 
     def stop(self, reason: str = "shutdown") -> None:
         """Stop taking new requests; let the ones being processed finish, then close."""
+        if self.state is CrawlState.OPENING:
+            self.stats.finish_reason = self.stats.finish_reason or reason
+            self._stopping.set()
+            return
         if self.state is not CrawlState.RUNNING:
             return
         logger.info("stopping (%s): finishing %d request(s) in progress", reason, self._busy)
         self.state = CrawlState.STOPPING
         self.stats.finish_reason = reason
         self.scheduler.paused = True
+        self._stopping.set()
         grace = self.settings.shutdown_timeout
         self._kill_timer = asyncio.get_running_loop().call_later(
             self.settings.timeout if grace is None else grace, self.kill)
         self._check_done()
 
     def kill(self) -> None:
-        """Stop at once: abandon requests in progress; outputs are still flushed and closed."""
-        if self.state is CrawlState.CLOSED or self._done.is_set():
+        """Stop at once: abandon requests in progress and cut user hooks short; outputs are
+        still flushed and closed."""
+        if self.state is CrawlState.CLOSED or self._killed.is_set():
             return
         logger.warning("stopping now: abandoning %d request(s) in progress", self._busy)
         self.stats.finish_reason = self.stats.finish_reason or "killed"
-        self.state = CrawlState.STOPPING
+        if self.state is CrawlState.RUNNING:
+            self.state = CrawlState.STOPPING
+        self._stopping.set()
+        self._killed.set()
         self._done.set()
 
-    async def _crawl(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _output_failed(self, exporter: Exporter) -> None:
+        self.stop("output_failed")
+
+    def _check_start_urls(self) -> None:
+        """A spider seeded from start_urls gets its URLs checked before anything opens."""
+        spider = self.spider
+        if not type(spider).uses_start_urls():
+            return
+        urls = start_url_list(spider.start_urls)
+        if not urls:
+            raise StartupError(f"spider {spider.name!r} has no start URLs: set start_urls, "
+                               "pass -a start_urls=URL, or define start()")
+        for url in urls:
+            if not isinstance(url, str):
+                raise StartupError(f"start URL {url!r} is not a string")
+            parsed = parse_url(url)
+            if isinstance(parsed, str):
+                hint = f" (did you mean http://{url}?)" if "://" not in url \
+                    and not url.startswith("/") and ":" not in url else ""
+                raise StartupError(f"start URL {url!r} is not an absolute http(s) URL "
+                                   f"({parsed.replace('_', ' ')}){hint}")
+            if self._allowed and not self._allowed.admits(parsed):
+                raise StartupError(f"start URL {url!r} is outside allowed_domains "
+                                   f"{list(self._allowed.entries)}")
+
+    async def _open_pipeline(self, pipeline: Any) -> None:
+        hook = getattr(pipeline, "open_spider", None)
+        if hook is None:
+            return
+        what = f"{type(pipeline).__name__}.open_spider()"
+        try:
+            await call(hook, self.spider, stop=self._stopping, what=what)
+        except (Interrupted, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            raise StartupError(f"item pipeline {what} failed: {describe(exc)}") from exc
+
+    async def _close_pipelines(self, pipelines: list[Any]) -> None:
+        for pipeline in pipelines:
+            hook = getattr(pipeline, "close_spider", None)
+            if hook is not None:
+                await self._closing_hook(hook, self.spider,
+                                         what=f"{type(pipeline).__name__}.close_spider()",
+                                         kind="close_spider")
+
+    async def _spider_closed(self) -> None:
+        await self._closing_hook(self.spider.closed, self.stats.finish_reason or "finished",
+                                 what=f"{type(self.spider).__name__}.closed()",
+                                 kind="spider_closed")
+
+    async def _closing_hook(self, hook: Callable[..., Any], arg: Any, *, what: str,
+                            kind: str) -> None:
+        """Run a user close hook; a failure is logged and counted, never raised."""
+        try:
+            await call(hook, arg, stop=self._killed, what=what)
+        except Interrupted:
+            logger.warning("%s did not finish: cut short by the stop", what)
+            self.stats.errors[kind] += 1
+        except Exception:
+            logger.exception("error in %s", what)
+            self.stats.errors[kind] += 1
+
+    async def _crawl(self) -> None:
+        s = self.settings
+        async with AsyncExitStack() as stack:
+            if self._downloader is None:
+                self._downloader = await stack.enter_async_context(HttpDownloader(s))
+            if s.obey_robots:
+                self.scheduler.robots = RobotsCache(
+                    self._downloader.fetch, user_agent=s.user_agent, retry=self._retry)
+            await self._frontier.open()
+            stack.push_async_callback(self._frontier.close)
+            await self._run_tasks()
+
+    async def _run_tasks(self) -> None:
         s = self.settings
         tasks = [asyncio.create_task(self.scheduler.run(), name="dispatcher")]
         tasks += [asyncio.create_task(self._worker(), name=f"worker-{i}")
                   for i in range(s.concurrency)]
         tasks.append(asyncio.create_task(self._seed(), name="seeder"))
-        tasks.append(asyncio.create_task(self._flush_periodically(), name="flusher"))
-        tasks.append(asyncio.create_task(self._watch_loop(), name="loop-watch"))
+        tasks.append(asyncio.create_task(self.outputs.flush_periodically(), name="flusher"))
         if s.log_interval:
-            tasks.append(asyncio.create_task(self._log_progress(s.log_interval), name="progress"))
+            tasks.append(asyncio.create_task(log_progress(
+                self.stats, s.log_interval, self._frontier.in_flight, self.scheduler.queued),
+                name="progress"))
+        for task in tasks:
+            task.add_done_callback(self._task_ended)
+        loop = asyncio.get_running_loop()
         timer = loop.call_later(s.max_duration, self.stop, "max_duration") \
             if s.max_duration is not None else None
         try:
@@ -201,11 +319,18 @@ class Crawler:
                     handle.cancel()
             for task in tasks:
                 task.cancel()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.scheduler.close()
-            for result in results:
-                if isinstance(result, Exception):
-                    logger.error("internal task failed", exc_info=result)
+
+    def _task_ended(self, task: asyncio.Task[Any]) -> None:
+        """An internal task that dies would leave the crawl waiting forever: end it."""
+        if task.cancelled() or task.exception() is None:
+            return
+        logger.error("internal task %s failed; stopping the crawl", task.get_name(),
+                     exc_info=task.exception())
+        self.stats.errors["internal"] += 1
+        self.stats.finish_reason = self.stats.finish_reason or "internal_error"
+        self._done.set()
 
     def _check_done(self) -> None:
         if self._done.is_set() or self._busy:
@@ -220,10 +345,12 @@ class Crawler:
     async def _seed(self) -> None:
         try:
             count = 0
-            async for obj in self.spider.start():
+            async for obj in _iterate(self.spider.start()):
                 if self.state is not CrawlState.RUNNING:
                     break
-                await self._handle_output(obj, depth=0)
+                if isinstance(obj, Request):
+                    self.stats.start_requests += 1
+                await self._handle_output(obj, 0, None, "start()")
                 count += 1
                 if count % _SEED_BATCH == 0:
                     await asyncio.sleep(0)
@@ -244,10 +371,7 @@ class Crawler:
             request = await scheduler.get()
             self._busy += 1
             try:
-                if self.state is CrawlState.RUNNING:
-                    await self._process(request)
-                else:
-                    await scheduler.done(request)
+                await self._process(request)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug of ours must not kill the worker
@@ -258,23 +382,38 @@ class Crawler:
             self._check_done()
 
     async def _process(self, request: Request) -> None:
+        """Fetch `request` and handle the outcome. The host's slot is released on every
+        path out of the fetch, whatever it raised."""
         assert self._downloader is not None
+        if self.state is not CrawlState.RUNNING:
+            await self.scheduler.done(request)
+            return
         loop = asyncio.get_running_loop()
         started = loop.time()
+        response: Response | None = None
+        failure: RequestFailed | None = None
         try:
             response = await self._downloader.fetch(request)
+            self.stats.pages += 1  # before done(): max_pages counts pages + in flight
         except RequestFailed as exc:
+            failure = exc
+        except Exception as exc:
+            logger.exception("internal error fetching %s", request.url)
+            failure = DownloadError("internal", f"{type(exc).__name__}: {exc}", request)
+        finally:
             latency = loop.time() - started
             self.stats.record_host(request.host, latency)
-            await self.scheduler.done(request, latency=latency)
-            await self._retry_or_fail(request, exc)
-            return
-        latency = loop.time() - started
+            await self.scheduler.done(request, latency=latency,
+                                      status=response.status if response is not None else None)
+        if response is None:
+            assert failure is not None
+            await self._retry_or_fail(request, failure)
+        else:
+            await self._handle_response(request, response)
+
+    async def _handle_response(self, request: Request, response: Response) -> None:
         status = response.status
-        self.stats.pages += 1  # before done(): max_pages counts pages + in flight
         self.stats.status_counts[status] += 1
-        self.stats.record_host(request.host, latency)
-        await self.scheduler.done(request, latency=latency, status=status)
         pause = self._retry.host_pause(response)
         if pause:
             await self.scheduler.pause_host(request, pause)
@@ -294,9 +433,13 @@ class Crawler:
         else:
             await self._fail(request, HttpError(response), response)
 
-    async def _robots_unreachable(self, request: Request, kind: str) -> None:
-        await self._fail(request, DownloadError(
-            kind, f"robots.txt of {request.yurl.origin()} unreachable ({kind})", request))
+    async def _refused(self, request: Request, exc: Exception, kind: str) -> None:
+        """robots.txt refused the request, or could not be read: its errback is called."""
+        if kind == ROBOTS_DISALLOWED:
+            await self._errback(request, Failure(request, exc, kind))
+        else:
+            assert isinstance(exc, RequestFailed)
+            await self._fail(request, exc)
 
     async def _retry_or_fail(self, request: Request, exc: RequestFailed) -> None:
         if not (self._retry.retryable(exc.kind) and await self._retried(request, None)):
@@ -322,19 +465,22 @@ class Crawler:
     async def _redirect(self, request: Request, response: Response) -> None:
         times = request.meta.get("redirect_times", 0) + 1
         chain: list[str] = [*request.meta.get("redirect_urls", ()), request.url]
+        location = response.headers["Location"]
         if times > self.settings.max_redirects:
             await self._fail(request, DownloadError(
                 "too_many_redirects", f"more than {self.settings.max_redirects} redirects",
                 request))
             return
         try:
-            target = str(URL(response.url).join(URL(response.headers["Location"].strip()))
-                         .with_fragment(None))
+            joined = URL(response.url).join(URL(location.strip())).with_fragment(None)
         except (ValueError, TypeError):
+            joined = None
+        parsed = parse_url(joined) if joined is not None else "invalid_url"
+        if isinstance(parsed, str):  # javascript:, mailto:, a broken Location
             await self._fail(request, DownloadError(
-                "invalid_url", f"bad Location header {response.headers['Location']!r}",
-                request))
+                parsed, f"redirect to {location[:200]!r}: {parsed.replace('_', ' ')}", request))
             return
+        target = str(parsed)
         if target in chain:
             await self._fail(request, DownloadError(
                 "redirect_loop", f"redirect loop back to {target}", request))
@@ -355,21 +501,31 @@ class Crawler:
                     response: Response | None = None) -> None:
         self.stats.requests_failed += 1
         self.stats.errors[exc.kind] += 1
-        logger.debug("failed %s: %s", request.url, exc)
+        if request.depth == 0 and not request.meta.get("redirect_urls"):
+            logger.warning("start request %s failed: %s", request.url, exc)
+        else:
+            logger.debug("failed %s: %s", request.url, exc)
+        await self._errback(request, Failure(request, exc, exc.kind, response))
+
+    async def _errback(self, request: Request, failure: Failure) -> None:
         if request.errback is not None:
-            failure = Failure(request, exc, exc.kind, response)
             await self._run_callback(request.errback, failure, {}, request)
 
     async def _run_callback(self, callback: Callable[..., Any], arg: Response | Failure,
                             kwargs: dict[str, Any], request: Request) -> None:
         depth = request.depth + 1
+        loop = asyncio.get_running_loop()
         count = 0
+        step = loop.time()
         try:
             async for obj in _iterate(callback(arg, **kwargs)):
-                await self._handle_output(obj, depth)
+                self._check_stall(callback, request, step)
+                await self._handle_output(obj, depth, request, callback)
                 count += 1
                 if count % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # a page with 100k links must not stall the loop
+                step = loop.time()
+            self._check_stall(callback, request, step)
         except asyncio.CancelledError:
             raise
         except CloseSpider as exc:
@@ -378,10 +534,28 @@ class Crawler:
             pass
         except Exception:
             self.stats.errors["callback"] += 1
-            logger.exception("spider error in %s for %s", getattr(callback, "__name__",
-                             callback), request.url)
+            logger.exception("spider error in %s for %s", _name(callback), request.url)
 
-    async def _handle_output(self, obj: Any, depth: int) -> None:
+    def _check_stall(self, callback: Callable[..., Any], request: Request,
+                     step: float) -> None:
+        """Name a callback that held the event loop: meanwhile every other request waited,
+        and timeouts fired that no server caused."""
+        now = asyncio.get_running_loop().time()
+        if now - step <= _SLOW_CALLBACK:
+            return
+        blocked = self._watch.blocked_since(step, now)
+        if blocked <= _SLOW_CALLBACK:
+            return  # it awaited: other tasks ran meanwhile
+        self.stats.slow_callbacks += 1
+        log = logger.warning if self.stats.slow_callbacks <= _SLOW_WARNINGS else logger.debug
+        log("%s blocked the event loop for %.2fs on %s: run blocking work in a thread "
+            "(await asyncio.to_thread(...)); other requests may time out meanwhile%s",
+            _name(callback), blocked, request.url,
+            "; further ones are only counted (slow_callbacks)"
+            if self.stats.slow_callbacks == _SLOW_WARNINGS else "")
+
+    async def _handle_output(self, obj: Any, depth: int, request: Request | None,
+                             source: Callable[..., Any] | str) -> None:
         if obj is None:
             return
         if isinstance(obj, Request):
@@ -389,9 +563,15 @@ class Crawler:
                 obj.depth = depth
                 await self.scheduler.enqueue(obj)
             return
-        await self._export(obj)
+        if not is_item(obj):
+            self.stats.errors["invalid_item"] += 1
+            logger.warning("%s yielded a %s, which is neither an item nor a Request%s",
+                           _name(source), type(obj).__name__,
+                           f" (on {request.url})" if request is not None else "")
+            return
+        await self._export(obj, request)
 
-    async def _export(self, item: Any) -> None:
+    async def _export(self, item: Any, request: Request | None) -> None:
         limit = self.settings.max_items
         if limit is not None and self.stats.items >= limit:
             return
@@ -407,43 +587,21 @@ class Crawler:
             logger.exception("item pipeline failed")
             return
         try:
-            for output in self._outputs:
-                await output.export(item)
-        except ValueError as exc:
+            record = to_record(item)
+        except ItemError as exc:
             self.stats.errors["item_serialization"] += 1
-            logger.error("cannot write item: %s", exc)
+            logger.error("cannot write an item%s: %s",
+                         f" from {request.url}" if request is not None else "", exc)
             return
+        await self.outputs.write(record)
         self.stats.items += 1
         if limit is not None and self.stats.items >= limit:
             self.stop("max_items")
 
-    async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(_FLUSH_INTERVAL)
-            for output in self._outputs:
-                await output.flush()
 
-
-    async def _watch_loop(self) -> None:
-        """Measure how late a short sleep wakes up: the longest event-loop stall."""
-        loop, stats = asyncio.get_running_loop(), self.stats
-        while True:
-            before = loop.time()
-            await asyncio.sleep(_TICK)
-            stats.max_loop_stall = max(stats.max_loop_stall, loop.time() - before - _TICK)
-
-    async def _log_progress(self, interval: float) -> None:
-        stats, loop = self.stats, asyncio.get_running_loop()
-        last_pages, last_time = 0, loop.time()
-        while True:
-            await asyncio.sleep(interval)
-            now = loop.time()
-            rate = (stats.pages - last_pages) / (now - last_time)
-            last_pages, last_time = stats.pages, now
-            logger.info(
-                "%d pages (%.1f/s), %d items, %d in flight, %d queued, %d failed, %d retries",
-                stats.pages, rate, stats.items, self._frontier.in_flight(),
-                self.scheduler.queued(), stats.requests_failed, stats.retries)
+def _name(callback: Callable[..., Any] | str) -> str:
+    return callback if isinstance(callback, str) else getattr(
+        callback, "__qualname__", repr(callback))
 
 
 async def _iterate(result: Any) -> AsyncIterator[Any]:
@@ -456,9 +614,9 @@ async def _iterate(result: Any) -> AsyncIterator[Any]:
         result = await result
     if result is None:
         return
-    if isinstance(result, dict | Request) or not hasattr(result, "__iter__") \
-            or isinstance(result, str | bytes):
+    if isinstance(result, list | set | frozenset | Iterator) or (
+            isinstance(result, tuple) and not hasattr(result, "_asdict")):
+        for obj in result:
+            yield obj
+    else:  # one object: an item (a mapping, a model, a namedtuple) or a Request
         yield result
-        return
-    for obj in result:
-        yield obj

@@ -3,6 +3,8 @@
 CrawlerError
  ├── UsageError            bad command line, unknown spider
  │    └── SettingsError    unknown setting or a value of the wrong type
+ ├── StartupError          the crawl could not start: a plugin failed to build or open
+ │    └── OutputError      an output that cannot be written (a directory, read-only, ...)
  ├── DropItem              raised by a pipeline to discard an item (Scrapy's name)
  ├── IgnoreRequest         raised anywhere to drop a request silently (Scrapy's name)
  ├── CloseSpider           raised in a callback to end the crawl with `reason`
@@ -29,6 +31,15 @@ class UsageError(CrawlerError):
 
 class SettingsError(UsageError):
     """An unknown setting name or a value that does not fit the setting's type."""
+
+
+class StartupError(CrawlerError):
+    """The crawl could not start as configured; nothing was fetched and no output was
+    truncated. The CLI exits with code 2."""
+
+
+class OutputError(StartupError):
+    """An output cannot be written: checked before any file is opened for writing."""
 
 
 class DropItem(CrawlerError):

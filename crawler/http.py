@@ -5,7 +5,8 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import urlencode
 
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -24,6 +25,9 @@ _META_CHARSET = re.compile(
 # dot segments, no query. Joined to the page's origin it is already the canonical URL, so
 # such links (most links on most sites) are deduplicated without parsing a URL at all.
 _PLAIN_PATH = re.compile(r"/(?:[A-Za-z0-9\-_~]|\.(?=[A-Za-z0-9\-_~])|(?<=[A-Za-z0-9\-_~])/)*\Z")
+HeadersArg: TypeAlias = Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None
+"""Request headers: a mapping or (name, value) pairs; values str, bytes, int, list or None."""
+
 _NON_HTML_PREFIXES = ("image/", "audio/", "video/", "font/", "application/pdf",
                       "application/octet-stream", "application/zip", "application/json",
                       "text/plain", "text/css", "text/javascript", "application/javascript")
@@ -37,14 +41,15 @@ class Request:
     """
 
     __slots__ = ("_canonical", "_host", "_url", "_yurl", "body", "callback", "cb_kwargs",
-                 "depth", "dont_filter", "errback", "headers", "meta", "method", "priority")
+                 "depth", "dont_filter", "dropped_headers", "errback", "headers", "meta",
+                 "method", "priority")
 
     def __init__(
         self,
         url: str | URL,
         callback: Callback | None = None,
         method: str = "GET",
-        headers: Mapping[str, str] | None = None,
+        headers: HeadersArg = None,
         body: bytes | str | None = None,
         meta: dict[str, Any] | None = None,
         cb_kwargs: dict[str, Any] | None = None,
@@ -56,23 +61,38 @@ class Request:
     ) -> None:
         # the string of a parsed URL is made on first use: most followed links are duplicates
         # that never need it
-        if isinstance(url, URL):
-            self._yurl: URL | None = url
-            self._url: str | None = None
-        else:
+        self._yurl: URL | None
+        self._url: str | None
+        if isinstance(url, str):
             self._yurl, self._url = None, url
+        elif isinstance(url, URL):
+            self._yurl, self._url = url, None
+        else:
+            raise TypeError(f"Request url must be str or yarl.URL, got {type(url).__name__}")
         self._host: str | None = None
         self._canonical: str | None = None  # set when the URL is known to be canonical
         self.callback = callback
-        self.method = method if method == "GET" else method.upper()
-        self.headers = dict(headers) if headers else None
-        self.body = body.encode() if isinstance(body, str) else (body or b"")
+        self.method = method if method == "GET" else _method(method)
+        self.headers: CIMultiDict[str] | None = None
+        self.dropped_headers: frozenset[str] = frozenset()
+        if headers:
+            self.headers, self.dropped_headers = _headers(headers)
+        self.body = body if type(body) is bytes else _body(body)
         self.meta = meta if meta is not None else {}
         self.cb_kwargs = cb_kwargs if cb_kwargs is not None else {}
         self.priority = priority
         self.dont_filter = dont_filter
         self.errback = errback
         self.depth = depth
+        if type(priority) is not int or type(depth) is not int:
+            _bad_int(priority, depth)
+        if callback is not None and not callable(callback):
+            _bad_callable("callback", callback)
+        if errback is not None and not callable(errback):
+            _bad_callable("errback", errback)
+        if not isinstance(self.meta, dict) or not isinstance(self.cb_kwargs, dict):
+            raise TypeError("Request meta and cb_kwargs must be dicts, got "
+                            f"{type(self.meta).__name__} and {type(self.cb_kwargs).__name__}")
 
     @property
     def url(self) -> str:
@@ -105,13 +125,22 @@ class Request:
             self._yurl = None
 
     def replace(self, **changes: Any) -> Request:
-        """A copy with some attributes changed (Scrapy's `Request.replace`)."""
-        fields = {name: getattr(self, name) for name in (
-            "url", "callback", "method", "headers", "body", "meta", "cb_kwargs", "priority",
+        """A copy with some attributes changed (Scrapy's `Request.replace`); the copy is of
+        the same class, and its meta a new dict."""
+        fields: dict[str, Any] = {name: getattr(self, name) for name in (
+            "url", "callback", "method", "body", "meta", "cb_kwargs", "priority",
             "dont_filter", "errback", "depth")}
         fields["meta"] = dict(self.meta)
+        fields["headers"] = self._header_items()
         fields.update(changes)
-        return Request(**fields)
+        copy = object.__new__(type(self))
+        Request.__init__(copy, **fields)
+        return copy
+
+    def _header_items(self) -> list[tuple[str, str | None]] | None:
+        items: list[tuple[str, str | None]] = list(self.headers.items()) if self.headers else []
+        items += [(name, None) for name in self.dropped_headers]
+        return items or None
 
     def __repr__(self) -> str:
         return f"<{self.method} {self.url}>"
@@ -321,3 +350,150 @@ def _meta_charset(body: bytes) -> str | None:
     match = _META_CHARSET.search(body, 0, 4096)
     return match.group(1).decode("ascii") if match else None
 
+
+
+class JsonRequest(Request):
+    """A request with a JSON body (Scrapy's `JsonRequest`): `data` is serialised with sorted
+    keys, the method becomes POST unless given, and Content-Type/Accept are set.
+
+    Usage:
+        yield JsonRequest("https://api.example.com/search", data={"q": "books"})
+    """
+
+    __slots__ = ()
+
+    def __init__(self, url: str | URL, *args: Any, data: Any = None, **kwargs: Any) -> None:
+        if data is not None:
+            kwargs.setdefault("body", orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+            if len(args) < 2:  # method not given positionally
+                kwargs.setdefault("method", "POST")
+        headers = _header_list(kwargs.pop("headers", None))
+        names = {str(name).lower() for name, _ in headers}
+        for name, value in (("Content-Type", "application/json"),
+                            ("Accept", "application/json, text/javascript, */*; q=0.01")):
+            if name.lower() not in names:
+                headers.append((name, value))
+        kwargs["headers"] = headers
+        super().__init__(url, *args, **kwargs)
+
+
+class FormRequest(Request):
+    """A request carrying form fields (Scrapy's `FormRequest`): POSTed as
+    application/x-www-form-urlencoded, or added to the query string when the method is GET.
+
+    Usage:
+        yield FormRequest("https://example.com/login", formdata={"user": "a", "pass": "b"})
+    """
+
+    __slots__ = ()
+
+    def __init__(self, url: str | URL, *args: Any,
+                 formdata: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+                 **kwargs: Any) -> None:
+        if formdata is None:
+            super().__init__(url, *args, **kwargs)
+            return
+        pairs = list(formdata.items() if isinstance(formdata, Mapping) else formdata)
+        encoded = urlencode([(k, v) for k, value in pairs
+                             for v in (value if isinstance(value, list | tuple) else [value])])
+        method = args[1] if len(args) >= 2 else kwargs.pop("method", "POST")
+        if str(method).upper() == "GET":
+            base = str(url).split("#", 1)[0]
+            url = f"{base}{'&' if '?' in base else '?'}{encoded}"
+        else:
+            kwargs.setdefault("body", encoded)
+            headers = _header_list(kwargs.pop("headers", None))
+            if not any(name.lower() == "content-type" for name, _ in headers):
+                headers.append(("Content-Type", "application/x-www-form-urlencoded"))
+            kwargs["headers"] = headers
+        if len(args) >= 2:
+            args = (args[0], method, *args[2:])
+        else:
+            kwargs["method"] = method
+        super().__init__(url, *args, **kwargs)
+
+
+# -- argument checks ------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")  # RFC 9110 token: header names, methods
+_BAD_VALUE_CHARS = re.compile(r"[\r\n\0]")
+
+
+def _method(method: Any) -> str:
+    if not isinstance(method, str) or not _TOKEN.match(method):
+        raise ValueError(f"Request method must be an HTTP method name, got {method!r}")
+    return method.upper()
+
+
+def _body(body: Any) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode()
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body)
+    raise TypeError(f"Request body must be bytes or str, got {type(body).__name__} "
+                    "(use JsonRequest(data=...) for JSON, FormRequest(formdata=...) for forms)")
+
+
+def _bad_int(priority: Any, depth: Any) -> None:
+    for name, value in (("priority", priority), ("depth", depth)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"Request {name} must be an int, got {type(value).__name__} "
+                            f"{value!r}")
+
+
+def _bad_callable(name: str, value: Any) -> None:
+    hint = " (pass the method itself, e.g. self.parse_item, not its name)" \
+        if isinstance(value, str) else ""
+    raise TypeError(f"Request {name} must be callable or None, got {type(value).__name__} "
+                    f"{value!r}{hint}")
+
+
+def _header_list(headers: HeadersArg) -> list[tuple[Any, Any]]:
+    if not headers:
+        return []
+    if isinstance(headers, Mapping):
+        return list(headers.items())
+    if isinstance(headers, str | bytes):
+        raise TypeError("Request headers must be a mapping or (name, value) pairs, got "
+                        f"{type(headers).__name__}")
+    return [tuple(pair) for pair in headers]
+
+
+def _headers(headers: HeadersArg) -> tuple[CIMultiDict[str] | None, frozenset[str]]:
+    """Scrapy's header values: str, bytes (UTF-8), int, a list (repeated header) or None
+    (the header is not sent at all, not even a default one). Anything else is a TypeError
+    here, not a failed fetch later."""
+    result: CIMultiDict[str] = CIMultiDict()
+    dropped: set[str] = set()
+    for pair in _header_list(headers):
+        if len(pair) != 2:
+            raise TypeError(f"Request headers must be (name, value) pairs, got {pair!r}")
+        name = _header_text(pair[0], None)
+        if not _TOKEN.match(name):
+            raise ValueError(f"invalid header name {name!r}")
+        value = pair[1]
+        if value is None:
+            dropped.add(name.lower())
+            continue
+        for one in value if isinstance(value, list | tuple) else (value,):
+            result.add(name, _header_text(one, name))
+    return (result or None), frozenset(dropped)
+
+
+def _header_text(value: Any, name: str | None) -> str:
+    what = f"header {name!r}" if name else "a header name"
+    if isinstance(value, bytes):
+        try:
+            value = value.decode()
+        except UnicodeDecodeError:
+            raise ValueError(f"{what}: bytes that are not UTF-8: {value!r}") from None
+    elif isinstance(value, int) and not isinstance(value, bool) and name:
+        value = str(value)
+    elif not isinstance(value, str):
+        raise TypeError(f"{what} must be str, bytes, int, a list of those or None, got "
+                        f"{type(value).__name__} {value!r}")
+    if _BAD_VALUE_CHARS.search(value):
+        raise ValueError(f"{what} contains CR, LF or NUL: {value!r}")
+    return str(value)

@@ -15,13 +15,14 @@ from crawler.spider import Spider
 
 
 def discover(root: Path) -> tuple[dict[str, type[Spider]], list[str]]:
-    """Spiders by name in `root/spiders/`, and the import errors met on the way."""
+    """Spiders by name in `root/spiders/`, and the problems met on the way (import errors,
+    a name used twice: such a name maps to none of its spiders)."""
     package_dir = root / "spiders"
     if not (package_dir / "__init__.py").is_file():
         return {}, [f"no spiders/ package in {root} (a folder with an __init__.py)"]
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
-    found: dict[str, type[Spider]] = {}
+    found: dict[str, list[type[Spider]]] = {}
     errors: list[str] = []
     try:
         package = importlib.import_module("spiders")
@@ -31,27 +32,47 @@ def discover(root: Path) -> tuple[dict[str, type[Spider]], list[str]]:
         try:
             module = importlib.import_module(info.name)
         except Exception as exc:
-            errors.append(f"cannot import {info.name}: {type(exc).__name__}: {exc}")
+            errors.append(f"cannot import {info.name}: {_one_line(exc)}")
             continue
         for cls in _spiders_in(module):
-            other = found.get(cls.name)
-            if other is not None and other is not cls:
-                errors.append(f"spider name {cls.name!r} is used by {other.__module__} "
-                              f"and {cls.__module__}")
-            found[cls.name] = cls
-    return found, errors
+            found.setdefault(cls.name, []).append(cls)
+    spiders: dict[str, type[Spider]] = {}
+    for name, classes in found.items():
+        if len(classes) > 1:
+            where = " and ".join(f"{c.__qualname__} in {_file_of(c)}" for c in classes)
+            errors.append(f"spider name {name!r} is used by {where}: rename one")
+        else:
+            spiders[name] = classes[0]
+    return spiders, errors
 
 
-def load_spider(target: str, root: Path | None = None) -> type[Spider]:
-    """A spider class from a name in `root/spiders/` or from a path to a .py file."""
+def load_spider(target: str, root: Path | None = None) -> tuple[type[Spider], list[str]]:
+    """A spider class from a name in `root/spiders/` or from a path to a .py file, and
+    warnings about other spider files (import errors)."""
     if target.endswith(".py"):
-        return _from_file(Path(target))
+        return _from_file(Path(target)), []
     spiders, errors = discover(root or Path.cwd())
     if target in spiders:
-        return spiders[target]
+        return spiders[target], errors
+    clash = next((e for e in errors if e.startswith(f"spider name {target!r} ")), None)
+    if clash is not None:
+        raise UsageError(clash)
     known = ", ".join(sorted(spiders)) or "none"
     detail = f" ({'; '.join(errors)})" if errors else ""
     raise UsageError(f"unknown spider {target!r}; available: {known}{detail}")
+
+
+def _file_of(cls: type) -> str:
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None)
+    return str(Path(path).relative_to(Path.cwd())) if path and Path(path).is_relative_to(
+        Path.cwd()) else str(path or cls.__module__)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} ({Path(exc.filename or '?').name}, line {exc.lineno})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _from_file(path: Path) -> type[Spider]:
@@ -66,7 +87,7 @@ def _from_file(path: Path) -> type[Spider]:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        raise UsageError(f"cannot import {path}: {type(exc).__name__}: {exc}") from None
+        raise UsageError(f"cannot import {path}: {_one_line(exc)}") from None
     spiders = _spiders_in(module)
     if len(spiders) != 1:
         names = ", ".join(c.__name__ for c in spiders) or "none"

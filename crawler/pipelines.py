@@ -8,15 +8,18 @@ Usage:
             return item
 
     custom_settings = {"item_pipelines": [RequirePrice]}   # or "myproject.pipelines.RequirePrice"
+
+A pipeline class with a `from_crawler(crawler)` classmethod is built with it, and reads
+`crawler.settings`, `crawler.stats` and `crawler.spider` there (Scrapy's convention).
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from typing import TYPE_CHECKING, Any, Protocol
 
-from crawler.exceptions import DropItem, SettingsError
+from crawler.exceptions import DropItem, StartupError
+from crawler.plugins import build
 
 if TYPE_CHECKING:
     from crawler.spider import Spider
@@ -29,33 +32,15 @@ class Pipeline(Protocol):
         """Return the item (possibly changed), or None / raise DropItem to drop it."""
 
 
-def load_pipelines(specs: tuple[Any, ...]) -> list[Any]:
-    """Instantiate pipelines from classes, instances or dotted 'module.Class' paths."""
+def load_pipelines(specs: tuple[Any, ...], crawler: Any) -> list[Any]:
+    """Build pipelines from classes, instances or dotted 'module.Class' paths."""
     pipelines = []
     for spec in specs:
-        obj = _import(spec) if isinstance(spec, str) else spec
-        instance = obj() if isinstance(obj, type) else obj
+        instance = build(spec, crawler, "item pipeline")
         if not callable(getattr(instance, "process_item", None)):
-            raise SettingsError(f"item pipeline {spec!r} has no process_item() method")
+            raise StartupError(f"item pipeline {spec!r} has no process_item() method")
         pipelines.append(instance)
     return pipelines
-
-
-def _import(path: str) -> Any:
-    module_name, _, attr = path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise SettingsError(f"cannot import item pipeline {path!r}: {exc}") from None
-
-
-async def call_hook(pipeline: Any, hook: str, spider: Spider) -> None:
-    """Run an optional open_spider/close_spider hook, sync or async."""
-    method = getattr(pipeline, hook, None)
-    if method is not None:
-        result = method(spider)
-        if inspect.isawaitable(result):
-            await result
 
 
 async def process(pipelines: list[Any], item: Any, spider: Spider) -> Any:

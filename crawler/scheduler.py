@@ -1,9 +1,11 @@
 """Admission and dispatch: which requests enter the frontier, and when workers get them.
 
-`enqueue` drops (and counts) what must never be fetched: bad URLs, other schemes, off-site
-hosts, requests past `max_depth`, paths robots.txt disallows, duplicates. A request to a host
-whose robots.txt is not known yet waits beside the frontier while it is fetched, so no worker
-waits for it. The dispatcher task moves requests whose host
+`enqueue` drops (and counts, and logs at DEBUG; at ERROR for a start request) what must
+never be fetched: bad URLs, other schemes, off-site hosts, requests past `max_depth`,
+duplicates. Paths robots.txt disallows are refused through `on_refused`, which calls the
+request's errback. A request to a host whose robots.txt is not known yet waits beside the
+frontier while it is fetched, so no worker waits for it; its fingerprint is recorded first,
+so its duplicates do not wait (or fail) with it. The dispatcher task moves requests whose host
 is ready from the frontier to an asyncio.Queue, never more than there are idle workers, so
 the choice of what to fetch next is made at the last moment and no worker waits on a host
 that is held back while another host has work.
@@ -15,11 +17,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from crawler.exceptions import DownloadError, IgnoreRequest
 from crawler.frontier import Frontier
 from crawler.http import Request
 from crawler.robots import RobotsCache
 from crawler.stats import Stats
-from crawler.urls import host_allowed, parse_url
+from crawler.urls import AllowedDomains, parse_url
+
+ROBOTS_DISALLOWED = "robots_disallowed"
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +45,14 @@ class Scheduler:
         *,
         stats: Stats,
         fingerprint: Callable[[Request], bytes],
-        allowed_domains: frozenset[str] = frozenset(),
+        allowed_domains: AllowedDomains | None = None,
         max_depth: int | None = None,
     ) -> None:
         self.frontier = frontier
         self.queue: asyncio.Queue[Request] = asyncio.Queue()
         self._stats = stats
         self._fingerprint = fingerprint
-        self._allowed = allowed_domains
+        self._allowed = allowed_domains or None
         self._max_depth = max_depth
         self._idle_workers = 0
         self._wakeup = asyncio.Event()
@@ -56,10 +61,11 @@ class Scheduler:
         self.paused = False  # set when the crawl stops taking new requests
         self.can_dispatch: Callable[[], bool] = lambda: True
         self.on_settled: Callable[[], None] = lambda: None  # called when robots work ends
-        # a request to a host whose robots.txt is unreachable fails with that kind
-        self.on_unreachable: Callable[[Request, str], Awaitable[None]] = _ignore
+        # a request robots.txt refuses (or whose host's robots.txt is unreachable): the
+        # engine calls its errback with the exception and the kind
+        self.on_refused: Callable[[Request, Exception, str], Awaitable[None]] = _ignore
         self.robots: RobotsCache | None = None
-        self._awaiting_robots: dict[str, list[Request]] = {}
+        self._awaiting_robots: dict[str, list[tuple[Request, bytes]]] = {}
         self._awaiting_count = 0
         self._robots_tasks: set[asyncio.Task[None]] = set()
 
@@ -71,15 +77,23 @@ class Scheduler:
                 self._stats.invalid_url += 1
             else:
                 self._stats.unsupported_scheme += 1
+            self._dropped(request, parsed.replace("_", " "))
             return False
         request._yurl = parsed
-        if self._allowed and not host_allowed(parsed.host or "", self._allowed):
+        if self._allowed is not None and not self._allowed.admits(parsed):
             self._stats.offsite_dropped += 1
+            self._dropped(request, "off-site (not in allowed_domains)")
             return False
         if self._max_depth is not None and request.depth > self._max_depth:
             self._stats.depth_limited += 1
             return False
         return True
+
+    def _dropped(self, request: Request, why: str) -> None:
+        if request.depth == 0 and "redirect_urls" not in request.meta:
+            logger.error("start request %s dropped: %s", request.url[:200], why)
+        else:
+            logger.debug("dropped %s: %s", request.url[:200], why)
 
     async def enqueue(self, request: Request) -> bool:
         """Queue `request` unless it is inadmissible, disallowed or a duplicate; True when
@@ -98,21 +112,30 @@ class Scheduler:
         robots = self.robots
         if robots is not None:
             verdict = robots.verdict(request)
-            if verdict is None:
-                self._await_robots(request)
-                return True
-            if not verdict:
-                await self._disallowed(request)
+            if verdict is not True:
+                # held or refused: record it now, so that its duplicates are dropped here
+                if not request.dont_filter and not await self.frontier.mark_seen(fp):
+                    self._stats.duplicates_filtered += 1
+                    return False
+                if verdict is None:
+                    self._await_robots(request, fp)
+                    return True
+                await self._refuse(request)
                 return False
         return await self._add(request, fp)
 
-    async def _disallowed(self, request: Request) -> None:
+    async def _refuse(self, request: Request) -> None:
         assert self.robots is not None
         reason = self.robots.unreachable(request)
         if reason is None:
             self._stats.robots_disallowed += 1
+            logger.debug("robots.txt disallows %s", request.url)
+            await self.on_refused(
+                request, IgnoreRequest(f"robots.txt disallows {request.url}"), ROBOTS_DISALLOWED)
         else:
-            await self.on_unreachable(request, reason)
+            await self.on_refused(request, DownloadError(
+                reason, f"robots.txt of {request.yurl.origin()} unreachable ({reason})",
+                request), reason)
 
     async def _duplicate(self, request: Request, fp: bytes) -> bool:
         if not request.dont_filter and await self.frontier.seen(fp):
@@ -120,11 +143,9 @@ class Scheduler:
             return True
         return False
 
-    async def _add(self, request: Request, fp: bytes | None = None) -> bool:
-        if fp is None:
-            fp = self._fingerprint(request)
+    async def _add(self, request: Request, fp: bytes, *, force: bool = False) -> bool:
         request.compact()
-        if not await self.frontier.add(request, fp, force=request.dont_filter):
+        if not await self.frontier.add(request, fp, force=force or request.dont_filter):
             self._stats.duplicates_filtered += 1
             return False
         self._stats.requests_scheduled += 1
@@ -136,14 +157,14 @@ class Scheduler:
         await self.frontier.retry(request, not_before)
         self._poke()
 
-    def _await_robots(self, request: Request) -> None:
+    def _await_robots(self, request: Request, fp: bytes) -> None:
         host = request.host
         waiting = self._awaiting_robots.get(host)
         self._awaiting_count += 1
         if waiting is not None:
-            waiting.append(request)
+            waiting.append((request, fp))
             return
-        self._awaiting_robots[host] = [request]
+        self._awaiting_robots[host] = [(request, fp)]
         task = asyncio.create_task(self._load_robots(host, request), name=f"robots {host}")
         self._robots_tasks.add(task)
         task.add_done_callback(self._robots_tasks.discard)
@@ -159,11 +180,11 @@ class Scheduler:
             logger.exception("loading robots.txt for %s failed", host)
         waiting = self._awaiting_robots.pop(host)
         self._awaiting_count -= len(waiting)
-        for request in waiting:
+        for request, fp in waiting:
             if self.robots.verdict(request) is False:
-                await self._disallowed(request)
+                await self._refuse(request)
             elif not self.paused:
-                await self._add(request)
+                await self._add(request, fp, force=True)  # its fingerprint is recorded
         self.on_settled()
 
     async def get(self) -> Request:
@@ -236,5 +257,5 @@ class Scheduler:
             task.cancel()
 
 
-async def _ignore(request: Request, reason: str) -> None:
+async def _ignore(request: Request, exc: Exception, kind: str) -> None:
     return None

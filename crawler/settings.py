@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -21,6 +23,24 @@ from crawler.exceptions import SettingsError
 DEFAULT_USER_AGENT = f"crawler/{__version__} (+https://github.com/crawler-dev/crawler)"
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _TRUE = {"1", "true", "yes", "on"}
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_DAY = 86400.0
+_UPPER_BOUNDS: tuple[tuple[str, float, str], ...] = (
+    ("concurrency", 10_000, "each unit is a worker task and a connection; more only adds memory"),
+    ("per_host_concurrency", 10_000, "no server serves more to one client"),
+    ("max_response_size", 1 << 30, "bodies are held in memory"),
+    ("max_redirects", 100, "browsers give up after about 20"),
+    ("retries", 100, "past a few tries a request is not coming back"),
+    ("timeout", _DAY, "a request that takes longer is lost"),
+    ("connect_timeout", _DAY, "a connection that takes longer is lost"),
+    ("download_delay", _DAY, "a longer gap is better done by a scheduled crawl"),
+    ("autothrottle_start_delay", _DAY, "a longer gap is better done by a scheduled crawl"),
+    ("autothrottle_max_delay", _DAY, "a longer gap is better done by a scheduled crawl"),
+    ("retry_backoff_base", _DAY, "a longer wait is better done by a scheduled crawl"),
+    ("retry_backoff_max", _DAY, "a longer wait is better done by a scheduled crawl"),
+    ("shutdown_timeout", _DAY, "a stop should not wait longer"),
+    ("log_interval", _DAY, "progress lines that rare say nothing"),
+)
 _FALSE = {"0", "false", "no", "off"}
 
 
@@ -59,6 +79,9 @@ class Settings:
     retry_backoff_max: float = 60.0
 
     def __post_init__(self) -> None:
+        for name, value in ((f.name, getattr(self, f.name)) for f in dataclasses.fields(self)):
+            if isinstance(value, float):
+                _check(name, math.isfinite(value), "must be a finite number")
         for name in ("concurrency", "per_host_concurrency", "max_response_size"):
             _check(name, getattr(self, name) >= 1, "must be >= 1")
         for name in ("download_delay", "max_redirects", "retries", "log_interval",
@@ -67,14 +90,37 @@ class Settings:
             _check(name, getattr(self, name) >= 0, "must be >= 0")
         for name in ("timeout", "connect_timeout", "autothrottle_target_concurrency"):
             _check(name, getattr(self, name) > 0, "must be > 0")
-        for name in ("max_depth", "max_pages", "max_items", "max_duration", "shutdown_timeout"):
+        for name in ("max_depth", "shutdown_timeout"):
             value = getattr(self, name)
-            _check(name, value is None or value >= 0, "must be >= 0 or unset")
+            _check(name, value is None or value >= 0, "must be >= 0, or none for no limit")
+        for name in ("max_pages", "max_items"):
+            value = getattr(self, name)
+            _check(name, value is None or value >= 1,
+                   "must be >= 1, or none for no limit (0 would crawl nothing; Scrapy's "
+                   "'0 means off' is spelled none here)")
+        _check("max_duration", self.max_duration is None or self.max_duration > 0,
+               "must be > 0 seconds, or none for no limit")
+        for name, limit, why in _UPPER_BOUNDS:
+            value = getattr(self, name)
+            _check(name, value is None or value <= limit, f"must be <= {limit:g}: {why}")
+        _check("retry_http_codes", all(100 <= c <= 599 for c in self.retry_http_codes),
+               "must be HTTP status codes (100-599)")
+        _check("user_agent", not _CONTROL_CHARS.search(self.user_agent),
+               "must not contain control characters (CR, LF, NUL...): it is sent as a header")
+        _check("feed_fields", self.feed_fields is None or all(self.feed_fields),
+               "must be non-empty field names")
         _check("log_level", self.log_level.upper() in _LOG_LEVELS, f"must be one of {_LOG_LEVELS}")
 
     @property
     def log_level_number(self) -> int:
         return int(getattr(logging, self.log_level.upper()))
+
+    @classmethod
+    def for_spider(cls, spider: object) -> Settings:
+        """Defaults < the spider's Scrapy-style attributes (`download_delay = 2`, ...) < its
+        `custom_settings`."""
+        return cls().merge(spider_settings(spider)).merge(
+            getattr(spider, "custom_settings", None) or {})
 
     def merge(self, overrides: Mapping[str, Any]) -> Settings:
         """Return a copy with typed values from `overrides` (e.g. a spider's custom_settings)."""
@@ -102,13 +148,66 @@ _HINTS: dict[str, Any] = {
 }
 
 
+# Scrapy's names for our settings, and how the meaning differs where it does
+_SCRAPY_NAMES: dict[str, tuple[str, str]] = {
+    "concurrent_requests": ("concurrency", ""),
+    "concurrent_requests_per_domain": ("per_host_concurrency", ""),
+    "concurrent_requests_per_ip": ("per_host_concurrency", ""),
+    "download_delay": ("download_delay", ""),
+    "download_timeout": ("timeout", ""),
+    "download_maxsize": ("max_response_size", ""),
+    "depth_limit": ("max_depth", "; there 0 means no limit, here it means the start pages "
+                    "only: use none for no limit"),
+    "closespider_pagecount": ("max_pages", "; there 0 means off, here use none"),
+    "closespider_itemcount": ("max_items", "; there 0 means off, here use none"),
+    "closespider_timeout": ("max_duration", "; there 0 means off, here use none"),
+    "redirect_max_times": ("max_redirects", ""),
+    "user_agent": ("user_agent", ""),
+    "item_pipelines": ("item_pipelines", ""),
+    "feed_export_fields": ("feed_fields", ""),
+    "log_level": ("log_level", ""),
+    "logstats_interval": ("log_interval", ""),
+    "robotstxt_obey": ("obey_robots", "; it is on by default here"),
+    "randomize_download_delay": ("randomize_download_delay", ""),
+    "autothrottle_enabled": ("autothrottle", ""),
+    "autothrottle_start_delay": ("autothrottle_start_delay", ""),
+    "autothrottle_max_delay": ("autothrottle_max_delay", ""),
+    "autothrottle_target_concurrency": ("autothrottle_target_concurrency", ""),
+    "retry_times": ("retries", ""),
+    "retry_enabled": ("retries", "; set it to 0 to turn retries off"),
+    "retry_http_codes": ("retry_http_codes", ""),
+}
+
+
 def _field_type(key: str) -> Any:
-    if key not in _HINTS:
-        close = difflib.get_close_matches(key, list(_HINTS), n=1)
-        known = ", ".join(_HINTS)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known settings: {known}"
-        raise SettingsError(f"unknown setting {key!r}{hint}")
-    return _HINTS[key]
+    if key in _HINTS:
+        return _HINTS[key]
+    scrapy = _SCRAPY_NAMES.get(key.lower())
+    if scrapy is not None:
+        ours, note = scrapy
+        raise SettingsError(f"unknown setting {key!r}; did you mean {ours!r}? "
+                            f"(the name for Scrapy's {key.upper()}{note})")
+    close = difflib.get_close_matches(key.lower(), list(_HINTS), n=1)
+    known = ", ".join(_HINTS)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known settings: {known}"
+    raise SettingsError(f"unknown setting {key!r}{hint}")
+
+
+# Spider attributes Scrapy honours as settings, and ours they set
+SPIDER_ATTRIBUTES: dict[str, str] = {
+    "download_delay": "download_delay",
+    "max_concurrent_requests": "per_host_concurrency",
+    "download_timeout": "timeout",
+    "download_maxsize": "max_response_size",
+    "user_agent": "user_agent",
+}
+
+
+def spider_settings(spider: object) -> dict[str, Any]:
+    """Settings from a spider's Scrapy-style attributes (`download_delay = 2`, ...), which
+    rank below its `custom_settings`."""
+    return {ours: getattr(spider, attr) for attr, ours in SPIDER_ATTRIBUTES.items()
+            if getattr(spider, attr, None) is not None}
 
 
 def _split_optional(hint: Any) -> tuple[Any, bool]:

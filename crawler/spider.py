@@ -29,8 +29,9 @@ class Spider:
     """
 
     name: ClassVar[str] = ""
-    # instance attributes too: a spider may set them in __init__ from its arguments
-    start_urls: Sequence[str] = ()
+    # instance attributes too: a spider may set them in __init__ from its arguments; a
+    # string of start_urls (from -a start_urls=...) holds URLs separated by whitespace
+    start_urls: Sequence[str] | str = ()
     allowed_domains: Sequence[str] = ()
     custom_settings: ClassVar[dict[str, Any]] = {}
     handle_httpstatus_list: Sequence[int] = ()
@@ -49,8 +50,13 @@ class Spider:
 
     def start_requests(self) -> Iterable[Request]:
         """Scrapy's synchronous seeding hook: one Request per `start_urls` entry."""
-        for url in self.start_urls:
+        for url in start_url_list(self.start_urls):
             yield Request(url, dont_filter=True)
+
+    @classmethod
+    def uses_start_urls(cls) -> bool:
+        """Whether seeding is the default one from `start_urls` (not overridden)."""
+        return cls.start is Spider.start and cls.start_requests is Spider.start_requests
 
     def parse(self, response: Response) -> Any:
         """The default callback; override it."""
@@ -59,3 +65,11 @@ class Spider:
     def closed(self, reason: str) -> Any:
         """Called once when the crawl ends, with the finish reason."""
         return None
+
+
+def start_url_list(start_urls: Sequence[str] | str) -> list[str]:
+    """`start_urls` as a list: a string is split on whitespace (URLs contain none), so
+    `-a start_urls="URL1 URL2"` gives two URLs and never one per character."""
+    if isinstance(start_urls, str):
+        return start_urls.split()
+    return list(start_urls)

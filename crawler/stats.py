@@ -15,6 +15,7 @@ _HOSTS_REPORTED = 100  # the busiest hosts listed in the stats
 class Stats:
     """What happened during a crawl. Every dropped or failed request lands in one counter."""
 
+    start_requests: int = 0  # requests seeded by the spider's start()
     pages: int = 0  # responses received, any status
     items: int = 0  # items written to the outputs
     items_dropped: int = 0  # by pipelines (DropItem or None)
@@ -28,12 +29,14 @@ class Stats:
     redirects: int = 0
     retries: int = 0
     robots_disallowed: int = 0
+    slow_callbacks: int = 0  # callback steps that blocked the event loop
     status_counts: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     elapsed_seconds: float = 0.0
     max_loop_stall: float = 0.0  # longest time the event loop was unresponsive
     finish_reason: str = ""
     hosts: dict[str, list[float]] = field(default_factory=dict)  # host -> [requests, latency]
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # per output, at close
 
     def record_host(self, key: str, latency: float) -> None:
         entry = self.hosts.get(key)
@@ -45,6 +48,7 @@ class Stats:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "start_requests": self.start_requests,
             "pages": self.pages,
             "items": self.items,
             "items_dropped": self.items_dropped,
@@ -58,6 +62,7 @@ class Stats:
             "redirects": self.redirects,
             "retries": self.retries,
             "robots_disallowed": self.robots_disallowed,
+            "slow_callbacks": self.slow_callbacks,
             "status_counts": {str(k): v for k, v in sorted(self.status_counts.items())},
             "errors": dict(sorted(self.errors.items())),
             "elapsed_seconds": round(self.elapsed_seconds, 3),
@@ -67,6 +72,7 @@ class Stats:
             if self.elapsed_seconds
             else 0.0,
             "finish_reason": self.finish_reason,
+            "outputs": self.outputs,
             "hosts": {
                 host: {"requests": int(n), "mean_latency": round(total / n, 4)}
                 for host, (n, total) in sorted(
@@ -79,3 +85,37 @@ def _peak_rss_mb() -> float:
     """This process's peak resident memory so far, in MiB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+_DROPPED = (("duplicates_filtered", "duplicates"), ("offsite_dropped", "off-site"),
+            ("robots_disallowed", "robots.txt disallowed"), ("invalid_url", "invalid URL"),
+            ("unsupported_scheme", "unsupported scheme"), ("depth_limited", "past max_depth"),
+            ("items_dropped", "items dropped by pipelines"))
+
+
+def summary(stats: dict[str, Any]) -> str:
+    """The one-line report printed at the end of a crawl."""
+    dropped = ", ".join(f"{stats[key]} {label}" for key, label in _DROPPED if stats[key])
+    errors = ", ".join(f"{k}={v}" for k, v in stats["errors"].items()) or "none"
+    return (f"crawl {stats['finish_reason']}: {stats['pages']} pages, {stats['items']} items, "
+            f"{stats['requests_failed']} failed in {stats['elapsed_seconds']:.1f}s "
+            f"({stats['pages_per_second']} pages/s); dropped: {dropped or 'none'}; "
+            f"errors: {errors}")
+
+
+def nothing_done(stats: dict[str, Any]) -> str | None:
+    """Why a crawl that fetched no page and wrote no item did nothing; None if it did work."""
+    if stats["pages"] or stats["items"]:
+        return None
+    if not stats["start_requests"]:
+        if stats["finish_reason"] != "finished":
+            return f"nothing was crawled: stopped ({stats['finish_reason']}) before the " \
+                   "first request"
+        return "nothing was crawled: the spider's start() produced no request"
+    reasons = [f"{stats[key]} {label}" for key, label in _DROPPED[:6] if stats[key]]
+    if stats["requests_failed"]:
+        kinds = ", ".join(f"{k}={v}" for k, v in stats["errors"].items())
+        reasons.insert(0, f"{stats['requests_failed']} failed ({kinds})")
+    why = "; ".join(reasons) or f"finish reason {stats['finish_reason']}"
+    return f"nothing was crawled: no page could be fetched of {stats['start_requests']} " \
+           f"start request(s): {why}"

@@ -7,6 +7,7 @@ to change what counts as a duplicate.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from yarl import URL
@@ -59,13 +60,69 @@ def host_key(url: URL) -> str:
     return f"{url.scheme}://{url.host}:{url.port}"
 
 
-def host_allowed(host: str, allowed: frozenset[str]) -> bool:
-    """True when `host` is one of `allowed` or a subdomain of one."""
-    if host in allowed:
-        return True
+class AllowedDomains:
+    """A spider's `allowed_domains`: "example.com" admits that host and its subdomains on any
+    port; "example.com:8080" (or "127.0.0.1:8082") only on that port. An entry written as a
+    URL is reduced to its host (and port), with a warning.
+
+    Usage:
+        allowed = AllowedDomains(["example.com", "127.0.0.1:8082"])
+        allowed.admits(URL("http://www.example.com/")) -> True
+    """
+
+    __slots__ = ("_any_port", "_ports", "entries", "warnings")
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        self.entries = tuple(entries)
+        self.warnings: list[str] = []
+        self._any_port: set[str] = set()
+        self._ports: dict[str, set[int]] = {}
+        if isinstance(entries, str):
+            raise ValueError(f"allowed_domains must be a list of domains, got the string "
+                             f"{entries!r}")
+        for entry in self.entries:
+            host, port = self._parse(entry)
+            if port is None:
+                self._any_port.add(host)
+            else:
+                self._ports.setdefault(host, set()).add(port)
+
+    def _parse(self, entry: str) -> tuple[str, int | None]:
+        text = str(entry).strip()
+        is_url = "://" in text
+        try:
+            url = URL(text if is_url else f"http://{text}")
+            host = (url.host or "").strip(".").lower()
+        except ValueError:
+            host = ""
+        if not host:
+            raise ValueError(f"allowed_domains entry {entry!r} is not a domain")
+        if is_url or url.raw_path not in ("", "/") or url.raw_query_string:
+            self.warnings.append(f"allowed_domains entry {entry!r} is not a bare domain: "
+                                 f"using {host}" + (f":{url.explicit_port}"
+                                                   if url.explicit_port else ""))
+        return host, url.explicit_port
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def admits(self, url: URL) -> bool:
+        """True when the URL's host (and port, for entries with one) is allowed."""
+        host = url.host or ""
+        port = url.port
+        for candidate in _suffixes(host):
+            if candidate in self._any_port:
+                return True
+            ports = self._ports.get(candidate)
+            if ports is not None and port in ports:
+                return True
+        return False
+
+
+def _suffixes(host: str) -> Iterator[str]:
+    """The host, then each parent domain: a.b.c, b.c, c."""
+    yield host
     dot = host.find(".")
     while dot != -1:
-        if host[dot + 1 :] in allowed:
-            return True
+        yield host[dot + 1 :]
         dot = host.find(".", dot + 1)
-    return False

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from tests.conftest import make_site
+
 ROOT = Path(__file__).resolve().parent.parent
 
 SPIDER = textwrap.dedent('''
@@ -183,3 +185,157 @@ async def test_sigkill_leaves_parseable_files(aiohttp_server, tmp_path):
     assert code == -signal.SIGKILL
     as_json, jsonl, _ = _read_outputs(tmp_path)  # all parse; at most the last second is lost
     assert jsonl and as_json
+
+
+# -- user mistakes end in one line, and a crawl that did nothing says so (issue 7) ----------
+
+
+def _project(tmp_path: Path, files: dict[str, str]) -> Path:
+    (tmp_path / "spiders").mkdir()
+    (tmp_path / "spiders" / "__init__.py").write_text("")
+    for name, text in files.items():
+        (tmp_path / "spiders" / name).write_text(textwrap.dedent(text))
+    return tmp_path
+
+
+SIMPLE = '''
+    from crawler import Spider
+
+    class {cls}(Spider):
+        name = "{name}"
+        custom_settings = {{"log_interval": 0}}
+
+        def parse(self, response):
+            yield {{"url": response.url}}
+'''
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("timeout=inf", "'timeout' must be a finite number"),
+    ("download_delay=inf", "'download_delay' must be a finite number"),
+    ("concurrency=1000000", "'concurrency' must be <= 10000"),
+    ("max_pages=0", "'max_pages' must be >= 1, or none for no limit"),
+    ("max_items=0", "'max_items' must be >= 1, or none for no limit"),
+    ("DOWNLOAD_DELAY=2", "did you mean 'download_delay'?"),
+])
+async def test_bad_values_exit_2_at_once(setting, message):
+    code, _, err = await run_cli("run", "books", "-s", setting, limit=20)
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()] and message in err
+
+
+async def test_user_agent_with_a_newline_is_refused_at_startup():
+    code, _, err = await run_cli("run", "books", "-s", "user_agent=bot\r\nX: y")
+    assert code == 2 and "control characters" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("start", "message"), [
+    ("example.com", "start URL 'example.com' is not an absolute http(s) URL (invalid url) "
+                    "(did you mean http://example.com?)"),
+    ("htp://x.org/", "start URL 'htp://x.org/' is not an absolute http(s) URL "
+                     "(unsupported scheme)"),
+    ("http://[::1", "start URL 'http://[::1' is not an absolute http(s) URL (invalid url)"),
+])
+async def test_a_bad_start_url_is_a_startup_error_naming_it(tmp_path, start, message):
+    _project(tmp_path, {"simple.py": SIMPLE.format(cls="Simple", name="simple")})
+    (tmp_path / "keep.jsonl").write_text("kept\n")
+    code, _, err = await run_cli("run", "simple", "-a", f"start_urls={start}",
+                                 "-O", "keep.jsonl", cwd=tmp_path)
+    assert code == 2
+    assert err.strip() == f"crawler: error: {message}"
+    assert (tmp_path / "keep.jsonl").read_text() == "kept\n"
+
+
+async def test_start_urls_from_an_argument_are_split_on_whitespace(aiohttp_server, tmp_path):
+    base = await _endless_site(aiohttp_server)
+    _project(tmp_path, {"simple.py": SIMPLE.format(cls="Simple", name="simple")})
+    code, _, err = await run_cli("run", "simple", "-a", f"start_urls={base} {base[:-1]}1",
+                                 "-O", "out.jsonl", cwd=tmp_path)
+    assert code == 0, err
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2
+
+
+async def test_a_crawl_that_fetched_nothing_says_why_and_exits_1(aiohttp_server, tmp_path):
+    _project(tmp_path, {"simple.py": SIMPLE.format(cls="Simple", name="simple")})
+    code, _, err = await run_cli("run", "simple", "-a", "start_urls=http://127.0.0.1:9/",
+                                 "-s", "retries=0", "--stats", "s.json", cwd=tmp_path)
+    assert code == 1
+    assert "crawl finished: 0 pages" in err  # the summary still comes, and the stats
+    assert "crawler: error: nothing was crawled: no page could be fetched of 1 start " \
+           "request(s): 1 failed (connection=1)" in err
+    assert json.loads((tmp_path / "s.json").read_text())["requests_failed"] == 1
+
+    server = await aiohttp_server(make_site({"/robots.txt": "User-agent: *\nDisallow: /"}))
+    code, _, err = await run_cli("run", "simple", "-a", f"start_urls={server.make_url('/a')}",
+                                 cwd=tmp_path)
+    assert code == 1
+    assert "1 robots.txt disallowed" in err and "nothing was crawled" in err
+
+
+async def test_summary_names_what_was_dropped(aiohttp_server, tmp_path):
+    base = await _endless_site(aiohttp_server)
+    spider = _write_spider(tmp_path)
+    code, _, err = await run_cli("run", str(spider), "-a", f"base={base}",
+                                 "-a", f"log={tmp_path / 'log'}", "-s", "max_depth=2",
+                                 cwd=tmp_path)
+    assert code == 0, err
+    assert "; dropped: " in err and "past max_depth" in err
+
+
+async def test_two_spiders_with_one_name_and_a_broken_file(tmp_path):
+    _project(tmp_path, {"a.py": SIMPLE.format(cls="First", name="twin"),
+                        "b.py": SIMPLE.format(cls="Second", name="twin"),
+                        "c.py": SIMPLE.format(cls="Fine", name="fine"),
+                        "broken.py": "def oops(:\n"})
+    code, _, err = await run_cli("run", "twin", cwd=tmp_path)
+    assert code == 2
+    assert err.strip() == ("crawler: error: spider name 'twin' is used by First in "
+                           "spiders/a.py and Second in spiders/b.py: rename one")
+    code, _, err = await run_cli("run", "fine", "-a", "start_urls=http://127.0.0.1:9/",
+                                 "-s", "retries=0", cwd=tmp_path)
+    assert err.splitlines()[0] == ("warning: cannot import spiders.broken: SyntaxError: "
+                                   "invalid syntax (broken.py, line 1)")
+
+
+async def test_failing_close_hooks_still_give_summary_and_stats(aiohttp_server, tmp_path):
+    base = await _endless_site(aiohttp_server)
+    _project(tmp_path, {"closing.py": '''
+        from crawler import Spider
+
+        class BadClose:
+            def process_item(self, item, spider):
+                return item
+            def close_spider(self, spider):
+                raise RuntimeError("close failed")
+
+        class Closing(Spider):
+            name = "closing"
+            custom_settings = {"item_pipelines": [BadClose], "max_pages": 3}
+
+            def parse(self, response):
+                yield {"url": response.url}
+                yield from response.follow_all(css="a")
+
+            def closed(self, reason):
+                raise ValueError("closed failed")
+    '''})
+    code, _, err = await run_cli("run", "closing", "-a", f"start_urls={base}",
+                                 "--stats", "s.json", cwd=tmp_path)
+    assert code == 0, err
+    assert "crawl max_pages: 3 pages, 3 items" in err
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["errors"] == {"close_spider": 1, "spider_closed": 1}
+
+
+async def test_demo_runs_from_any_directory(tmp_path):
+    code, _, err = await run_cli("demo", "-O", "books.jsonl", cwd=tmp_path)
+    assert code == 0, err
+    assert len((tmp_path / "books.jsonl").read_text().splitlines()) == 240
+
+
+async def test_help_describes_the_commands():
+    code, out, _ = await run_cli("--help")
+    assert code == 0
+    assert "only module" not in out
+    assert out.splitlines()[2].startswith("crawler: an asyncio web crawling")
+    assert "bench (pages/s on this machine)" in out and "exit codes:" in out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,16 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from crawler import CloseSpider, DropItem, Failure, HttpError, Request, Response, Spider
+from crawler import (
+    CloseSpider,
+    DropItem,
+    Failure,
+    HttpError,
+    IgnoreRequest,
+    Request,
+    Response,
+    Spider,
+)
 from tests.conftest import HITS, crawl, links, make_site
 
 # -- callback kinds ---------------------------------------------------------------------------
@@ -571,3 +582,261 @@ async def test_outputs_in_every_format(aiohttp_server, tmp_path: Path):
     rows = list(csv.DictReader(paths[2].read_text().splitlines()))
     assert len(jl) == len(arr) == len(rows) == 5
     assert {r["url"] for r in rows} == {i["url"] for i in arr} == {i["url"] for i in jl}
+
+
+# -- never hang, never lose a word (issue 7) ------------------------------------------------
+
+
+class Recorder(Spider):
+    """Requests given up front; records every errback's kind and every page."""
+
+    name = "recorder"
+
+    def __init__(self, requests: list[Request], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.requests = requests
+        self.failures: list[tuple[str, str, type]] = []
+        self.pages: list[str] = []
+
+    async def start(self):
+        for request in self.requests:
+            request.errback = self.failed
+            yield request
+
+    def parse(self, response):
+        self.pages.append(response.url)
+        yield {"url": response.url}
+
+    def failed(self, failure: Failure):
+        self.failures.append((failure.request.url, failure.kind, type(failure.exception)))
+
+
+async def test_headers_scrapy_accepts_reach_the_server(aiohttp_server, tmp_path):
+    seen: list[dict[str, Any]] = []
+
+    async def echo(request: web.Request) -> web.Response:
+        seen.append({k: request.headers.getall(k) for k in ("X-Page", "X-L", "User-Agent")
+                     if k in request.headers})
+        return web.Response(text=links(), content_type="text/html")
+
+    server = await aiohttp_server(make_site({"/": echo}))
+    spider = Recorder([Request(str(server.make_url("/")), headers={
+        "X-Page": 1, "X-L": ["a", b"b"], "Referer": None, "User-Agent": None})])
+    stats, _ = await asyncio.wait_for(crawl(spider, tmp_path), 20)
+    assert seen == [{"X-Page": ["1"], "X-L": ["a", "b"]}]  # None dropped even a default
+    assert stats.pages == 1
+
+
+class _Exploding:
+    """A downloader whose fetch raises what no transport error maps to (a bug of ours)."""
+
+    async def fetch(self, request: Request) -> Response:
+        raise TypeError("unexpected header value")
+
+
+async def test_any_exception_in_a_fetch_releases_the_slot_and_fails_the_request(tmp_path):
+    from crawler import Crawler, Settings
+
+    spider = Recorder([Request(f"http://127.0.0.1:9/{i}") for i in range(3)])
+    result = await asyncio.wait_for(Crawler(
+        spider, settings=Settings(obey_robots=False, per_host_concurrency=1, log_interval=0),
+        downloader=_Exploding()).run(), 10)
+    assert sorted(k for _, k, _ in spider.failures) == ["internal"] * 3  # errbacks called
+    assert result.stats.errors == {"internal": 3}
+    assert result.finish_reason == "finished"
+
+
+async def test_robots_disallowed_requests_reach_their_errback(aiohttp_server, tmp_path):
+    site = make_site({"/robots.txt": "User-agent: *\nDisallow: /private/\n",
+                      "/ok": links(), "/private/a": links()})
+    server = await aiohttp_server(site)
+    private = str(server.make_url("/private/a"))
+    spider = Recorder([Request(str(server.make_url("/ok"))), Request(private),
+                       Request(private)])
+    stats, _ = await crawl(spider, tmp_path)
+    assert spider.failures == [(private, "robots_disallowed", IgnoreRequest)]
+    assert stats.robots_disallowed == 1 and stats.duplicates_filtered == 1
+    assert stats.requests_failed == 0  # refused by policy: not a failure
+
+
+async def test_redirect_to_an_unsupported_scheme_fails_with_its_kind(aiohttp_server, tmp_path):
+    async def to_js(request):
+        raise web.HTTPFound("javascript:alert(1)")
+
+    async def to_nowhere(request):
+        return web.Response(status=302, headers={"Location": "http://[::1"})
+
+    server = await aiohttp_server(make_site({"/js": to_js, "/bad": to_nowhere}))
+    spider = Recorder([Request(str(server.make_url("/js"))),
+                       Request(str(server.make_url("/bad")))])
+    stats, _ = await crawl(spider, tmp_path)
+    assert sorted(k for _, k, _ in spider.failures) == ["invalid_url", "unsupported_scheme"]
+    assert stats.errors == {"invalid_url": 1, "unsupported_scheme": 1}
+
+
+async def test_duplicates_to_a_dead_host_fail_once(aiohttp_server, tmp_path):
+    dead = "http://127.0.0.1:9/dead"
+    site = make_site({f"/{i}": links(dead) for i in range(20)})
+    server = await aiohttp_server(site)
+    spider = Recorder([Request(dead) for _ in range(5)]
+                      + [Request(str(server.make_url(f"/{i}"))) for i in range(20)])
+    spider.parse = lambda response: [response.follow(dead, errback=spider.failed)]
+    stats, _ = await crawl(spider, tmp_path, retry_backoff_base=0.01)
+    assert [k for _, k, _ in spider.failures] == ["connection"]
+    assert stats.requests_failed == 1 and stats.errors == {"connection": 1}
+    assert stats.duplicates_filtered == 24
+
+
+async def test_allowed_domains_with_a_port(aiohttp_server, tmp_path):
+    site = make_site({"/": links("/a"), "/a": links()})
+    server = await aiohttp_server(site)
+
+    class Ported(FollowSpider):
+        allowed_domains = [f"127.0.0.1:{server.port}"]
+
+    _, items = await crawl(Ported(str(server.make_url("/"))), tmp_path)
+    assert len(items) == 2
+
+
+class Counting:
+    """A pipeline built with from_crawler: reads settings, stats and the spider."""
+
+    def __init__(self, agent: str, stats: Any, spider_name: str) -> None:
+        self.agent, self.stats, self.spider_name = agent, stats, spider_name
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler.settings.user_agent, crawler.stats, crawler.spider.name)
+
+    def process_item(self, item, spider):
+        return {**item, "agent": self.agent, "spider": self.spider_name,
+                "pages_so_far": self.stats.pages}
+
+
+async def test_pipelines_are_built_with_from_crawler(aiohttp_server, tmp_path):
+    server = await aiohttp_server(make_site({"/0": links()}))
+    _, items = await crawl(ManySpider([str(server.make_url("/"))], n=1), tmp_path,
+                           item_pipelines=[Counting], user_agent="ua/1")
+    assert [(i["agent"], i["spider"], i["pages_so_far"]) for i in items] == [("ua/1", "many", 1)]
+
+
+async def test_a_pipeline_needing_arguments_without_from_crawler_is_a_startup_error():
+    from crawler import Crawler, Settings, StartupError
+
+    class NeedsArgs:
+        def __init__(self, uri: str) -> None: ...
+
+        def process_item(self, item, spider): ...
+
+    with pytest.raises(StartupError, match="from_crawler"):
+        Crawler(ManySpider([]), settings=Settings(item_pipelines=(NeedsArgs,)))
+
+
+async def test_failing_close_hooks_are_counted_and_the_close_goes_on(aiohttp_server, tmp_path):
+    calls: list[str] = []
+
+    class BadClose:
+        def process_item(self, item, spider):
+            return item
+
+        async def close_spider(self, spider):
+            calls.append("close_spider")
+            raise RuntimeError("close failed")
+
+    class ClosesBadly(ManySpider):
+        def closed(self, reason):
+            calls.append(f"closed:{reason}")
+            raise ValueError("closed failed")
+
+    server = await aiohttp_server(make_site({"/0": links()}))
+    stats, items = await crawl(ClosesBadly([str(server.make_url("/"))], n=1), tmp_path,
+                               item_pipelines=[BadClose])
+    assert calls == ["close_spider", "closed:finished"]
+    assert stats.errors == {"close_spider": 1, "spider_closed": 1}
+    assert len(items) == 1
+
+
+async def test_unwritable_and_bare_items_are_counted_and_the_callback_goes_on(
+        aiohttp_server, tmp_path):
+    class Mixed(FollowSpider):
+        async def parse(self, response):
+            yield {"bad": b"\xff"}  # cannot be written: dropped for every output
+            yield "a bare string"  # not an item
+            yield {"url": response.url}
+            for link in response.css("a[href]"):
+                yield response.follow(link)
+
+    server = await aiohttp_server(make_site({"/": links("/a"), "/a": links()}))
+    stats, items = await crawl(Mixed(str(server.make_url("/"))), tmp_path)
+    assert len(items) == 2  # both pages: the links after the bad items were followed
+    assert stats.errors == {"item_serialization": 2, "invalid_item": 2}
+    assert stats.items == 2
+
+
+async def test_a_blocking_callback_is_named_and_counted(aiohttp_server, tmp_path, caplog):
+    class Blocking(ManySpider):
+        async def parse(self, response):
+            if response.url.endswith("/1"):
+                time.sleep(0.4)  # noqa: ASYNC251 - the mistake under test
+            else:
+                await asyncio.sleep(0.4)  # control: awaiting is not blocking
+            yield {"url": response.url}
+
+    server = await aiohttp_server(make_site({f"/{i}": links() for i in range(2)}))
+    stats, _ = await crawl(Blocking([str(server.make_url("/"))], n=2), tmp_path)
+    assert stats.slow_callbacks == 1
+    warnings = [r.getMessage() for r in caplog.records if "blocked the event loop" in r.message]
+    assert len(warnings) == 1
+    assert "Blocking.parse" in warnings[0] and warnings[0].endswith(
+        "other requests may time out meanwhile") and "/1:" in warnings[0]
+
+
+async def test_a_stall_at_the_very_end_is_measured(aiohttp_server, tmp_path):
+    class BlocksLast(ManySpider):
+        def parse(self, response):
+            time.sleep(0.3)  # the last thing the crawl does
+            return None
+
+    server = await aiohttp_server(make_site({"/0": links()}))
+    stats, _ = await crawl(BlocksLast([str(server.make_url("/"))], n=1), tmp_path)
+    assert stats.max_loop_stall >= 0.25
+
+
+async def test_start_urls_string_and_bad_start_urls(aiohttp_server, tmp_path):
+    from crawler import Crawler, Settings, StartupError
+
+    server = await aiohttp_server(make_site({"/a": links(), "/b": links()}))
+
+    class Starts(Spider):
+        name = "starts"
+
+        def parse(self, response):
+            yield {"url": response.url}
+
+    both = Starts(start_urls=f"{server.make_url('/a')} {server.make_url('/b')}")
+    stats, items = await crawl(both, tmp_path)
+    assert len(items) == 2 and stats.start_requests == 2  # not one request per character
+    for bad, message in [("example.com/x", "did you mean http://example.com/x"),
+                         ("/relative", "not an absolute http(s) URL"),
+                         ("htp://x.org/", "unsupported scheme"),
+                         ("http://[::1", "invalid url")]:
+        with pytest.raises(StartupError, match=re.escape(message)):
+            await Crawler(Starts(start_urls=[bad]), settings=Settings()).run()
+    offsite = Starts(start_urls=[str(server.make_url("/a"))], allowed_domains=["example.com"])
+    with pytest.raises(StartupError, match="outside allowed_domains"):
+        await Crawler(offsite, settings=Settings()).run()
+    with pytest.raises(StartupError, match="no start URLs"):
+        await Crawler(Starts(), settings=Settings()).run()
+
+
+async def test_dropped_start_requests_and_links_are_logged(aiohttp_server, tmp_path, caplog):
+    server = await aiohttp_server(make_site({"/": links("mailto:x@y.z", "/ok"),
+                                             "/ok": links()}))
+    spider = Recorder([Request("htp://nowhere/"), Request(str(server.make_url("/")))])
+    spider.parse = lambda response: [response.follow(a) for a in response.css("a")]
+    with caplog.at_level(logging.DEBUG, logger="crawler"):
+        await crawl(spider, tmp_path)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == ["start request htp://nowhere/ dropped: unsupported scheme"]
+    assert any(r.getMessage() == "dropped mailto:x@y.z: unsupported scheme"
+               for r in caplog.records if r.levelno == logging.DEBUG)

@@ -1,30 +1,38 @@
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
 
-from crawler import UsageError
-from crawler.exporters import make_exporter
+from crawler.exceptions import OutputError
+from crawler.exporters import Exporter, make_exporter
+from crawler.items import to_record
 
 
-async def write(path, items, overwrite=False, fields=None, flush_each=False):
-    exporter = make_exporter(path, overwrite=overwrite, fields=fields)
+async def start(exporter: Exporter) -> Exporter:
+    exporter.check()
     await exporter.open()
+    await exporter.begin()
+    return exporter
+
+
+async def write(path, items, overwrite=False, fields=None, flush_each=False) -> Exporter:
+    exporter = await start(make_exporter(path, overwrite=overwrite, fields=fields))
     for item in items:
-        await exporter.export(item)
+        await exporter.write(to_record(item))
         if flush_each:
             await exporter.flush()
     await exporter.close()
+    return exporter
 
 
 async def test_json_array_valid_after_every_batch_and_appendable(tmp_path):
     path = tmp_path / "items.json"
-    exporter = make_exporter(path, overwrite=True)
-    await exporter.open()
+    exporter = await start(make_exporter(path, overwrite=True))
     assert json.loads(path.read_text()) == []
     for i in range(3):
-        await exporter.export({"i": i})
+        await exporter.write(to_record({"i": i}))
         await exporter.flush()
         assert json.loads(path.read_text()) == [{"i": j} for j in range(i + 1)]
     await exporter.close()
@@ -34,25 +42,40 @@ async def test_json_array_valid_after_every_batch_and_appendable(tmp_path):
     assert json.loads(path.read_text()) == [{"i": 9}]
 
 
-async def test_json_append_refuses_a_non_array(tmp_path):
+async def test_json_append_to_arrays_with_odd_whitespace(tmp_path):
     path = tmp_path / "x.json"
-    path.write_text('{"not": "an array"}')
-    with pytest.raises(UsageError, match="-O"):
-        await write(path, [{"a": 1}])
-    assert path.read_text() == '{"not": "an array"}'
+    path.write_text("  [ {\"a\": 1} ]   \n\n")
+    await write(path, [{"a": 2}])
+    assert json.loads(path.read_text()) == [{"a": 1}, {"a": 2}]
+    path.write_text("[]")
+    await write(path, [{"a": 3}])
+    assert json.loads(path.read_text()) == [{"a": 3}]
 
 
-async def test_jsonl_appends(tmp_path):
+@pytest.mark.parametrize("content", ['{"not": "an array"}', "garbage]", "[1, 2", '["a"] x]'])
+async def test_json_append_refuses_what_is_not_an_array(tmp_path, content):
+    path = tmp_path / "x.json"
+    path.write_text(content)
+    with pytest.raises(OutputError, match="not a JSON array; use -O"):
+        make_exporter(path).check()
+    assert path.read_text() == content
+
+
+async def test_jsonl_appends_and_adds_a_missing_final_newline(tmp_path):
     path = tmp_path / "x.jsonl"
     await write(path, [{"a": 1}])
+    await write(path, [{"a": 2}])
+    assert [json.loads(x) for x in path.read_text().splitlines()] == [{"a": 1}, {"a": 2}]
+    path.write_text('{"a": 1}')  # no trailing newline: the next record must not be glued on
     await write(path, [{"a": 2}])
     assert [json.loads(x) for x in path.read_text().splitlines()] == [{"a": 1}, {"a": 2}]
 
 
 async def test_csv_header_from_first_item_or_feed_fields(tmp_path):
     path = tmp_path / "x.csv"
-    await write(path, [{"a": 1, "b": "x,y"}, {"b": 2, "c": 3}])
+    exporter = await write(path, [{"a": 1, "b": "x,y"}, {"b": 2, "c": 3}])
     assert path.read_text() == 'a,b\n1,"x,y"\n,2\n'
+    assert exporter.fields_dropped == {"c": 1}  # counted, and warned about once
     await write(path, [{"a": 5}])  # appending does not repeat the header
     assert path.read_text().count("a,b") == 1
     other = tmp_path / "y.csv"
@@ -60,14 +83,56 @@ async def test_csv_header_from_first_item_or_feed_fields(tmp_path):
     assert other.read_text() == "b\n2\n"
 
 
-async def test_unknown_extension_is_a_usage_error(tmp_path):
-    with pytest.raises(UsageError, match="unknown format"):
+async def test_csv_append_maps_by_the_existing_header(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("b,a\n1,2")  # other column order, and no final newline
+    exporter = await write(path, [{"a": "A", "b": "B", "z": "Z"}])
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    assert rows == [{"b": "1", "a": "2"}, {"b": "B", "a": "A"}]
+    assert exporter.fields_dropped == {"z": 1}
+
+
+async def test_csv_values(tmp_path):
+    path = tmp_path / "x.csv"
+    await write(path, [{"n": None, "f": float("nan"), "i": 2**70, "l": [1, {"k": "v"}],
+                        "t": True, "s": {2, 1}}])
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    assert rows == [{"n": "", "f": "", "i": str(2**70), "l": '[1,{"k":"v"}]', "t": "True",
+                     "s": "[1,2]"}]
+
+
+async def test_unknown_format_is_an_output_error(tmp_path):
+    with pytest.raises(OutputError, match="unknown output format"):
         make_exporter(tmp_path / "x.xml")
 
 
-async def test_unserialisable_item_is_a_value_error(tmp_path):
-    exporter = make_exporter(tmp_path / "x.csv", overwrite=True)
-    await exporter.open()
-    with pytest.raises(ValueError, match="CSV needs dict-like"):
-        await exporter.export(42)
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv"])
+async def test_a_failed_write_cuts_the_file_back_to_its_last_record(tmp_path, fmt):
+    path = tmp_path / f"x.{fmt}"
+    exporter = await start(make_exporter(path, overwrite=True))
+    failures: list[Exporter] = []
+    exporter.on_error = failures.append
+    await exporter.write(to_record({"a": 1}))
+    await exporter.flush()
+    good = path.read_bytes()
+    real_write, tell = exporter._file.write, exporter._file.tell
+    capacity = len(good) + 10  # a disk that fills up 10 bytes past the first record
+
+    async def full_disk(data):
+        room = capacity - await tell()
+        if len(data) <= room:
+            return await real_write(data)
+        if room > 0:
+            return await real_write(data[:room])  # a short write, then ENOSPC
+        raise OSError(28, "No space left on device")
+
+    exporter._file.write = full_disk
+    await exporter.write(to_record({"a": "x" * 100}))
+    await exporter.flush()  # never raises into the caller
+    assert failures == [exporter]
+    assert exporter.error == "[Errno 28] No space left on device"
+    assert path.read_bytes() == good  # no torn record; a .json array still closed
+    await exporter.write(to_record({"a": 3}))  # a failed output takes no more records
     await exporter.close()
+    assert path.read_bytes() == good
+    assert exporter.count == 1

@@ -65,6 +65,7 @@ async def test_hostile_site_never_stalls_or_crashes_the_crawl(aiohttp_server, tm
     failures = {i["failed"]: i["kind"] for i in items if "failed" in i}
 
     assert set(HEALTHY) <= pages, set(HEALTHY) - pages
+    assert failures.pop("/private/secret") == "robots_disallowed"  # the errback was called
     assert {p: k for p, k in failures.items() if p in EXPECTED_FAILURES} == EXPECTED_FAILURES
     # the rest are weird hrefs that resolve to real paths ("/%zz", NUL bytes): plain 404s
     assert {k for p, k in failures.items() if p not in EXPECTED_FAILURES} == {"http_404"}

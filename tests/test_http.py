@@ -101,3 +101,69 @@ def test_compact_keeps_url_and_host_and_parses_again_on_demand():
     assert req.url == "http://example.com/a~?q=1"
     assert req.host == "http://example.com:80"
     assert req.yurl == URL("http://example.com/a~?q=1")
+
+
+# -- what Request() accepts (issue 7.1) and JSON/form requests (7.24) ---------------------
+
+
+def test_header_values_scrapy_accepts():
+    from crawler.http import Request as R
+
+    r = R("http://h.test/", headers={"X-Page": 1, "Referer": None, "X-B": b"bytes",
+                                     "X-L": ["a", b"b"]})
+    assert r.headers is not None
+    assert r.headers["X-Page"] == "1" and r.headers["X-B"] == "bytes"
+    assert r.headers.getall("X-L") == ["a", "b"]
+    assert r.dropped_headers == {"referer"} and "Referer" not in r.headers
+    pairs = R("http://h.test/", headers=[("A", "1"), ("A", "2")])
+    assert pairs.headers is not None and pairs.headers.getall("A") == ["1", "2"]
+    copy = r.replace(url="http://h.test/2")
+    assert copy.headers == r.headers and copy.dropped_headers == r.dropped_headers
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"headers": {"X": 1.5}}, TypeError, "header 'X' must be str, bytes, int"),
+    ({"headers": {"X": {"a": 1}}}, TypeError, "header 'X'"),
+    ({"headers": {"X": True}}, TypeError, "header 'X'"),
+    ({"headers": {"X": "a\r\nInjected: 1"}}, ValueError, "CR, LF or NUL"),
+    ({"headers": {"Bad Name": "v"}}, ValueError, "invalid header name"),
+    ({"headers": {"X": b"\xff"}}, ValueError, "not UTF-8"),
+    ({"headers": "X: 1"}, TypeError, "mapping or"),
+    ({"priority": "high"}, TypeError, "priority must be an int"),
+    ({"priority": 1.5}, TypeError, "priority must be an int"),
+    ({"callback": "parse"}, TypeError, "not its name"),
+    ({"errback": 3}, TypeError, "errback must be callable"),
+    ({"body": 12}, TypeError, "body must be bytes or str"),
+    ({"method": "GE T"}, ValueError, "HTTP method"),
+    ({"meta": [1]}, TypeError, "meta and cb_kwargs must be dicts"),
+])
+def test_request_rejects_bad_arguments_at_construction(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        Request("http://h.test/", **kwargs)
+    with pytest.raises(TypeError, match="url must be str"):
+        Request(b"http://h.test/")  # type: ignore[arg-type]
+
+
+def test_json_request():
+    from crawler import JsonRequest
+
+    r = JsonRequest("http://h.test/api", data={"b": 1, "a": [2]})
+    assert r.method == "POST" and r.body == b'{"a":[2],"b":1}'
+    assert r.headers is not None
+    assert r.headers["Content-Type"] == "application/json"
+    assert r.headers["Accept"].startswith("application/json")
+    get = JsonRequest("http://h.test/api", method="GET", headers={"Accept": "x/y"})
+    assert get.method == "GET" and get.body == b"" and get.headers["Accept"] == "x/y"
+    assert type(r.replace(priority=1)) is JsonRequest
+
+
+def test_form_request():
+    from crawler import FormRequest
+
+    post = FormRequest("http://h.test/login", formdata={"user": "a b", "tags": ["1", "2"]})
+    assert post.method == "POST" and post.body == b"user=a+b&tags=1&tags=2"
+    assert post.headers is not None
+    assert post.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    get = FormRequest("http://h.test/s?x=1", method="GET", formdata=[("q", "é")])
+    assert get.method == "GET" and get.body == b""
+    assert get.url == "http://h.test/s?x=1&q=%C3%A9"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from crawler import Settings, SettingsError
@@ -54,3 +56,64 @@ def test_bad_custom_settings(overrides, message):
 def test_pipelines_accept_scrapy_order_mapping():
     s = Settings().merge({"item_pipelines": {"b.B": 300, "a.A": 100}})
     assert s.item_pipelines == ("a.A", "b.B")
+
+
+# -- bounds (issue 7.2), zero limits (7.3), Scrapy's names and attributes (7.26) ------------
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("timeout", "inf", "'timeout' must be a finite number"),
+    ("connect_timeout", "inf", "'connect_timeout' must be a finite number"),
+    ("download_delay", "inf", "'download_delay' must be a finite number"),
+    ("max_duration", "nan", "'max_duration' must be a finite number"),
+    ("retry_backoff_max", "1e400", "finite"),
+    ("concurrency", "1000000", "must be <= 10000: each unit is a worker task"),
+    ("timeout", "1e9", "must be <= 86400"),
+    ("max_response_size", str(1 << 40), "bodies are held in memory"),
+    ("retry_http_codes", "200,9999", "HTTP status codes"),
+    ("user_agent", "bot/1\r\nX-Evil: 1", "control characters"),
+])
+def test_values_must_be_finite_and_sane(key, value, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings().merge_strings({key: value})
+
+
+@pytest.mark.parametrize("key", ["max_pages", "max_items", "max_duration"])
+def test_zero_limits_are_errors_and_none_means_no_limit(key):
+    with pytest.raises(SettingsError, match=rf"'{key}' must be"):
+        Settings().merge_strings({key: "0"})
+    assert getattr(Settings().merge_strings({key: "none"}), key) is None
+    assert Settings().merge_strings({"max_depth": "0"}).max_depth == 0  # start pages only
+
+
+@pytest.mark.parametrize(("key", "hint"), [
+    ("DOWNLOAD_DELAY", "did you mean 'download_delay'?"),
+    ("CONCURRENT_REQUESTS", "did you mean 'concurrency'?"),
+    ("CONCURRENT_REQUESTS_PER_DOMAIN", "did you mean 'per_host_concurrency'?"),
+    ("ROBOTSTXT_OBEY", "did you mean 'obey_robots'?"),
+    ("DEPTH_LIMIT", "here it means the start pages only"),
+    ("closespider_pagecount", "did you mean 'max_pages'?"),
+])
+def test_scrapy_setting_names_point_to_ours(key, hint):
+    with pytest.raises(SettingsError, match=re.escape(hint)):
+        Settings().merge({key: 1})
+    with pytest.raises(SettingsError, match=re.escape(hint)):
+        Settings().merge_strings({key: "1"})
+
+
+def test_scrapy_spider_attributes_are_honoured_below_custom_settings():
+    from crawler import Spider
+
+    class Polite(Spider):
+        name = "polite"
+        download_delay = 2
+        max_concurrent_requests = 3
+        download_timeout = 7
+        user_agent = "polite/1.0"
+        custom_settings = {"download_delay": 0.5}
+
+    s = Settings.for_spider(Polite())
+    assert s.download_delay == 0.5  # custom_settings wins over the attribute
+    assert (s.per_host_concurrency, s.timeout, s.user_agent) == (3, 7.0, "polite/1.0")
+    with pytest.raises(SettingsError, match="'timeout' must be > 0"):
+        Settings.for_spider(type("Bad", (Spider,), {"name": "bad", "download_timeout": -1})())

@@ -4,7 +4,7 @@ import pytest
 from yarl import URL
 
 from crawler import Request
-from crawler.urls import canonical_url, fingerprint, host_allowed, parse_url
+from crawler.urls import AllowedDomains, canonical_url, fingerprint, parse_url
 
 
 @pytest.mark.parametrize(("a", "b"), [
@@ -42,9 +42,28 @@ def test_parse_url_reasons(url, reason):
     assert parse_url(url) == reason
 
 
-def test_host_allowed_subdomains():
-    allowed = frozenset({"example.com"})
-    assert host_allowed("example.com", allowed)
-    assert host_allowed("docs.example.com", allowed)
-    assert not host_allowed("badexample.com", allowed)
-    assert not host_allowed("example.com.evil.org", allowed)
+def test_allowed_domains_subdomains():
+    allowed = AllowedDomains(["example.com"])
+    assert allowed.admits(URL("http://example.com/"))
+    assert allowed.admits(URL("https://docs.example.com:8443/"))
+    assert not allowed.admits(URL("http://badexample.com/"))
+    assert not allowed.admits(URL("http://example.com.evil.org/"))
+
+
+def test_allowed_domains_with_a_port_match_host_and_port():
+    allowed = AllowedDomains(["127.0.0.1:8082", "Example.ORG."])
+    assert allowed.admits(URL("http://127.0.0.1:8082/x"))
+    assert not allowed.admits(URL("http://127.0.0.1:8083/x"))
+    assert not allowed.admits(URL("http://127.0.0.1/x"))
+    assert allowed.admits(URL("http://www.example.org/"))
+
+
+def test_allowed_domains_entries_written_as_urls_or_idn():
+    allowed = AllowedDomains(["https://bücher.de/shop"])
+    assert allowed.warnings == ["allowed_domains entry 'https://bücher.de/shop' is not a bare "
+                                "domain: using bücher.de"]
+    assert allowed.admits(URL("http://xn--bcher-kva.de/"))
+    with pytest.raises(ValueError, match="not a domain"):
+        AllowedDomains(["http://"])
+    with pytest.raises(ValueError, match="must be a list"):
+        AllowedDomains("example.com")  # type: ignore[arg-type]

@@ -25,6 +25,11 @@ class Frontier(Protocol):
         """Whether `fingerprint` was recorded: a cheap pre-check, so duplicates skip robots
         and per-host work; add() still decides."""
 
+    async def mark_seen(self, fingerprint: bytes) -> bool:
+        """Record `fingerprint` without queueing anything (a request held for its host's
+        robots.txt, or refused), so that its duplicates are filtered; False when it was
+        recorded before."""
+
     async def add(self, request: Request, fingerprint: bytes, *, force: bool = False) -> bool:
         """Record `fingerprint` and queue `request`; False when it was seen before, unless
         `force` (a request with dont_filter=True) queues it anyway."""

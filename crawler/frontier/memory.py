@@ -73,6 +73,12 @@ class MemoryFrontier:
     async def seen(self, fingerprint: bytes) -> bool:
         return fingerprint in self._seen
 
+    async def mark_seen(self, fingerprint: bytes) -> bool:
+        if fingerprint in self._seen:
+            return False
+        self._seen.add(fingerprint)
+        return True
+
     async def add(self, request: Request, fingerprint: bytes, *, force: bool = False) -> bool:
         seen = self._seen
         if fingerprint in seen:

@@ -1,0 +1,65 @@
+"""Output specs as `-o`/`-O` take them: a path, a `file://` URI or `-` (standard output),
+with Scrapy's placeholders and an optional `:format` suffix.
+
+    output/%(name)s-%(time)s.jsonl    %(name)s the spider's name, %(time)s the start time
+                                      (UTC, e.g. 2026-11-25T21-55-45), %(attr)s any spider
+                                      attribute
+    items.txt:csv                     a format other than the extension says
+    -   or   -:csv                    standard output (JSON lines unless a format is given)
+    file:///tmp/items.json            a local file by URI
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from crawler.exceptions import OutputError
+from crawler.exporters import FORMATS, STDOUT, Exporter, make_exporter
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_FORMAT_SUFFIX = re.compile(r"^(.+):(" + "|".join(FORMATS) + r")$", re.IGNORECASE)
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+
+
+def output_exporter(spec: str, *, overwrite: bool, fields: tuple[str, ...] | None,
+                    spider: Any, started: datetime.datetime) -> Exporter:
+    """The exporter for one `-o`/`-O` value; OutputError when it names nothing writable."""
+    target, format_name = spec, None
+    match = _FORMAT_SUFFIX.match(spec)
+    if match:
+        target, format_name = match.group(1), match.group(2)
+    target = _fill(target, spider, started, spec)
+    scheme = _SCHEME.match(target)
+    if scheme:
+        if scheme.group(1).lower() != "file":
+            raise OutputError(f"cannot write to {spec!r}: {scheme.group(1)}:// outputs are not "
+                              "supported (use a file path, a file:// URI or - for standard "
+                              "output)")
+        parts = urlsplit(target)
+        if parts.netloc not in ("", "localhost"):
+            raise OutputError(f"cannot write to {spec!r}: file:// URIs must name a local file")
+        target = unquote(parts.path)
+    if target != STDOUT and (not target or target.endswith("/") or Path(target).name == ""):
+        raise OutputError(f"cannot write to {spec!r}: it names a directory, not a file")
+    return make_exporter(target, overwrite=overwrite, fields=fields, format=format_name)
+
+
+def _fill(target: str, spider: Any, started: datetime.datetime, spec: str) -> str:
+    """Replace %(name)s, %(time)s and %(attribute)s placeholders."""
+    def value(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key == "time":
+            return started.astimezone(datetime.UTC).replace(microsecond=0, tzinfo=None) \
+                .isoformat().replace(":", "-")
+        if key == "name":
+            return str(spider.name)
+        if not key.startswith("_") and hasattr(spider, key):
+            return str(getattr(spider, key))
+        raise OutputError(f"unknown placeholder %({key})s in {spec!r} (known: %(name)s, "
+                          "%(time)s and the spider's attributes)")
+
+    return _PLACEHOLDER.sub(value, target)
