@@ -1,17 +1,22 @@
 """Ours vs the floor on one generated site, alternating runs: python -m benchmarks.quick
 
-    python -m benchmarks.quick [--pages 20000] [--runs 2] [--hosts 1]
+    python -m benchmarks.quick [--pages 20000] [--runs 2] [--hosts 1] [--rev REV]
+
+`--rev REV` adds the crawler as of a git revision (checked out in a temporary worktree) as a
+third contender, for before/after comparisons of a change within one alternating run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,15 +54,38 @@ def _measure(name: str, cmd: list[str], out: Path) -> Run:
     return Run(name, pages, wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
-def contenders(starts: list[str], tmp: Path, concurrency: int) -> dict[str, tuple[list[str], Path]]:
+def contenders(starts: list[str], tmp: Path, concurrency: int,
+               rev_root: Path | None = None) -> dict[str, tuple[list[str], Path]]:
     floor_out, ours_out = tmp / "floor.jsonl", tmp / "ours.jsonl"
-    return {
+    ours = [sys.executable, "-m", "crawler", "run", "bench", "-a", f"start={','.join(starts)}",
+            "-s", f"concurrency={concurrency}", "-O"]
+    plan = {
         "floor": ([sys.executable, "-m", "benchmarks.floor", str(floor_out), *starts,
                    "--workers", str(concurrency)], floor_out),
-        "ours": ([sys.executable, "-m", "crawler", "run", "bench", "-a",
-                  f"start={','.join(starts)}", "-s", f"concurrency={concurrency}",
-                  "-O", str(ours_out)], ours_out),
+        "ours": ([*ours, str(ours_out)], ours_out),
     }
+    if rev_root is not None:  # the same command, importing the crawler from the worktree
+        rev_out = tmp / "rev.jsonl"
+        plan["rev"] = (["env", "-C", str(rev_root), f"PYTHONPATH={rev_root}",
+                        *ours, str(rev_out)], rev_out)
+    return plan
+
+
+@contextlib.contextmanager
+def worktree(rev: str | None) -> Iterator[Path | None]:
+    """A temporary checkout of `rev` (nothing when None)."""
+    if rev is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "rev"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(path), rev], cwd=ROOT,
+                       check=True)
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT,
+                           check=False)
 
 
 def main() -> None:
@@ -66,13 +94,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--hosts", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rev", help="also run the crawler as of this git revision")
     args = parser.parse_args()
     per_host = args.pages // args.hosts
     site = generate(HERE / ".sites" / str(per_host), per_host)
     runs: dict[str, list[Run]] = {}
-    with serve(site, args.hosts) as (server, bases), tempfile.TemporaryDirectory() as tmp:
+    with serve(site, args.hosts) as (server, bases), tempfile.TemporaryDirectory() as tmp, \
+            worktree(args.rev) as rev_root:
         starts = [b + "p/0.html" for b in bases]
-        plan = contenders(starts, Path(tmp), args.concurrency)
+        plan = contenders(starts, Path(tmp), args.concurrency, rev_root)
         print(f"server: {server}; {args.pages} pages on {args.hosts} host(s)")
         for _ in range(args.runs):
             for name, (cmd, out) in plan.items():
@@ -84,6 +114,8 @@ def main() -> None:
     for name, rate in medians.items():
         print(f"{name}: median {rate:.0f} pages/s")
     print(f"ours/floor = {medians['ours'] / medians['floor']:.2f}")
+    if "rev" in medians:
+        print(f"ours/rev = {medians['ours'] / medians['rev']:.2f} (rev = {args.rev})")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import asyncio
 import enum
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -514,18 +515,20 @@ class Crawler:
     async def _run_callback(self, callback: Callable[..., Any], arg: Response | Failure,
                             kwargs: dict[str, Any], request: Request) -> None:
         depth = request.depth + 1
-        loop = asyncio.get_running_loop()
+        now = time.monotonic  # the loop's clock (loop.time()), without the method call
         count = 0
-        step = loop.time()
+        step = now()
         try:
             async for obj in _iterate(callback(arg, **kwargs)):
-                self._check_stall(callback, request, step)
+                if now() - step > _SLOW_CALLBACK:
+                    self._slow_step(callback, request, step)
                 await self._handle_output(obj, depth, request, callback)
                 count += 1
                 if count % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # a page with 100k links must not stall the loop
-                step = loop.time()
-            self._check_stall(callback, request, step)
+                step = now()
+            if now() - step > _SLOW_CALLBACK:
+                self._slow_step(callback, request, step)
         except asyncio.CancelledError:
             raise
         except CloseSpider as exc:
@@ -536,14 +539,10 @@ class Crawler:
             self.stats.errors["callback"] += 1
             logger.exception("spider error in %s for %s", _name(callback), request.url)
 
-    def _check_stall(self, callback: Callable[..., Any], request: Request,
-                     step: float) -> None:
-        """Name a callback that held the event loop: meanwhile every other request waited,
-        and timeouts fired that no server caused."""
-        now = asyncio.get_running_loop().time()
-        if now - step <= _SLOW_CALLBACK:
-            return
-        blocked = self._watch.blocked_since(step, now)
+    def _slow_step(self, callback: Callable[..., Any], request: Request, step: float) -> None:
+        """A callback step took long: name it if it held the event loop, since meanwhile every
+        other request waited and timeouts fired that no server caused."""
+        blocked = self._watch.blocked_since(step, time.monotonic())
         if blocked <= _SLOW_CALLBACK:
             return  # it awaited: other tasks ran meanwhile
         self.stats.slow_callbacks += 1

@@ -63,10 +63,12 @@ class Request:
         # that never need it
         self._yurl: URL | None
         self._url: str | None
-        if isinstance(url, str):
+        if type(url) is str:
             self._yurl, self._url = None, url
         elif isinstance(url, URL):
             self._yurl, self._url = url, None
+        elif isinstance(url, str):
+            self._yurl, self._url = None, str(url)
         else:
             raise TypeError(f"Request url must be str or yarl.URL, got {type(url).__name__}")
         self._host: str | None = None
@@ -74,25 +76,27 @@ class Request:
         self.callback = callback
         self.method = method if method == "GET" else _method(method)
         self.headers: CIMultiDict[str] | None = None
-        self.dropped_headers: frozenset[str] = frozenset()
+        self.dropped_headers: frozenset[str] = _NOTHING
         if headers:
             self.headers, self.dropped_headers = _headers(headers)
-        self.body = body if type(body) is bytes else _body(body)
-        self.meta = meta if meta is not None else {}
-        self.cb_kwargs = cb_kwargs if cb_kwargs is not None else {}
+        self.body = b"" if body is None else body if type(body) is bytes else _body(body)
+        self.meta = {} if meta is None else meta
+        self.cb_kwargs = {} if cb_kwargs is None else cb_kwargs
         self.priority = priority
         self.dont_filter = dont_filter
         self.errback = errback
         self.depth = depth
+        # checked here, where the mistake is made, rather than failing a fetch later
         if type(priority) is not int or type(depth) is not int:
             _bad_int(priority, depth)
         if callback is not None and not callable(callback):
             _bad_callable("callback", callback)
         if errback is not None and not callable(errback):
             _bad_callable("errback", errback)
-        if not isinstance(self.meta, dict) or not isinstance(self.cb_kwargs, dict):
+        if (meta is not None and not isinstance(meta, dict)) or (
+                cb_kwargs is not None and not isinstance(cb_kwargs, dict)):
             raise TypeError("Request meta and cb_kwargs must be dicts, got "
-                            f"{type(self.meta).__name__} and {type(self.cb_kwargs).__name__}")
+                            f"{type(meta).__name__} and {type(cb_kwargs).__name__}")
 
     @property
     def url(self) -> str:
@@ -415,6 +419,7 @@ class FormRequest(Request):
 
 # -- argument checks ------------------------------------------------------------------------
 
+_NOTHING: frozenset[str] = frozenset()
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")  # RFC 9110 token: header names, methods
 _BAD_VALUE_CHARS = re.compile(r"[\r\n\0]")
 

@@ -30,8 +30,7 @@ import math
 import pathlib
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from yarl import URL
@@ -47,8 +46,7 @@ class ItemError(CrawlerError):
     """An item that cannot be written: the message says which value and why."""
 
 
-@dataclass(slots=True, frozen=True)
-class Record:
+class Record(NamedTuple):
     """An item ready for the outputs: its top-level fields and their JSON encoding."""
 
     fields: dict[str, Any]
