@@ -139,7 +139,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from crawler.demo import BooksSpider, serve_forever, serving
 
     if args.serve:
-        asyncio.run(serve_forever(args.port))
+        try:
+            asyncio.run(serve_forever(args.port))
+        except KeyboardInterrupt:
+            print("stopped", file=sys.stderr)
         return EXIT_OK
 
     async def crawl_demo() -> tuple[CrawlResult, bool]:
@@ -157,7 +160,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.pages < 1 or args.concurrency < 1:
         raise UsageError("--pages and --concurrency must be >= 1")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    stats = bench(args.pages, args.concurrency)
+    try:
+        stats = bench(args.pages, args.concurrency)
+    except KeyboardInterrupt:
+        print("crawler: bench interrupted", file=sys.stderr)
+        return EXIT_KILLED
     return EXIT_OK if stats.items == args.pages else EXIT_FAILED
 
 

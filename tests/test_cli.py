@@ -339,3 +339,15 @@ async def test_help_describes_the_commands():
     assert "only module" not in out
     assert out.splitlines()[2].startswith("crawler: an asyncio web crawling")
     assert "bench (pages/s on this machine)" in out and "exit codes:" in out
+
+
+async def test_ctrl_c_on_demo_serve_exits_quietly():
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "crawler", "demo", "--serve", cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout is not None
+    assert (await proc.stdout.readline()).startswith(b"demo bookshop at http://127.0.0.1:")
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 0 and b"Traceback" not in err
