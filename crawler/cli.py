@@ -28,6 +28,7 @@ from crawler.feeds import output_exporter
 from crawler.interrupts import EXIT_KILLED, Interrupts
 from crawler.loader import discover, load_spider
 from crawler.outputs import identity
+from crawler.plugins import describe
 from crawler.settings import Settings
 from crawler.spider import Spider
 from crawler.stats import nothing_done, summary
@@ -177,6 +178,9 @@ def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[
         spider = spider_cls(**spider_args)
     except TypeError as exc:
         raise UsageError(f"bad spider arguments for {spider_cls.name!r}: {exc}") from None
+    except Exception as exc:
+        raise UsageError(f"spider {spider_cls.name!r} failed to start: {describe(exc)}") \
+            from None
     settings = Settings.for_spider(spider).merge_strings(_pairs(args.set, "-s"))
     _configure_logging(settings)
     outputs = _outputs(spider, args, settings, default_overwrite=default_overwrite)

@@ -86,6 +86,7 @@ class Scheduler:
             return False
         if self._max_depth is not None and request.depth > self._max_depth:
             self._stats.depth_limited += 1
+            logger.debug("dropped %s: deeper than max_depth", request.url[:200])
             return False
         return True
 

@@ -111,6 +111,9 @@ def nothing_done(stats: dict[str, Any]) -> str | None:
         if stats["finish_reason"] != "finished":
             return f"nothing was crawled: stopped ({stats['finish_reason']}) before the " \
                    "first request"
+        if stats["errors"].get("start"):
+            return "nothing was crawled: the spider's start() raised before its first " \
+                   "request (the error is logged above)"
         return "nothing was crawled: the spider's start() produced no request"
     reasons = [f"{stats[key]} {label}" for key, label in _DROPPED[:6] if stats[key]]
     if stats["requests_failed"]:

@@ -351,3 +351,33 @@ async def test_ctrl_c_on_demo_serve_exits_quietly():
     proc.send_signal(signal.SIGINT)
     _, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0 and b"Traceback" not in err
+
+
+async def test_a_spider_that_fails_to_start_is_one_line(tmp_path):
+    _project(tmp_path, {"broken_init.py": '''
+        from crawler import Spider
+
+        class BrokenInit(Spider):
+            name = "broken_init"
+
+            def __init__(self, pages="many", **kw):
+                super().__init__(**kw)
+                self.pages = int(pages)
+
+        class BrokenStart(Spider):
+            name = "broken_start"
+
+            async def start(self):
+                raise RuntimeError("no seeds today")
+                yield
+    '''})
+    code, _, err = await run_cli("run", "broken_init", cwd=tmp_path)
+    assert code == 2
+    assert err.strip() == ("crawler: error: spider 'broken_init' failed to start: ValueError: "
+                           "invalid literal for int() with base 10: 'many' (broken_init.py:9)")
+    code, _, err = await run_cli("run", "broken_start", cwd=tmp_path)
+    assert code == 1
+    assert "RuntimeError: no seeds today" in err  # the traceback of the spider's own bug
+    assert err.strip().splitlines()[-1] == (
+        "crawler: error: nothing was crawled: the spider's start() raised before its first "
+        "request (the error is logged above)")
