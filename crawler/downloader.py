@@ -2,7 +2,10 @@
 
 This is the only module that sees aiohttp's exceptions. Redirects are not followed here:
 the engine turns them into new requests, so each hop passes the same politeness and
-off-site checks as any other request.
+off-site checks as any other request. Bodies are decompressed here (crawler/compression.py),
+within the size limit. Per request, `meta["download_maxsize"]` replaces
+`max_response_size` (Scrapy's key), and `meta["download_truncate"]` keeps the first that
+many bytes instead of failing (robots.txt is read that way).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Protocol
 import aiohttp
 from multidict import CIMultiDict
 
+from crawler.compression import ACCEPT_ENCODING, DecodingError, Inflater
 from crawler.exceptions import DownloadError
 from crawler.http import Request, Response
 from crawler.settings import Settings
@@ -42,6 +46,7 @@ class HttpDownloader:
             "User-Agent": settings.user_agent,
             "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
             "Accept-Language": "en",
+            "Accept-Encoding": ACCEPT_ENCODING,
         })
 
     async def __aenter__(self) -> HttpDownloader:
@@ -56,7 +61,7 @@ class HttpDownloader:
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=s.timeout, sock_connect=s.connect_timeout),
             cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=True,
+            auto_decompress=False,  # compression.Inflater: bounded, and checks the stream end
             skip_auto_headers=(),
         )
         return self
@@ -96,7 +101,9 @@ class HttpDownloader:
                 from exc
 
     async def _fetch(self, session: aiohttp.ClientSession, request: Request) -> Response:
-        limit = self._settings.max_response_size
+        meta = request.meta
+        limit = meta.get("download_maxsize") or self._settings.max_response_size
+        truncate = bool(meta.get("download_truncate"))
         async with session.request(
             request.method,
             request.yurl,
@@ -106,11 +113,15 @@ class HttpDownloader:
             allow_redirects=False,
         ) as resp:
             declared = resp.content_length
-            if declared is not None and declared > limit:
+            if declared is not None and declared > limit and not truncate:
                 raise DownloadError(
                     "too_large", f"Content-Length {declared} exceeds {limit} bytes", request
                 )
-            body = await _read_limited(resp, limit, request)
+            try:
+                inflater = Inflater.for_encoding(resp.headers.get("Content-Encoding", ""), limit)
+                body = await _read_limited(resp, limit, inflater, truncate)
+            except DecodingError as exc:
+                raise DownloadError(exc.kind, str(exc), request) from None
             return Response(str(resp.url), resp.status, resp.headers, body, request)
 
 
@@ -128,19 +139,27 @@ class HttpDownloader:
         return headers
 
 
-async def _read_limited(resp: aiohttp.ClientResponse, limit: int, request: Request) -> bytes:
-    """Read the decoded body, stopping as soon as it passes `limit` (decompression bombs)."""
+async def _read_limited(resp: aiohttp.ClientResponse, limit: int, inflater: Inflater | None,
+                        truncate: bool) -> bytes:
+    """Read and decode the body, stopping as soon as it passes `limit` (decompression bombs,
+    endless bodies): DecodingError("too_large"), or with `truncate` its first `limit`
+    bytes."""
     chunks: list[bytes] = []
     size = 0
     content = resp.content
-    while True:
+    while size <= limit:
         chunk = await content.readany()
         if not chunk:
+            if inflater is not None:
+                inflater.finish()
             break
-        size += len(chunk)
-        if size > limit:
-            raise DownloadError("too_large", f"body exceeds {limit} bytes", request)
-        chunks.append(chunk)
-        if size > 1 << 20:
-            await asyncio.sleep(0)  # a fast local stream must not monopolise the loop
+        for piece in (chunk,) if inflater is None else inflater.feed(chunk):
+            size += len(piece)
+            chunks.append(piece)
+            if size > 1 << 20:
+                await asyncio.sleep(0)  # a fast stream or a bomb must not hold the loop
+    if size > limit:
+        if not truncate:
+            raise DecodingError("too_large", f"body exceeds {limit} bytes")
+        return b"".join(chunks)[:limit]
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)

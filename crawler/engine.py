@@ -40,6 +40,7 @@ from crawler.http import Failure, Request, Response
 from crawler.items import ItemError, is_item, to_record
 from crawler.monitor import LoopWatch, log_progress
 from crawler.outputs import Outputs
+from crawler.parsing import TooComplex
 from crawler.pipelines import load_pipelines, process
 from crawler.plugins import Interrupted, call, describe
 from crawler.ratelimit import HostPolicy
@@ -54,7 +55,6 @@ from crawler.urls import fingerprint as default_fingerprint
 
 logger = logging.getLogger(__name__)
 
-_LARGE_BODY = 1 << 20  # HTML bodies above this are parsed in a thread
 _YIELD_EVERY = 256  # callback outputs handled before letting other tasks run
 _SEED_BATCH = 256  # start requests queued before yielding to the workers
 _SLOW_CALLBACK = 0.25  # seconds a callback may hold the event loop before a warning
@@ -424,8 +424,13 @@ class Crawler:
                 and await self._retried(request, response):
             return
         if 200 <= status < 300 or self._handles(request, status):
-            if len(response.body) > _LARGE_BODY and response.is_html:
-                await asyncio.to_thread(response.parse)  # Lexbor parses without the GIL
+            if response.is_html and response.heavy():
+                try:  # in a thread: Lexbor parses without the GIL, and the loop runs on
+                    await asyncio.to_thread(response.parse)
+                except TooComplex as exc:
+                    await self._fail(request, DownloadError("too_complex", str(exc), request),
+                                     response)
+                    return
             callback = request.callback or self.spider.parse
             await self._run_callback(callback, response, request.cb_kwargs, request)
         elif 300 <= status < 400 and "Location" in response.headers \

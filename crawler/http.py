@@ -13,14 +13,13 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 from yarl import URL
 
+from crawler import encoding, parsing
 from crawler.urls import host_key
 
 if TYPE_CHECKING:
     from crawler._types import Callback, Errback
 
-_META_CHARSET = re.compile(
-    rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)""", re.IGNORECASE
-)
+_LOOP_BYTES = 256 * 1024  # larger bodies are decoded and parsed in a thread
 # An absolute path that yarl would leave as it is: unreserved characters only, no empty or
 # dot segments, no query. Joined to the page's origin it is already the canonical URL, so
 # such links (most links on most sites) are deduplicated without parsing a URL at all.
@@ -158,8 +157,8 @@ class Response:
         yield from response.follow_all(css="a.next")
     """
 
-    __slots__ = ("_base", "_origin", "_parser", "_text", "body", "headers", "request", "status",
-                 "url")
+    __slots__ = ("_base", "_encoding", "_origin", "_parser", "_refused", "_text", "body",
+                 "headers", "request", "status", "url")
 
     def __init__(
         self,
@@ -176,7 +175,9 @@ class Response:
         self.body = body
         self.request = request
         self._text: str | None = None
+        self._encoding: str | None = None
         self._parser: LexborHTMLParser | None = None
+        self._refused = False  # too complex to parse: css() finds nothing
         self._base: URL | None = None
         self._origin: str | None = None
 
@@ -194,21 +195,29 @@ class Response:
 
     @property
     def encoding(self) -> str:
-        """HTTP header charset, then <meta charset>, then UTF-8."""
-        for candidate in (_header_charset(self.headers.get("Content-Type", "")),
-                          _meta_charset(self.body)):
-            if candidate:
-                try:
-                    return codecs.lookup(candidate).name
-                except LookupError:
-                    continue
-        return "utf-8"
+        """The body's encoding (a Python codec name): see crawler/encoding.py."""
+        if self._encoding is None:
+            self._encoding = encoding.declared(self.body, self._content_type_header,
+                                               self.is_html) or self._decode()[1]
+        return self._encoding
 
     @property
     def text(self) -> str:
+        """The body decoded: BOM, HTTP charset, <meta charset>, UTF-8 if valid, detection;
+        undecodable bytes become U+FFFD."""
         if self._text is None:
-            self._text = self.body.decode(self.encoding, errors="replace")
+            self._decode()
+        assert self._text is not None
         return self._text
+
+    def _decode(self) -> tuple[str, str]:
+        self._text, self._encoding = encoding.decode(self.body, self._content_type_header,
+                                                     self.is_html)
+        return self._text, self._encoding
+
+    @property
+    def _content_type_header(self) -> str:
+        return self.headers.get("Content-Type", "")
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -218,14 +227,33 @@ class Response:
         ctype = self.content_type
         return not ctype.startswith(_NON_HTML_PREFIXES)
 
+    def heavy(self) -> bool:
+        """Whether decoding and parsing this page may take more than a few milliseconds (many
+        tags, a large body, or charset detection): the engine does it in a thread."""
+        body = self.body
+        if parsing.tag_count(body) > parsing.LOOP_TAGS or len(body) > _LOOP_BYTES:
+            return True
+        return self._encoding is None and self._text is None and \
+            encoding.declared(body, self._content_type_header, self.is_html) is None and \
+            not _valid_utf8(body)
+
     def parse(self) -> None:
         """Decode and parse now rather than on the first css() call (the engine does this
-        in a thread for large pages)."""
+        in a thread for heavy pages). Raises TooComplex for a page nested too deeply to
+        parse in bounded time."""
         self._html()
 
     def _html(self) -> LexborHTMLParser | None:
-        if self._parser is None and self.is_html and self.body:
-            self._parser = LexborHTMLParser(self.text)
+        if self._parser is None and self.is_html and self.body and not self._refused:
+            try:
+                parsing.check(self.body)
+            except parsing.TooComplex:
+                self._refused = True
+                raise
+            # UTF-8 bytes go to Lexbor as they are: no decode here and re-encode there
+            source: str | bytes = self.body if self.encoding == "utf-8" and \
+                not self.body.startswith(codecs.BOM_UTF8) else self.text
+            self._parser = LexborHTMLParser(source)
         return self._parser
 
     def css(self, selector: str) -> list[LexborNode]:
@@ -342,18 +370,12 @@ class Failure:
         return f"<Failure {self.kind} {self.request.url}>"
 
 
-def _header_charset(content_type: str) -> str | None:
-    for part in content_type.split(";")[1:]:
-        key, _, value = part.partition("=")
-        if key.strip().lower() == "charset":
-            return value.strip().strip("\"'") or None
-    return None
-
-
-def _meta_charset(body: bytes) -> str | None:
-    match = _META_CHARSET.search(body, 0, 4096)
-    return match.group(1).decode("ascii") if match else None
-
+def _valid_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class JsonRequest(Request):
