@@ -123,7 +123,7 @@ class Crawler:
             stats=self.stats,
             fingerprint=fingerprint,
             allowed_domains=self._allowed,
-            max_depth=s.max_depth,
+            settings=s,
         )
         if s.max_pages is not None:
             max_pages = s.max_pages
@@ -347,6 +347,7 @@ class Crawler:
         try:
             count = 0
             async for obj in _iterate(self.spider.start()):
+                await self.scheduler.room()  # backpressure: start() is read as needed
                 if self.state is not CrawlState.RUNNING:
                     break
                 if isinstance(obj, Request):
@@ -425,8 +426,10 @@ class Crawler:
             return
         if 200 <= status < 300 or self._handles(request, status):
             if response.is_html and response.heavy():
-                try:  # in a thread: Lexbor parses without the GIL, and the loop runs on
-                    await asyncio.to_thread(response.parse)
+                try:
+                    await response.check_complexity()
+                    # in a thread: Lexbor parses without the GIL, and the loop runs on
+                    await asyncio.to_thread(response.parse, checked=True)
                 except TooComplex as exc:
                     await self._fail(request, DownloadError("too_complex", str(exc), request),
                                      response)

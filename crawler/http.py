@@ -237,16 +237,27 @@ class Response:
             encoding.declared(body, self._content_type_header, self.is_html) is None and \
             not _valid_utf8(body)
 
-    def parse(self) -> None:
+    def parse(self, *, checked: bool = False) -> None:
         """Decode and parse now rather than on the first css() call (the engine does this
         in a thread for heavy pages). Raises TooComplex for a page nested too deeply to
-        parse in bounded time."""
-        self._html()
+        parse in bounded time, unless the caller `checked` it already."""
+        self._html(checked=checked)
 
-    def _html(self) -> LexborHTMLParser | None:
+    async def check_complexity(self) -> None:
+        """Raise TooComplex now (walking the page on the event loop in slices) if it nests
+        too deeply to parse in bounded time."""
+        if self.is_html:
+            try:
+                await parsing.check_async(self.body)
+            except parsing.TooComplex:
+                self._refused = True
+                raise
+
+    def _html(self, *, checked: bool = False) -> LexborHTMLParser | None:
         if self._parser is None and self.is_html and self.body and not self._refused:
             try:
-                parsing.check(self.body)
+                if not checked:
+                    parsing.check(self.body)
             except parsing.TooComplex:
                 self._refused = True
                 raise

@@ -11,6 +11,7 @@ from crawler.stats import Stats
 logger = logging.getLogger("crawler.engine")
 
 TICK = 0.05  # seconds between event-loop stall probes
+_REPORTED_STALL = 0.05  # stalls longer than this are logged at DEBUG
 
 
 class LoopWatch:
@@ -31,7 +32,10 @@ class LoopWatch:
         while True:
             await asyncio.sleep(TICK)
             now = loop.time()
-            stats.max_loop_stall = max(stats.max_loop_stall, now - self.last_wake - TICK)
+            stall = now - self.last_wake - TICK
+            if stall > _REPORTED_STALL:
+                logger.debug("the event loop was held for %.3fs", stall)
+            stats.max_loop_stall = max(stats.max_loop_stall, stall)
             self.last_wake = now
 
     def blocked_since(self, start: float, now: float) -> float:

@@ -8,18 +8,22 @@ page that would take too long (`too_complex`).
 
 - A page with at most `LOOP_TAGS` tags parses in a few milliseconds however it nests: it
   is parsed on the event loop, where that is cheaper than a thread hop.
-- A larger page is parsed in a thread (Lexbor releases the GIL), after `estimate_work`
-  has walked its tags with the tree builder's costly cases in mind (in that thread too).
+- A larger page is first walked by `estimate_work`, tag by tag with the tree builder's
+  costly cases in mind, on the event loop in slices (`check_async`: pure Python in a thread
+  would fight the loop for the GIL), and then parsed in a thread (Lexbor releases the GIL).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Iterator
 
 from crawler.exceptions import CrawlerError
 
 LOOP_TAGS = 2000  # '<' count up to which a page parses on the loop (< ~10 ms, any nesting)
 MAX_WORK = 250_000_000  # estimated stack-walk steps (~1 s of Lexbor) before refusing a page
+_SLICE = 1000  # tags walked between yields to the event loop (~2 ms)
 
 _TAG = re.compile(rb"<(/?)([A-Za-z][A-Za-z0-9:-]*)|<!--")
 _VOID = frozenset(b"area base br col embed hr img input link meta source track wbr param "
@@ -47,22 +51,36 @@ def tag_count(body: bytes) -> int:
     return body.count(b"<")
 
 
-def estimate_work(body: bytes) -> int:
+def estimate_work(body: bytes, limit: int = MAX_WORK) -> int:
+    """See `estimate_steps`, run to the end."""
+    for work in estimate_steps(body, limit):
+        if work >= 0:
+            return work
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def estimate_steps(body: bytes, limit: int = MAX_WORK) -> Iterator[int]:
     """Roughly how many stack-walk steps Lexbor's tree builder will take on `body`: the
     depth at every start tag that walks the stack, and at every end tag that matches no
     open element. Tracks void elements, raw text, comments, implied end tags and
-    self-closing tags in SVG/MathML; each element is pushed and popped once."""
+    self-closing tags in SVG/MathML; each element is pushed and popped once. Stops as soon
+    as the count passes `limit`. Yields -1 every `_SLICE` tags, then the count."""
     stack: list[bytes] = []
     open_count: dict[bytes, int] = {}
     work = 0
     foreign = 0  # depth of open svg/math elements
     pos = 0
     search = _TAG.search
+    tags = 0
     while True:
         match = search(body, pos)
         if match is None:
-            return work
+            yield work
+            return
         pos = match.end()
+        tags += 1
+        if tags % _SLICE == 0:
+            yield -1
         if match.group(2) is None:  # a comment: skip to its end
             end = body.find(b"-->", pos)
             pos = len(body) if end == -1 else end + 3
@@ -79,6 +97,9 @@ def estimate_work(body: bytes) -> int:
                         break
             else:
                 work += len(stack)  # a stray end tag walks the whole stack
+                if work > limit:
+                    yield work
+                    return
             continue
         if name in _VOID:
             continue
@@ -87,6 +108,9 @@ def estimate_work(body: bytes) -> int:
             open_count[stack.pop()] -= 1
         if name in _WALKS:
             work += len(stack)
+            if work > limit:
+                yield work  # enough to refuse it: no need to read the rest
+                return
         if name in _RAW_TEXT:  # its content is text: skip to its end tag
             end = body.find(b"</" + name, pos)
             pos = len(body) if end == -1 else end
@@ -104,7 +128,20 @@ def estimate_work(body: bytes) -> int:
 def check(body: bytes) -> None:
     """Raise TooComplex when parsing `body` would take too long."""
     if tag_count(body) > LOOP_TAGS:
-        work = estimate_work(body)
-        if work > MAX_WORK:
-            raise TooComplex(f"the page nests too deeply to parse in bounded time "
-                             f"(~{work:,} tree-building steps; limit {MAX_WORK:,})")
+        _judge(estimate_work(body))
+
+
+async def check_async(body: bytes) -> None:
+    """`check`, letting the event loop run between slices of the walk."""
+    if tag_count(body) > LOOP_TAGS:
+        for work in estimate_steps(body):
+            if work >= 0:
+                _judge(work)
+                return
+            await asyncio.sleep(0)
+
+
+def _judge(work: int) -> None:
+    if work > MAX_WORK:
+        raise TooComplex(f"the page nests too deeply to parse in bounded time "
+                         f"(over {MAX_WORK:,} tree-building steps)")

@@ -19,12 +19,15 @@ from collections.abc import Awaitable, Callable
 
 from crawler.exceptions import DownloadError, IgnoreRequest
 from crawler.frontier import Frontier
+from crawler.guards import TrapGuards
 from crawler.http import Request
 from crawler.robots import RobotsCache
+from crawler.settings import Settings
 from crawler.stats import Stats
 from crawler.urls import AllowedDomains, parse_url
 
 ROBOTS_DISALLOWED = "robots_disallowed"
+_SEED_WINDOW = 10_000  # queued requests at which start() waits, at least
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +49,24 @@ class Scheduler:
         stats: Stats,
         fingerprint: Callable[[Request], bytes],
         allowed_domains: AllowedDomains | None = None,
-        max_depth: int | None = None,
+        settings: Settings | None = None,
     ) -> None:
+        s = settings or Settings()
         self.frontier = frontier
         self.queue: asyncio.Queue[Request] = asyncio.Queue()
         self._stats = stats
         self._fingerprint = fingerprint
         self._allowed = allowed_domains or None
-        self._max_depth = max_depth
+        self._max_depth = s.max_depth
+        self._guards = TrapGuards(stats, max_url_length=s.max_url_length,
+                                  max_requests_per_host=s.max_requests_per_host,
+                                  max_query_variants=s.max_query_variants)
+        self._max_queued = s.max_queued
+        # start() is read as the crawl needs it: it waits while this many requests are queued
+        self._seed_window = min(s.max_queued, max(_SEED_WINDOW, 64 * s.concurrency))
+        self._room = asyncio.Event()
+        self._room.set()
+        self._warned_full = False
         self._idle_workers = 0
         self._wakeup = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
@@ -71,6 +84,8 @@ class Scheduler:
 
     def admissible(self, request: Request) -> bool:
         """Parse and check a request's URL, host and depth; count and drop what fails."""
+        if self._guards.too_long(request.url):
+            return False
         parsed = parse_url(request._yurl if request._yurl is not None else request.url)
         if isinstance(parsed, str):
             if parsed == "invalid_url":
@@ -110,6 +125,11 @@ class Scheduler:
             fp = self._fingerprint(request)
             if await self._duplicate(request, fp):
                 return False
+        if self.queued() >= self._max_queued:
+            self._full(request)
+            return False
+        if not self._guards.admit(request):
+            return False
         robots = self.robots
         if robots is not None:
             verdict = robots.verdict(request)
@@ -121,22 +141,43 @@ class Scheduler:
                 if verdict is None:
                     self._await_robots(request, fp)
                     return True
-                await self._refuse(request)
+                await self._refuse(request, verdict)
                 return False
         return await self._add(request, fp)
 
-    async def _refuse(self, request: Request) -> None:
-        assert self.robots is not None
-        reason = self.robots.unreachable(request)
-        if reason is None:
+    async def _refuse(self, request: Request, verdict: bool | str) -> None:
+        """robots.txt disallows `request` (False), or could not be read (why)."""
+        if verdict is False:
             self._stats.robots_disallowed += 1
             logger.debug("robots.txt disallows %s", request.url)
             await self.on_refused(
                 request, IgnoreRequest(f"robots.txt disallows {request.url}"), ROBOTS_DISALLOWED)
         else:
+            reason = str(verdict)
             await self.on_refused(request, DownloadError(
                 reason, f"robots.txt of {request.yurl.origin()} unreachable ({reason})",
                 request), reason)
+
+    def _full(self, request: Request) -> None:
+        self._stats.queue_full += 1
+        if not self._warned_full:
+            self._warned_full = True
+            logger.warning("the frontier holds max_queued (%d) requests: new ones are dropped "
+                           "(counted as queue_full) until it drains; a crawl trap? see "
+                           "max_query_variants and max_requests_per_host", self._max_queued)
+        else:
+            logger.debug("frontier full: dropped %s", request.url[:200])
+
+    def _check_room(self) -> None:
+        if not self._room.is_set() and self.queued() < self._seed_window:
+            self._room.set()
+
+    async def room(self) -> None:
+        """Wait until the frontier has room for more start requests (backpressure on
+        start(): it is read as the crawl needs it, not all at once)."""
+        while self.queued() >= self._seed_window and not self.paused:
+            self._room.clear()
+            await self._room.wait()
 
     async def _duplicate(self, request: Request, fp: bytes) -> bool:
         if not request.dont_filter and await self.frontier.seen(fp):
@@ -181,11 +222,15 @@ class Scheduler:
             logger.exception("loading robots.txt for %s failed", host)
         waiting = self._awaiting_robots.pop(host)
         self._awaiting_count -= len(waiting)
-        for request, fp in waiting:
-            if self.robots.verdict(request) is False:
-                await self._refuse(request)
-            elif not self.paused:
-                await self._add(request, fp, force=True)  # its fingerprint is recorded
+        # every verdict now, while the rules are loaded (the cache may let them go later)
+        verdicts = [self.robots.verdict(request) for request, _ in waiting]
+        for (request, fp), verdict in zip(waiting, verdicts, strict=True):
+            if verdict is True:
+                if not self.paused:
+                    await self._add(request, fp, force=True)  # its fingerprint is recorded
+            else:
+                await self._refuse(request, "internal" if verdict is None else verdict)
+        self._check_room()
         self.on_settled()
 
     async def get(self) -> Request:
@@ -234,6 +279,7 @@ class Scheduler:
                 if request is None:
                     break
                 queue.put_nowait(request)
+            self._check_room()
             self._arm_timer(loop, frontier.wakeup_at())
             await self._wakeup.wait()
 

@@ -30,6 +30,8 @@ _UPPER_BOUNDS: tuple[tuple[str, float, str], ...] = (
     ("per_host_concurrency", 10_000, "no server serves more to one client"),
     ("max_response_size", 1 << 30, "bodies are held in memory"),
     ("max_redirects", 100, "browsers give up after about 20"),
+    ("max_queued", 100_000_000, "each queued request holds memory (about 250 bytes)"),
+    ("max_url_length", 65_536, "no server takes a longer URL"),
     ("retries", 100, "past a few tries a request is not coming back"),
     ("timeout", _DAY, "a request that takes longer is lost"),
     ("connect_timeout", _DAY, "a connection that takes longer is lost"),
@@ -59,6 +61,11 @@ class Settings:
     max_duration: float | None = None
     max_response_size: int = 32 * 1024 * 1024
     max_redirects: int = 10
+    # trap guards: a frontier, a host and a path cannot grow without bound
+    max_queued: int = 1_000_000
+    max_requests_per_host: int | None = None
+    max_url_length: int = 2083
+    max_query_variants: int | None = 10_000
     user_agent: str = DEFAULT_USER_AGENT
     item_pipelines: tuple[Any, ...] = ()
     feed_fields: tuple[str, ...] | None = None
@@ -82,7 +89,8 @@ class Settings:
         for name, value in ((f.name, getattr(self, f.name)) for f in dataclasses.fields(self)):
             if isinstance(value, float):
                 _check(name, math.isfinite(value), "must be a finite number")
-        for name in ("concurrency", "per_host_concurrency", "max_response_size"):
+        for name in ("concurrency", "per_host_concurrency", "max_response_size", "max_queued",
+                     "max_url_length"):
             _check(name, getattr(self, name) >= 1, "must be >= 1")
         for name in ("download_delay", "max_redirects", "retries", "log_interval",
                      "retry_backoff_base", "retry_backoff_max", "autothrottle_max_delay",
@@ -93,7 +101,7 @@ class Settings:
         for name in ("max_depth", "shutdown_timeout"):
             value = getattr(self, name)
             _check(name, value is None or value >= 0, "must be >= 0, or none for no limit")
-        for name in ("max_pages", "max_items"):
+        for name in ("max_pages", "max_items", "max_requests_per_host", "max_query_variants"):
             value = getattr(self, name)
             _check(name, value is None or value >= 1,
                    "must be >= 1, or none for no limit (0 would crawl nothing; Scrapy's "
@@ -176,6 +184,7 @@ _SCRAPY_NAMES: dict[str, tuple[str, str]] = {
     "retry_times": ("retries", ""),
     "retry_enabled": ("retries", "; set it to 0 to turn retries off"),
     "retry_http_codes": ("retry_http_codes", ""),
+    "urllength_limit": ("max_url_length", ""),
 }
 
 

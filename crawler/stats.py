@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _HOSTS_REPORTED = 100  # the busiest hosts listed in the stats
+_HOSTS_TRACKED = 10_000  # hosts counted at once; past twice that, the least busy are let go
 
 
 @dataclass(slots=True)
@@ -26,6 +27,10 @@ class Stats:
     invalid_url: int = 0  # unparseable, relative without a base, or longer than 8 KiB
     unsupported_scheme: int = 0  # mailto:, javascript:, ftp:, ...
     depth_limited: int = 0
+    url_too_long: int = 0  # over max_url_length
+    host_limited: int = 0  # over max_requests_per_host
+    query_variants_limited: int = 0  # over max_query_variants
+    queue_full: int = 0  # new requests refused while the frontier held max_queued
     redirects: int = 0
     retries: int = 0
     robots_disallowed: int = 0
@@ -41,6 +46,9 @@ class Stats:
     def record_host(self, key: str, latency: float) -> None:
         entry = self.hosts.get(key)
         if entry is None:
+            if len(self.hosts) >= 2 * _HOSTS_TRACKED:  # bounded: keep the busiest
+                busiest = sorted(self.hosts.items(), key=lambda kv: -kv[1][0])
+                self.hosts = dict(busiest[:_HOSTS_TRACKED])
             self.hosts[key] = [1, latency]
         else:
             entry[0] += 1
@@ -59,6 +67,10 @@ class Stats:
             "invalid_url": self.invalid_url,
             "unsupported_scheme": self.unsupported_scheme,
             "depth_limited": self.depth_limited,
+            "url_too_long": self.url_too_long,
+            "host_limited": self.host_limited,
+            "query_variants_limited": self.query_variants_limited,
+            "queue_full": self.queue_full,
             "redirects": self.redirects,
             "retries": self.retries,
             "robots_disallowed": self.robots_disallowed,
@@ -90,7 +102,9 @@ def _peak_rss_mb() -> float:
 _DROPPED = (("duplicates_filtered", "duplicates"), ("offsite_dropped", "off-site"),
             ("robots_disallowed", "robots.txt disallowed"), ("invalid_url", "invalid URL"),
             ("unsupported_scheme", "unsupported scheme"), ("depth_limited", "past max_depth"),
-            ("items_dropped", "items dropped by pipelines"))
+            ("url_too_long", "URL too long"), ("host_limited", "past max_requests_per_host"),
+            ("query_variants_limited", "past max_query_variants"),
+            ("queue_full", "frontier full"), ("items_dropped", "items dropped by pipelines"))
 
 
 def summary(stats: dict[str, Any]) -> str:
@@ -115,7 +129,7 @@ def nothing_done(stats: dict[str, Any]) -> str | None:
             return "nothing was crawled: the spider's start() raised before its first " \
                    "request (the error is logged above)"
         return "nothing was crawled: the spider's start() produced no request"
-    reasons = [f"{stats[key]} {label}" for key, label in _DROPPED[:6] if stats[key]]
+    reasons = [f"{stats[key]} {label}" for key, label in _DROPPED[:-1] if stats[key]]
     if stats["requests_failed"]:
         kinds = ", ".join(f"{k}={v}" for k, v in stats["errors"].items())
         reasons.insert(0, f"{stats['requests_failed']} failed ({kinds})")

@@ -16,12 +16,12 @@ if TYPE_CHECKING:
     from crawler.http import Request
 
 FETCHABLE_SCHEMES = frozenset({"http", "https"})
-MAX_URL_LENGTH = 8192
+MAX_URL_LENGTH = 65_536  # beyond any setting of max_url_length: not even parsed
 
 
 def parse_url(url: str | URL) -> URL | str:
     """Parse an absolute http(s) URL, or say why not: "invalid_url" (unparseable, relative,
-    no host, over 8 KiB) or "unsupported_scheme" (mailto:, javascript:, data:, ftp:, ...).
+    no host, over 64 KiB) or "unsupported_scheme" (mailto:, javascript:, data:, ftp:, ...).
     An already parsed URL is only checked."""
     if isinstance(url, str) and len(url) > MAX_URL_LENGTH:
         return "invalid_url"

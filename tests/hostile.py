@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import struct
 import time
 import zlib
@@ -26,10 +27,15 @@ EXPECTED_FAILURES = {
     "/loop-a": "redirect_loop",
     "/chain/0": "too_many_redirects",
     "/bad-chunked": "protocol",
+    "/deep": "too_complex",
+    "/gzip-truncated": "payload",
 }
+HOSTILE_CHARSETS = ("base64", "hex", "rot13", "undefined", "idna", "zlib", "uu", "bz2",
+                    "quopri", "utf-7")
 HEALTHY = ["/", "/latin1", "/cp1251", "/bad-utf8", "/png-as-html", "/doc.pdf", "/malformed",
            "/nul", "/empty", "/weird-links", "/503-then-200", "/429-then-200", "/huge",
-           "/binary-garbage", "/json"]
+           "/binary-garbage", "/json", "/deep-inline", "/meta-undefined",
+           *(f"/charset/{label}" for label in HOSTILE_CHARSETS)]
 
 
 @cache
@@ -110,6 +116,11 @@ def make_hostile_app(offsite: str, huge_links: int = 50_000) -> web.Application:
         request.transport.close()
         return web.Response()
 
+    async def gzip_truncated(request: web.Request) -> web.Response:
+        whole = gzip.compress(_html("all of it " * 1000).encode())
+        return web.Response(body=whole[: len(whole) // 2], headers={
+            "Content-Encoding": "gzip", "Content-Type": "text/html"})
+
     async def bomb(request: web.Request) -> web.Response:
         return web.Response(body=gzip_bomb(), headers={
             "Content-Encoding": "gzip", "Content-Type": "text/html"})
@@ -171,6 +182,19 @@ def make_hostile_app(offsite: str, huge_links: int = 50_000) -> web.Application:
             return web.Response(body=b"", content_type="text/html")
         if path == "/json":
             return web.json_response({"ok": True})
+        if path == "/deep":  # quadratic for a tree builder: refused, not parsed for minutes
+            return web.Response(text="<div>" * 100_000 + "<a href='/x'>x</a>",
+                                content_type="text/html")
+        if path == "/deep-inline":  # as deep, but cheap to build: parsed
+            return web.Response(text=_html("<span>" * 100_000 + "<a href='/latin1'>x</a>"),
+                                content_type="text/html")
+        if path.startswith("/charset/"):  # codecs that are not charsets must not be used
+            return web.Response(body=_html("caf\u00e9 <a href='/latin1'>l</a>").encode(),
+                                headers={"Content-Type": f"text/html; charset={path[9:]}"})
+        if path == "/meta-undefined":
+            return web.Response(body=_html("ok <a href='/latin1'>l</a>",
+                                           '<meta charset="undefined">').encode(),
+                                content_type="text/html")
         if path == "/weird-links":
             hrefs = ["http://[::1", "javascript:alert(1)", "mailto:a@b.c", "tel:+1", "data:,x",
                      "ftp://example.org/", "http://", "//", "/" + "x" * 9000, " \t/latin1 ",
@@ -201,6 +225,7 @@ def make_hostile_app(offsite: str, huge_links: int = 50_000) -> web.Application:
     r.add_get("/truncated", cut_short)
     r.add_get("/bad-chunked", bad_chunked)
     r.add_get("/gzip-bomb", bomb)
+    r.add_get("/gzip-truncated", gzip_truncated)
     r.add_get("/endless", endless)
     r.add_get("/declared-huge", declared_huge)
     for p in ("/loop-a", "/loop-b", "/go-offsite", "/chain/{n}"):

@@ -167,3 +167,30 @@ def test_form_request():
     get = FormRequest("http://h.test/s?x=1", method="GET", formdata=[("q", "é")])
     assert get.method == "GET" and get.body == b""
     assert get.url == "http://h.test/s?x=1&q=%C3%A9"
+
+
+# -- only WHATWG labels are charsets (issue 8.2) --------------------------------------------
+
+
+@pytest.mark.parametrize("label", ["base64", "hex", "rot13", "undefined", "idna", "zlib", "uu",
+                                   "bz2", "quopri", "utf-7", "unicode_internal"])
+def test_codecs_that_are_not_charsets_are_ignored(label):
+    body = "<a href='/x'>café</a>".encode()
+    header = make(body, f"text/html; charset={label}")
+    assert header.text == "<a href='/x'>café</a>" and header.encoding == "utf-8"
+    assert [a.text() for a in header.css("a")] == ["café"]
+    meta = make(f'<meta charset="{label}">'.encode() + body, "text/html")
+    assert meta.text.endswith("café</a>") and len(meta.css("a")) == 1
+
+
+@pytest.mark.parametrize(("body", "ctype", "text", "encoding"), [
+    (b"\xef\xbb\xbfcaf\xc3\xa9", "text/html; charset=latin1", "café", "utf-8"),  # BOM first
+    ("café".encode("utf-16-le"), "text/html; charset=utf-16", "café", "utf-16-le"),
+    ("café".encode("latin-1"), "text/html; charset=latin-1", "café", "cp1252"),  # Python's name
+    ("Привет, как дела? Это страница без метки.".encode("cp1251"), "text/html",
+     "Привет, как дела? Это страница без метки.", "cp1251"),  # detected
+])
+def test_encoding_sources(body, ctype, text, encoding):
+    response = make(body, ctype)
+    assert response.text == text
+    assert response.encoding == encoding

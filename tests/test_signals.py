@@ -57,9 +57,9 @@ SPIDER = textwrap.dedent('''
         name = "hooks"
         custom_settings = {"item_pipelines": [Hang], "log_interval": 0}
 
-        def __init__(self, base, marker, hang_in, how="async", **kw):
+        def __init__(self, base, marker, hang_in, how="async", n="20", **kw):
             super().__init__(**kw)
-            self.start_urls = [base + str(i) for i in range(20)]
+            self.start_urls = [base + str(i) for i in range(int(n))]
             self.marker, self.hang_in, self.how = marker, hang_in, how
 
         def parse(self, response):
@@ -67,11 +67,11 @@ SPIDER = textwrap.dedent('''
 ''')
 
 
-async def _start(tmp_path: Path, base: str, hang_in: str, how: str,
+async def _start(tmp_path: Path, base: str, hang_in: str, how: str, n: int = 20,
                  ) -> asyncio.subprocess.Process:
     (tmp_path / "hooks.py").write_text(SPIDER)
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crawler", "run", "hooks.py", "-a", f"base={base}",
+        sys.executable, "-m", "crawler", "run", "hooks.py", "-a", f"base={base}", "-a", f"n={n}",
         "-a", f"marker={tmp_path / 'marker'}", "-a", f"hang_in={hang_in}", "-a", f"how={how}",
         "-O", "keep.jsonl", "--stats", "stats.json", cwd=tmp_path,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -123,11 +123,12 @@ async def test_a_second_signal_always_stops_a_hanging_hook(aiohttp_server, tmp_p
 
 async def test_sighup_stops_gracefully_like_sigterm(aiohttp_server, tmp_path):
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.5)
         return web.Response(text=links(), content_type="text/html")
 
-    server = await aiohttp_server(make_site({f"/{i}": slow for i in range(20)}))
-    proc = await _start(tmp_path, str(server.make_url("/")), "none", "async")
+    # 200 pages of 0.5 s, 8 at a time: a crawl of 12 s, stopped after 1 s
+    server = await aiohttp_server(make_site({f"/{i}": slow for i in range(200)}))
+    proc = await _start(tmp_path, str(server.make_url("/")), "none", "async", n=200)
     await asyncio.sleep(1.0)
     proc.send_signal(signal.SIGHUP)
     _, err = await asyncio.wait_for(proc.communicate(), 20)
