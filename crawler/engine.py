@@ -292,7 +292,7 @@ class Crawler:
             if s.obey_robots:
                 self.scheduler.robots = RobotsCache(
                     self._downloader.fetch, user_agent=s.user_agent, retry=self._retry)
-            await self._frontier.open()
+            await self._frontier.open(self.spider)
             stack.push_async_callback(self._frontier.close)
             await self._run_tasks()
 

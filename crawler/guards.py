@@ -48,7 +48,7 @@ class TrapGuards:
 
     def admit(self, request: Request) -> bool:
         """Count a new request against its host and path; False (counted) when over a limit."""
-        if self._variants_limit is not None:
+        if self._variants_limit is not None and request._canonical is None:  # plain: no query
             url = request.yurl
             if url.raw_query_string:
                 key = f"{request.host}{url.raw_path}"

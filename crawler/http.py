@@ -14,7 +14,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from yarl import URL
 
 from crawler import encoding, parsing
-from crawler.urls import host_key
+from crawler.urls import FETCHABLE_SCHEMES, host_key
 
 if TYPE_CHECKING:
     from crawler._types import Callback, Errback
@@ -25,6 +25,8 @@ _LOOP_BYTES = 256 * 1024  # larger bodies are decoded and parsed in a thread
 # such links (most links on most sites) are deduplicated without parsing a URL at all.
 _PLAIN_PATH = re.compile(r"/(?:[A-Za-z0-9\-_~]|\.(?=[A-Za-z0-9\-_~])|(?<=[A-Za-z0-9\-_~])/)*\Z")
 HeadersArg: TypeAlias = Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None
+PackedRequest: TypeAlias = tuple[str, str | None, int]
+"""A queued request that holds nothing but its URL, its callback's name and its depth."""
 """Request headers: a mapping or (name, value) pairs; values str, bytes, int, list or None."""
 
 _NON_HTML_PREFIXES = ("image/", "audio/", "video/", "font/", "application/pdf",
@@ -39,8 +41,8 @@ class Request:
         yield Request("https://example.com/", callback=self.parse_page, meta={"page": 1})
     """
 
-    __slots__ = ("_canonical", "_host", "_url", "_yurl", "body", "callback", "cb_kwargs",
-                 "depth", "dont_filter", "dropped_headers", "errback", "headers", "meta",
+    __slots__ = ("_canonical", "_cb_kwargs", "_host", "_meta", "_url", "_yurl", "body",
+                 "callback", "depth", "dont_filter", "dropped_headers", "errback", "headers",
                  "method", "priority")
 
     def __init__(
@@ -79,8 +81,8 @@ class Request:
         if headers:
             self.headers, self.dropped_headers = _headers(headers)
         self.body = b"" if body is None else body if type(body) is bytes else _body(body)
-        self.meta = {} if meta is None else meta
-        self.cb_kwargs = {} if cb_kwargs is None else cb_kwargs
+        self._meta = meta  # made on first use: most requests never carry any
+        self._cb_kwargs = cb_kwargs
         self.priority = priority
         self.dont_filter = dont_filter
         self.errback = errback
@@ -102,6 +104,28 @@ class Request:
         if self._url is None:
             self._url = str(self._yurl)
         return self._url
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Free-form data carried to the response (`response.meta`) and across retries."""
+        if self._meta is None:
+            self._meta = {}
+        return self._meta
+
+    @meta.setter
+    def meta(self, value: dict[str, Any]) -> None:
+        self._meta = value
+
+    @property
+    def cb_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the callback."""
+        if self._cb_kwargs is None:
+            self._cb_kwargs = {}
+        return self._cb_kwargs
+
+    @cb_kwargs.setter
+    def cb_kwargs(self, value: dict[str, Any]) -> None:
+        self._cb_kwargs = value
 
     @property
     def yurl(self) -> URL:
@@ -127,13 +151,53 @@ class Request:
                 self._host = host_key(self._yurl)
             self._yurl = None
 
+    @property
+    def path_qs(self) -> str:
+        """The path and query as sent (what robots.txt rules match), without parsing a
+        plain link."""
+        canonical = self._canonical
+        if canonical is not None:
+            return canonical[canonical.index("/", canonical.index("://") + 3):]
+        return self.yurl.raw_path_qs
+
+    def pack(self, spider: object) -> PackedRequest | Request:
+        """The request as a plain tuple (URL, callback name, depth) when that is all it
+        holds, as most followed links do; else the request itself. A tuple of strings and
+        ints takes a third of the memory and is not tracked by the garbage collector, which
+        matters when a frontier holds millions."""
+        if self.method != "GET" or self.body or self.headers is not None or \
+                self.dropped_headers or self._meta or self._cb_kwargs or \
+                self.errback is not None or self.dont_filter:
+            return self
+        callback = self.callback
+        if callback is None:
+            return (self.url, None, self.depth)
+        name = getattr(callback, "__name__", None)
+        if name is None or getattr(callback, "__self__", None) is not spider \
+                or getattr(spider, name, None) != callback:
+            return self  # not a method of the spider: it cannot be named
+        return (self.url, name, self.depth)
+
+    @classmethod
+    def unpack(cls, packed: PackedRequest | Request, spider: object, priority: int,
+               host: str) -> Request:
+        """The request `pack` gave."""
+        if isinstance(packed, Request):
+            return packed
+        url, name, depth = packed
+        request = cls(url, None if name is None else getattr(spider, name),
+                      priority=priority, depth=depth)
+        request._host = host
+        return request
+
     def replace(self, **changes: Any) -> Request:
         """A copy with some attributes changed (Scrapy's `Request.replace`); the copy is of
         the same class, and its meta a new dict."""
         fields: dict[str, Any] = {name: getattr(self, name) for name in (
-            "url", "callback", "method", "body", "meta", "cb_kwargs", "priority",
-            "dont_filter", "errback", "depth")}
-        fields["meta"] = dict(self.meta)
+            "url", "callback", "method", "body", "priority", "dont_filter", "errback",
+            "depth")}
+        fields["meta"] = dict(self._meta) if self._meta else None
+        fields["cb_kwargs"] = self._cb_kwargs
         fields["headers"] = self._header_items()
         fields.update(changes)
         copy = object.__new__(type(self))
@@ -157,8 +221,8 @@ class Response:
         yield from response.follow_all(css="a.next")
     """
 
-    __slots__ = ("_base", "_encoding", "_origin", "_parser", "_refused", "_text", "body",
-                 "headers", "request", "status", "url")
+    __slots__ = ("_base", "_encoding", "_host_key", "_origin", "_parser", "_refused", "_text",
+                 "body", "headers", "request", "status", "url")
 
     def __init__(
         self,
@@ -180,6 +244,7 @@ class Response:
         self._refused = False  # too complex to parse: css() finds nothing
         self._base: URL | None = None
         self._origin: str | None = None
+        self._host_key: str | None = None  # the base's host key, when it is http(s)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -313,6 +378,8 @@ class Response:
         if origin is None:
             base = self.base_url
             origin = self._origin = f"{base.scheme}://{base.host_port_subcomponent}"
+            if base.scheme in FETCHABLE_SCHEMES and base.host:
+                self._host_key = host_key(base)
         if href[:1] == "/":
             return origin + href if _PLAIN_PATH.match(href) else None
         if href.startswith(origin) and _PLAIN_PATH.match(href, len(origin)):
@@ -337,7 +404,9 @@ class Response:
             href = url
         joined, canonical = self._resolve(href)
         request = Request(joined, callback=callback, **kwargs)
-        request._canonical = canonical
+        if canonical is not None:  # known without parsing: its URL, and so its host
+            request._canonical = canonical
+            request._host = self._host_key
         return request
 
     def follow_all(self, urls: Iterable[str | LexborNode] | None = None, css: str | None = None,

@@ -93,5 +93,6 @@ class HostSlot:
         self.delay = max(self.delay, self.crawl_delay)
 
     def idle(self, now: float) -> bool:
-        """Nothing in flight and no delay pending: the slot can be forgotten."""
-        return self.active == 0 and now >= self.next_start and not self.crawl_delay
+        """Nothing in flight and no delay pending: the slot can be forgotten (a Crawl-delay
+        is kept by the frontier and set again on the next slot)."""
+        return self.active == 0 and now >= self.next_start

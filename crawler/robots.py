@@ -82,7 +82,7 @@ class RobotsCache:
         parsed = self._parsed.get(host)
         if parsed is not None:
             self._parsed.move_to_end(host)
-            return bool(parsed[0].can_fetch(request.yurl.raw_path_qs, self._user_agent))
+            return bool(parsed[0].can_fetch(request.path_qs, self._user_agent))
         state = self._hosts.get(host)
         if state is None or isinstance(state, bytes):
             return None  # unknown, or stored and not parsed: load() parses it again

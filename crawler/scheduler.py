@@ -28,6 +28,7 @@ from crawler.urls import AllowedDomains, parse_url
 
 ROBOTS_DISALLOWED = "robots_disallowed"
 _SEED_WINDOW = 10_000  # queued requests at which start() waits, at least
+_HOSTS_CACHED = 10_000  # hosts whose allowed_domains verdict is kept
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +64,11 @@ class Scheduler:
                                   max_query_variants=s.max_query_variants)
         self._max_queued = s.max_queued
         # start() is read as the crawl needs it: it waits while this many requests are queued
-        self._seed_window = min(s.max_queued, max(_SEED_WINDOW, 64 * s.concurrency))
+        # (at most half the frontier, so that the links pages yield still find room)
+        self._seed_window = max(1, min(s.max_queued // 2, max(_SEED_WINDOW, 64 * s.concurrency)))
         self._room = asyncio.Event()
         self._room.set()
+        self._admitted_hosts: dict[str, bool] = {}  # host key -> in allowed_domains
         self._warned_full = False
         self._idle_workers = 0
         self._wakeup = asyncio.Event()
@@ -83,9 +86,14 @@ class Scheduler:
         self._robots_tasks: set[asyncio.Task[None]] = set()
 
     def admissible(self, request: Request) -> bool:
-        """Parse and check a request's URL, host and depth; count and drop what fails."""
+        """Parse and check a request's URL, host and depth; count and drop what fails. A
+        plain link on an origin already seen is checked without parsing its URL."""
         if self._guards.too_long(request.url):
             return False
+        if request._canonical is not None and request._host is not None:
+            allowed = self._admitted_hosts.get(request._host)
+            if allowed is not None:
+                return self._admit(request, allowed)
         parsed = parse_url(request._yurl if request._yurl is not None else request.url)
         if isinstance(parsed, str):
             if parsed == "invalid_url":
@@ -95,7 +103,16 @@ class Scheduler:
             self._dropped(request, parsed.replace("_", " "))
             return False
         request._yurl = parsed
-        if self._allowed is not None and not self._allowed.admits(parsed):
+        allowed = self._allowed is None or self._allowed.admits(parsed)
+        host = request.host
+        if host not in self._admitted_hosts:
+            if len(self._admitted_hosts) >= _HOSTS_CACHED:
+                self._admitted_hosts.clear()
+            self._admitted_hosts[host] = allowed
+        return self._admit(request, allowed)
+
+    def _admit(self, request: Request, allowed: bool) -> bool:
+        if not allowed:
             self._stats.offsite_dropped += 1
             self._dropped(request, "off-site (not in allowed_domains)")
             return False

@@ -134,3 +134,48 @@ async def test_seen_is_a_precheck_that_add_records():
     assert await f.add(req, fp)
     assert await f.seen(fp)
     assert f.queued() == 1
+
+
+# -- queued requests cost little memory and no GC time (issue 8.7) ----------------------------
+
+
+class _Spider:
+    def parse(self, response): ...
+
+    def parse_item(self, response): ...
+
+
+async def test_simple_requests_are_queued_as_untracked_tuples_and_come_back_whole():
+    import gc
+
+    spider = _Spider()
+    f = MemoryFrontier()
+    await f.open(spider)
+    plain = Request("http://a/1", callback=spider.parse_item, priority=3, depth=2)
+    rich = Request("http://a/2", meta={"k": 1}, callback=spider.parse)
+    foreign = Request("http://a/3", callback=lambda r: None)
+    for req in (plain, rich, foreign):
+        await f.add(req, fingerprint(req))
+    gc.collect()
+    entries = [e for q in f._hosts.values() for b in q.buckets.values() for e in b]
+    packed = [e for e in entries if len(e) == 4]
+    assert len(packed) == 1 and not gc.is_tracked(packed[0])  # GC never walks it
+    out = [await f.pop(0.0) for _ in range(3)]
+    assert out[0] is not plain and out[0].url == "http://a/1"
+    assert out[0].callback == spider.parse_item and out[0].callback.__self__ is spider
+    assert (out[0].priority, out[0].depth, out[0].host) == (3, 2, "http://a:80")
+    assert out[1] is rich and out[2] is foreign  # what cannot be packed is kept as it is
+
+
+async def test_a_crawl_delay_outlives_the_hosts_idle_slot():
+    f = MemoryFrontier(HostPolicy(concurrency=4))
+    await f.set_crawl_delay("http://a:80", 5.0)
+    await add(f, "http://a/1")
+    first = await f.pop(0.0)
+    await f.done(first, 10.0)
+    assert "http://a:80" not in f._hosts  # idle: its slot is let go
+    await add(f, "http://a/2")  # a new slot, with the remembered delay
+    assert (await f.pop(10.0)).url == "http://a/2"
+    await add(f, "http://a/3")
+    assert await f.pop(12.0) is None
+    assert (await f.pop(15.0)).url == "http://a/3"

@@ -15,8 +15,9 @@ from crawler.http import Request
 class Frontier(Protocol):
     """What the scheduler needs from a request store."""
 
-    async def open(self) -> None:
-        """Acquire resources (files, connections)."""
+    async def open(self, spider: object | None = None) -> None:
+        """Acquire resources (files, connections). Queued requests may name their callback
+        as a method of `spider` instead of holding it."""
 
     async def close(self) -> None:
         """Release them; queued requests survive only in persistent stores."""

@@ -3,25 +3,35 @@
 Within a host, requests go by priority (higher first) and then in arrival order, which is
 breadth first. Across hosts, the ready host whose next request ranks best goes first. Every
 operation is O(log hosts) or better, independent of the number of queued requests.
+
+Memory: a queued request that holds only its URL, callback and depth (most followed links)
+is kept as a flat tuple `(seq, url, callback name, depth)` of strings and ints: about 200
+bytes with its URL, and untracked by the garbage collector, so a million of them cost no
+GC pauses. The seen-set keeps 64 bits of each fingerprint (a collision among a billion URLs
+is about 3% likely). Per-host state is dropped when a host is idle; robots.txt Crawl-delays
+are kept in a bounded map and applied again when the host comes back.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from collections import deque
+from collections import OrderedDict, deque
+from typing import Any
 
 from crawler.http import Request
 from crawler.ratelimit import HostPolicy, HostSlot
 
 _Key = tuple[int, int]  # (-priority, arrival sequence)
+_Entry = tuple[Any, ...]  # (seq, url, callback name, depth) or (seq, Request)
+_DELAYS_KEPT = 100_000  # hosts whose Crawl-delay is remembered
 
 
 class _HostQueue:
     __slots__ = ("buckets", "count", "slot")
 
     def __init__(self, slot: HostSlot) -> None:
-        self.buckets: dict[int, deque[tuple[int, Request]]] = {}
+        self.buckets: dict[int, deque[_Entry]] = {}
         self.count = 0
         self.slot = slot
 
@@ -29,21 +39,21 @@ class _HostQueue:
         priority = max(self.buckets)
         return (-priority, self.buckets[priority][0][0])
 
-    def push(self, seq: int, request: Request) -> None:
-        bucket = self.buckets.get(request.priority)
+    def push(self, priority: int, entry: _Entry) -> None:
+        bucket = self.buckets.get(priority)
         if bucket is None:
-            bucket = self.buckets[request.priority] = deque()
-        bucket.append((seq, request))
+            bucket = self.buckets[priority] = deque()
+        bucket.append(entry)
         self.count += 1
 
-    def pop(self) -> Request:
+    def pop(self) -> tuple[int, _Entry]:
         priority = max(self.buckets) if len(self.buckets) > 1 else next(iter(self.buckets))
         bucket = self.buckets[priority]
-        _, request = bucket.popleft()
+        entry = bucket.popleft()
         if not bucket:
             del self.buckets[priority]
         self.count -= 1
-        return request
+        return priority, entry
 
 
 class MemoryFrontier:
@@ -55,37 +65,41 @@ class MemoryFrontier:
 
     def __init__(self, policy: HostPolicy | None = None) -> None:
         self.policy = policy or HostPolicy()
-        self._seen: set[bytes] = set()
+        self._spider: object | None = None  # names callbacks of packed requests
+        self._seen: set[int] = set()
         self._hosts: dict[str, _HostQueue] = {}
         self._ready: list[tuple[_Key, str]] = []  # may hold stale entries; checked on pop
         self._sleeping: list[tuple[float, str]] = []
         self._delayed: list[tuple[float, int, Request]] = []  # retries waiting out a backoff
+        self._crawl_delays: OrderedDict[str, float] = OrderedDict()
         self._seq = itertools.count()
         self._queued = 0  # in host queues; retries waiting in _delayed are added in queued()
         self._in_flight = 0
 
-    async def open(self) -> None:
-        return None
+    async def open(self, spider: object | None = None) -> None:
+        """`spider` lets queued requests name their callback instead of holding it."""
+        self._spider = spider
 
     async def close(self) -> None:
         return None
 
     async def seen(self, fingerprint: bytes) -> bool:
-        return fingerprint in self._seen
+        return _key(fingerprint) in self._seen
 
     async def mark_seen(self, fingerprint: bytes) -> bool:
-        if fingerprint in self._seen:
+        key = _key(fingerprint)
+        if key in self._seen:
             return False
-        self._seen.add(fingerprint)
+        self._seen.add(key)
         return True
 
     async def add(self, request: Request, fingerprint: bytes, *, force: bool = False) -> bool:
-        seen = self._seen
-        if fingerprint in seen:
+        seen, key = self._seen, _key(fingerprint)
+        if key in seen:
             if not force:
                 return False
         else:
-            seen.add(fingerprint)
+            seen.add(key)
         self._push(request)
         return True
 
@@ -95,7 +109,11 @@ class MemoryFrontier:
     def _queue(self, host: str) -> _HostQueue:
         queue = self._hosts.get(host)
         if queue is None:
-            queue = self._hosts[host] = _HostQueue(HostSlot(self.policy))
+            slot = HostSlot(self.policy)
+            delay = self._crawl_delays.get(host)
+            if delay:
+                slot.set_crawl_delay(delay, self.policy)
+            queue = self._hosts[host] = _HostQueue(slot)
         return queue
 
     def _push(self, request: Request) -> None:
@@ -103,7 +121,12 @@ class MemoryFrontier:
         queue = self._queue(host)
         seq = next(self._seq)
         before = queue.head() if queue.count else None
-        queue.push(seq, request)
+        packed = request.pack(self._spider) if self._spider is not None else request
+        if isinstance(packed, Request):
+            packed.compact()
+            queue.push(request.priority, (seq, packed))
+        else:
+            queue.push(request.priority, (seq, *packed))
         self._queued += 1
         key = queue.head()
         # a new or better head needs a ready-heap entry (the old one goes stale); a host held
@@ -124,12 +147,14 @@ class MemoryFrontier:
                 if slot.active < self.policy.concurrency:
                     heapq.heappush(self._sleeping, (slot.next_start, host))
                 continue  # re-enters through _wake or done()
-            request = queue.pop()
+            priority, entry = queue.pop()
             slot.start(now, self.policy)
             self._queued -= 1
             self._in_flight += 1
             self._reschedule(host, queue, now)
-            return request
+            if len(entry) == 2:
+                return entry[1]  # type: ignore[no-any-return]
+            return Request.unpack(entry[1:], self._spider, priority, host)
         return None
 
     async def done(self, request: Request, now: float, *, latency: float | None = None,
@@ -147,6 +172,10 @@ class MemoryFrontier:
         self._queue(host).slot.pause_until(until)
 
     async def set_crawl_delay(self, host: str, delay: float) -> None:
+        self._crawl_delays[host] = delay
+        self._crawl_delays.move_to_end(host)
+        if len(self._crawl_delays) > _DELAYS_KEPT:
+            self._crawl_delays.popitem(last=False)
         self._queue(host).slot.set_crawl_delay(delay, self.policy)
 
     def wakeup_at(self) -> float | None:
@@ -190,3 +219,8 @@ class MemoryFrontier:
             elif slot.active < self.policy.concurrency:
                 # paused again since it went to sleep (Retry-After, autothrottle): sleep on
                 heapq.heappush(sleeping, (slot.next_start, host))
+
+
+def _key(fingerprint: bytes) -> int:
+    """64 bits of a fingerprint, as a small int: half the memory of the bytes."""
+    return int.from_bytes(fingerprint[:8], "little")
