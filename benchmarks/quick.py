@@ -1,6 +1,7 @@
 """Ours vs the floor on one generated site, alternating runs: python -m benchmarks.quick
 
-    python -m benchmarks.quick [--pages 20000] [--runs 2] [--hosts 1] [--rev REV]
+    python -m benchmarks.quick [--shape dup|tree|pgdocs|pydocs] [--pages 20000] [--runs 2]
+                               [--hosts 1] [--rev REV]
 
 `--rev REV` adds the crawler as of a git revision (checked out in a temporary worktree) as a
 third contender, for before/after comparisons of a change within one alternating run.
@@ -13,15 +14,15 @@ import contextlib
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.run import command
 from benchmarks.servers import serve
-from benchmarks.site import generate
+from benchmarks.shapes import shape
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -54,20 +55,15 @@ def _measure(name: str, cmd: list[str], out: Path) -> Run:
     return Run(name, pages, wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
-def contenders(starts: list[str], tmp: Path, concurrency: int,
+def contenders(starts: list[str], tmp: Path, concurrency: int, max_pages: int | None,
                rev_root: Path | None = None) -> dict[str, tuple[list[str], Path]]:
-    floor_out, ours_out = tmp / "floor.jsonl", tmp / "ours.jsonl"
-    ours = [sys.executable, "-m", "crawler", "run", "bench", "-a", f"start={','.join(starts)}",
-            "-s", f"concurrency={concurrency}", "-O"]
-    plan = {
-        "floor": ([sys.executable, "-m", "benchmarks.floor", str(floor_out), *starts,
-                   "--workers", str(concurrency)], floor_out),
-        "ours": ([*ours, str(ours_out)], ours_out),
-    }
+    plan = {name: (command(name, starts, tmp / f"{name}.jsonl", concurrency,
+                           max_pages=max_pages), tmp / f"{name}.jsonl")
+            for name in ("floor", "ours")}
     if rev_root is not None:  # the same command, importing the crawler from the worktree
         rev_out = tmp / "rev.jsonl"
-        plan["rev"] = (["env", "-C", str(rev_root), f"PYTHONPATH={rev_root}",
-                        *ours, str(rev_out)], rev_out)
+        ours = command("ours", starts, rev_out, concurrency, max_pages=max_pages)
+        plan["rev"] = (["env", "-C", str(rev_root), f"PYTHONPATH={rev_root}", *ours], rev_out)
     return plan
 
 
@@ -95,15 +91,15 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rev", help="also run the crawler as of this git revision")
+    parser.add_argument("--shape", default="dup", help="dup, tree, pgdocs or pydocs")
     args = parser.parse_args()
-    per_host = args.pages // args.hosts
-    site = generate(HERE / ".sites" / str(per_host), per_host)
+    site = shape(args.shape, args.pages // args.hosts if args.shape == "dup" else args.pages)
     runs: dict[str, list[Run]] = {}
-    with serve(site, args.hosts) as (server, bases), tempfile.TemporaryDirectory() as tmp, \
+    with serve(site.root, args.hosts) as (server, bases), tempfile.TemporaryDirectory() as tmp, \
             worktree(args.rev) as rev_root:
-        starts = [b + "p/0.html" for b in bases]
-        plan = contenders(starts, Path(tmp), args.concurrency, rev_root)
-        print(f"server: {server}; {args.pages} pages on {args.hosts} host(s)")
+        starts = [b + site.start for b in bases]
+        plan = contenders(starts, Path(tmp), args.concurrency, site.max_pages, rev_root)
+        print(f"server: {server}; {site.title}, {args.hosts} host(s)")
         for _ in range(args.runs):
             for name, (cmd, out) in plan.items():
                 run = _measure(name, cmd, out)

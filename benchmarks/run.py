@@ -1,11 +1,13 @@
-"""The benchmark suite: floor vs this framework vs Scrapy on a local nginx site.
+"""The benchmark suite: floor vs this framework vs Scrapy on local nginx sites.
 
-    python -m benchmarks.run                 # full suite (~10 min): results in benchmarks/results/
-    python -m benchmarks.run --smoke         # tiny site, one round, completeness only
+    python -m benchmarks.run                 # full suite (~15 min): results in benchmarks/results/
+    python -m benchmarks.run --smoke         # tiny sites, one round, completeness only
 
 Contenders run alternately (A B C A B C) to cancel drift. Per contender: pages/s (median of
 rounds, pages written / process wall time), peak RSS (VmHWM, sampled every 0.1 s), CPU
-seconds per 1,000 pages from wait4(), and completeness (every page exactly once in its output).
+seconds per 1,000 pages from wait4(), completeness (every page exactly once in its output)
+and, for ours, the longest event-loop stall its stats report. Sites of each link shape
+(benchmarks/shapes.py): duplicate-heavy, all-new (an endless tree) and two real manuals.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.servers import serve
-from benchmarks.site import generate
+from benchmarks.shapes import Shape, shape
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -44,6 +46,7 @@ class Run:
     rss_mb: float
     cpu: float
     series: list[tuple[float, int]] = field(default_factory=list)
+    loop_stall: float | None = None  # ours: max_loop_stall_seconds from its stats
 
     @property
     def rate(self) -> float:
@@ -51,20 +54,23 @@ class Run:
 
 
 def command(name: str, starts: list[str], out: Path, concurrency: int,
-            per_host: int | None = None) -> list[str]:
+            per_host: int | None = None, max_pages: int | None = None) -> list[str]:
     if name == "floor":
-        return [sys.executable, "-m", "benchmarks.floor", str(out), *starts,
-                "--workers", str(concurrency)]
+        cmd = [sys.executable, "-m", "benchmarks.floor", str(out), *starts,
+               "--workers", str(concurrency)]
+        return cmd + (["--max-pages", str(max_pages)] if max_pages else [])
     if name == "ours":
         cmd = [sys.executable, "-m", "crawler", "run", "bench", "-a", f"start={','.join(starts)}",
-               "-s", f"concurrency={concurrency}", "-s", "log_interval=0", "-O", str(out)]
+               "-s", f"concurrency={concurrency}", "-s", "log_interval=0", "-O", str(out),
+               "--stats", str(out.with_suffix(".stats.json"))]
         if per_host is not None:
             cmd += ["-s", f"per_host_concurrency={per_host}"]
-        return cmd
+        return cmd + (["-s", f"max_pages={max_pages}"] if max_pages else [])
     if name == "scrapy":
-        return [sys.executable, "-m", "scrapy", "runspider", str(HERE / "scrapy_spider.py"),
-                "-a", f"start={','.join(starts)}", "-s", f"CONCURRENT_REQUESTS={concurrency}",
-                "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={per_host or concurrency}", "-O", str(out)]
+        cmd = [sys.executable, "-m", "scrapy", "runspider", str(HERE / "scrapy_spider.py"),
+               "-a", f"start={','.join(starts)}", "-s", f"CONCURRENT_REQUESTS={concurrency}",
+               "-s", f"CONCURRENT_REQUESTS_PER_DOMAIN={per_host or concurrency}", "-O", str(out)]
+        return cmd + (["-s", f"CLOSESPIDER_PAGECOUNT={max_pages}"] if max_pages else [])
     raise ValueError(name)
 
 
@@ -111,32 +117,38 @@ def measure(name: str, cmd: list[str], out: Path, sample: bool = False) -> Run:
         raise RuntimeError(f"{name} exited {proc.returncode}: {err[-2000:]}")
     urls = [json.loads(line)["url"] for line in out.read_bytes().splitlines() if line.strip()]
     series.append((wall, len(urls)))
+    stats_path = out.with_suffix(".stats.json")
+    stall = json.loads(stats_path.read_text())["max_loop_stall_seconds"] \
+        if stats_path.exists() else None
     return Run(name, len(urls), len(set(urls)), wall, peak_kb[0] / 1024,
-               usage.ru_utime + usage.ru_stime, series)
+               usage.ru_utime + usage.ru_stime, series, stall)
 
 
-def compare(contenders: list[str], pages: int, hosts: int, rounds: int, concurrency: int,
+def compare(contenders: list[str], site: Shape, hosts: int, rounds: int, concurrency: int,
             per_host: int | None, sample: bool) -> dict[str, list[Run]]:
-    per_site = pages // hosts
-    site = generate(HERE / ".sites" / str(per_site), per_site)
     runs: dict[str, list[Run]] = collections.defaultdict(list)
-    with serve(site, hosts) as (server, bases), tempfile.TemporaryDirectory() as tmp:
-        starts = [b + "p/0.html" for b in bases]
-        print(f"-- {pages} pages, {hosts} host(s), concurrency {concurrency}, "
+    with serve(site.root, hosts) as (server, bases), tempfile.TemporaryDirectory() as tmp:
+        starts = [b + site.start for b in bases]
+        print(f"-- {site.title}, {hosts} host(s), concurrency {concurrency}, "
               f"per-host {per_host or 'unlimited'}; server: {server}", flush=True)
         for r in range(rounds):
             for name in contenders:
                 out = Path(tmp) / f"{name}.jsonl"
-                run = measure(name, command(name, starts, out, concurrency, per_host), out,
-                              sample=sample and r == 0)
+                cmd = command(name, starts, out, concurrency, per_host, site.max_pages)
+                run = measure(name, cmd, out, sample=sample and r == 0)
                 runs[name].append(run)
+                stall = f"  loop stall {run.loop_stall:.3f}s" if run.loop_stall is not None else ""
                 print(f"   {name:7} {run.pages:7} pages ({run.unique} unique) {run.wall:7.2f}s "
-                      f"{run.rate:7.0f} pages/s  rss {run.rss_mb:5.0f} MB  cpu {run.cpu:6.1f}s",
-                      flush=True)
+                      f"{run.rate:7.0f} pages/s  rss {run.rss_mb:5.0f} MB  cpu {run.cpu:6.1f}s"
+                      f"{stall}", flush=True)
     return runs
 
 
-def summarise(runs: dict[str, list[Run]], expected: int) -> dict[str, Any]:
+def summarise(runs: dict[str, list[Run]], expected: int | None) -> dict[str, Any]:
+    """Medians per contender. With no expected count (a real site), every contender must
+    find the floor's pages."""
+    if expected is None and "floor" in runs:
+        expected = runs["floor"][0].unique
     out: dict[str, Any] = {}
     for name, rs in runs.items():
         out[name] = {
@@ -144,8 +156,11 @@ def summarise(runs: dict[str, list[Run]], expected: int) -> dict[str, Any]:
             "peak_rss_mb": round(statistics.median(r.rss_mb for r in rs), 1),
             "cpu_seconds_per_1000_pages": round(
                 statistics.median(r.cpu / r.pages * 1000 for r in rs), 3),
+            "pages": rs[0].unique,
             "complete": all(r.unique == expected for r in rs),
             "exactly_once": all(r.pages == r.unique == expected for r in rs),
+            "max_loop_stall_seconds": max((r.loop_stall for r in rs if r.loop_stall is not None),
+                                          default=None),
             "runs": [{k: v for k, v in asdict(r).items() if k != "series"} for r in rs],
         }
     return out
@@ -163,15 +178,15 @@ def ratios(summary: dict[str, Any]) -> dict[str, float]:
     return result
 
 
-def profile_ours(pages: int) -> list[tuple[str, float]]:
+def profile_ours(site: Shape) -> list[tuple[str, float]]:
     """Top 5 self-time frames of one crawl under py-spy, as % of samples."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
         return []
-    site = generate(HERE / ".sites" / str(pages), pages)
-    with serve(site, 1) as (_, bases), tempfile.TemporaryDirectory() as tmp:
+    with serve(site.root, 1) as (_, bases), tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "profile.txt"
-        cmd = command("ours", [bases[0] + "p/0.html"], Path(tmp) / "o.jsonl", 64)
+        cmd = command("ours", [bases[0] + site.start], Path(tmp) / "o.jsonl", 64,
+                      max_pages=site.max_pages)
         subprocess.run([spy, "record", "-r", "250", "-f", "raw", "-o", str(raw), "--", *cmd],
                        cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         counts: collections.Counter[str] = collections.Counter()
@@ -249,16 +264,22 @@ def markdown(results: dict[str, Any]) -> str:
     for section in results["comparisons"].values():
         lines += [f"## {section['title']}", "",
                   "| contender | pages/s (median) | peak RSS MB | CPU s / 1,000 pages "
-                  "| every page exactly once |", "|---|---|---|---|---|"]
+                  "| pages | every page exactly once | longest loop stall |",
+                  "|---|---|---|---|---|---|---|"]
         for name, s in section["summary"].items():
             once = "yes" if s["exactly_once"] else (
                 "all pages, some twice" if s["complete"] else "no")
+            stall = f"{s['max_loop_stall_seconds']:.3f} s" \
+                if s.get("max_loop_stall_seconds") is not None else ""
             lines.append(f"| {name} | {s['pages_per_second']:,.0f} | {s['peak_rss_mb']:.0f} | "
-                         f"{s['cpu_seconds_per_1000_pages']:.2f} | {once} |")
+                         f"{s['cpu_seconds_per_1000_pages']:.2f} | {s['pages']:,} | {once} "
+                         f"| {stall} |")
         lines += ["", "Ratios: " + ", ".join(f"{k} = {v}" for k, v in section["ratios"].items()),
                   ""]
+    if results.get("skipped"):
+        lines += ["Skipped: " + "; ".join(results["skipped"]), ""]
     if results.get("scaling"):
-        lines += ["## Scaling (ours vs floor)", "",
+        lines += ["## Scaling (ours vs floor, duplicate-heavy site)", "",
                   "| pages | hosts | concurrency | floor pages/s | ours pages/s | ours/floor "
                   "| floor RSS MB | ours RSS MB |", "|---|---|---|---|---|---|---|---|"]
         for row in results["scaling"]:
@@ -266,19 +287,36 @@ def markdown(results: dict[str, Any]) -> str:
                          f"{row['floor']:,.0f} | {row['ours']:,.0f} | {row['ratio']} | "
                          f"{row['floor_rss']:.0f} | {row['ours_rss']:.0f} |")
         lines.append("")
-    if results.get("profile"):
-        lines += ["## Top 5 costs in our crawl (py-spy self time)", ""]
-        lines += [f"{i}. {frame}: {pct}%" for i, (frame, pct) in
-                  enumerate(results["profile"], 1)]
-        lines.append("")
+    for key, title in (("profile", "duplicate-heavy site"), ("profile_tree", "endless tree")):
+        if results.get(key):
+            lines += [f"## Top 5 costs in our crawl, {title} (py-spy self time)", ""]
+            lines += [f"{i}. {frame}: {pct}%" for i, (frame, pct) in
+                      enumerate(results[key], 1)]
+            lines.append("")
+    stalls = [s["max_loop_stall_seconds"] for c in results["comparisons"].values()
+              for s in c["summary"].values() if s.get("max_loop_stall_seconds") is not None]
+    if stalls:
+        lines += [f"Longest event-loop stall over all of our crawls: {max(stalls):.3f} s.", ""]
     return "\n".join(lines)
+
+
+def _section(results: dict[str, Any], key: str, contenders: list[str], site: Shape,
+             hosts: int, rounds: int, per_host: int | None = None,
+             sample: bool = False) -> dict[str, list[Run]]:
+    runs = compare(contenders, site, hosts, rounds, 64, per_host, sample=sample)
+    limit = f", ours limited to {per_host} per host" if per_host else ""
+    results["comparisons"][key] = {
+        "title": f"{site.title}, {hosts} host(s), concurrency 64{limit}",
+        "summary": (s := summarise(runs, site.expected_for(hosts))), "ratios": ratios(s)}
+    return runs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--smoke", action="store_true", help="tiny site, 1 round, no Scrapy")
+    parser.add_argument("--smoke", action="store_true", help="tiny sites, 1 round, no Scrapy")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pages", type=int, default=20_000)
+    parser.add_argument("--tree-pages", type=int, default=30_000)
     parser.add_argument("--no-scaling", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plot-only", action="store_true",
@@ -290,41 +328,48 @@ def main() -> None:
         return
 
     if args.smoke:
-        runs = compare(["floor", "ours"], 300, 2, 1, 16, 4, sample=False)
-        summary = summarise(runs, 300)
-        print(json.dumps({n: {"complete": s["complete"], "exactly_once": s["exactly_once"]}
-                          for n, s in summary.items()}))
-        sys.exit(0 if all(s["exactly_once"] for s in summary.values()) else 1)
+        ok = True
+        for site, hosts in ((shape("dup", 150), 2), (shape("tree", 300), 1)):
+            summary = summarise(compare(["floor", "ours"], site, hosts, 1, 16, 4, False),
+                                site.expected_for(hosts))
+            print(json.dumps({n: {"complete": s["complete"], "exactly_once": s["exactly_once"]}
+                              for n, s in summary.items()}))
+            ok = ok and all(s["exactly_once"] for s in summary.values())
+        sys.exit(0 if ok else 1)
 
     contenders = ["floor", "ours"]
     if importlib.util.find_spec("scrapy"):
         contenders.append("scrapy")
     results: dict[str, Any] = {"machine": machine(), "command": " ".join(
-        ["python -m benchmarks.run", *sys.argv[1:]]), "comparisons": {}, "scaling": []}
+        ["python -m benchmarks.run", *sys.argv[1:]]), "comparisons": {}, "scaling": [],
+        "skipped": []}
     args.out.mkdir(parents=True, exist_ok=True)
 
-    single = compare(contenders, args.pages, 1, args.rounds, 64, None, sample=True)
-    results["comparisons"]["single"] = {
-        "title": f"{args.pages:,} pages, 1 host, concurrency 64",
-        "summary": (s := summarise(single, args.pages)), "ratios": ratios(s)}
+    dup = shape("dup", args.pages)
+    single = _section(results, "single", contenders, dup, 1, args.rounds, sample=True)
     results["series"] = {name: rs[0].series for name, rs in single.items()}
-
-    multi = compare(["floor", "ours"], args.pages, 4, args.rounds, 64, 16, sample=False)
-    results["comparisons"]["four_hosts"] = {
-        "title": f"{args.pages:,} pages, 4 hosts, concurrency 64, ours limited to 16 per host",
-        "summary": (s := summarise(multi, args.pages)), "ratios": ratios(s)}
+    _section(results, "four_hosts", ["floor", "ours"], dup, 4, args.rounds, per_host=16)
+    tree = shape("tree", args.tree_pages)
+    _section(results, "tree", ["floor", "ours"], tree, 1, args.rounds)
+    for name in ("pgdocs", "pydocs"):
+        try:
+            _section(results, name, contenders, shape(name), 1, args.rounds)
+        except LookupError as exc:
+            results["skipped"].append(str(exc))
 
     if not args.no_scaling:
         grid = [(20_000, 1, 16), (20_000, 1, 256), (20_000, 2, 64), (2_000, 1, 64),
                 (100_000, 1, 64)]
         for pages, hosts, conc in grid:
-            runs = compare(["floor", "ours"], pages, hosts, 1, conc, None, sample=False)
+            per_site = shape("dup", pages // hosts)  # pages in all, over the hosts
+            runs = compare(["floor", "ours"], per_site, hosts, 1, conc, None, sample=False)
             f, o = runs["floor"][0], runs["ours"][0]
             results["scaling"].append({
                 "pages": pages, "hosts": hosts, "concurrency": conc, "floor": round(f.rate),
                 "ours": round(o.rate), "ratio": round(o.rate / f.rate, 2),
                 "floor_rss": f.rss_mb, "ours_rss": o.rss_mb})
-    results["profile"] = profile_ours(args.pages)
+    results["profile"] = profile_ours(dup)
+    results["profile_tree"] = profile_ours(tree)
 
     (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results["series"], args.out / "pages_per_second.png")  # last: matplotlib is big

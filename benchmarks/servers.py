@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from crawler.bench import _FILLER, FANOUT
+
 _NGINX_CONF = """
 worker_processes 1;
 daemon off;
@@ -34,6 +36,10 @@ http {{
 }}
 """
 _SERVER = "server {{ listen 127.0.0.1:{port}; root {root}; }}"
+# An endless 15-ary tree: every page links to 15 pages below it, none seen before. nginx
+# takes parameters of at most 4 KiB, so the filler is a variable of its own.
+_TREE_SERVER = ("server {{ listen 127.0.0.1:{port}; location = /robots.txt {{ return 404; }} "
+                "location / {{ set $filler '{filler}'; return 200 '{page}'; }} }}")
 
 
 def free_ports(count: int) -> list[int]:
@@ -57,21 +63,45 @@ def _wait_listening(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
 
 
+def tree_page(uri: str, size: int = 4096, fanout: int = FANOUT,
+              filler: str | None = None) -> str:
+    """A page of the endless tree at `uri` (for nginx: "$uri", and filler "$filler")."""
+    links = "".join(f'<li><a href="{uri}/{k}">page {k}</a></li>' for k in range(1, fanout + 1))
+    head = (f'<!doctype html><html><head><meta charset="utf-8"><title>Page {uri}</title>'
+            f"</head><body><h1>Heading {uri}</h1><ul>{links}</ul><p>")
+    tail = "</p></body></html>\n"
+    return head + (filler if filler is not None else tree_filler(size, len(head))) + tail
+
+
+def tree_filler(size: int = 4096, used: int = 700) -> str:
+    """Text that brings a tree page to about `size` bytes."""
+    room = max(0, size - used)
+    return (_FILLER * (room // len(_FILLER) + 1))[:room]
+
+
 @contextlib.contextmanager
-def serve(root: Path, hosts: int = 1) -> Iterator[tuple[str, list[str]]]:
-    """Serve `root` as `hosts` distinct hosts (one port each); yields (server, base URLs)."""
+def serve(root: Path | None, hosts: int = 1) -> Iterator[tuple[str, list[str]]]:
+    """Serve `root` (None: the endless tree) as `hosts` distinct hosts (one port each);
+    yields (server, base URLs)."""
     ports = free_ports(hosts)
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
                                       else None)
     with tempfile.TemporaryDirectory(prefix="crawler-bench-") as tmp:
         if nginx:
-            servers = "\n    ".join(_SERVER.format(port=p, root=root.resolve()) for p in ports)
+            if root is None:
+                page = tree_page("$uri", filler="$filler")
+                blocks = [_TREE_SERVER.format(port=p, page=page, filler=tree_filler())
+                          for p in ports]
+            else:
+                blocks = [_SERVER.format(port=p, root=root.resolve()) for p in ports]
+            servers = "\n    ".join(blocks)
             conf = Path(tmp) / "nginx.conf"
             conf.write_text(_NGINX_CONF.format(tmp=tmp, servers=servers))
             cmd = [nginx, "-c", str(conf), "-p", tmp, "-e", f"{tmp}/error.log"]
             kind = "nginx"
         else:
-            cmd = [sys.executable, "-m", "benchmarks.static", str(root), *map(str, ports)]
+            cmd = [sys.executable, "-m", "benchmarks.static", str(root or "--tree"),
+                   *map(str, ports)]
             kind = "aiohttp (nginx not installed: slower server, lower figures)"
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

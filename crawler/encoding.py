@@ -1,11 +1,11 @@
 """Which character encoding a body is in: the HTML Standard's sniffing, made safe.
 
 Order: a byte-order mark; the HTTP `charset`; for HTML a `<meta charset>` in the first
-4 KiB; then, with no usable label, UTF-8 if the bytes are valid UTF-8, else what
-charset-normalizer detects, else windows-1252 (the Standard's fallback). Only labels of
-the WHATWG Encoding Standard count (looked up with `webencodings`): a page that declares
-`base64`, `rot13`, `zlib` or `undefined` cannot make Python run a codec that is not a
-text encoding; such a label is skipped like an unknown one.
+1 KiB (where the Standard's prescan looks); then, with no usable label, UTF-8 if the bytes
+are valid UTF-8, else what charset-normalizer detects, else windows-1252 (the Standard's
+fallback). Only labels of the WHATWG Encoding Standard count (looked up with
+`webencodings`): a page that declares `base64`, `rot13`, `zlib` or `undefined` cannot make
+Python run a codec that is not a text encoding; such a label is skipped like an unknown one.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
 _META_CHARSET = re.compile(
     rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)""", re.IGNORECASE
 )
-_META_BYTES = 4096
+_META_BYTES = 1024
 _DETECT_BYTES = 64 * 1024  # charset detection looks at this much of a body
 _FALLBACK = "cp1252"
 # Python's spellings of WHATWG encodings (what detection returns, what some servers send)
@@ -91,5 +91,8 @@ def _header_charset(content_type: str) -> str | None:
 
 
 def _meta_charset(body: bytes) -> str | None:
-    match = _META_CHARSET.search(body, 0, _META_BYTES)
+    head = body[:_META_BYTES]
+    if b"charset" not in head.lower():  # most often there, but no need for the regex if not
+        return None
+    match = _META_CHARSET.search(head)
     return match.group(1).decode("ascii") if match else None

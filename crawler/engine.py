@@ -524,16 +524,23 @@ class Crawler:
                             kwargs: dict[str, Any], request: Request) -> None:
         depth = request.depth + 1
         now = time.monotonic  # the loop's clock (loop.time()), without the method call
+        links: list[Request] = []  # the page's requests, queued a slice at a time
         count = 0
         step = now()
         try:
             async for obj in _iterate(callback(arg, **kwargs)):
                 if now() - step > _SLOW_CALLBACK:
                     self._slow_step(callback, request, step)
-                await self._handle_output(obj, depth, request, callback)
+                if isinstance(obj, Request):
+                    obj.depth = depth
+                    links.append(obj)
+                else:
+                    await self._handle_output(obj, depth, request, callback)
                 count += 1
-                if count % _YIELD_EVERY == 0:
-                    await asyncio.sleep(0)  # a page with 100k links must not stall the loop
+                if count % _YIELD_EVERY == 0:  # a page with 100k links must not stall the loop
+                    await self._queue_links(links)
+                    links = []
+                    await asyncio.sleep(0)
                 step = now()
             if now() - step > _SLOW_CALLBACK:
                 self._slow_step(callback, request, step)
@@ -546,6 +553,11 @@ class Crawler:
         except Exception:
             self.stats.errors["callback"] += 1
             logger.exception("spider error in %s for %s", _name(callback), request.url)
+        await self._queue_links(links)  # what came before an error is kept
+
+    async def _queue_links(self, links: list[Request]) -> None:
+        if links and self.state is CrawlState.RUNNING:
+            await self.scheduler.enqueue_many(links)
 
     def _slow_step(self, callback: Callable[..., Any], request: Request, step: float) -> None:
         """A callback step took long: name it if it held the event loop, since meanwhile every
@@ -566,9 +578,8 @@ class Crawler:
         if obj is None:
             return
         if isinstance(obj, Request):
-            if self.state is CrawlState.RUNNING:
-                obj.depth = depth
-                await self.scheduler.enqueue(obj)
+            obj.depth = depth
+            await self._queue_links([obj])
             return
         if not is_item(obj):
             self.stats.errors["invalid_item"] += 1

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from crawler._types import Callback, Errback
 
 _LOOP_BYTES = 256 * 1024  # larger bodies are decoded and parsed in a thread
+_BASE_TAG = re.compile(rb"<base[\s>/]", re.IGNORECASE)
+_RELATIVE = re.compile(r"[A-Za-z0-9\-_~./]+\Z")  # a relative path of plain characters only
 # An absolute path that yarl would leave as it is: unreserved characters only, no empty or
 # dot segments, no query. Joined to the page's origin it is already the canonical URL, so
 # such links (most links on most sites) are deduplicated without parsing a URL at all.
@@ -221,8 +223,8 @@ class Response:
         yield from response.follow_all(css="a.next")
     """
 
-    __slots__ = ("_base", "_encoding", "_host_key", "_origin", "_parser", "_refused", "_text",
-                 "body", "headers", "request", "status", "url")
+    __slots__ = ("_base", "_base_dir", "_base_path", "_encoding", "_host_key", "_origin",
+                 "_parser", "_refused", "_text", "body", "headers", "request", "status", "url")
 
     def __init__(
         self,
@@ -245,6 +247,8 @@ class Response:
         self._base: URL | None = None
         self._origin: str | None = None
         self._host_key: str | None = None  # the base's host key, when it is http(s)
+        self._base_path: str | None = None  # the base's path when plain (and no query)
+        self._base_dir: str | None = None  # ... up to its last "/"
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -298,9 +302,10 @@ class Response:
         body = self.body
         if parsing.tag_count(body) > parsing.LOOP_TAGS or len(body) > _LOOP_BYTES:
             return True
-        return self._encoding is None and self._text is None and \
-            encoding.declared(body, self._content_type_header, self.is_html) is None and \
-            not _valid_utf8(body)
+        if self._encoding is None and self._text is None:
+            self._encoding = encoding.declared(body, self._content_type_header, self.is_html)
+            return self._encoding is None and not _valid_utf8(body)
+        return False
 
     def parse(self, *, checked: bool = False) -> None:
         """Decode and parse now rather than on the first css() call (the engine does this
@@ -346,7 +351,8 @@ class Response:
         """The URL relative links resolve against: <base href> if present, else the page URL."""
         if self._base is None:
             base = URL(self.url)
-            node = self.css_first("base[href]")
+            # most pages have no <base>: a byte search spares them a CSS query
+            node = self.css_first("base[href]") if _BASE_TAG.search(self.body) else None
             href = node.attributes.get("href") if node is not None else None
             if href:
                 try:
@@ -372,19 +378,44 @@ class Response:
         return self._join(href), None
 
     def _canonical_link(self, href: str) -> str | None:
-        """The canonical URL of `href` without parsing it, when it is a plain absolute path
-        or a plain URL on the base's own origin; None for everything else."""
+        """The canonical URL of `href` without parsing it, when that is plain: an absolute
+        path, a URL on the base's own origin, or a relative path (`a.html`, `../b/c.html`)
+        from a plain base path, each without a query; a fragment is dropped. None for
+        everything else, which takes the parsing path."""
         origin = self._origin
         if origin is None:
-            base = self.base_url
-            origin = self._origin = f"{base.scheme}://{base.host_port_subcomponent}"
-            if base.scheme in FETCHABLE_SCHEMES and base.host:
-                self._host_key = host_key(base)
+            origin = self._link_base()
+        cut = href.find("#")
+        if cut != -1:
+            href = href[:cut]
         if href[:1] == "/":
+            if href[:2] == "//":
+                return None  # another host: //host/path
             return origin + href if _PLAIN_PATH.match(href) else None
-        if href.startswith(origin) and _PLAIN_PATH.match(href, len(origin)):
-            return href
-        return None
+        if href.startswith(origin):
+            return href if _PLAIN_PATH.match(href, len(origin)) else None
+        base_dir = self._base_dir
+        if base_dir is None:
+            return None
+        if not href:  # this document
+            return origin + self._base_path if self._base_path is not None else None
+        if not _RELATIVE.match(href):
+            return None
+        path = base_dir + href
+        if "." in href:
+            path = _remove_dot_segments(path)
+        return origin + path if _PLAIN_PATH.match(path) else None
+
+    def _link_base(self) -> str:
+        base = self.base_url
+        origin = self._origin = f"{base.scheme}://{base.host_port_subcomponent}"
+        if base.scheme in FETCHABLE_SCHEMES and base.host:
+            self._host_key = host_key(base)
+        path = base.raw_path or "/"
+        if not base.raw_query_string and _PLAIN_PATH.match(path):
+            self._base_path = path
+            self._base_dir = path[: path.rfind("/") + 1]
+        return origin
 
     def _join(self, href: str) -> URL | str:
         try:
@@ -448,6 +479,21 @@ class Failure:
 
     def __repr__(self) -> str:
         return f"<Failure {self.kind} {self.request.url}>"
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 section 5.2.4 for an absolute path: "/a/b/../c/./d" -> "/a/c/d"."""
+    segments = path.split("/")[1:]
+    out: list[str] = []
+    for segment in segments:
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    if segments[-1] in (".", ".."):
+        out.append("")
+    return "/" + "/".join(out)
 
 
 def _valid_utf8(body: bytes) -> bool:

@@ -74,6 +74,7 @@ class RobotsCache:
         self._stored = 0  # bytes of compressed text in _hosts
         self._parsed: OrderedDict[str, tuple[Protego, int]] = OrderedDict()  # rules, text size
         self._parsed_size = 0
+        self._last = ""  # the host verdict() moved to the end of _hosts last
         self.parses = 0  # files parsed, counting parses again after eviction
 
     def verdict(self, request: Request) -> Verdict:
@@ -86,7 +87,9 @@ class RobotsCache:
         state = self._hosts.get(host)
         if state is None or isinstance(state, bytes):
             return None  # unknown, or stored and not parsed: load() parses it again
-        self._hosts.move_to_end(host)
+        if host != self._last:  # recency, without a move for every link of one host
+            self._hosts.move_to_end(host)
+            self._last = host
         return state
 
     def crawl_delay(self, request: Request) -> float | None:

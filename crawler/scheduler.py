@@ -1,14 +1,15 @@
 """Admission and dispatch: which requests enter the frontier, and when workers get them.
 
-`enqueue` drops (and counts, and logs at DEBUG; at ERROR for a start request) what must
-never be fetched: bad URLs, other schemes, off-site hosts, requests past `max_depth`,
-duplicates. Paths robots.txt disallows are refused through `on_refused`, which calls the
-request's errback. A request to a host whose robots.txt is not known yet waits beside the
-frontier while it is fetched, so no worker waits for it; its fingerprint is recorded first,
-so its duplicates do not wait (or fail) with it. The dispatcher task moves requests whose host
-is ready from the frontier to an asyncio.Queue, never more than there are idle workers, so
-the choice of what to fetch next is made at the last moment and no worker waits on a host
-that is held back while another host has work.
+`enqueue_many` (a page's links at once) drops (and counts, and logs at DEBUG; at ERROR for
+a start request) what must never be fetched: bad URLs, other schemes, off-site hosts,
+requests past `max_depth`, duplicates, and what the trap guards and a full frontier refuse.
+Paths robots.txt disallows are refused through `on_refused`, which calls the request's
+errback. A request to a host whose robots.txt is not known yet waits beside the frontier
+while it is fetched, so no worker waits for it; its fingerprint is recorded first, so its
+duplicates do not wait (or fail) with it. The dispatcher task moves requests whose host is
+ready from the frontier to an asyncio.Queue, never more than there are idle workers, so the
+choice of what to fetch next is made at the last moment and no worker waits on a host that
+is held back while another host has work.
 """
 
 from __future__ import annotations
@@ -131,36 +132,68 @@ class Scheduler:
     async def enqueue(self, request: Request) -> bool:
         """Queue `request` unless it is inadmissible, disallowed or a duplicate; True when
         queued (or waiting for its host's robots.txt)."""
-        # most links found are duplicates: drop them before any per-host work, and when the
-        # URL is known to be canonical, before parsing it
-        fp = self._fingerprint(request) if request._canonical is not None else None
-        if fp is not None and await self._duplicate(request, fp):
+        return (await self.enqueue_many([request]))[0]
+
+    async def enqueue_many(self, requests: list[Request]) -> list[bool]:
+        """`enqueue` for a batch (a page's links): one call to the frontier for the
+        duplicate check and one to add, whatever the batch's size."""
+        accepted = [False] * len(requests)
+        # most links are duplicates: fingerprint them first, parsing only URLs that are not
+        # known to be canonical, and ask the frontier about all of them at once
+        fps: list[bytes | None] = []
+        for request in requests:
+            if request._canonical is None:
+                fps.append(self._fingerprint(request) if self.admissible(request) else None)
+            else:
+                fps.append(self._fingerprint(request))
+        seen = await self.frontier.seen_many([fp for fp in fps if fp is not None])
+        candidates: list[tuple[int, Request, bytes]] = []
+        batch: set[bytes] = set()  # duplicates within the batch
+        answers = iter(seen)
+        for i, (request, fp) in enumerate(zip(requests, fps, strict=True)):
+            if fp is None:
+                continue
+            was_seen = next(answers)
+            if not request.dont_filter and (was_seen or fp in batch):
+                self._stats.duplicates_filtered += 1
+                continue
+            if request._canonical is not None and not self.admissible(request):
+                continue
+            batch.add(fp)
+            candidates.append((i, request, fp))
+        to_add: list[tuple[int, Request, bytes]] = []
+        for i, request, fp in candidates:
+            if self.queued() + len(to_add) >= self._max_queued:
+                self._full(request)
+            elif self._guards.admit(request):
+                verdict = self.robots.verdict(request) if self.robots is not None else True
+                if verdict is True:
+                    to_add.append((i, request, fp))
+                else:
+                    accepted[i] = await self._hold_or_refuse(request, fp, verdict)
+        if to_add:
+            added = await self.frontier.add_many(
+                [(request, fp, request.dont_filter) for _, request, fp in to_add])
+            for (i, _, _), ok in zip(to_add, added, strict=True):
+                accepted[i] = ok
+            queued = sum(added)
+            self._stats.requests_scheduled += queued
+            self._stats.duplicates_filtered += len(added) - queued
+            self._poke()
+        return accepted
+
+    async def _hold_or_refuse(self, request: Request, fp: bytes, verdict: bool | str | None,
+                              ) -> bool:
+        """Record a request robots.txt holds (unknown yet) or refuses, so that its duplicates
+        are dropped at once; True when it waits for the host's robots.txt."""
+        if not request.dont_filter and not await self.frontier.mark_seen(fp):
+            self._stats.duplicates_filtered += 1
             return False
-        if not self.admissible(request):
-            return False
-        if fp is None:
-            fp = self._fingerprint(request)
-            if await self._duplicate(request, fp):
-                return False
-        if self.queued() >= self._max_queued:
-            self._full(request)
-            return False
-        if not self._guards.admit(request):
-            return False
-        robots = self.robots
-        if robots is not None:
-            verdict = robots.verdict(request)
-            if verdict is not True:
-                # held or refused: record it now, so that its duplicates are dropped here
-                if not request.dont_filter and not await self.frontier.mark_seen(fp):
-                    self._stats.duplicates_filtered += 1
-                    return False
-                if verdict is None:
-                    self._await_robots(request, fp)
-                    return True
-                await self._refuse(request, verdict)
-                return False
-        return await self._add(request, fp)
+        if verdict is None:
+            self._await_robots(request, fp)
+            return True
+        await self._refuse(request, verdict)
+        return False
 
     async def _refuse(self, request: Request, verdict: bool | str) -> None:
         """robots.txt disallows `request` (False), or could not be read (why)."""
@@ -196,15 +229,8 @@ class Scheduler:
             self._room.clear()
             await self._room.wait()
 
-    async def _duplicate(self, request: Request, fp: bytes) -> bool:
-        if not request.dont_filter and await self.frontier.seen(fp):
-            self._stats.duplicates_filtered += 1
-            return True
-        return False
-
     async def _add(self, request: Request, fp: bytes, *, force: bool = False) -> bool:
-        request.compact()
-        if not await self.frontier.add(request, fp, force=force or request.dont_filter):
+        if not (await self.frontier.add_many([(request, fp, force or request.dont_filter)]))[0]:
             self._stats.duplicates_filtered += 1
             return False
         self._stats.requests_scheduled += 1

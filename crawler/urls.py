@@ -6,8 +6,8 @@ to change what counts as a duplicate.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
+from hashlib import sha1 as _sha1
 from typing import TYPE_CHECKING
 
 from yarl import URL
@@ -45,14 +45,12 @@ def canonical_url(url: URL) -> str:
 
 
 def fingerprint(request: Request) -> bytes:
-    """Identity of a request for the duplicate filter: method + canonical URL + body."""
-    digest = hashlib.sha1(request.method.encode(), usedforsecurity=False)
-    digest.update(b" ")
-    digest.update((request._canonical or canonical_url(request.yurl)).encode())
+    """Identity of a request for the duplicate filter: SHA-1 of method, canonical URL and
+    body (`GET http://host/path`, one call for the common case)."""
+    key = f"{request.method} {request._canonical or canonical_url(request.yurl)}".encode()
     if request.body:
-        digest.update(b" ")
-        digest.update(request.body)
-    return digest.digest()
+        key += b" " + request.body
+    return _sha1(key, usedforsecurity=False).digest()
 
 
 def host_key(url: URL) -> str:

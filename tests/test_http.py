@@ -194,3 +194,34 @@ def test_encoding_sources(body, ctype, text, encoding):
     response = make(body, ctype)
     assert response.text == text
     assert response.encoding == encoding
+
+
+def test_relative_links_take_the_no_parse_path_and_match_the_slow_one():
+    import random
+
+    from yarl import URL
+
+    rng = random.Random(3)
+    pieces = ["a", "b", ".", "..", "/", "-", "_", "~", "%", "?", "#", "x.html", "0", "Z", "//",
+              ":", "#frag"]
+    for base in ("http://Ex.com:80/a/b.html", "https://ex.com:8443/x/y/", "http://h.test/",
+                 "http://h.test/a/b/c/d.html", "http://h.test/a?q=1", "http://h.test/%7Ea/b"):
+        r = make(b"<a>x</a>", url=base)
+        fast = 0
+        for _ in range(5000):
+            href = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+            request = r.follow(href)
+            try:
+                expected = URL(base).join(URL(href)).with_fragment(None)
+                canonical = f"{expected.scheme}://{expected.host_port_subcomponent}" \
+                            f"{expected.raw_path_qs}"
+            except (ValueError, IndexError):  # hrefs yarl itself cannot resolve
+                assert request._canonical is None
+                continue
+            if request._canonical is not None:
+                fast += 1
+                assert request._canonical == canonical, (base, href)
+                assert request.path_qs == expected.raw_path_qs
+                assert request.host == f"{expected.scheme}://{expected.host}:{expected.port}"
+        # the shortcut is taken wherever the base is plain (not under a query or a %7E)
+        assert fast > 1000 if "?" not in base and "%" not in base else fast > 0

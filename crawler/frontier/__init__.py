@@ -6,6 +6,7 @@ per-host politeness so that a shared store can enforce it across processes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from crawler.frontier.memory import MemoryFrontier
@@ -22,18 +23,19 @@ class Frontier(Protocol):
     async def close(self) -> None:
         """Release them; queued requests survive only in persistent stores."""
 
-    async def seen(self, fingerprint: bytes) -> bool:
-        """Whether `fingerprint` was recorded: a cheap pre-check, so duplicates skip robots
-        and per-host work; add() still decides."""
+    async def seen_many(self, fingerprints: Sequence[bytes]) -> list[bool]:
+        """Whether each fingerprint was recorded: a pre-check for a page's links at once, so
+        that duplicates skip robots and per-host work; add_many() still decides."""
 
     async def mark_seen(self, fingerprint: bytes) -> bool:
         """Record `fingerprint` without queueing anything (a request held for its host's
         robots.txt, or refused), so that its duplicates are filtered; False when it was
         recorded before."""
 
-    async def add(self, request: Request, fingerprint: bytes, *, force: bool = False) -> bool:
-        """Record `fingerprint` and queue `request`; False when it was seen before, unless
-        `force` (a request with dont_filter=True) queues it anyway."""
+    async def add_many(self, entries: Sequence[tuple[Request, bytes, bool]]) -> list[bool]:
+        """For each (request, fingerprint, force): record the fingerprint and queue the
+        request; False when it was seen before, unless `force` (dont_filter=True) queues it
+        anyway. In order: of two equal fingerprints in one call, the second is a duplicate."""
 
     async def retry(self, request: Request, not_before: float) -> None:
         """Queue `request` again (no duplicate check), not to start before `not_before`."""

@@ -7,9 +7,9 @@ operation is O(log hosts) or better, independent of the number of queued request
 Memory: a queued request that holds only its URL, callback and depth (most followed links)
 is kept as a flat tuple `(seq, url, callback name, depth)` of strings and ints: about 200
 bytes with its URL, and untracked by the garbage collector, so a million of them cost no
-GC pauses. The seen-set keeps 64 bits of each fingerprint (a collision among a billion URLs
-is about 3% likely). Per-host state is dropped when a host is idle; robots.txt Crawl-delays
-are kept in a bounded map and applied again when the host comes back.
+GC pauses. The seen-set keeps a 64-bit hash of each fingerprint (a collision among a
+billion URLs is about 3% likely). Per-host state is dropped when a host is idle; robots.txt
+Crawl-delays are kept in a bounded map and applied again when the host comes back.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from typing import Any
 
 from crawler.http import Request
@@ -86,6 +87,10 @@ class MemoryFrontier:
     async def seen(self, fingerprint: bytes) -> bool:
         return _key(fingerprint) in self._seen
 
+    async def seen_many(self, fingerprints: Sequence[bytes]) -> list[bool]:
+        seen = self._seen
+        return [hash(fp) in seen for fp in fingerprints]
+
     async def mark_seen(self, fingerprint: bytes) -> bool:
         key = _key(fingerprint)
         if key in self._seen:
@@ -94,14 +99,22 @@ class MemoryFrontier:
         return True
 
     async def add(self, request: Request, fingerprint: bytes, *, force: bool = False) -> bool:
-        seen, key = self._seen, _key(fingerprint)
-        if key in seen:
-            if not force:
-                return False
-        else:
-            seen.add(key)
-        self._push(request)
-        return True
+        return (await self.add_many([(request, fingerprint, force)]))[0]
+
+    async def add_many(self, entries: Sequence[tuple[Request, bytes, bool]]) -> list[bool]:
+        seen, push = self._seen, self._push
+        added = []
+        for request, fingerprint, force in entries:
+            key = hash(fingerprint)  # as _key()
+            if key in seen:
+                if not force:
+                    added.append(False)
+                    continue
+            else:
+                seen.add(key)
+            push(request)
+            added.append(True)
+        return added
 
     async def retry(self, request: Request, not_before: float) -> None:
         heapq.heappush(self._delayed, (not_before, next(self._seq), request))
@@ -120,19 +133,21 @@ class MemoryFrontier:
         host = request.host
         queue = self._queue(host)
         seq = next(self._seq)
-        before = queue.head() if queue.count else None
+        priority = request.priority
+        # the entry is the new head when the host had none or it ranks above the old one
+        # (later arrivals of the same priority queue behind it)
+        new_head = not queue.count or priority > max(queue.buckets)
         packed = request.pack(self._spider) if self._spider is not None else request
         if isinstance(packed, Request):
             packed.compact()
-            queue.push(request.priority, (seq, packed))
+            queue.push(priority, (seq, packed))
         else:
-            queue.push(request.priority, (seq, *packed))
+            queue.push(priority, (seq, *packed))
         self._queued += 1
-        key = queue.head()
-        # a new or better head needs a ready-heap entry (the old one goes stale); a host held
-        # back by its delay is moved to _sleeping by pop(); a full one returns through done()
-        if key != before and queue.slot.active < self.policy.concurrency:
-            heapq.heappush(self._ready, (key, host))
+        # a new head needs a ready-heap entry (the old one goes stale); a host held back by
+        # its delay is moved to _sleeping by pop(); a full one returns through done()
+        if new_head and queue.slot.active < self.policy.concurrency:
+            heapq.heappush(self._ready, ((-priority, seq), host))
 
     async def pop(self, now: float) -> Request | None:
         self._wake(now)
@@ -222,5 +237,6 @@ class MemoryFrontier:
 
 
 def _key(fingerprint: bytes) -> int:
-    """64 bits of a fingerprint, as a small int: half the memory of the bytes."""
-    return int.from_bytes(fingerprint[:8], "little")
+    """A 64-bit hash of a fingerprint, as an int: half the memory of the bytes, computed once
+    per bytes object (Python caches it), and stable for the life of the process."""
+    return hash(fingerprint)
