@@ -528,7 +528,9 @@ class Crawler:
         count = 0
         step = now()
         try:
-            async for obj in _iterate(callback(arg, **kwargs)):
+            result = callback(arg, **kwargs)
+            # an async generator (the usual callback) is read directly, without a wrapper
+            async for obj in result if inspect.isasyncgen(result) else _iterate(result):
                 if now() - step > _SLOW_CALLBACK:
                     self._slow_step(callback, request, step)
                 if isinstance(obj, Request):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,7 @@ from crawler.stats import Stats
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
+ROOT = Path(__file__).resolve().parent.parent
 HITS = web.AppKey("hits", list)  # (path, arrival monotonic time) per request
 
 
@@ -65,3 +70,38 @@ def url_of() -> Callable[[TestServer, str], str]:
     def url(server: TestServer, path: str = "/") -> str:
         return str(server.make_url(path))
     return url
+
+
+_CHILDREN: list[asyncio.subprocess.Process] = []
+
+
+async def spawn(*args: str, cwd: Path, env: dict[str, str] | None = None,
+                ) -> asyncio.subprocess.Process:
+    """A child process in a session of its own, killed (with its children) at the end of the
+    test if still running: a hung crawl fails its test and does not outlive it."""
+    proc = await asyncio.create_subprocess_exec(
+        *args, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, start_new_session=True)
+    _CHILDREN.append(proc)
+    return proc
+
+
+async def finish(proc: asyncio.subprocess.Process, limit: float) -> tuple[bytes, bytes]:
+    """communicate() within `limit` seconds; on a timeout the child is killed first."""
+    try:
+        return await asyncio.wait_for(proc.communicate(), limit)
+    except TimeoutError:
+        _kill(proc)
+        raise
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group: unshare, sh and what they run
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(autouse=True)
+def _no_child_outlives_its_test() -> Iterator[None]:
+    yield
+    while _CHILDREN:
+        _kill(_CHILDREN.pop())

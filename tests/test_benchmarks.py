@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 import sys
 from pathlib import Path
+
+from tests.conftest import finish, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 async def _run(*args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, *args, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    out, _ = await asyncio.wait_for(proc.communicate(), 110)
-    return proc.returncode or 0, out.decode()
+    proc = await spawn(sys.executable, *args, cwd=ROOT)
+    out, err = await finish(proc, 110)
+    return proc.returncode or 0, out.decode() + err.decode()
 
 
 async def test_crawler_bench_command_crawls_every_page():

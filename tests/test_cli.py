@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import signal
 import sys
 import textwrap
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.conftest import make_site
+from tests.conftest import finish, make_site, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,11 +56,8 @@ async def _endless_site(aiohttp_server, delay: float = 0.0, hang_every: int = 0)
 
 
 async def run_cli(*args: str, cwd: Path = ROOT, limit: float = 60) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crawler", *args, cwd=cwd,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
-    out, err = await asyncio.wait_for(proc.communicate(), limit)
+    proc = await spawn(sys.executable, "-m", "crawler", *args, cwd=cwd)
+    out, err = await finish(proc, limit)
     return proc.returncode or 0, out.decode(), err.decode()
 
 
@@ -133,12 +129,10 @@ async def _start_and_interrupt(aiohttp_server, tmp_path, signals: list[int],
     base = await _endless_site(aiohttp_server, delay=0.01, hang_every=hang_every)
     spider = _write_spider(tmp_path)
     log = tmp_path / "yielded.txt"
-    proc = await asyncio.create_subprocess_exec(
+    proc = await spawn(
         sys.executable, "-m", "crawler", "run", str(spider), "-a", f"base={base}",
         "-a", f"log={log}", "-s", "max_pages=100000", "-O", "a.json", "-O", "a.jsonl",
-        "-O", "a.csv", "--stats", "stats.json", cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        "-O", "a.csv", "--stats", "stats.json", cwd=tmp_path)
     for _ in range(400):  # until the crawl is clearly under way
         await asyncio.sleep(0.05)
         out = tmp_path / "a.jsonl"
@@ -148,7 +142,7 @@ async def _start_and_interrupt(aiohttp_server, tmp_path, signals: list[int],
     for sig in signals:
         proc.send_signal(sig)
         await asyncio.sleep(0.05)
-    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    _, err = await finish(proc, 60)
     return proc.returncode, err.decode(), log
 
 
@@ -342,14 +336,11 @@ async def test_help_describes_the_commands():
 
 
 async def test_ctrl_c_on_demo_serve_exits_quietly():
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "crawler", "demo", "--serve", cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = await spawn(sys.executable, "-m", "crawler", "demo", "--serve", cwd=ROOT)
     assert proc.stdout is not None
     assert (await proc.stdout.readline()).startswith(b"demo bookshop at http://127.0.0.1:")
     proc.send_signal(signal.SIGINT)
-    _, err = await asyncio.wait_for(proc.communicate(), 20)
+    _, err = await finish(proc, 20)
     assert proc.returncode == 0 and b"Traceback" not in err
 
 

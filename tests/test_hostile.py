@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import sys
 import textwrap
 import time
 from pathlib import Path
 
-from tests.conftest import HITS, make_site
+from tests.conftest import HITS, finish, make_site, spawn
 from tests.hostile import EXPECTED_FAILURES, HEALTHY, make_hostile_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,12 +47,11 @@ async def test_hostile_site_never_stalls_or_crashes_the_crawl(aiohttp_server, tm
     (tmp_path / "hostile.py").write_text(SPIDER)
 
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
+    proc = await spawn(
         sys.executable, "-m", "crawler", "run", "hostile.py", "-a",
         f"base={server.make_url('/')}", "-O", "items.jsonl", "--stats", "stats.json",
-        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
-    _, err = await asyncio.wait_for(proc.communicate(), 120)
+        cwd=tmp_path)
+    _, err = await finish(proc, 120)
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, err.decode()[-3000:]
     assert elapsed < 60

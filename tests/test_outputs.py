@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import links, make_site
+from tests.conftest import finish, links, make_site, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,11 +48,8 @@ KEEP = '{"kept": true}\n'
 
 async def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
                   prefix: tuple[str, ...] = ()) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *prefix, sys.executable, "-m", "crawler", *args, cwd=cwd,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    proc = await spawn(*prefix, sys.executable, "-m", "crawler", *args, cwd=cwd, env=env)
+    out, err = await finish(proc, 60)
     return proc.returncode or 0, out.decode(), err.decode()
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 import textwrap
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.conftest import links, make_site
+from tests.conftest import finish, links, make_site, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,12 +69,10 @@ SPIDER = textwrap.dedent('''
 async def _start(tmp_path: Path, base: str, hang_in: str, how: str, n: int = 20,
                  ) -> asyncio.subprocess.Process:
     (tmp_path / "hooks.py").write_text(SPIDER)
-    return await asyncio.create_subprocess_exec(
+    return await spawn(
         sys.executable, "-m", "crawler", "run", "hooks.py", "-a", f"base={base}", "-a", f"n={n}",
         "-a", f"marker={tmp_path / 'marker'}", "-a", f"hang_in={hang_in}", "-a", f"how={how}",
-        "-O", "keep.jsonl", "--stats", "stats.json", cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        "-O", "keep.jsonl", "--stats", "stats.json", cwd=tmp_path)
 
 
 async def _wait_for(path: Path, limit: float = 30) -> None:
@@ -105,13 +102,13 @@ async def test_a_second_signal_always_stops_a_hanging_hook(aiohttp_server, tmp_p
     proc.send_signal(sig)
     await asyncio.sleep(0.3)
     if hang_in == "open" and how == "async":  # the first signal cuts an opening hook short
-        _, err = await asyncio.wait_for(proc.communicate(), 20)
+        _, err = await finish(proc, 20)
         assert proc.returncode == 1, err.decode()
         assert "nothing was crawled: stopped (shutdown) before the first request" in err.decode()
     else:
         assert proc.returncode is None  # a graceful stop waits for the hook...
         proc.send_signal(sig)  # ...and a second signal does not
-        _, err = await asyncio.wait_for(proc.communicate(), 20)
+        _, err = await finish(proc, 20)
         assert proc.returncode == 130, err.decode()
     assert time.monotonic() - started < 10
     lines = (tmp_path / "keep.jsonl").read_text().splitlines()
@@ -131,7 +128,7 @@ async def test_sighup_stops_gracefully_like_sigterm(aiohttp_server, tmp_path):
     proc = await _start(tmp_path, str(server.make_url("/")), "none", "async", n=200)
     await asyncio.sleep(1.0)
     proc.send_signal(signal.SIGHUP)
-    _, err = await asyncio.wait_for(proc.communicate(), 20)
+    _, err = await finish(proc, 20)
     assert proc.returncode == 0, err.decode()
     assert "SIGHUP received: stopping" in err.decode()
     assert "crawl shutdown:" in err.decode()  # the summary
