@@ -531,19 +531,22 @@ class Crawler:
             result = callback(arg, **kwargs)
             # an async generator (the usual callback) is read directly, without a wrapper
             async for obj in result if inspect.isasyncgen(result) else _iterate(result):
-                if now() - step > _SLOW_CALLBACK:
+                t = now()
+                if t - step > _SLOW_CALLBACK:
                     self._slow_step(callback, request, step)
                 if isinstance(obj, Request):
                     obj.depth = depth
                     links.append(obj)
+                    step = t  # nothing awaited since t
                 else:
                     await self._handle_output(obj, depth, request, callback)
+                    step = now()
                 count += 1
                 if count % _YIELD_EVERY == 0:  # a page with 100k links must not stall the loop
                     await self._queue_links(links)
                     links = []
                     await asyncio.sleep(0)
-                step = now()
+                    step = now()
             if now() - step > _SLOW_CALLBACK:
                 self._slow_step(callback, request, step)
         except asyncio.CancelledError:

@@ -40,7 +40,7 @@ class TrapGuards:
     def too_long(self, url: str) -> bool:
         """URL length, checked before the URL is even parsed."""
         if len(url) <= self.max_url_length:
-            return False
+            return False  # (callers may check this first themselves: the hot path)
         self._stats.url_too_long += 1
         self._warn_once("url_too_long", f"URLs longer than max_url_length "
                                         f"({self.max_url_length}) are dropped, e.g. {url[:120]}...")

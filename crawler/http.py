@@ -153,6 +153,24 @@ class Request:
                 self._host = host_key(self._yurl)
             self._yurl = None
 
+    @classmethod
+    def _plain(cls, canonical: str, callback: Callback | None, host: str | None) -> Request:
+        """A GET of a canonical URL with nothing else set: what most followed links are."""
+        request = cls.__new__(cls)
+        request._url = request._canonical = canonical
+        request._yurl = None
+        request._host = host
+        request.callback = callback
+        request.method = "GET"
+        request.headers = None
+        request.dropped_headers = _NOTHING
+        request.body = b""
+        request._meta = request._cb_kwargs = None
+        request.priority = request.depth = 0
+        request.dont_filter = False
+        request.errback = None
+        return request
+
     @property
     def path_qs(self) -> str:
         """The path and query as sent (what robots.txt rules match), without parsing a
@@ -162,11 +180,12 @@ class Request:
             return canonical[canonical.index("/", canonical.index("://") + 3):]
         return self.yurl.raw_path_qs
 
-    def pack(self, spider: object) -> PackedRequest | Request:
+    def pack(self, spider: object, names: dict[Any, str] | None = None,
+             ) -> PackedRequest | Request:
         """The request as a plain tuple (URL, callback name, depth) when that is all it
         holds, as most followed links do; else the request itself. A tuple of strings and
         ints takes a third of the memory and is not tracked by the garbage collector, which
-        matters when a frontier holds millions."""
+        matters when a frontier holds millions. `names` caches callback names by function."""
         if self.method != "GET" or self.body or self.headers is not None or \
                 self.dropped_headers or self._meta or self._cb_kwargs or \
                 self.errback is not None or self.dont_filter:
@@ -174,10 +193,16 @@ class Request:
         callback = self.callback
         if callback is None:
             return (self.url, None, self.depth)
-        name = getattr(callback, "__name__", None)
-        if name is None or getattr(callback, "__self__", None) is not spider \
-                or getattr(spider, name, None) != callback:
+        func = getattr(callback, "__func__", None)
+        if func is None or callback.__self__ is not spider:  # type: ignore[attr-defined]
             return self  # not a method of the spider: it cannot be named
+        name = names.get(func) if names is not None else None
+        if name is None:
+            name = func.__name__
+            if getattr(spider, name, None) != callback:
+                return self
+            if names is not None:
+                names[func] = name
         return (self.url, name, self.depth)
 
     @classmethod
@@ -427,13 +452,19 @@ class Response:
     def follow(self, url: str | LexborNode | Request, callback: Callback | None = None,
                **kwargs: Any) -> Request:
         """A Request for a link on this page: an href string or an <a>/<link> node."""
-        if isinstance(url, Request):
-            return url
-        if isinstance(url, LexborNode):
-            href = url.attributes.get("href") or url.attributes.get("src") or ""
-        else:
+        if isinstance(url, str):
             href = url
+        elif isinstance(url, LexborNode):
+            attributes = url.attributes
+            href = attributes.get("href") or attributes.get("src") or ""
+        elif isinstance(url, Request):
+            return url
+        else:
+            href = str(url)
         joined, canonical = self._resolve(href)
+        if canonical is not None and not kwargs and (callback is None or callable(callback)):
+            # the common case (a plain link, no options), built without __init__'s checks
+            return Request._plain(canonical, callback, self._host_key)
         request = Request(joined, callback=callback, **kwargs)
         if canonical is not None:  # known without parsing: its URL, and so its host
             request._canonical = canonical

@@ -93,6 +93,8 @@ class Scheduler:
             return False
         if request._canonical is not None and request._host is not None:
             allowed = self._admitted_hosts.get(request._host)
+            if allowed is True and self._max_depth is None:
+                return True  # the common case, said at once
             if allowed is not None:
                 return self._admit(request, allowed)
         parsed = parse_url(request._yurl if request._yurl is not None else request.url)
@@ -132,55 +134,48 @@ class Scheduler:
     async def enqueue(self, request: Request) -> bool:
         """Queue `request` unless it is inadmissible, disallowed or a duplicate; True when
         queued (or waiting for its host's robots.txt)."""
-        return (await self.enqueue_many([request]))[0]
+        return await self.enqueue_many([request]) == 1
 
-    async def enqueue_many(self, requests: list[Request]) -> list[bool]:
+    async def enqueue_many(self, requests: list[Request]) -> int:
         """`enqueue` for a batch (a page's links): one call to the frontier for the
-        duplicate check and one to add, whatever the batch's size."""
-        accepted = [False] * len(requests)
+        duplicate check and one to add, whatever the batch's size. Returns how many were
+        queued (or wait for their host's robots.txt)."""
         # most links are duplicates: fingerprint them first, parsing only URLs that are not
         # known to be canonical, and ask the frontier about all of them at once
-        fps: list[bytes | None] = []
-        for request in requests:
-            if request._canonical is None:
-                fps.append(self._fingerprint(request) if self.admissible(request) else None)
-            else:
-                fps.append(self._fingerprint(request))
-        seen = await self.frontier.seen_many([fp for fp in fps if fp is not None])
-        candidates: list[tuple[int, Request, bytes]] = []
+        fingerprint, admissible = self._fingerprint, self.admissible
+        fps = [fingerprint(r) if r._canonical is not None or admissible(r) else None
+               for r in requests]
+        seen = iter(await self.frontier.seen_many([fp for fp in fps if fp is not None]))
+        stats, guards, robots = self._stats, self._guards, self.robots
+        room = self._max_queued - self.queued()
         batch: set[bytes] = set()  # duplicates within the batch
-        answers = iter(seen)
-        for i, (request, fp) in enumerate(zip(requests, fps, strict=True)):
+        to_add: list[tuple[Request, bytes, bool]] = []
+        waiting = 0
+        for request, fp in zip(requests, fps, strict=True):
             if fp is None:
                 continue
-            was_seen = next(answers)
+            was_seen = next(seen)
             if not request.dont_filter and (was_seen or fp in batch):
-                self._stats.duplicates_filtered += 1
+                stats.duplicates_filtered += 1
                 continue
-            if request._canonical is not None and not self.admissible(request):
+            if request._canonical is not None and not admissible(request):
                 continue
             batch.add(fp)
-            candidates.append((i, request, fp))
-        to_add: list[tuple[int, Request, bytes]] = []
-        for i, request, fp in candidates:
-            if self.queued() + len(to_add) >= self._max_queued:
+            if len(to_add) >= room:
                 self._full(request)
-            elif self._guards.admit(request):
-                verdict = self.robots.verdict(request) if self.robots is not None else True
+            elif guards.admit(request):
+                verdict = robots.verdict(request) if robots is not None else True
                 if verdict is True:
-                    to_add.append((i, request, fp))
+                    to_add.append((request, fp, request.dont_filter))
                 else:
-                    accepted[i] = await self._hold_or_refuse(request, fp, verdict)
-        if to_add:
-            added = await self.frontier.add_many(
-                [(request, fp, request.dont_filter) for _, request, fp in to_add])
-            for (i, _, _), ok in zip(to_add, added, strict=True):
-                accepted[i] = ok
-            queued = sum(added)
-            self._stats.requests_scheduled += queued
-            self._stats.duplicates_filtered += len(added) - queued
-            self._poke()
-        return accepted
+                    waiting += await self._hold_or_refuse(request, fp, verdict)
+        if not to_add:
+            return waiting
+        queued = sum(await self.frontier.add_many(to_add))
+        stats.requests_scheduled += queued
+        stats.duplicates_filtered += len(to_add) - queued
+        self._poke()
+        return queued + waiting
 
     async def _hold_or_refuse(self, request: Request, fp: bytes, verdict: bool | str | None,
                               ) -> bool:

@@ -40,13 +40,6 @@ class _HostQueue:
         priority = max(self.buckets)
         return (-priority, self.buckets[priority][0][0])
 
-    def push(self, priority: int, entry: _Entry) -> None:
-        bucket = self.buckets.get(priority)
-        if bucket is None:
-            bucket = self.buckets[priority] = deque()
-        bucket.append(entry)
-        self.count += 1
-
     def pop(self) -> tuple[int, _Entry]:
         priority = max(self.buckets) if len(self.buckets) > 1 else next(iter(self.buckets))
         bucket = self.buckets[priority]
@@ -67,6 +60,7 @@ class MemoryFrontier:
     def __init__(self, policy: HostPolicy | None = None) -> None:
         self.policy = policy or HostPolicy()
         self._spider: object | None = None  # names callbacks of packed requests
+        self._names: dict[Any, str] = {}  # callback function -> its name on the spider
         self._seen: set[int] = set()
         self._hosts: dict[str, _HostQueue] = {}
         self._ready: list[tuple[_Key, str]] = []  # may hold stale entries; checked on pop
@@ -130,19 +124,25 @@ class MemoryFrontier:
         return queue
 
     def _push(self, request: Request) -> None:
-        host = request.host
-        queue = self._queue(host)
+        host = request._host or request.host
+        queue = self._hosts.get(host) or self._queue(host)
         seq = next(self._seq)
         priority = request.priority
         # the entry is the new head when the host had none or it ranks above the old one
         # (later arrivals of the same priority queue behind it)
         new_head = not queue.count or priority > max(queue.buckets)
-        packed = request.pack(self._spider) if self._spider is not None else request
+        packed = request.pack(self._spider, self._names) if self._spider is not None \
+            else request
         if isinstance(packed, Request):
             packed.compact()
-            queue.push(priority, (seq, packed))
+            entry: _Entry = (seq, packed)
         else:
-            queue.push(priority, (seq, *packed))
+            entry = (seq, *packed)
+        bucket = queue.buckets.get(priority)
+        if bucket is None:
+            bucket = queue.buckets[priority] = deque()
+        bucket.append(entry)
+        queue.count += 1
         self._queued += 1
         # a new head needs a ready-heap entry (the old one goes stale); a host held back by
         # its delay is moved to _sleeping by pop(); a full one returns through done()
