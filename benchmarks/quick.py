@@ -112,6 +112,13 @@ def main() -> None:
     print(f"ours/floor = {medians['ours'] / medians['floor']:.2f}")
     if "rev" in medians:
         print(f"ours/rev = {medians['ours'] / medians['rev']:.2f} (rev = {args.rev})")
+    # this machine's speed drifts: the ratio within each round (runs minutes apart at most)
+    # is steadier than a ratio of medians
+    for other in ("floor", "rev"):
+        if other in runs:
+            per_round = [o.rate / f.rate for o, f in zip(runs["ours"], runs[other], strict=True)]
+            print(f"ours/{other} per round: {', '.join(f'{r:.2f}' for r in per_round)}; "
+                  f"median {statistics.median(per_round):.2f}")
 
 
 if __name__ == "__main__":
