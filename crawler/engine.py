@@ -526,7 +526,11 @@ class Crawler:
         now = time.monotonic  # the loop's clock (loop.time()), without the method call
         links: list[Request] = []  # the page's requests, queued a slice at a time
         count = 0
+        late = self._watch.late  # past this loop time, the stall probe is overdue
         step = now()
+        if step > late():  # a long loop round: start this in the next one
+            await asyncio.sleep(0)
+            step = now()
         try:
             result = callback(arg, **kwargs)
             # an async generator (the usual callback) is read directly, without a wrapper
@@ -542,7 +546,8 @@ class Crawler:
                     await self._handle_output(obj, depth, request, callback)
                     step = now()
                 count += 1
-                if count % _YIELD_EVERY == 0:  # a page with 100k links must not stall the loop
+                # a page with 100k links, or many pages ready at once, must not stall the loop
+                if count % _YIELD_EVERY == 0 or step > late():
                     await self._queue_links(links)
                     links = []
                     await asyncio.sleep(0)

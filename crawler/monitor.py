@@ -11,6 +11,7 @@ from crawler.stats import Stats
 logger = logging.getLogger("crawler.engine")
 
 TICK = 0.05  # seconds between event-loop stall probes
+LATE = 0.02  # seconds the probe may be kept waiting before callbacks yield
 _REPORTED_STALL = 0.05  # stalls longer than this are logged at DEBUG
 
 
@@ -37,6 +38,11 @@ class LoopWatch:
                 logger.debug("the event loop was held for %.3fs", stall)
             stats.max_loop_stall = max(stats.max_loop_stall, stall)
             self.last_wake = now
+
+    def late(self) -> float:
+        """The loop time past which the probe is overdue by more than `LATE`: callbacks
+        yield then, so that many pages ready at once do not hold the loop between them."""
+        return self.last_wake + TICK + LATE
 
     def blocked_since(self, start: float, now: float) -> float:
         """How long the loop has been blocked, up to `now`, counting from `start` at the
