@@ -122,7 +122,7 @@ class HttpDownloader:
                 body = await _read_limited(resp, limit, inflater, truncate)
             except DecodingError as exc:
                 raise DownloadError(exc.kind, str(exc), request) from None
-            return Response(str(resp.url), resp.status, resp.headers, body, request)
+            return Response(resp.url, resp.status, resp.headers, body, request)
 
 
     def _request_headers(self, request: Request) -> CIMultiDict[str]:

@@ -91,8 +91,5 @@ def _header_charset(content_type: str) -> str | None:
 
 
 def _meta_charset(body: bytes) -> str | None:
-    head = body[:_META_BYTES]
-    if b"charset" not in head.lower():  # most often there, but no need for the regex if not
-        return None
-    match = _META_CHARSET.search(head)
+    match = _META_CHARSET.search(body, 0, _META_BYTES)
     return match.group(1).decode("ascii") if match else None

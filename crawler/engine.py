@@ -56,6 +56,7 @@ from crawler.urls import fingerprint as default_fingerprint
 logger = logging.getLogger(__name__)
 
 _YIELD_EVERY = 256  # callback outputs handled before letting other tasks run
+_CHECK_EVERY = 15  # (a mask) the clock is read every 16 callback outputs
 _SEED_BATCH = 256  # start requests queued before yielding to the workers
 _SLOW_CALLBACK = 0.25  # seconds a callback may hold the event loop before a warning
 _SLOW_WARNINGS = 10  # slow callbacks named in a warning; the rest are only counted
@@ -526,32 +527,34 @@ class Crawler:
         now = time.monotonic  # the loop's clock (loop.time()), without the method call
         links: list[Request] = []  # the page's requests, queued a slice at a time
         count = 0
-        late = self._watch.late  # past this loop time, the stall probe is overdue
+        watch = self._watch
         step = now()
-        if step > late():  # a long loop round: start this in the next one
+        late = watch.late()  # past this time the stall probe is overdue; moves only when we await
+        if step > late:  # a long loop round: start this in the next one
             await asyncio.sleep(0)
-            step = now()
+            step, late = now(), watch.late()
         try:
             result = callback(arg, **kwargs)
             # an async generator (the usual callback) is read directly, without a wrapper
             async for obj in result if inspect.isasyncgen(result) else _iterate(result):
-                t = now()
-                if t - step > _SLOW_CALLBACK:
-                    self._slow_step(callback, request, step)
                 if isinstance(obj, Request):
                     obj.depth = depth
                     links.append(obj)
-                    step = t  # nothing awaited since t
                 else:
                     await self._handle_output(obj, depth, request, callback)
-                    step = now()
                 count += 1
+                if count & _CHECK_EVERY:  # the clock is read every few outputs, not each
+                    continue
+                t = now()
+                if t - step > _SLOW_CALLBACK:
+                    self._slow_step(callback, request, step)
                 # a page with 100k links, or many pages ready at once, must not stall the loop
-                if count % _YIELD_EVERY == 0 or step > late():
+                if count % _YIELD_EVERY == 0 or t > late:
                     await self._queue_links(links)
                     links = []
                     await asyncio.sleep(0)
-                    step = now()
+                    t, late = now(), watch.late()
+                step = t
             if now() - step > _SLOW_CALLBACK:
                 self._slow_step(callback, request, step)
         except asyncio.CancelledError:

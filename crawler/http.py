@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from crawler._types import Callback, Errback
 
 _LOOP_BYTES = 256 * 1024  # larger bodies are decoded and parsed in a thread
-_BASE_TAG = re.compile(rb"<base[\s>/]", re.IGNORECASE)
+_HEAD_BYTES = 64 * 1024  # where a <base> is looked for (it must be in the <head>)
 _RELATIVE = re.compile(r"[A-Za-z0-9\-_~./]+\Z")  # a relative path of plain characters only
 # An absolute path that yarl would leave as it is: unreserved characters only, no empty or
 # dot segments, no query. Joined to the page's origin it is already the canonical URL, so
@@ -248,18 +248,20 @@ class Response:
         yield from response.follow_all(css="a.next")
     """
 
-    __slots__ = ("_base", "_base_dir", "_base_path", "_encoding", "_host_key", "_origin",
-                 "_parser", "_refused", "_text", "body", "headers", "request", "status", "url")
+    __slots__ = ("_base", "_base_dir", "_base_path", "_encoding", "_host_key", "_is_html",
+                 "_origin", "_parser", "_refused", "_text", "_yurl", "body", "headers",
+                 "request", "status", "url")
 
     def __init__(
         self,
-        url: str,
+        url: str | URL,
         status: int,
         headers: CIMultiDictProxy[str] | CIMultiDict[str] | Mapping[str, str],
         body: bytes,
         request: Request,
     ) -> None:
-        self.url = url
+        self._yurl = url if isinstance(url, URL) else None  # parsed already: spares a parse
+        self.url = str(url)
         self.status = status
         self.headers = headers if isinstance(headers, CIMultiDictProxy | CIMultiDict) \
             else CIMultiDict(headers)
@@ -269,6 +271,7 @@ class Response:
         self._encoding: str | None = None
         self._parser: LexborHTMLParser | None = None
         self._refused = False  # too complex to parse: css() finds nothing
+        self._is_html: bool | None = None
         self._base: URL | None = None
         self._origin: str | None = None
         self._host_key: str | None = None  # the base's host key, when it is http(s)
@@ -318,8 +321,10 @@ class Response:
 
     @property
     def is_html(self) -> bool:
-        ctype = self.content_type
-        return not ctype.startswith(_NON_HTML_PREFIXES)
+        """Whether the body may be HTML (anything but images, PDFs, JSON, plain text...)."""
+        if self._is_html is None:
+            self._is_html = not self.content_type.startswith(_NON_HTML_PREFIXES)
+        return self._is_html
 
     def heavy(self) -> bool:
         """Whether decoding and parsing this page may take more than a few milliseconds (many
@@ -375,9 +380,10 @@ class Response:
     def base_url(self) -> URL:
         """The URL relative links resolve against: <base href> if present, else the page URL."""
         if self._base is None:
-            base = URL(self.url)
+            base = self._yurl if self._yurl is not None else URL(self.url)
             # most pages have no <base>: a byte search spares them a CSS query
-            node = self.css_first("base[href]") if _BASE_TAG.search(self.body) else None
+            node = self.css_first("base[href]") if b"<base" in self.body[:_HEAD_BYTES].lower() \
+                else None
             href = node.attributes.get("href") if node is not None else None
             if href:
                 try:
