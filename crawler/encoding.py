@@ -17,9 +17,7 @@ import webencodings
 
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
          (codecs.BOM_UTF16_BE, "utf-16-be"))
-_META_CHARSET = re.compile(
-    rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)""", re.IGNORECASE
-)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-z0-9_:.\-]+)""")  # lowered
 _META_BYTES = 1024
 _DETECT_BYTES = 64 * 1024  # charset detection looks at this much of a body
 _FALLBACK = "cp1252"
@@ -91,5 +89,7 @@ def _header_charset(content_type: str) -> str | None:
 
 
 def _meta_charset(body: bytes) -> str | None:
-    match = _META_CHARSET.search(body, 0, _META_BYTES)
+    head = body[:_META_BYTES].lower()
+    start = head.find(b"<meta")  # the regex from there: scanning for "<" is the slow part
+    match = _META_CHARSET.search(head, start) if start != -1 else None
     return match.group(1).decode("ascii") if match else None

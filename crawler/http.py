@@ -22,14 +22,13 @@ if TYPE_CHECKING:
 _LOOP_BYTES = 256 * 1024  # larger bodies are decoded and parsed in a thread
 _HEAD_BYTES = 64 * 1024  # where a <base> is looked for (it must be in the <head>)
 _RELATIVE = re.compile(r"[A-Za-z0-9\-_~./]+\Z")  # a relative path of plain characters only
-# An absolute path that yarl would leave as it is: unreserved characters only, no empty or
-# dot segments, no query. Joined to the page's origin it is already the canonical URL, so
-# such links (most links on most sites) are deduplicated without parsing a URL at all.
-_PLAIN_PATH = re.compile(r"/(?:[A-Za-z0-9\-_~]|\.(?=[A-Za-z0-9\-_~])|(?<=[A-Za-z0-9\-_~])/)*\Z")
+_PLAIN_CHARS = re.compile(r"/[A-Za-z0-9\-_~./]*\Z")  # with the checks of _plain_path()
+
 HeadersArg: TypeAlias = Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None
-PackedRequest: TypeAlias = tuple[str, str | None, int]
-"""A queued request that holds nothing but its URL, its callback's name and its depth."""
 """Request headers: a mapping or (name, value) pairs; values str, bytes, int, list or None."""
+PackedRequest: TypeAlias = tuple[int, str, str | None, int]
+"""A queued request that holds nothing but its URL, its callback's name and its depth,
+after the frontier's arrival sequence number."""
 
 _NON_HTML_PREFIXES = ("image/", "audio/", "video/", "font/", "application/pdf",
                       "application/octet-stream", "application/zip", "application/json",
@@ -180,19 +179,20 @@ class Request:
             return canonical[canonical.index("/", canonical.index("://") + 3):]
         return self.yurl.raw_path_qs
 
-    def pack(self, spider: object, names: dict[Any, str] | None = None,
+    def pack(self, spider: object, names: dict[Any, str] | None = None, seq: int = 0,
              ) -> PackedRequest | Request:
-        """The request as a plain tuple (URL, callback name, depth) when that is all it
+        """The request as a plain tuple (seq, URL, callback name, depth) when that is all it
         holds, as most followed links do; else the request itself. A tuple of strings and
         ints takes a third of the memory and is not tracked by the garbage collector, which
-        matters when a frontier holds millions. `names` caches callback names by function."""
+        matters when a frontier holds millions. `names` caches callback names by function;
+        `seq` is the frontier's arrival order, kept in the same tuple."""
         if self.method != "GET" or self.body or self.headers is not None or \
                 self.dropped_headers or self._meta or self._cb_kwargs or \
                 self.errback is not None or self.dont_filter:
             return self
         callback = self.callback
         if callback is None:
-            return (self.url, None, self.depth)
+            return (seq, self.url, None, self.depth)
         func = getattr(callback, "__func__", None)
         if func is None or callback.__self__ is not spider:  # type: ignore[attr-defined]
             return self  # not a method of the spider: it cannot be named
@@ -203,7 +203,7 @@ class Request:
                 return self
             if names is not None:
                 names[func] = name
-        return (self.url, name, self.depth)
+        return (seq, self.url, name, self.depth)
 
     @classmethod
     def unpack(cls, packed: PackedRequest | Request, spider: object, priority: int,
@@ -211,7 +211,7 @@ class Request:
         """The request `pack` gave."""
         if isinstance(packed, Request):
             return packed
-        url, name, depth = packed
+        _, url, name, depth = packed
         request = cls(url, None if name is None else getattr(spider, name),
                       priority=priority, depth=depth)
         request._host = host
@@ -419,12 +419,13 @@ class Response:
         cut = href.find("#")
         if cut != -1:
             href = href[:cut]
-        if href[:1] == "/":
-            if href[:2] == "//":
-                return None  # another host: //host/path
-            return origin + href if _PLAIN_PATH.match(href) else None
+        if href[:1] == "/":  # the common case, checked inline: see _plain_path()
+            if _PLAIN_CHARS.match(href) and "//" not in href and "./" not in href and \
+                    ".." not in href and href[-1] != ".":
+                return origin + href
+            return None  # //host/path (another host), dot segments, %-escapes, a query
         if href.startswith(origin):
-            return href if _PLAIN_PATH.match(href, len(origin)) else None
+            return href if _plain_path(href[len(origin):]) else None
         base_dir = self._base_dir
         if base_dir is None:
             return None
@@ -435,7 +436,7 @@ class Response:
         path = base_dir + href
         if "." in href:
             path = _remove_dot_segments(path)
-        return origin + path if _PLAIN_PATH.match(path) else None
+        return origin + path if _plain_path(path) else None
 
     def _link_base(self) -> str:
         base = self.base_url
@@ -443,7 +444,7 @@ class Response:
         if base.scheme in FETCHABLE_SCHEMES and base.host:
             self._host_key = host_key(base)
         path = base.raw_path or "/"
-        if not base.raw_query_string and _PLAIN_PATH.match(path):
+        if not base.raw_query_string and _plain_path(path):
             self._base_path = path
             self._base_dir = path[: path.rfind("/") + 1]
         return origin
@@ -516,6 +517,14 @@ class Failure:
 
     def __repr__(self) -> str:
         return f"<Failure {self.kind} {self.request.url}>"
+
+
+def _plain_path(path: str) -> bool:
+    """An absolute path that yarl would leave as it is: unreserved characters only, no empty
+    or dot segments, no query. Joined to the page's origin it is already the canonical URL,
+    so such links (most links on most sites) are deduplicated without parsing a URL."""
+    return bool(_PLAIN_CHARS.match(path)) and "//" not in path and "./" not in path and \
+        ".." not in path and path[-1] != "."
 
 
 def _remove_dot_segments(path: str) -> str:

@@ -131,13 +131,11 @@ class MemoryFrontier:
         # the entry is the new head when the host had none or it ranks above the old one
         # (later arrivals of the same priority queue behind it)
         new_head = not queue.count or priority > max(queue.buckets)
-        packed = request.pack(self._spider, self._names) if self._spider is not None \
-            else request
-        if isinstance(packed, Request):
-            packed.compact()
-            entry: _Entry = (seq, packed)
-        else:
-            entry = (seq, *packed)
+        entry: _Entry | Request = request.pack(self._spider, self._names, seq) \
+            if self._spider is not None else request
+        if isinstance(entry, Request):
+            entry.compact()
+            entry = (seq, entry)
         bucket = queue.buckets.get(priority)
         if bucket is None:
             bucket = queue.buckets[priority] = deque()
@@ -169,7 +167,7 @@ class MemoryFrontier:
             self._reschedule(host, queue, now)
             if len(entry) == 2:
                 return entry[1]  # type: ignore[no-any-return]
-            return Request.unpack(entry[1:], self._spider, priority, host)
+            return Request.unpack(entry, self._spider, priority, host)
         return None
 
     async def done(self, request: Request, now: float, *, latency: float | None = None,
