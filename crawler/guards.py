@@ -33,6 +33,8 @@ class TrapGuards:
         self.max_url_length = max_url_length
         self._per_host_limit = max_requests_per_host
         self._variants_limit = max_query_variants
+        # plain links have no query: only a per-host limit can refuse one
+        self.limits_plain_links = max_requests_per_host is not None
         self._per_host: OrderedDict[str, int] = OrderedDict()
         self._variants: OrderedDict[str, int] = OrderedDict()
         self._warned: set[str] = set()

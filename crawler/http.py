@@ -191,8 +191,9 @@ class Request:
                 self.errback is not None or self.dont_filter:
             return self
         callback = self.callback
+        url = self._url if self._url is not None else self.url
         if callback is None:
-            return (seq, self.url, None, self.depth)
+            return (seq, url, None, self.depth)
         func = getattr(callback, "__func__", None)
         if func is None or callback.__self__ is not spider:  # type: ignore[attr-defined]
             return self  # not a method of the spider: it cannot be named
@@ -203,7 +204,7 @@ class Request:
                 return self
             if names is not None:
                 names[func] = name
-        return (seq, self.url, name, self.depth)
+        return (seq, url, name, self.depth)
 
     @classmethod
     def unpack(cls, packed: PackedRequest | Request, spider: object, priority: int,
@@ -468,10 +469,11 @@ class Response:
             return url
         else:
             href = str(url)
-        joined, canonical = self._resolve(href)
+        canonical = self._canonical_link(href.strip())
         if canonical is not None and not kwargs and (callback is None or callable(callback)):
             # the common case (a plain link, no options), built without __init__'s checks
             return Request._plain(canonical, callback, self._host_key)
+        joined = canonical if canonical is not None else self._join(href.strip())
         request = Request(joined, callback=callback, **kwargs)
         if canonical is not None:  # known without parsing: its URL, and so its host
             request._canonical = canonical

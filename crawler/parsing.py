@@ -72,16 +72,17 @@ def estimate_steps(body: bytes, limit: int = MAX_WORK) -> Iterator[int]:
     self-closing tags in SVG/MathML; each element is pushed and popped once. Stops as soon
     as the count passes `limit`. Yields -1 every `_SLICE` tags, then the count.
 
-    Comments and raw text are cut out and the tags listed by regular expressions (C speed);
+    Comments and raw text are cut out and the tags found by regular expressions (C speed);
     only the walk itself is Python."""
-    tags = _TAGS.findall(_OPAQUE.sub(b"", body))
+    tags = _TAGS.finditer(_OPAQUE.sub(b"", body))  # lazily: the walk yields between slices
     stack: list[bytes] = []
     open_count: dict[bytes, int] = {}
     work = 0
     foreign = 0  # depth of open svg/math elements
-    for index, (end_tag, name, self_closing) in enumerate(tags):
+    for index, match in enumerate(tags):
         if index % _SLICE == 0 and index:
             yield -1
+        end_tag, name, self_closing = match.groups()
         if not name.islower():
             name = name.lower()
         if end_tag:

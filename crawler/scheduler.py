@@ -151,6 +151,10 @@ class Scheduler:
         batch: set[bytes] = set()  # duplicates within the batch
         to_add: list[tuple[Request, bytes, bool]] = []
         waiting = 0
+        # a plain link to a host already admitted needs none of admissible()'s work
+        max_length, admitted = guards.max_url_length, self._admitted_hosts
+        plain_ok = self._max_depth is None
+        guard_plain = guards.limits_plain_links
         for request, fp in zip(requests, fps, strict=True):
             if fp is None:
                 continue
@@ -158,12 +162,15 @@ class Scheduler:
             if not request.dont_filter and (was_seen or fp in batch):
                 stats.duplicates_filtered += 1
                 continue
-            if request._canonical is not None and not admissible(request):
+            canonical = request._canonical
+            if canonical is not None and not (
+                    plain_ok and len(canonical) <= max_length
+                    and admitted.get(request._host or "") is True) and not admissible(request):
                 continue
             batch.add(fp)
             if len(to_add) >= room:
                 self._full(request)
-            elif guards.admit(request):
+            elif (canonical is not None and not guard_plain) or guards.admit(request):
                 verdict = robots.verdict(request) if robots is not None else True
                 if verdict is True:
                     to_add.append((request, fp, request.dont_filter))
