@@ -80,9 +80,10 @@ def tree_filler(size: int = 4096, used: int = 700) -> str:
 
 
 @contextlib.contextmanager
-def serve(root: Path | None, hosts: int = 1) -> Iterator[tuple[str, list[str]]]:
-    """Serve `root` (None: the endless tree) as `hosts` distinct hosts (one port each);
-    yields (server, base URLs)."""
+def serve(root: Path | list[Path] | None, hosts: int = 1) -> Iterator[tuple[str, list[str]]]:
+    """Serve `root` (None: the endless tree; a list: one root per host) as `hosts` distinct
+    hosts (one port each); yields (server, base URLs)."""
+    roots = root if isinstance(root, list) else [root] * hosts if root else None
     ports = free_ports(hosts)
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
                                       else None)
@@ -93,13 +94,17 @@ def serve(root: Path | None, hosts: int = 1) -> Iterator[tuple[str, list[str]]]:
                 blocks = [_TREE_SERVER.format(port=p, page=page, filler=tree_filler())
                           for p in ports]
             else:
-                blocks = [_SERVER.format(port=p, root=root.resolve()) for p in ports]
+                assert roots is not None
+                blocks = [_SERVER.format(port=p, root=r.resolve())
+                          for p, r in zip(ports, roots, strict=True)]
             servers = "\n    ".join(blocks)
             conf = Path(tmp) / "nginx.conf"
             conf.write_text(_NGINX_CONF.format(tmp=tmp, servers=servers))
             cmd = [nginx, "-c", str(conf), "-p", tmp, "-e", f"{tmp}/error.log"]
             kind = "nginx"
         else:
+            if isinstance(root, list):
+                raise RuntimeError("one root per host needs nginx")
             cmd = [sys.executable, "-m", "benchmarks.static", str(root or "--tree"),
                    *map(str, ports)]
             kind = "aiohttp (nginx not installed: slower server, lower figures)"

@@ -5,21 +5,25 @@ RFC 9309: a 2xx file is obeyed; 4xx means everything is allowed; 5xx or a networ
 followed, and only the first 500 KiB of the file is read and parsed (the RFC's minimum):
 a larger file is cut there, never taken as "allow all".
 
-Memory is bounded whatever the hosts serve. Parsed rules cost about six times the text
-(3 MB for a 500 KiB file), so they are kept for the hosts used last, up to
-`PARSED_BYTES` of robots.txt text; older hosts keep their text compressed (up to
-`STORED_BYTES`) and are parsed again when needed; and at most `MAX_HOSTS` hosts are
+Memory and time are bounded whatever the hosts serve. Parsed rules cost about ten times
+the text (5 MB for a 500 KiB file), so they are kept for the files used last, up to
+`PARSED_BYTES` of robots.txt text; every file's text is kept compressed (up to
+`STORED_BYTES`) and parsed again when needed; hosts serving the same file (the subdomains
+of one site) share its text and its parsed rules; and at most `MAX_HOSTS` hosts are
 remembered at all, beyond which the oldest is fetched again if it comes back. A file over
-`_THREAD_BYTES` is parsed in a thread.
+`_THREAD_BYTES` is parsed in a thread, one file at a time, so that parsing (pure Python,
+holding the GIL) never takes more than about half the loop's time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from protego import Protego
 from yarl import URL
@@ -31,7 +35,7 @@ from crawler.retry import RetryPolicy, backoff
 logger = logging.getLogger(__name__)
 
 MAX_ROBOTS_BYTES = 500 * 1024
-PARSED_BYTES = 8 << 20  # robots.txt text whose parsed rules are kept at once
+PARSED_BYTES = 2 << 20  # robots.txt text whose parsed rules are kept at once
 STORED_BYTES = 16 << 20  # compressed text kept for hosts whose rules were let go
 MAX_HOSTS = 100_000  # hosts whose robots.txt outcome is remembered
 _THREAD_BYTES = 64 * 1024
@@ -69,31 +73,35 @@ class RobotsCache:
         self._parsed_budget = parsed_bytes
         self._stored_budget = stored_bytes
         self._max_hosts = max_hosts
-        # host -> True (allow all), a reason (unreachable) or the compressed robots.txt
-        self._hosts: OrderedDict[str, bool | str | bytes] = OrderedDict()
-        self._stored = 0  # bytes of compressed text in _hosts
-        self._parsed: OrderedDict[str, tuple[Protego, int]] = OrderedDict()  # rules, text size
-        self._parsed_size = 0
+        # host -> True (allow all), a reason (unreachable) or the digest of its robots.txt
+        self._hosts: OrderedDict[str, Verdict | bytes] = OrderedDict()
+        self._texts: dict[bytes, _Stored] = {}  # digest -> the text, compressed
+        self._stored = 0  # bytes of compressed text in _texts
+        self._parsed: OrderedDict[bytes, tuple[Protego, int]] = OrderedDict()  # digest ->
+        self._parsed_size = 0  # (rules, text size); the sum of those sizes
+        self._parsing: dict[bytes, asyncio.Future[None]] = {}
+        self._thread_parse = asyncio.Semaphore(1)
         self._last = ""  # the host verdict() moved to the end of _hosts last
         self.parses = 0  # files parsed, counting parses again after eviction
 
     def verdict(self, request: Request) -> Verdict:
         """Whether `request` may be fetched, once its host's robots.txt is known."""
         host = request.host
-        parsed = self._parsed.get(host)
-        if parsed is not None:
-            self._parsed.move_to_end(host)
-            return bool(parsed[0].can_fetch(request.path_qs, self._user_agent))
         state = self._hosts.get(host)
-        if state is None or isinstance(state, bytes):
-            return None  # unknown, or stored and not parsed: load() parses it again
-        if host != self._last:  # recency, without a move for every link of one host
+        if host != self._last and state is not None:  # recency, not moved for every link
             self._hosts.move_to_end(host)
             self._last = host
+        if isinstance(state, bytes):
+            parsed = self._parsed.get(state)
+            if parsed is None:
+                return None  # stored and not parsed: load() parses it again
+            self._parsed.move_to_end(state)
+            return bool(parsed[0].can_fetch(request.path_qs, self._user_agent))
         return state
 
     def crawl_delay(self, request: Request) -> float | None:
-        parsed = self._parsed.get(request.host)
+        state = self._hosts.get(request.host)
+        parsed = self._parsed.get(state) if isinstance(state, bytes) else None
         if parsed is not None:
             delay = parsed[0].crawl_delay(self._user_agent)
             return float(delay) if delay else None
@@ -104,49 +112,71 @@ class RobotsCache:
         parse robots.txt (retried per the policy)."""
         host = request.host
         state = self._hosts.get(host)
-        if isinstance(state, bytes):
-            self._hosts.move_to_end(host)
-            await self._parse(host, zlib.decompress(state).decode("utf-8", "replace"))
-            return
-        origin = request.yurl.origin()
-        outcome = await self._fetch_rules(origin.with_path("/robots.txt"))
-        if isinstance(outcome, bytes):
-            text = outcome.decode("utf-8", "replace")
-            self._remember(host, zlib.compress(outcome, 1))
-            await self._parse(host, text)
-        else:
-            self._remember(host, outcome)
-        logger.debug("robots.txt for %s: %s", origin,
-                     "parsed" if isinstance(outcome, bytes) else outcome)
+        if not isinstance(state, bytes):
+            origin = request.yurl.origin()
+            outcome = await self._fetch_rules(origin.with_path("/robots.txt"))
+            logger.debug("robots.txt for %s: %s", origin,
+                         "fetched" if isinstance(outcome, bytes) else outcome)
+            if not isinstance(outcome, bytes):
+                self._remember(host, outcome)
+                return
+            state = hashlib.blake2b(outcome, digest_size=16).digest()
+            if state not in self._texts:
+                stored = _Stored(zlib.compress(outcome, 1), len(outcome))
+                self._texts[state] = stored
+                self._stored += len(stored.compressed)
+            self._remember(host, state)
+        await self._parse(state)
 
-    async def _parse(self, host: str, text: str) -> None:
-        if len(text) > _THREAD_BYTES:
-            rules = await asyncio.to_thread(Protego.parse, text)
-        else:
-            rules = Protego.parse(text)
-        self.parses += 1
-        old = self._parsed.pop(host, None)
-        if old is not None:
-            self._parsed_size -= old[1]
-        self._parsed[host] = (rules, len(text))
-        self._parsed_size += len(text)
-        while self._parsed_size > self._parsed_budget and len(self._parsed) > 1:
-            _, (_, size) = self._parsed.popitem(last=False)
-            self._parsed_size -= size
+    async def _parse(self, digest: bytes) -> None:
+        """Parse the stored text of `digest` unless its rules are parsed (or being parsed)."""
+        while digest not in self._parsed:
+            pending = self._parsing.get(digest)
+            if pending is not None:
+                await asyncio.shield(pending)
+                continue
+            stored = self._texts.get(digest)
+            if stored is None:
+                return  # forgotten meanwhile: verdict() says None, the caller loads again
+            self._parsing[digest] = asyncio.get_running_loop().create_future()
+            try:
+                if stored.size > _THREAD_BYTES:
+                    async with self._thread_parse:
+                        rules = await asyncio.to_thread(_parse_text, stored.compressed)
+                else:
+                    rules = _parse_text(stored.compressed)
+            finally:
+                self._parsing.pop(digest).set_result(None)
+            self.parses += 1
+            if digest not in self._texts:
+                return
+            self._parsed[digest] = (rules, stored.size)
+            self._parsed_size += stored.size
+            while self._parsed_size > self._parsed_budget and len(self._parsed) > 1:
+                _, (_, size) = self._parsed.popitem(last=False)
+                self._parsed_size -= size
 
-    def _remember(self, host: str, state: bool | str | bytes) -> None:
-        old = self._hosts.pop(host, None)
-        if isinstance(old, bytes):
-            self._stored -= len(old)
+    def _remember(self, host: str, state: Verdict | bytes) -> None:
+        self._forget(host)
         self._hosts[host] = state
         if isinstance(state, bytes):
-            self._stored += len(state)
+            self._texts[state].hosts += 1
         while len(self._hosts) > 1 and (len(self._hosts) > self._max_hosts
                                         or self._stored > self._stored_budget):
-            gone, dropped = self._hosts.popitem(last=False)
-            if isinstance(dropped, bytes):
-                self._stored -= len(dropped)
-            parsed = self._parsed.pop(gone, None)
+            self._forget(next(iter(self._hosts)))
+
+    def _forget(self, host: str) -> None:
+        state = self._hosts.pop(host, None)
+        if host == self._last:
+            self._last = ""
+        if not isinstance(state, bytes):
+            return
+        stored = self._texts[state]
+        stored.hosts -= 1
+        if stored.hosts <= 0:
+            del self._texts[state]
+            self._stored -= len(stored.compressed)
+            parsed = self._parsed.pop(state, None)
             if parsed is not None:
                 self._parsed_size -= parsed[1]
 
@@ -161,7 +191,7 @@ class RobotsCache:
             else:
                 status = response.status
                 if 200 <= status < 300:
-                    return response.body[:MAX_ROBOTS_BYTES]
+                    return _whole_lines(response.body)
                 if 300 <= status < 500 and status not in _UNREACHABLE:
                     return True  # unavailable (or too many redirects): crawl freely
                 reason = f"http_{status}"
@@ -184,3 +214,24 @@ class RobotsCache:
             except ValueError:
                 return response
         return response
+
+
+@dataclass(slots=True)
+class _Stored:
+    compressed: bytes
+    size: int  # of the text
+    hosts: int = 0  # hosts serving it
+
+
+def _parse_text(compressed: bytes) -> Protego:
+    return Protego.parse(zlib.decompress(compressed).decode("utf-8", "replace"))
+
+
+def _whole_lines(body: bytes) -> bytes:
+    """The first MAX_ROBOTS_BYTES of a robots.txt, without a line cut short by the limit
+    (`Disallow: /private` cut to `Disallow: /` would forbid the whole host)."""
+    if len(body) < MAX_ROBOTS_BYTES:
+        return body
+    body = body[:MAX_ROBOTS_BYTES]
+    end = max(body.rfind(b"\n"), body.rfind(b"\r"))
+    return body[:end + 1] if end >= 0 else body

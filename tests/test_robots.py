@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -19,13 +21,15 @@ def _big_robots(lines: int, first: str = "Disallow: /private") -> bytes:
 class _Server:
     """A fake fetch serving one robots.txt per host, counting fetches."""
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, distinct: bool = True) -> None:
         self.body = body
+        self.distinct = distinct  # each host's file differs (by a comment naming it)
         self.fetches: list[str] = []
 
     async def fetch(self, request: Request) -> Response:
         self.fetches.append(request.host)
-        return Response(request.url, 200, CIMultiDict(), self.body, request)
+        body = f"# {request.host}\n".encode() + self.body if self.distinct else self.body
+        return Response(request.url, 200, CIMultiDict(), body, request)
 
 
 async def test_only_the_first_500_kib_is_parsed_never_allow_all():
@@ -34,7 +38,20 @@ async def test_only_the_first_500_kib_is_parsed_never_allow_all():
     await cache.load(request)
     assert cache.verdict(request) is False  # Disallow: /private comes first and is obeyed
     assert cache.verdict(Request("http://a.test:1/ok")) is True
-    assert cache._parsed["http://a.test:1"][1] <= MAX_ROBOTS_BYTES
+    assert cache._parsed_size <= MAX_ROBOTS_BYTES
+
+
+async def test_a_line_cut_by_the_limit_is_not_read_as_a_shorter_rule():
+    # lines sized so that the 500 KiB limit falls just after "Disallow: /" of a line
+    line, cut = "Disallow: /private/p000000\n", "Disallow: /"
+    count = (MAX_ROBOTS_BYTES - len(cut) - 100) // len(line)
+    pad = MAX_ROBOTS_BYTES - len(cut) - count * len(line) - len("User-agent: *\n#\n")
+    body = "User-agent: *\n#" + "x" * pad + "\n" + line * (count + 1)
+    assert body.encode()[:MAX_ROBOTS_BYTES].endswith(b"Disallow: /")
+    cache = RobotsCache(_Server(body.encode()).fetch, user_agent="bot")
+    await cache.load(Request("http://a.test:1/"))
+    assert cache.verdict(Request("http://a.test:1/page.html")) is True
+    assert cache.verdict(Request("http://a.test:1/private/p000000")) is False
 
 
 async def test_rules_are_let_go_and_parsed_again_without_fetching_again():
@@ -50,6 +67,39 @@ async def test_rules_are_let_go_and_parsed_again_without_fetching_again():
     assert cache.verdict(first) is False
     assert len(server.fetches) == 10  # no second fetch
     assert cache.parses == 11
+
+
+async def test_hosts_serving_one_file_share_its_text_and_rules():
+    server = _Server(_big_robots(10_000), distinct=False)
+    cache = RobotsCache(server.fetch, user_agent="bot", parsed_bytes=1 << 20)
+    hosts = [f"http://h{i}.test/" for i in range(50)]
+    for host in hosts:
+        await cache.load(Request(host))
+    assert len(server.fetches) == 50 and cache.parses == 1
+    assert len(cache._texts) == 1 and len(cache._parsed) == 1
+    for host in hosts:
+        assert cache.verdict(Request(host + "private/x")) is False
+        assert cache.verdict(Request(host + "ok")) is True
+
+
+async def test_large_files_are_parsed_one_at_a_time_off_the_loop():
+    cache = RobotsCache(_Server(_big_robots(10_000)).fetch, user_agent="bot")
+    probe_late = 0.0
+
+    async def probe() -> None:
+        nonlocal probe_late
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.005)
+            probe_late = max(probe_late, loop.time() - before - 0.005)
+
+    task = asyncio.create_task(probe())
+    await asyncio.gather(*(cache.load(Request(f"http://h{i}.test/")) for i in range(8)))
+    task.cancel()
+    assert cache.parses == 8
+    assert all(cache.verdict(Request(f"http://h{i}.test/private/x")) is False for i in range(8))
+    assert probe_late < 0.1  # each parse takes ~0.1 s of Python; none ran on the loop
 
 
 async def test_hosts_beyond_the_bound_are_forgotten_and_fetched_again():
