@@ -83,7 +83,8 @@ async def test_hosts_serving_one_file_share_its_text_and_rules():
 
 
 async def test_large_files_are_parsed_one_at_a_time_off_the_loop():
-    cache = RobotsCache(_Server(_big_robots(10_000)).fetch, user_agent="bot")
+    cache = RobotsCache(_Server(_big_robots(10_000)).fetch, user_agent="bot",
+                        parsed_bytes=8 << 20)
     probe_late = 0.0
 
     async def probe() -> None:
