@@ -87,7 +87,9 @@ def measure(name: str, cmd: list[str], out: Path, sample: bool = False) -> Run:
     out.unlink(missing_ok=True)
     series: list[tuple[float, int]] = []
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # stderr to a file: a pipe nobody reads fills at 64 KiB and blocks a chatty contender
+    errors = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errors)
     stop = threading.Event()
 
     peak_kb = [0]
@@ -112,7 +114,9 @@ def measure(name: str, cmd: list[str], out: Path, sample: bool = False) -> Run:
     wall = time.perf_counter() - started
     stop.set()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    errors.seek(0)
+    err = errors.read().decode(errors="replace")
+    errors.close()
     if proc.returncode:
         raise RuntimeError(f"{name} exited {proc.returncode}: {err[-2000:]}")
     urls = [json.loads(line)["url"] for line in out.read_bytes().splitlines() if line.strip()]
