@@ -12,6 +12,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 
+from crawler.exceptions import Kind
+
 ACCEPT_ENCODING = "gzip, deflate"
 _GZIP_MAGIC = b"\x1f\x8b"
 _PIECE = 1 << 20  # bytes inflated per step
@@ -20,7 +22,7 @@ _PIECE = 1 << 20  # bytes inflated per step
 class DecodingError(Exception):
     """The body is not what its Content-Encoding says: `kind` is the stats key."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: Kind, message: str) -> None:
         super().__init__(message)
         self.kind = kind
 
@@ -50,7 +52,7 @@ class Inflater:
             return cls(True, limit)
         if coding == "deflate":
             return cls(False, limit)
-        raise DecodingError("content_encoding", f"unsupported Content-Encoding {coding!r} "
+        raise DecodingError(Kind.CONTENT_ENCODING, f"unsupported Content-Encoding {coding!r} "
                                                 f"(we asked for {ACCEPT_ENCODING})")
 
     def feed(self, data: bytes) -> Iterator[bytes]:
@@ -72,7 +74,7 @@ class Inflater:
                 piece = self._inflate.decompress(
                     data, min(_PIECE, self._limit - self._size + 1))
             except zlib.error as exc:
-                raise DecodingError("payload", f"broken {'gzip' if self._gzip else 'deflate'} "
+                raise DecodingError(Kind.PAYLOAD, f"broken {'gzip' if self._gzip else 'deflate'} "
                                                f"stream: {exc}") from None
             self._size += len(piece)
             if self._inflate.eof:
@@ -85,5 +87,5 @@ class Inflater:
     def finish(self) -> None:
         """The body has ended: it must have ended with its stream."""
         if self._fed and not self._ended:
-            raise DecodingError("payload", "the body ends before its "
+            raise DecodingError(Kind.PAYLOAD, "the body ends before its "
                                            f"{'gzip' if self._gzip else 'deflate'} stream does")

@@ -11,6 +11,8 @@ many bytes instead of failing (robots.txt is read that way).
 from __future__ import annotations
 
 import asyncio
+import logging
+import ssl
 from types import TracebackType
 from typing import Protocol
 
@@ -18,9 +20,12 @@ import aiohttp
 from multidict import CIMultiDict
 
 from crawler.compression import ACCEPT_ENCODING, DecodingError, Inflater
-from crawler.exceptions import DownloadError
+from crawler.exceptions import DownloadError, Kind
 from crawler.http import Request, Response
 from crawler.settings import Settings
+
+logger = logging.getLogger(__name__)
+_TLS_WARNINGS = 1000  # origins named in a TLS warning; later ones only counted
 
 
 class Downloader(Protocol):
@@ -41,6 +46,7 @@ class HttpDownloader:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._tls_warned: set[str] = set()  # origins whose TLS failure was logged
         # sent with every request, not set on the session: a request may drop one (None)
         self._headers: CIMultiDict[str] = CIMultiDict({
             "User-Agent": settings.user_agent,
@@ -56,6 +62,7 @@ class HttpDownloader:
             limit_per_host=0,  # the frontier enforces per-host limits
             ttl_dns_cache=300,
             enable_cleanup_closed=False,
+            ssl=s.tls_context(),
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -83,21 +90,23 @@ class HttpDownloader:
         except DownloadError:
             raise
         except TimeoutError as exc:
-            raise DownloadError("timeout", f"timed out: {exc!s}", request) from exc
+            raise DownloadError(Kind.TIMEOUT, f"timed out: {exc!s}", request) from exc
         except aiohttp.ClientConnectorDNSError as exc:
-            raise DownloadError("dns", f"DNS lookup failed: {exc}", request) from exc
+            raise DownloadError(Kind.DNS, f"DNS lookup failed: {exc}", request) from exc
+        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+            raise self._tls_failure(request, exc) from exc
         except aiohttp.ClientConnectorError as exc:
-            raise DownloadError("connection", f"cannot connect: {exc}", request) from exc
+            raise DownloadError(Kind.CONNECTION, f"cannot connect: {exc}", request) from exc
         except aiohttp.ClientPayloadError as exc:
-            raise DownloadError("payload", f"broken body: {exc}", request) from exc
+            raise DownloadError(Kind.PAYLOAD, f"broken body: {exc}", request) from exc
         except aiohttp.InvalidURL as exc:
-            raise DownloadError("invalid_url", f"invalid URL: {exc}", request) from exc
+            raise DownloadError(Kind.INVALID_URL, f"invalid URL: {exc}", request) from exc
         except aiohttp.ClientResponseError as exc:
-            raise DownloadError("protocol", f"bad response: {exc.message}", request) from exc
+            raise DownloadError(Kind.PROTOCOL, f"bad response: {exc.message}", request) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise DownloadError("connection", f"{type(exc).__name__}: {exc}", request) from exc
+            raise DownloadError(Kind.CONNECTION, f"{type(exc).__name__}: {exc}", request) from exc
         except (ValueError, UnicodeError) as exc:
-            raise DownloadError("invalid_request", f"{type(exc).__name__}: {exc}", request) \
+            raise DownloadError(Kind.INVALID_REQUEST, f"{type(exc).__name__}: {exc}", request) \
                 from exc
 
     async def _fetch(self, session: aiohttp.ClientSession, request: Request) -> Response:
@@ -115,7 +124,7 @@ class HttpDownloader:
             declared = resp.content_length
             if declared is not None and declared > limit and not truncate:
                 raise DownloadError(
-                    "too_large", f"Content-Length {declared} exceeds {limit} bytes", request
+                    Kind.TOO_LARGE, f"Content-Length {declared} exceeds {limit} bytes", request
                 )
             try:
                 inflater = Inflater.for_encoding(resp.headers.get("Content-Encoding", ""), limit)
@@ -124,6 +133,17 @@ class HttpDownloader:
                 raise DownloadError(exc.kind, str(exc), request) from None
             return Response(resp.url, resp.status, resp.headers, body, request)
 
+
+    def _tls_failure(self, request: Request, exc: Exception) -> DownloadError:
+        """A certificate or handshake failure: not retried, and said once per host at
+        WARNING, since only a setting changes the outcome."""
+        reason = getattr(exc, "certificate_error", None) or exc
+        origin = str(request.yurl.origin())
+        if origin not in self._tls_warned and len(self._tls_warned) < _TLS_WARNINGS:
+            self._tls_warned.add(origin)
+            logger.warning("TLS failure at %s: %s (trust its CA with -s tls_ca_bundle=FILE, "
+                           "or skip verification with -s tls_verify=false)", origin, reason)
+        return DownloadError(Kind.TLS, f"TLS failure: {reason}", request)
 
     def _request_headers(self, request: Request) -> CIMultiDict[str]:
         """The default headers with the request's own replacing them; None drops one."""
@@ -160,6 +180,6 @@ async def _read_limited(resp: aiohttp.ClientResponse, limit: int, inflater: Infl
                 await asyncio.sleep(0)  # a fast stream or a bomb must not hold the loop
     if size > limit:
         if not truncate:
-            raise DecodingError("too_large", f"body exceeds {limit} bytes")
+            raise DecodingError(Kind.TOO_LARGE, f"body exceeds {limit} bytes")
         return b"".join(chunks)[:limit]
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -31,6 +31,7 @@ from crawler.exceptions import (
     DropItem,
     HttpError,
     IgnoreRequest,
+    Kind,
     RequestFailed,
     StartupError,
 )
@@ -42,11 +43,11 @@ from crawler.monitor import LoopWatch, log_progress
 from crawler.outputs import Outputs
 from crawler.parsing import TooComplex
 from crawler.pipelines import load_pipelines, process
-from crawler.plugins import Interrupted, call, describe
+from crawler.plugins import Interrupted, PluginThread, call, describe
 from crawler.ratelimit import HostPolicy
 from crawler.retry import RetryPolicy
 from crawler.robots import RobotsCache
-from crawler.scheduler import ROBOTS_DISALLOWED, Scheduler
+from crawler.scheduler import Scheduler
 from crawler.settings import Settings
 from crawler.spider import Spider, start_url_list
 from crawler.stats import Stats
@@ -143,6 +144,7 @@ class Crawler:
         self._kill_timer: asyncio.TimerHandle | None = None
         self._watch = LoopWatch(self.stats)
         self._pipelines = load_pipelines(s.item_pipelines, self)
+        self._plugin_thread = PluginThread()  # sync plugin code runs there, off the loop
 
     # lifecycle ------------------------------------------------------------------------------
 
@@ -158,6 +160,7 @@ class Crawler:
         try:
             await self._open_crawl_close()
         finally:
+            self._plugin_thread.close()
             self._watch.finish()
             watch.cancel()
             self.stats.elapsed_seconds = loop.time() - started
@@ -254,7 +257,8 @@ class Crawler:
             return
         what = f"{type(pipeline).__name__}.open_spider()"
         try:
-            await call(hook, self.spider, stop=self._stopping, what=what)
+            await call(hook, self.spider, stop=self._stopping, what=what,
+                       thread=self._plugin_thread)
         except (Interrupted, asyncio.CancelledError):
             raise
         except Exception as exc:
@@ -277,7 +281,7 @@ class Crawler:
                             kind: str) -> None:
         """Run a user close hook; a failure is logged and counted, never raised."""
         try:
-            await call(hook, arg, stop=self._killed, what=what)
+            await call(hook, arg, stop=self._killed, what=what, thread=self._plugin_thread)
         except Interrupted:
             logger.warning("%s did not finish: cut short by the stop", what)
             self.stats.errors[kind] += 1
@@ -330,7 +334,7 @@ class Crawler:
             return
         logger.error("internal task %s failed; stopping the crawl", task.get_name(),
                      exc_info=task.exception())
-        self.stats.errors["internal"] += 1
+        self.stats.errors[Kind.INTERNAL] += 1
         self.stats.finish_reason = self.stats.finish_reason or "internal_error"
         self._done.set()
 
@@ -379,7 +383,7 @@ class Crawler:
                 raise
             except Exception:  # a bug of ours must not kill the worker
                 logger.exception("internal error processing %s", request.url)
-                self.stats.errors["internal"] += 1
+                self.stats.errors[Kind.INTERNAL] += 1
             finally:
                 self._busy -= 1
             self._check_done()
@@ -402,7 +406,7 @@ class Crawler:
             failure = exc
         except Exception as exc:
             logger.exception("internal error fetching %s", request.url)
-            failure = DownloadError("internal", f"{type(exc).__name__}: {exc}", request)
+            failure = DownloadError(Kind.INTERNAL, f"{type(exc).__name__}: {exc}", request)
         finally:
             latency = loop.time() - started
             self.stats.record_host(request.host, latency)
@@ -432,7 +436,7 @@ class Crawler:
                     # in a thread: Lexbor parses without the GIL, and the loop runs on
                     await asyncio.to_thread(response.parse, checked=True)
                 except TooComplex as exc:
-                    await self._fail(request, DownloadError("too_complex", str(exc), request),
+                    await self._fail(request, DownloadError(Kind.TOO_COMPLEX, str(exc), request),
                                      response)
                     return
             callback = request.callback or self.spider.parse
@@ -445,7 +449,7 @@ class Crawler:
 
     async def _refused(self, request: Request, exc: Exception, kind: str) -> None:
         """robots.txt refused the request, or could not be read: its errback is called."""
-        if kind == ROBOTS_DISALLOWED:
+        if kind == Kind.ROBOTS_DISALLOWED:
             await self._errback(request, Failure(request, exc, kind))
         else:
             assert isinstance(exc, RequestFailed)
@@ -478,14 +482,14 @@ class Crawler:
         location = response.headers["Location"]
         if times > self.settings.max_redirects:
             await self._fail(request, DownloadError(
-                "too_many_redirects", f"more than {self.settings.max_redirects} redirects",
+                Kind.TOO_MANY_REDIRECTS, f"more than {self.settings.max_redirects} redirects",
                 request))
             return
         try:
             joined = URL(response.url).join(URL(location.strip())).with_fragment(None)
         except (ValueError, TypeError):
             joined = None
-        parsed = parse_url(joined) if joined is not None else "invalid_url"
+        parsed = parse_url(joined) if joined is not None else Kind.INVALID_URL
         if isinstance(parsed, str):  # javascript:, mailto:, a broken Location
             await self._fail(request, DownloadError(
                 parsed, f"redirect to {location[:200]!r}: {parsed.replace('_', ' ')}", request))
@@ -493,7 +497,7 @@ class Crawler:
         target = str(parsed)
         if target in chain:
             await self._fail(request, DownloadError(
-                "redirect_loop", f"redirect loop back to {target}", request))
+                Kind.REDIRECT_LOOP, f"redirect loop back to {target}", request))
             return
         keep_method = response.status in (307, 308) or (
             response.status in (301, 302) and request.method in ("GET", "HEAD"))
@@ -607,7 +611,7 @@ class Crawler:
         if limit is not None and self.stats.items >= limit:
             return
         try:
-            item = await process(self._pipelines, item, self.spider)
+            item = await process(self._pipelines, item, self.spider, self._plugin_thread)
         except DropItem as exc:
             self.stats.items_dropped += 1
             logger.debug("dropped item: %s", exc)

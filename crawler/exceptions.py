@@ -15,10 +15,44 @@ CrawlerError
 
 from __future__ import annotations
 
+import enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from crawler.http import Request, Response
+
+
+class Kind(enum.StrEnum):
+    """Why a request failed or was refused: the stats key it is counted under (`errors`).
+
+    A member equals its string (`Kind.TIMEOUT == "timeout"`); HTTP statuses are
+    `http_kind(404) == "http_404"`.
+    """
+
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"  # refused, reset, unreachable
+    DNS = "dns"
+    TLS = "tls"  # certificate or handshake failure: not retried
+    PAYLOAD = "payload"  # a body cut short or broken (also a truncated gzip stream)
+    TOO_LARGE = "too_large"
+    CONTENT_ENCODING = "content_encoding"  # an unknown Content-Encoding
+    PROTOCOL = "protocol"  # broken HTTP framing
+    INVALID_URL = "invalid_url"
+    UNSUPPORTED_SCHEME = "unsupported_scheme"
+    INVALID_REQUEST = "invalid_request"  # a request the HTTP client refuses to send
+    REDIRECT_LOOP = "redirect_loop"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    TOO_COMPLEX = "too_complex"  # HTML that would take seconds to parse
+    ROBOTS_DISALLOWED = "robots_disallowed"
+    INTERNAL = "internal"  # a bug in the crawler or a plugin; the request is released
+
+
+RETRYABLE = frozenset({Kind.TIMEOUT, Kind.CONNECTION, Kind.DNS, Kind.PAYLOAD})
+
+
+def http_kind(status: int) -> str:
+    """The kind of a response whose status is not handled: `http_<status>`."""
+    return f"http_{status}"
 
 
 class CrawlerError(Exception):
@@ -66,7 +100,7 @@ class RequestFailed(CrawlerError):
 
     def __init__(self, kind: str, message: str, request: Request | None = None) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind = str(kind)  # a plain string: the stats key
         self.request = request
 
 
@@ -79,7 +113,7 @@ class HttpError(RequestFailed):
 
     def __init__(self, response: Response) -> None:
         super().__init__(
-            f"http_{response.status}",
+            http_kind(response.status),
             f"ignoring response <{response.status} {response.url}>: status not handled",
             response.request,
         )

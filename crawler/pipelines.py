@@ -11,6 +11,8 @@ Usage:
 
 A pipeline class with a `from_crawler(crawler)` classmethod is built with it, and reads
 `crawler.settings`, `crawler.stats` and `crawler.spider` there (Scrapy's convention).
+A plain (sync) `process_item`, `open_spider` or `close_spider` runs in the crawl's plugin
+thread, one call at a time, so blocking code there never holds the event loop.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import inspect
 from typing import TYPE_CHECKING, Any, Protocol
 
 from crawler.exceptions import DropItem, StartupError
-from crawler.plugins import build
+from crawler.plugins import PluginThread, build, is_async
 
 if TYPE_CHECKING:
     from crawler.spider import Spider
@@ -43,10 +45,16 @@ def load_pipelines(specs: tuple[Any, ...], crawler: Any) -> list[Any]:
     return pipelines
 
 
-async def process(pipelines: list[Any], item: Any, spider: Spider) -> Any:
-    """Pass `item` through every pipeline; raises DropItem when one drops it."""
+async def process(pipelines: list[Any], item: Any, spider: Spider,
+                  thread: PluginThread | None = None) -> Any:
+    """Pass `item` through every pipeline; raises DropItem when one drops it. A sync
+    `process_item` runs in `thread` (inline without one)."""
     for pipeline in pipelines:
-        result = pipeline.process_item(item, spider)
+        fn = pipeline.process_item
+        if thread is not None and not is_async(fn):
+            result = await thread.run(fn, item, spider)
+        else:
+            result = fn(item, spider)
         if inspect.isawaitable(result):
             result = await result
         if result is None:

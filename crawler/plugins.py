@@ -3,8 +3,11 @@
 `build(spec, crawler)` turns a class, an instance or a dotted "module.Class" path into an
 object, calling `from_crawler(crawler)` when the class defines it (Scrapy's
 `build_from_crawler`), so a plugin can read `crawler.settings`, `crawler.stats` and
-`crawler.spider`. `until(awaitable, event)` awaits a user coroutine that a stop may cut
-short, so a hook that never returns cannot hold the crawl.
+`crawler.spider`. `call(fn, ...)` calls user plugin code: `async def` on the event loop
+(`is_async` is the one place that tells them apart), plain functions in the crawl's
+`PluginThread`, so that a pipeline's blocking driver or `time.sleep` never holds the loop,
+as Starlette runs sync endpoints. `until(awaitable, event)` awaits user code that a stop may
+cut short, so a hook that never returns cannot hold the crawl.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import asyncio
 import importlib
 import inspect
 import logging
+import queue
+import threading
 import traceback
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from crawler.exceptions import StartupError
@@ -60,12 +65,76 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-async def call(fn: Any, *args: Any, stop: asyncio.Event | None = None, what: str = "") -> Any:
-    """Call a sync or async user function; an async one is abandoned if `stop` fires first
-    (raising Interrupted), and one that runs long is named in a warning."""
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        result = await until(result, stop, what or getattr(fn, "__qualname__", repr(fn)))
+def is_async(fn: Any) -> bool:
+    """Whether `fn` is declared async: `async def`, through functools.partial too, or an
+    object whose `__call__` is."""
+    return inspect.iscoroutinefunction(fn) or \
+        inspect.iscoroutinefunction(getattr(type(fn), "__call__", None))  # noqa: B004
+
+
+class PluginThread:
+    """Runs sync plugin code, one call at a time and in order, in a daemon thread of its
+    own. Calls never overlap (plugins need not be thread-safe among themselves), and a call
+    stuck forever cannot keep the process from exiting. `close()` lets the thread end.
+
+    Usage: `result = await thread.run(pipeline.process_item, item, spider)`.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="crawler-plugins",
+                                            daemon=True)
+            self._thread.start()
+        self._jobs.put((loop, future, fn, args))
+        return future
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread = None
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            loop, future, fn, args = job
+            try:
+                outcome: tuple[bool, Any] = (True, fn(*args))
+            except Exception as exc:
+                outcome = (False, exc)
+            except BaseException as exc:  # SystemExit in a pipeline: an error, not ours
+                outcome = (False, RuntimeError(f"{type(exc).__name__} raised in {fn!r}"))
+            try:
+                loop.call_soon_threadsafe(_settle, future, *outcome)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # abandoned by a stop
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+async def call(fn: Any, *args: Any, stop: asyncio.Event | None = None, what: str = "",
+               thread: PluginThread | None = None) -> Any:
+    """Call a user function: async on the loop, sync in `thread` (inline without one).
+    The call is abandoned if `stop` fires first (raising Interrupted), and one that runs
+    long is named in a warning."""
+    what = what or getattr(fn, "__qualname__", repr(fn))
+    if thread is not None and not is_async(fn):
+        result = await until(thread.run(fn, *args), stop, what)
+    else:
+        result = fn(*args)
+    if inspect.isawaitable(result):  # async, or a sync function that returned a coroutine
+        result = await until(result, stop, what)
     return result
 
 

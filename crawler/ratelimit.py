@@ -11,25 +11,29 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from crawler.settings import Settings
+from crawler.settings import Settings
 
 BACKOFF_STATUSES = frozenset({429, 503})
+
+
+_DEFAULTS = Settings()
 
 
 @dataclass(frozen=True, slots=True)
 class HostPolicy:
     """Limits applied to every host."""
 
-    concurrency: int = 8  # requests in flight per host
-    delay: float = 0.0  # seconds between the starts of two requests to a host
-    randomize: bool = False  # each gap is delay x uniform(0.5, 1.5)
-    autothrottle: bool = False  # adapt the delay to the host's latency
-    target_concurrency: float = 1.0  # autothrottle: requests the host should be serving
-    start_delay: float = 5.0  # autothrottle: the delay before any latency is known
-    max_delay: float = 60.0  # autothrottle and Crawl-delay never exceed this
+    # the defaults are Settings' own, so that HostPolicy() is as polite as a default crawl
+    concurrency: int = _DEFAULTS.per_host_concurrency  # requests in flight per host
+    delay: float = _DEFAULTS.download_delay  # seconds between the starts of two requests
+    randomize: bool = _DEFAULTS.randomize_download_delay  # gap is delay x U(0.5, 1.5)
+    autothrottle: bool = _DEFAULTS.autothrottle  # adapt the delay to the host's latency
+    # autothrottle: requests the host should be serving; the delay before any latency is
+    # known; and the ceiling for autothrottle and Crawl-delay
+    target_concurrency: float = _DEFAULTS.autothrottle_target_concurrency
+    start_delay: float = _DEFAULTS.autothrottle_start_delay
+    max_delay: float = _DEFAULTS.autothrottle_max_delay
 
     @classmethod
     def from_settings(cls, s: Settings) -> HostPolicy:

@@ -12,31 +12,33 @@ import random
 import time
 from dataclasses import dataclass
 
+from crawler.exceptions import RETRYABLE, Kind
 from crawler.http import Request, Response
 from crawler.ratelimit import BACKOFF_STATUSES
 from crawler.settings import Settings
 
-RETRYABLE_KINDS = frozenset({"timeout", "connection", "dns", "payload"})
+_DEFAULTS = Settings()
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Usage: `delay = RetryPolicy.from_settings(settings).delay(request, "timeout")`."""
+    """Usage: `delay = RetryPolicy.from_settings(settings).delay(request)`."""
 
-    retries: int = 3
-    http_codes: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504, 522, 524})
-    base: float = 1.0
-    cap: float = 60.0
+    # the defaults are Settings' own: one source for every default
+    retries: int = _DEFAULTS.retries
+    http_codes: frozenset[int] = frozenset(_DEFAULTS.retry_http_codes)
+    base: float = _DEFAULTS.retry_backoff_base
+    cap: float = _DEFAULTS.retry_backoff_max
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetryPolicy:
         return cls(settings.retries, frozenset(settings.retry_http_codes),
                    settings.retry_backoff_base, settings.retry_backoff_max)
 
-    def retryable(self, kind: str, status: int | None = None) -> bool:
+    def retryable(self, kind: Kind | str, status: int | None = None) -> bool:
         if status is not None:
             return status in self.http_codes
-        return kind in RETRYABLE_KINDS
+        return kind in RETRYABLE
 
     def delay(self, request: Request, response: Response | None = None) -> float | None:
         """Seconds to wait before the next try, or None when the tries are used up."""

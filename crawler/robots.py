@@ -188,6 +188,8 @@ class RobotsCache:
                 response = await self._fetch_following(robots_url)
             except DownloadError as exc:
                 reason = exc.kind
+                if not self._retry.retryable(reason):
+                    attempt = self._retry.retries  # a TLS failure, a bad URL: no use trying
             else:
                 status = response.status
                 if 200 <= status < 300:

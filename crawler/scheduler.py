@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from crawler.exceptions import DownloadError, IgnoreRequest
+from crawler.exceptions import DownloadError, IgnoreRequest, Kind
 from crawler.frontier import Frontier
 from crawler.guards import TrapGuards
 from crawler.http import Request
@@ -27,7 +27,6 @@ from crawler.settings import Settings
 from crawler.stats import Stats
 from crawler.urls import AllowedDomains, parse_url
 
-ROBOTS_DISALLOWED = "robots_disallowed"
 _SEED_WINDOW = 10_000  # queued requests at which start() waits, at least
 _HOSTS_CACHED = 10_000  # hosts whose allowed_domains verdict is kept
 
@@ -99,7 +98,7 @@ class Scheduler:
                 return self._admit(request, allowed)
         parsed = parse_url(request._yurl if request._yurl is not None else request.url)
         if isinstance(parsed, str):
-            if parsed == "invalid_url":
+            if parsed is Kind.INVALID_URL:
                 self._stats.invalid_url += 1
             else:
                 self._stats.unsupported_scheme += 1
@@ -203,7 +202,8 @@ class Scheduler:
             self._stats.robots_disallowed += 1
             logger.debug("robots.txt disallows %s", request.url)
             await self.on_refused(
-                request, IgnoreRequest(f"robots.txt disallows {request.url}"), ROBOTS_DISALLOWED)
+                request, IgnoreRequest(f"robots.txt disallows {request.url}"),
+                Kind.ROBOTS_DISALLOWED)
         else:
             reason = str(verdict)
             await self.on_refused(request, DownloadError(
@@ -274,7 +274,7 @@ class Scheduler:
                 if not self.paused:
                     await self._add(request, fp, force=True)  # its fingerprint is recorded
             else:
-                await self._refuse(request, "internal" if verdict is None else verdict)
+                await self._refuse(request, Kind.INTERNAL if verdict is None else verdict)
         self._check_room()
         self.on_settled()
 

@@ -11,6 +11,7 @@ import difflib
 import logging
 import math
 import re
+import ssl
 import types
 import typing
 from collections.abc import Mapping
@@ -67,6 +68,8 @@ class Settings:
     max_url_length: int = 2083
     max_query_variants: int | None = 10_000
     user_agent: str = DEFAULT_USER_AGENT
+    tls_verify: bool = True  # Scrapy does not verify certificates by default; we do
+    tls_ca_bundle: str | None = None  # a PEM file of CA certificates to trust as well
     item_pipelines: tuple[Any, ...] = ()
     feed_fields: tuple[str, ...] | None = None
     log_level: str = "INFO"
@@ -118,6 +121,22 @@ class Settings:
         _check("feed_fields", self.feed_fields is None or all(self.feed_fields),
                "must be non-empty field names")
         _check("log_level", self.log_level.upper() in _LOG_LEVELS, f"must be one of {_LOG_LEVELS}")
+        if self.tls_ca_bundle is not None:
+            try:
+                self.tls_context()
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                _check("tls_ca_bundle", False, f"cannot be loaded as PEM certificates: {exc}")
+
+    def tls_context(self) -> ssl.SSLContext | bool:
+        """What the HTTP client verifies certificates with: True (the system's CAs), False
+        (nothing: `tls_verify=False`) or a context trusting `tls_ca_bundle` as well."""
+        if not self.tls_verify:
+            return False
+        if self.tls_ca_bundle is None:
+            return True
+        context = ssl.create_default_context()
+        context.load_verify_locations(cafile=self.tls_ca_bundle)
+        return context
 
     @property
     def log_level_number(self) -> int:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 from yarl import URL
 
+from crawler.exceptions import Kind
+
 if TYPE_CHECKING:
     from crawler.http import Request
 
@@ -19,22 +21,23 @@ FETCHABLE_SCHEMES = frozenset({"http", "https"})
 MAX_URL_LENGTH = 65_536  # beyond any setting of max_url_length: not even parsed
 
 
-def parse_url(url: str | URL) -> URL | str:
-    """Parse an absolute http(s) URL, or say why not: "invalid_url" (unparseable, relative,
-    no host, over 64 KiB) or "unsupported_scheme" (mailto:, javascript:, data:, ftp:, ...).
+def parse_url(url: str | URL) -> URL | Kind:
+    """Parse an absolute http(s) URL, or say why not: `Kind.INVALID_URL` (unparseable,
+    relative, no host, over 64 KiB) or `Kind.UNSUPPORTED_SCHEME` (mailto:, javascript:,
+    data:, ftp:, ...).
     An already parsed URL is only checked."""
     if isinstance(url, str) and len(url) > MAX_URL_LENGTH:
-        return "invalid_url"
+        return Kind.INVALID_URL
     try:
         parsed = url if isinstance(url, URL) else URL(url)
         scheme = parsed.scheme
         host = parsed.host
     except (ValueError, TypeError):
-        return "invalid_url"
+        return Kind.INVALID_URL
     if scheme not in FETCHABLE_SCHEMES:
-        return "unsupported_scheme" if scheme else "invalid_url"
+        return Kind.UNSUPPORTED_SCHEME if scheme else Kind.INVALID_URL
     if not host or len(parsed.raw_path_qs) > MAX_URL_LENGTH:
-        return "invalid_url"
+        return Kind.INVALID_URL
     return parsed
 
 

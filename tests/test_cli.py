@@ -8,6 +8,7 @@ import json
 import signal
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from tests.conftest import finish, make_site, spawn
 ROOT = Path(__file__).resolve().parent.parent
 
 SPIDER = textwrap.dedent('''
+    import time
+
     from crawler import Spider
 
     class Endless(Spider):
@@ -33,6 +36,8 @@ SPIDER = textwrap.dedent('''
         async def parse(self, response):
             with open(self.log, "a") as f:   # what was yielded, for the test to compare
                 f.write(response.url + "\\n")
+            with open(self.log + ".t", "a") as f:  # and when
+                f.write(f"{time.time()} {response.url}\\n")
             yield {"url": response.url, "tag": self.tag, "text": "caf\\u00e9, \\"q\\""}
             for link in response.css("a"):
                 yield response.follow(link)
@@ -125,7 +130,7 @@ async def test_default_output_path(aiohttp_server, tmp_path):
 
 
 async def _start_and_interrupt(aiohttp_server, tmp_path, signals: list[int],
-                               hang_every: int = 0):
+                               hang_every: int = 0, run_for: float = 0.0):
     base = await _endless_site(aiohttp_server, delay=0.01, hang_every=hang_every)
     spider = _write_spider(tmp_path)
     log = tmp_path / "yielded.txt"
@@ -139,6 +144,8 @@ async def _start_and_interrupt(aiohttp_server, tmp_path, signals: list[int],
         if log.exists() and len(log.read_text().splitlines()) > 50 and out.exists() \
                 and out.stat().st_size:
             break
+    await asyncio.sleep(run_for)
+    (tmp_path / "killed_at").write_text(str(time.time()))
     for sig in signals:
         proc.send_signal(sig)
         await asyncio.sleep(0.05)
@@ -175,10 +182,16 @@ async def test_second_signal_stops_at_once_and_files_stay_valid(aiohttp_server, 
 
 
 async def test_sigkill_leaves_parseable_files(aiohttp_server, tmp_path):
-    code, _, _ = await _start_and_interrupt(aiohttp_server, tmp_path, [signal.SIGKILL])
+    code, _, _ = await _start_and_interrupt(aiohttp_server, tmp_path, [signal.SIGKILL],
+                                            run_for=3.0)
     assert code == -signal.SIGKILL
-    as_json, jsonl, _ = _read_outputs(tmp_path)  # all parse; at most the last second is lost
-    assert jsonl and as_json
+    killed = (tmp_path / "killed_at").read_text()
+    as_json, jsonl, _ = _read_outputs(tmp_path)  # all parse
+    # at most the last second is lost (batches are written every second; 0.5 s of margin)
+    stamped = [line.split(" ", 1) for line in (tmp_path / "yielded.txt.t").read_text().splitlines()]
+    settled = [url for t, url in stamped if float(t) < float(killed) - 1.5]
+    assert len(settled) > 50
+    assert set(settled) <= set(jsonl) and set(settled) <= set(as_json)
 
 
 # -- user mistakes end in one line, and a crawl that did nothing says so (issue 7) ----------

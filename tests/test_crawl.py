@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -481,14 +482,6 @@ async def test_delayed_or_slow_host_does_not_slow_another(aiohttp_server, tmp_pa
 
 
 class Upper:
-    opened = closed = False
-
-    def open_spider(self, spider):
-        Upper.opened = True
-
-    async def close_spider(self, spider):
-        Upper.closed = True
-
     async def process_item(self, item, spider):
         return {**item, "url": item["url"].upper()}
 
@@ -504,13 +497,67 @@ class DropOdd:
 
 async def test_pipelines_in_order_and_drop(aiohttp_server, tmp_path):
     server = await aiohttp_server(make_site({f"/{i}": links() for i in range(6)}))
+    built: list[Any] = []
+
+    class Trail:
+        """Adds its name to the item's trail; records what it saw and its hooks."""
+
+        def __init__(self, name: str) -> None:
+            self.name, self.seen, self.hooks = name, [], []
+            built.append(self)
+
+        def open_spider(self, spider):
+            self.hooks.append("open")
+
+        async def close_spider(self, spider):
+            self.hooks.append("close")
+
+        async def process_item(self, item, spider):
+            self.seen.append(item["url"].rsplit("/", 1)[1])
+            return {**item, "trail": [*item.get("trail", []), self.name]}
+
+    class First(Trail):
+        def __init__(self) -> None:
+            super().__init__("first")
+
+    class Last(Trail):
+        def __init__(self) -> None:
+            super().__init__("last")
+
     spider = ManySpider([str(server.make_url("/"))], n=6)
-    stats, items = await crawl(spider, tmp_path, item_pipelines=[DropOdd, Upper])
-    assert Upper.opened and Upper.closed
-    assert sorted(i["url"][-2:] for i in items) == ["/0", "/2", "/4"]
-    assert all(i["url"].startswith("HTTP://") for i in items)
-    assert stats.items_dropped == 3
-    assert stats.items == 3
+    stats, items = await crawl(spider, tmp_path, item_pipelines=[First, DropOdd, Last])
+    first, last = built
+    assert sorted(first.seen) == ["0", "1", "2", "3", "4", "5"]
+    assert sorted(last.seen) == ["0", "2", "4"]  # DropOdd ran between them
+    assert sorted(i["url"].rsplit("/", 1)[1] for i in items) == ["0", "2", "4"]
+    assert all(i["trail"] == ["first", "last"] for i in items)
+    assert first.hooks == last.hooks == ["open", "close"]
+    assert stats.items_dropped == 3 and stats.items == 3
+
+
+async def test_sync_pipelines_run_off_the_loop_in_order(aiohttp_server, tmp_path):
+    server = await aiohttp_server(make_site({f"/{i}": links() for i in range(4)}))
+    threads: set[str] = set()
+
+    class Blocking:
+        def open_spider(self, spider):
+            time.sleep(0.3)  # a blocking connect
+            threads.add(threading.current_thread().name)
+
+        def process_item(self, item, spider):
+            time.sleep(0.3)  # a blocking driver
+            threads.add(threading.current_thread().name)
+            return item
+
+        def close_spider(self, spider):
+            time.sleep(0.3)
+
+    spider = ManySpider([str(server.make_url("/"))], n=4)
+    stats, items = await crawl(spider, tmp_path, item_pipelines=[Blocking])
+    assert len(items) == 4
+    assert threads == {"crawler-plugins"}
+    assert stats.max_loop_stall < 0.2  # each call held a thread, not the loop
+    assert stats.slow_callbacks == 0
 
 
 async def test_pipeline_by_dotted_path(aiohttp_server, tmp_path):

@@ -69,17 +69,22 @@ def test_plain_links_take_the_no_parse_path_and_match_the_slow_one():
     rng = random.Random(1)
     for base in ("http://Ex.com:80/a/b.html", "https://ex.com:8443/x", "http://h.test/"):
         r = make(b"<a>x</a>", url=base)
+        assert r.follow("/plain/page.html")._canonical is not None
+        assert r.follow(str(URL(base).origin()) + "/plain")._canonical is not None
+        fast = 0
         for _ in range(3000):
             path = "/" + "".join(rng.choice("ab.-_~/0Z%?") for _ in range(rng.randint(0, 9)))
             for href in (path, str(URL(base).origin()) + path):
                 request = r.follow(href)
                 expected = canonical_url(URL(base).join(URL(href)).with_fragment(None))
                 if request._canonical is not None:
+                    fast += 1
                     assert request._canonical == expected, (base, href)
                     assert fingerprint(request) == fingerprint(Request(expected))
                 assert canonical_url(request.yurl) == expected, (base, href)
                 assert r.urljoin(href) == str(URL(base).join(URL(href)).with_fragment(None)) \
                     or request._canonical is not None
+        assert fast > 1500, fast  # most of these links take the fast path: it is tested
 
 
 def test_plain_link_fast_path_honours_base_href_and_rejects_lookalikes():

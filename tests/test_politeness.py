@@ -150,10 +150,14 @@ async def test_retry_after_http_date_on_429(aiohttp_server, tmp_path):
     assert times[1] - times[0] >= 1.0  # an HTTP date has 1 s resolution: 2 s ahead is >= 1 s
 
 
-async def test_retries_back_off_and_then_fail_with_the_kind(aiohttp_server, tmp_path):
+async def test_retries_back_off_and_then_fail_with_the_kind(aiohttp_server, tmp_path,
+                                                            monkeypatch):
     async def error(request):
         return web.Response(status=500)
 
+    # full jitter draws uniform(0, base * 2**attempt): drawing the top of each range makes
+    # the backoff exact, so both bounds of every gap are checked
+    monkeypatch.setattr("crawler.retry.random.uniform", lambda low, high: high)
     site = make_site({"/e": error})
     server = await aiohttp_server(site)
     spider = Paths([str(server.make_url("/e"))])
@@ -161,8 +165,8 @@ async def test_retries_back_off_and_then_fail_with_the_kind(aiohttp_server, tmp_
     times = _times(site)
     assert len(times) == 4
     gaps = _gaps(times)
-    for attempt, gap in enumerate(gaps):  # full jitter: uniform(0, base * 2**attempt)
-        assert gap <= 0.2 * 2**attempt + 0.1
+    for attempt, gap in enumerate(gaps):
+        assert 0.2 * 2**attempt - 0.02 <= gap <= 0.2 * 2**attempt + 0.15
     assert spider.failures == [(str(server.make_url("/e")), "http_500")]
     assert stats.retries == 3 and stats.errors == {"http_500": 1}
 
@@ -237,3 +241,12 @@ async def test_progress_is_logged_every_interval(aiohttp_server, tmp_path, caplo
     lines = [r.getMessage() for r in caplog.records if "pages (" in r.getMessage()]
     assert len(lines) >= 3
     assert "in flight" in lines[-1] and "queued" in lines[-1]
+
+
+def test_policies_built_bare_are_as_polite_as_a_default_crawl():
+    from crawler.ratelimit import HostPolicy
+    from crawler.retry import RetryPolicy
+    from crawler.settings import Settings
+
+    assert HostPolicy() == HostPolicy.from_settings(Settings())
+    assert RetryPolicy() == RetryPolicy.from_settings(Settings())
