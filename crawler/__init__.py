@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from crawler.downloader import Downloader, HttpDownloader
 from crawler.engine import Crawler, CrawlResult
 from crawler.exceptions import (
     CloseSpider,
@@ -12,15 +13,20 @@ from crawler.exceptions import (
     DropItem,
     HttpError,
     IgnoreRequest,
+    Kind,
     OutputError,
     RequestFailed,
     SettingsError,
     StartupError,
     UsageError,
 )
+from crawler.exporters import Exporter, make_exporter
+from crawler.frontier import Frontier
+from crawler.frontier.memory import MemoryFrontier
 from crawler.http import Failure, FormRequest, JsonRequest, Request, Response
 from crawler.settings import Settings
 from crawler.spider import Spider
+from crawler.stats import Stats
 
 __all__ = [
     "CloseSpider",
@@ -28,12 +34,18 @@ __all__ = [
     "Crawler",
     "CrawlerError",
     "DownloadError",
+    "Downloader",
     "DropItem",
+    "Exporter",
     "Failure",
     "FormRequest",
+    "Frontier",
+    "HttpDownloader",
     "HttpError",
     "IgnoreRequest",
     "JsonRequest",
+    "Kind",
+    "MemoryFrontier",
     "OutputError",
     "Request",
     "RequestFailed",
@@ -42,6 +54,8 @@ __all__ = [
     "SettingsError",
     "Spider",
     "StartupError",
+    "Stats",
     "UsageError",
     "__version__",
+    "make_exporter",
 ]

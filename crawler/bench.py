@@ -23,6 +23,8 @@ from crawler.settings import Settings
 from crawler.spider import Spider
 from crawler.stats import Stats
 
+__all__ = ["BenchSpider", "main", "page", "report", "run_bench"]
+
 FANOUT = 15
 _FILLER = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor "
            "incididunt ut labore et dolore magna aliqua. ")

@@ -33,6 +33,8 @@ from crawler.settings import Settings
 from crawler.spider import Spider
 from crawler.stats import nothing_done, summary
 
+__all__ = ["main"]
+
 logger = logging.getLogger("crawler")
 
 EXIT_OK = 0

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 
 from crawler.exceptions import Kind
 
+__all__ = ["DecodingError", "Inflater"]
+
 ACCEPT_ENCODING = "gzip, deflate"
 _GZIP_MAGIC = b"\x1f\x8b"
 _PIECE = 1 << 20  # bytes inflated per step

@@ -21,6 +21,8 @@ from aiohttp import web
 from crawler.http import Request, Response
 from crawler.spider import Spider
 
+__all__ = ["BooksSpider", "build_site", "make_app", "serve_forever", "serving"]
+
 CATEGORIES = ("Travel", "Mystery", "Poetry", "History", "Science", "Fantasy", "Romance", "Humor")
 BOOKS_PER_CATEGORY = 30
 PER_PAGE = 12

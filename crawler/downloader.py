@@ -24,6 +24,8 @@ from crawler.exceptions import DownloadError, Kind
 from crawler.http import Request, Response
 from crawler.settings import Settings
 
+__all__ = ["Downloader", "HttpDownloader"]
+
 logger = logging.getLogger(__name__)
 _TLS_WARNINGS = 1000  # origins named in a TLS warning; later ones only counted
 

@@ -54,6 +54,8 @@ from crawler.stats import Stats
 from crawler.urls import AllowedDomains, parse_url
 from crawler.urls import fingerprint as default_fingerprint
 
+__all__ = ["CrawlResult", "CrawlState", "Crawler"]
+
 logger = logging.getLogger(__name__)
 
 _YIELD_EVERY = 256  # callback outputs handled before letting other tasks run

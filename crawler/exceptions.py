@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from crawler.http import Request, Response
 
 
+__all__ = [
+    "CloseSpider", "CrawlerError", "DownloadError", "DropItem", "HttpError", "IgnoreRequest",
+    "Kind", "OutputError", "RequestFailed", "SettingsError", "StartupError", "UsageError",
+    "http_kind",
+]
+
+
 class Kind(enum.StrEnum):
     """Why a request failed or was refused: the stats key it is counted under (`errors`).
 

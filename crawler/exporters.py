@@ -27,6 +27,11 @@ import orjson
 from crawler.exceptions import OutputError
 from crawler.items import Record, csv_value
 
+__all__ = [
+    "CsvExporter", "Exporter", "JsonExporter", "JsonLinesExporter", "exporter_class",
+    "make_exporter",
+]
+
 logger = logging.getLogger(__name__)
 
 _BATCH_BYTES = 64 * 1024

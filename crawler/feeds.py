@@ -20,6 +20,8 @@ from urllib.parse import unquote, urlsplit
 from crawler.exceptions import OutputError
 from crawler.exporters import FORMATS, STDOUT, Exporter, make_exporter
 
+__all__ = ["output_exporter"]
+
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _FORMAT_SUFFIX = re.compile(r"^(.+):(" + "|".join(FORMATS) + r")$", re.IGNORECASE)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")

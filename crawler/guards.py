@@ -19,6 +19,8 @@ from collections import OrderedDict
 from crawler.http import Request
 from crawler.stats import Stats
 
+__all__ = ["TrapGuards"]
+
 logger = logging.getLogger(__name__)
 
 TRACKED = 100_000  # hosts, and host+path keys, whose counts are kept

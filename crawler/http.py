@@ -19,6 +19,8 @@ from crawler.urls import FETCHABLE_SCHEMES, host_key
 if TYPE_CHECKING:
     from crawler._types import Callback, Errback
 
+__all__ = ["Failure", "FormRequest", "JsonRequest", "Request", "Response"]
+
 _LOOP_BYTES = 256 * 1024  # larger bodies are decoded and parsed in a thread
 _HEAD_BYTES = 64 * 1024  # where a <base> is looked for (it must be in the <head>)
 _RELATIVE = re.compile(r"[A-Za-z0-9\-_~./]+\Z")  # a relative path of plain characters only

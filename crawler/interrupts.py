@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable
 from types import TracebackType
 
+__all__ = ["Interrupts"]
+
 logger = logging.getLogger("crawler")
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -38,6 +38,8 @@ from yarl import URL
 from crawler.exceptions import CrawlerError
 from crawler.http import Failure, Request, Response
 
+__all__ = ["ItemError", "Record", "csv_value", "encode", "is_item", "item_fields", "to_record"]
+
 _MAX_DEPTH = 254  # orjson's own limit, kept on the exact path too
 _NOT_ITEMS = (str, bytes, bytearray, int, float, complex, list, tuple, set, frozenset)
 

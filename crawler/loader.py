@@ -13,6 +13,8 @@ from types import ModuleType
 from crawler.exceptions import UsageError
 from crawler.spider import Spider
 
+__all__ = ["discover", "load_spider"]
+
 
 def discover(root: Path) -> tuple[dict[str, type[Spider]], list[str]]:
     """Spiders by name in `root/spiders/`, and the problems met on the way (import errors,

@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from crawler.stats import Stats
 
+__all__ = ["LoopWatch", "log_progress"]
+
 logger = logging.getLogger("crawler.engine")
 
 TICK = 0.05  # seconds between event-loop stall probes

@@ -19,6 +19,8 @@ from crawler.exporters import STDOUT, CsvExporter, Exporter
 from crawler.items import Record
 from crawler.stats import Stats
 
+__all__ = ["Outputs", "identity"]
+
 logger = logging.getLogger(__name__)
 
 _FLUSH_INTERVAL = 1.0  # seconds between forced flushes

@@ -24,6 +24,8 @@ from collections.abc import Iterator
 
 from crawler.exceptions import CrawlerError
 
+__all__ = ["TooComplex", "check", "check_async", "estimate_steps", "estimate_work", "tag_count"]
+
 LOOP_TAGS = 2000  # '<' count up to which a page parses on the loop (< ~10 ms, any nesting)
 MAX_WORK = 1_000_000_000  # estimated stack-walk steps (~4 s of Lexbor, in a thread) allowed
 _SLICE = 5000  # tags walked between yields to the event loop (~2 ms)

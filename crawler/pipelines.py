@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from crawler.spider import Spider
 
 
+__all__ = ["Pipeline", "load_pipelines", "process"]
+
+
 class Pipeline(Protocol):
     """`process_item` is required; `open_spider` and `close_spider` are optional."""
 

@@ -24,6 +24,11 @@ from typing import Any
 
 from crawler.exceptions import StartupError
 
+__all__ = [
+    "Interrupted", "PluginThread", "build", "call", "describe", "is_async", "load_object",
+    "until",
+]
+
 logger = logging.getLogger(__name__)
 
 _STILL_WAITING = 10.0  # seconds before saying which hook the crawl is waiting for

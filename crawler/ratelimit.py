@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from crawler.settings import Settings
 
+__all__ = ["HostPolicy", "HostSlot"]
+
 BACKOFF_STATUSES = frozenset({429, 503})
 
 

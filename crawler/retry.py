@@ -17,6 +17,8 @@ from crawler.http import Request, Response
 from crawler.ratelimit import BACKOFF_STATUSES
 from crawler.settings import Settings
 
+__all__ = ["RetryPolicy", "backoff", "retry_after"]
+
 _DEFAULTS = Settings()
 
 

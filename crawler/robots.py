@@ -32,6 +32,8 @@ from crawler.exceptions import DownloadError
 from crawler.http import Request, Response
 from crawler.retry import RetryPolicy, backoff
 
+__all__ = ["RobotsCache"]
+
 logger = logging.getLogger(__name__)
 
 MAX_ROBOTS_BYTES = 500 * 1024

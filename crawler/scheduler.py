@@ -27,6 +27,8 @@ from crawler.settings import Settings
 from crawler.stats import Stats
 from crawler.urls import AllowedDomains, parse_url
 
+__all__ = ["Scheduler"]
+
 _SEED_WINDOW = 10_000  # queued requests at which start() waits, at least
 _HOSTS_CACHED = 10_000  # hosts whose allowed_domains verdict is kept
 

@@ -21,6 +21,8 @@ from typing import Any
 from crawler import __version__
 from crawler.exceptions import SettingsError
 
+__all__ = ["Settings", "spider_settings"]
+
 DEFAULT_USER_AGENT = f"crawler/{__version__} (+https://github.com/crawler-dev/crawler)"
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _TRUE = {"1", "true", "yes", "on"}

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from crawler.settings import Settings
 
 
+__all__ = ["Spider", "start_url_list"]
+
+
 class Spider:
     """Where to start, which hosts to stay on, and how to parse what comes back.
 

@@ -8,6 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = ["Stats", "nothing_done", "summary"]
+
 _HOSTS_REPORTED = 100  # the busiest hosts listed in the stats
 _HOSTS_TRACKED = 10_000  # hosts counted at once; past twice that, the least busy are let go
 

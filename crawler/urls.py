@@ -17,6 +17,8 @@ from crawler.exceptions import Kind
 if TYPE_CHECKING:
     from crawler.http import Request
 
+__all__ = ["AllowedDomains", "canonical_url", "fingerprint", "host_key", "parse_url"]
+
 FETCHABLE_SCHEMES = frozenset({"http", "https"})
 MAX_URL_LENGTH = 65_536  # beyond any setting of max_url_length: not even parsed
 

@@ -23,6 +23,8 @@ from typing import Any
 from crawler.http import Request
 from crawler.ratelimit import HostPolicy, HostSlot
 
+__all__ = ["MemoryFrontier"]
+
 _Key = tuple[int, int]  # (-priority, arrival sequence)
 _Entry = tuple[Any, ...]  # (seq, url, callback name, depth) or (seq, Request)
 _DELAYS_KEPT = 100_000  # hosts whose Crawl-delay is remembered
