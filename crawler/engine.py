@@ -36,19 +36,21 @@ from crawler.exceptions import (
     StartupError,
 )
 from crawler.exporters import Exporter
+from crawler.extensions import load_extensions
 from crawler.frontier import Frontier, MemoryFrontier
 from crawler.http import Failure, Request, Response
 from crawler.items import ItemError, is_item, to_record
-from crawler.monitor import LoopWatch, log_progress
+from crawler.monitor import LoopWatch
 from crawler.outputs import Outputs
 from crawler.parsing import TooComplex
 from crawler.pipelines import load_pipelines, process
-from crawler.plugins import Interrupted, PluginThread, call, describe
+from crawler.plugins import Interrupted, PluginThread, call, describe, until
 from crawler.ratelimit import HostPolicy
 from crawler.retry import RetryPolicy
 from crawler.robots import RobotsCache
 from crawler.scheduler import Scheduler
 from crawler.settings import Settings
+from crawler.signals import Signal, Signals
 from crawler.spider import Spider, start_url_list
 from crawler.stats import Stats
 from crawler.urls import AllowedDomains, parse_url
@@ -120,6 +122,8 @@ class Crawler:
             logger.warning("%s", warning)
         self.outputs = Outputs(outputs, self.stats, on_failure=self._output_failed)
         self._frontier = frontier or MemoryFrontier(HostPolicy.from_settings(s))
+        self.frontier = self._frontier
+        self.signals = Signals(self.stats)
         self._retry = RetryPolicy.from_settings(s)
         self._downloader = downloader
         self.scheduler = Scheduler(
@@ -146,6 +150,7 @@ class Crawler:
         self._kill_timer: asyncio.TimerHandle | None = None
         self._watch = LoopWatch(self.stats)
         self._pipelines = load_pipelines(s.item_pipelines, self)
+        self.extensions = load_extensions(s.extensions, self)
         self._plugin_thread = PluginThread()  # sync plugin code runs there, off the loop
 
     # lifecycle ------------------------------------------------------------------------------
@@ -187,13 +192,20 @@ class Crawler:
             self.state = CrawlState.CLOSING
             await self._close_pipelines(opened)
             raise
+        opened_sent = False
         try:
+            if not self._stopping.is_set():
+                opened_sent = True
+                await self._send_hooked(Signal.SPIDER_OPENED, self._stopping, spider=self.spider)
             if not self._stopping.is_set():
                 self.state = CrawlState.RUNNING
                 await self._crawl()
         finally:
             self.state = CrawlState.CLOSING
             await self.outputs.close()  # before user hooks, which may hang
+            if opened_sent:
+                await self._send_hooked(Signal.SPIDER_CLOSED, self._killed, spider=self.spider,
+                                        reason=self.stats.finish_reason or "finished")
             await self._close_pipelines(opened)
             await self._spider_closed()
 
@@ -253,6 +265,13 @@ class Crawler:
                 raise StartupError(f"start URL {url!r} is outside allowed_domains "
                                    f"{list(self._allowed.entries)}")
 
+    async def _send_hooked(self, signal: Signal, stop: asyncio.Event, **kwargs: Any) -> None:
+        """Send a lifecycle signal; handlers that do not finish before `stop` are left."""
+        try:
+            await until(self.signals.send(signal, **kwargs), stop, f"{signal} handlers")
+        except Interrupted:
+            logger.warning("%s handlers did not finish: cut short by the stop", signal)
+
     async def _open_pipeline(self, pipeline: Any) -> None:
         hook = getattr(pipeline, "open_spider", None)
         if hook is None:
@@ -310,10 +329,6 @@ class Crawler:
                   for i in range(s.concurrency)]
         tasks.append(asyncio.create_task(self._seed(), name="seeder"))
         tasks.append(asyncio.create_task(self.outputs.flush_periodically(), name="flusher"))
-        if s.log_interval:
-            tasks.append(asyncio.create_task(log_progress(
-                self.stats, s.log_interval, self._frontier.in_flight, self.scheduler.queued),
-                name="progress"))
         for task in tasks:
             task.add_done_callback(self._task_ended)
         loop = asyncio.get_running_loop()
@@ -421,6 +436,9 @@ class Crawler:
             await self._handle_response(request, response)
 
     async def _handle_response(self, request: Request, response: Response) -> None:
+        if self.signals.wants(Signal.RESPONSE_RECEIVED):
+            await self.signals.send(Signal.RESPONSE_RECEIVED, response=response,
+                                    request=request, spider=self.spider)
         status = response.status
         self.stats.status_counts[status] += 1
         pause = self._retry.host_pause(response)
@@ -521,7 +539,11 @@ class Crawler:
             logger.warning("start request %s failed: %s", request.url, exc)
         else:
             logger.debug("failed %s: %s", request.url, exc)
-        await self._errback(request, Failure(request, exc, exc.kind, response))
+        failure = Failure(request, exc, exc.kind, response)
+        if self.signals.wants(Signal.REQUEST_FAILED):
+            await self.signals.send(Signal.REQUEST_FAILED, request=request, failure=failure,
+                                    spider=self.spider)
+        await self._errback(request, failure)
 
     async def _errback(self, request: Request, failure: Failure) -> None:
         if request.errback is not None:
@@ -576,6 +598,10 @@ class Crawler:
 
     async def _queue_links(self, links: list[Request]) -> None:
         if links and self.state is CrawlState.RUNNING:
+            if self.signals.wants(Signal.REQUEST_SCHEDULED):
+                for link in links:
+                    await self.signals.send(Signal.REQUEST_SCHEDULED, request=link,
+                                            spider=self.spider)
             await self.scheduler.enqueue_many(links)
 
     def _slow_step(self, callback: Callable[..., Any], request: Request, step: float) -> None:
@@ -617,6 +643,9 @@ class Crawler:
         except DropItem as exc:
             self.stats.items_dropped += 1
             logger.debug("dropped item: %s", exc)
+            if self.signals.wants(Signal.ITEM_DROPPED):
+                await self.signals.send(Signal.ITEM_DROPPED, item=item, request=request,
+                                        exception=exc, spider=self.spider)
             return
         except Exception:
             self.stats.errors["pipeline"] += 1
@@ -632,6 +661,9 @@ class Crawler:
             return
         await self.outputs.write(record)
         self.stats.items += 1
+        if self.signals.wants(Signal.ITEM_SCRAPED):
+            await self.signals.send(Signal.ITEM_SCRAPED, item=item, request=request,
+                                    spider=self.spider)
         if limit is not None and self.stats.items >= limit:
             self.stop("max_items")
 

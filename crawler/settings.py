@@ -73,6 +73,9 @@ class Settings:
     tls_verify: bool = True  # Scrapy does not verify certificates by default; we do
     tls_ca_bundle: str | None = None  # a PEM file of CA certificates to trust as well
     item_pipelines: tuple[Any, ...] = ()
+    extensions: tuple[Any, ...] = ()  # extension classes or dotted paths (after built-ins)
+    # plugins' own settings: any name with a dot ("myext.api_key"), read with get()
+    plugin: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
     feed_fields: tuple[str, ...] | None = None
     log_level: str = "INFO"
     log_interval: float = 10.0
@@ -151,13 +154,32 @@ class Settings:
         return cls().merge(spider_settings(spider)).merge(
             getattr(spider, "custom_settings", None) or {})
 
+    def get(self, name: str, default: Any = None) -> Any:
+        """A setting by name: ours, or a plugin's namespaced one ("myext.api_key")."""
+        if name in _HINTS:
+            return getattr(self, name)
+        return self.plugin.get(name, default)
+
     def merge(self, overrides: Mapping[str, Any]) -> Settings:
         """Return a copy with typed values from `overrides` (e.g. a spider's custom_settings)."""
-        return _replace(self, {k: _coerce(k, _field_type(k), v) for k, v in overrides.items()})
+        return _replace(self, _with_plugin(self, {
+            k: v if "." in k else _coerce(k, _field_type(k), v) for k, v in overrides.items()}))
 
     def merge_strings(self, overrides: Mapping[str, str]) -> Settings:
         """Return a copy with values parsed from command-line strings (`-s key=value`)."""
-        return _replace(self, {k: _parse(k, _field_type(k), v) for k, v in overrides.items()})
+        return _replace(self, _with_plugin(self, {
+            k: v if "." in k else _parse(k, _field_type(k), v) for k, v in overrides.items()}))
+
+
+def _with_plugin(settings: Settings, changes: dict[str, Any]) -> dict[str, Any]:
+    """Namespaced names ("myext.api_key") go to `plugin`, unchecked: the plugin reads them.
+    Names without a dot stay checked against ours, typos included."""
+    dotted = {k: changes.pop(k) for k in [k for k in changes if "." in k]}
+    for name in dotted:
+        _check(name, all(name.split(".")), "is not a namespaced name (like 'myext.key')")
+    if dotted:
+        changes["plugin"] = {**settings.plugin, **dotted}
+    return changes
 
 
 def _replace(settings: Settings, changes: dict[str, Any]) -> Settings:
@@ -173,8 +195,10 @@ def _check(name: str, ok: bool, message: str) -> None:
 
 
 _HINTS: dict[str, Any] = {
-    k: v for k, v in typing.get_type_hints(Settings).items() if not k.startswith("_")
+    k: v for k, v in typing.get_type_hints(Settings).items()
+    if not k.startswith("_") and k != "plugin"
 }
+_PLUGIN_LISTS = frozenset({"item_pipelines", "extensions"})
 
 
 # Scrapy's names for our settings, and how the meaning differs where it does
@@ -256,8 +280,8 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         raise SettingsError(f"setting {key!r} cannot be None")
     if isinstance(value, str) and base is not str:
         return _parse(key, hint, value)
-    if key == "item_pipelines":
-        return _pipelines(value)
+    if key in _PLUGIN_LISTS:
+        return _plugin_list(key, value)
     if typing.get_origin(base) is tuple:
         kind = typing.get_args(base)[0]
         if isinstance(value, list | tuple | set | frozenset) and all(
@@ -292,8 +316,8 @@ def _parse(key: str, hint: Any, text: str) -> Any:
             return int(stripped)
         if base is float:
             return float(stripped)
-        if key == "item_pipelines":
-            return _pipelines([p for p in stripped.split(",") if p])
+        if key in _PLUGIN_LISTS:
+            return _plugin_list(key, [p for p in stripped.split(",") if p])
         if typing.get_origin(base) is tuple:
             kind = typing.get_args(base)[0]
             return tuple(kind(p.strip()) for p in stripped.split(",") if p.strip())
@@ -305,10 +329,10 @@ def _parse(key: str, hint: Any, text: str) -> Any:
         raise SettingsError(f"setting {key!r} expects {name}, got {text!r}") from None
 
 
-def _pipelines(value: Any) -> tuple[Any, ...]:
+def _plugin_list(key: str, value: Any) -> tuple[Any, ...]:
     """Accept a list of classes or dotted paths, or Scrapy's {path: order} mapping."""
     if isinstance(value, Mapping):
         return tuple(k for k, _ in sorted(value.items(), key=lambda kv: kv[1]))
     if isinstance(value, list | tuple):
         return tuple(value)
-    raise SettingsError(f"setting 'item_pipelines' expects a list, got {value!r}")
+    raise SettingsError(f"setting {key!r} expects a list, got {value!r}")

@@ -1,0 +1,68 @@
+"""Extensions: objects built once per crawl that connect to its signals.
+
+An extension is any class, built with `from_crawler(crawler)` when it defines one (or with
+no arguments), that subscribes to `crawler.signals` there. The built-in ones come first,
+then the `extensions` setting's, in order:
+
+    class CountPages:
+        @classmethod
+        def from_crawler(cls, crawler):
+            ext = cls()
+            crawler.signals.connect(Signal.RESPONSE_RECEIVED, ext.seen)
+            return ext
+
+        def seen(self, response):
+            ...
+
+    custom_settings = {"extensions": [CountPages]}   # or "myproject.ext.CountPages"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from crawler.monitor import log_progress
+from crawler.plugins import build
+from crawler.signals import Signal
+
+__all__ = ["BUILTIN", "LogStats", "load_extensions"]
+
+
+class LogStats:
+    """The progress line (pages, pages/s, items, in flight, queued, failed, retries) every
+    `log_interval` seconds, from spider_opened to spider_closed; off with 0."""
+
+    def __init__(self, crawler: Any) -> None:
+        self._crawler = crawler
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> LogStats:
+        ext = cls(crawler)
+        if crawler.settings.log_interval:
+            crawler.signals.connect(Signal.SPIDER_OPENED, ext.spider_opened)
+            crawler.signals.connect(Signal.SPIDER_CLOSED, ext.spider_closed)
+        return ext
+
+    def spider_opened(self) -> None:
+        c = self._crawler
+        self._task = asyncio.create_task(log_progress(
+            c.stats, c.settings.log_interval, c.frontier.in_flight, c.scheduler.queued),
+            name="progress")
+
+    async def spider_closed(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+BUILTIN: tuple[Any, ...] = (LogStats,)
+
+
+def load_extensions(specs: tuple[Any, ...], crawler: Any) -> list[Any]:
+    """The built-in extensions, then those `specs` name (classes, instances, dotted paths)."""
+    return [build(spec, crawler, "extension") for spec in (*BUILTIN, *specs)]
