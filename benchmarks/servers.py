@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 from crawler.bench import _FILLER, FANOUT
 
 _NGINX_CONF = """
-worker_processes 1;
+{user}worker_processes 1;
 daemon off;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
@@ -99,7 +100,9 @@ def serve(root: Path | list[Path] | None, hosts: int = 1) -> Iterator[tuple[str,
                           for p, r in zip(ports, roots, strict=True)]
             servers = "\n    ".join(blocks)
             conf = Path(tmp) / "nginx.conf"
-            conf.write_text(_NGINX_CONF.format(tmp=tmp, servers=servers))
+            # run as root, nginx's workers drop to nobody, who cannot read a 0700 checkout
+            user = "user root;\n" if os.geteuid() == 0 else ""
+            conf.write_text(_NGINX_CONF.format(user=user, tmp=tmp, servers=servers))
             cmd = [nginx, "-c", str(conf), "-p", tmp, "-e", f"{tmp}/error.log"]
             kind = "nginx"
         else:
