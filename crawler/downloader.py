@@ -140,7 +140,7 @@ class HttpDownloader:
         """A certificate or handshake failure: not retried, and said once per host at
         WARNING, since only a setting changes the outcome."""
         reason = getattr(exc, "certificate_error", None) or exc
-        origin = str(request.yurl.origin())
+        origin = request.host  # scheme://host:port
         if origin not in self._tls_warned and len(self._tls_warned) < _TLS_WARNINGS:
             self._tls_warned.add(origin)
             logger.warning("TLS failure at %s: %s (trust its CA with -s tls_ca_bundle=FILE, "

@@ -446,7 +446,7 @@ class Crawler:
             await self.scheduler.pause_host(request, pause)
         if self.settings.max_pages is not None and self.stats.pages >= self.settings.max_pages:
             self.stop("max_pages")
-        if self._retry.retryable("", status) and not request.meta.get("dont_retry") \
+        if self._retry.retryable_status(status) and not request.meta.get("dont_retry") \
                 and await self._retried(request, response):
             return
         if 200 <= status < 300 or self._handles(request, status):

@@ -21,7 +21,7 @@ import inspect
 from typing import TYPE_CHECKING, Any, Protocol
 
 from crawler.exceptions import DropItem, StartupError
-from crawler.plugins import PluginThread, build, is_async
+from crawler.plugins import PluginThread, build, start
 
 if TYPE_CHECKING:
     from crawler.spider import Spider
@@ -53,13 +53,10 @@ async def process(pipelines: list[Any], item: Any, spider: Spider,
     """Pass `item` through every pipeline; raises DropItem when one drops it. A sync
     `process_item` runs in `thread` (inline without one)."""
     for pipeline in pipelines:
-        fn = pipeline.process_item
-        if thread is not None and not is_async(fn):
-            result = await thread.run(fn, item, spider)
-        else:
-            result = fn(item, spider)
-        if inspect.isawaitable(result):
-            result = await result
+        result = start(pipeline.process_item, item, spider, thread=thread)
+        for _ in range(2):  # the thread's future, then a coroutine a sync method returned
+            if inspect.isawaitable(result):
+                result = await result
         if result is None:
             raise DropItem(f"{type(pipeline).__name__} returned None")
         item = result

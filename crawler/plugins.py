@@ -26,7 +26,7 @@ from crawler.exceptions import StartupError
 
 __all__ = [
     "Interrupted", "PluginThread", "build", "call", "describe", "is_async", "load_object",
-    "until",
+    "start", "until",
 ]
 
 logger = logging.getLogger(__name__)
@@ -128,18 +128,23 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         future.set_exception(value)
 
 
+def start(fn: Any, *args: Any, thread: PluginThread | None = None) -> Any:
+    """Call user code: a sync function in `thread` (giving a future), anything else (or
+    everything, without a thread) directly, giving its value or its awaitable."""
+    if thread is not None and not is_async(fn):
+        return thread.run(fn, *args)
+    return fn(*args)
+
+
 async def call(fn: Any, *args: Any, stop: asyncio.Event | None = None, what: str = "",
                thread: PluginThread | None = None) -> Any:
-    """Call a user function: async on the loop, sync in `thread` (inline without one).
-    The call is abandoned if `stop` fires first (raising Interrupted), and one that runs
-    long is named in a warning."""
+    """Call a user function (see `start`). The call is abandoned if `stop` fires first
+    (raising Interrupted), and one that runs long is named in a warning."""
     what = what or getattr(fn, "__qualname__", repr(fn))
-    if thread is not None and not is_async(fn):
-        result = await until(thread.run(fn, *args), stop, what)
-    else:
-        result = fn(*args)
-    if inspect.isawaitable(result):  # async, or a sync function that returned a coroutine
-        result = await until(result, stop, what)
+    result = start(fn, *args, thread=thread)
+    for _ in range(2):  # the thread's future, then a coroutine a sync function returned
+        if inspect.isawaitable(result):
+            result = await until(result, stop, what)
     return result
 
 

@@ -37,10 +37,12 @@ class RetryPolicy:
         return cls(settings.retries, frozenset(settings.retry_http_codes),
                    settings.retry_backoff_base, settings.retry_backoff_max)
 
-    def retryable(self, kind: Kind | str, status: int | None = None) -> bool:
-        if status is not None:
-            return status in self.http_codes
+    def retryable(self, kind: Kind | str) -> bool:
+        """Whether a failure of this kind is worth another try."""
         return kind in RETRYABLE
+
+    def retryable_status(self, status: int) -> bool:
+        return status in self.http_codes
 
     def delay(self, request: Request, response: Response | None = None) -> float | None:
         """Seconds to wait before the next try, or None when the tries are used up."""

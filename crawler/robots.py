@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from protego import Protego
 from yarl import URL
 
-from crawler.exceptions import DownloadError
+from crawler.exceptions import DownloadError, http_kind
 from crawler.http import Request, Response
 from crawler.retry import RetryPolicy, backoff
 
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ROBOTS_BYTES = 500 * 1024
 PARSED_BYTES = 2 << 20  # robots.txt text whose parsed rules are kept at once
-STORED_BYTES = 16 << 20  # compressed text kept for hosts whose rules were let go
+STORED_BYTES = 16 << 20  # robots.txt texts kept compressed, parsed again when needed
 MAX_HOSTS = 100_000  # hosts whose robots.txt outcome is remembered
 _THREAD_BYTES = 64 * 1024
 _MAX_HOPS = 5
@@ -198,7 +198,7 @@ class RobotsCache:
                     return _whole_lines(response.body)
                 if 300 <= status < 500 and status not in _UNREACHABLE:
                     return True  # unavailable (or too many redirects): crawl freely
-                reason = f"http_{status}"
+                reason = http_kind(status)
             if attempt >= self._retry.retries:
                 logger.warning("robots.txt at %s unreachable (%s): not crawling this host",
                                robots_url, reason)

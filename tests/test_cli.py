@@ -72,6 +72,14 @@ def _write_spider(tmp_path: Path) -> Path:
     return path
 
 
+async def _run_endless(aiohttp_server, tmp_path: Path, setting: str) -> tuple[int, str, str]:
+    """The endless spider through the CLI, with its default output and one setting."""
+    base = await _endless_site(aiohttp_server)
+    spider = _write_spider(tmp_path)
+    return await run_cli("run", str(spider), "-a", f"base={base}",
+                         "-a", f"log={tmp_path / 'log'}", "-s", setting, cwd=tmp_path)
+
+
 async def test_unknown_spider_exits_2_with_one_line():
     code, out, err = await run_cli("run", "no_such_spider")
     assert code == 2
@@ -120,11 +128,7 @@ async def test_run_spider_file_with_args_settings_outputs_and_stats(aiohttp_serv
 
 
 async def test_default_output_path(aiohttp_server, tmp_path):
-    base = await _endless_site(aiohttp_server)
-    spider = _write_spider(tmp_path)
-    code, _, err = await run_cli("run", str(spider), "-a", f"base={base}",
-                                 "-a", f"log={tmp_path / 'log'}", "-s", "max_pages=3",
-                                 cwd=tmp_path)
+    code, _, err = await _run_endless(aiohttp_server, tmp_path, "max_pages=3")
     assert code == 0, err
     assert len((tmp_path / "output" / "endless.jsonl").read_text().splitlines()) == 3
 
@@ -280,11 +284,7 @@ async def test_a_crawl_that_fetched_nothing_says_why_and_exits_1(aiohttp_server,
 
 
 async def test_summary_names_what_was_dropped(aiohttp_server, tmp_path):
-    base = await _endless_site(aiohttp_server)
-    spider = _write_spider(tmp_path)
-    code, _, err = await run_cli("run", str(spider), "-a", f"base={base}",
-                                 "-a", f"log={tmp_path / 'log'}", "-s", "max_depth=2",
-                                 cwd=tmp_path)
+    code, _, err = await _run_endless(aiohttp_server, tmp_path, "max_depth=2")
     assert code == 0, err
     assert "; dropped: " in err and "past max_depth" in err
 
