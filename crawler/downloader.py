@@ -14,10 +14,11 @@ import asyncio
 import logging
 import ssl
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 from multidict import CIMultiDict
+from yarl import URL
 
 from crawler.compression import ACCEPT_ENCODING, DecodingError, Inflater
 from crawler.exceptions import DownloadError, Kind
@@ -112,9 +113,10 @@ class HttpDownloader:
                 from exc
 
     async def _fetch(self, session: aiohttp.ClientSession, request: Request) -> Response:
-        meta = request.meta
+        meta = request._meta or _NO_META
         limit = meta.get("download_maxsize") or self._settings.max_response_size
         truncate = bool(meta.get("download_truncate"))
+        proxy, proxy_headers = _proxy(meta.get("proxy")) if "proxy" in meta else (None, None)
         async with session.request(
             request.method,
             request.yurl,
@@ -122,6 +124,8 @@ class HttpDownloader:
             skip_auto_headers=request.dropped_headers or None,
             data=request.body or None,
             allow_redirects=False,
+            proxy=proxy,
+            proxy_headers=proxy_headers,
         ) as resp:
             declared = resp.content_length
             if declared is not None and declared > limit and not truncate:
@@ -148,8 +152,10 @@ class HttpDownloader:
         return DownloadError(Kind.TLS, f"TLS failure: {reason}", request)
 
     def _request_headers(self, request: Request) -> CIMultiDict[str]:
-        """The default headers with the request's own replacing them; None drops one."""
-        if request.headers is None and not request.dropped_headers:
+        """The default headers with the request's own replacing them; None drops one. A
+        request's own cookies (`Request(cookies=...)`) go in a Cookie header when no
+        cookie middleware took them."""
+        if request.headers is None and not request.dropped_headers and not request.cookies:
             return self._headers
         headers = self._headers.copy()
         for name in request.dropped_headers:
@@ -158,7 +164,29 @@ class HttpDownloader:
             for name in request.headers.keys():
                 headers.popall(name, None)
             headers.extend(request.headers)
+        if request.cookies and "Cookie" not in headers:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in request.cookies.items())
         return headers
+
+
+_NO_META: dict[str, Any] = {}
+
+
+def _proxy(value: object) -> tuple[URL | None, dict[str, str] | None]:
+    """A proxy URL without its credentials, and the header that carries them."""
+    if value is None:
+        return None, None
+    try:
+        url = URL(str(value))
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("not an http(s) URL")
+    except ValueError as exc:
+        raise DownloadError(Kind.INVALID_REQUEST, f"bad meta['proxy'] {value!r}: {exc}") \
+            from None
+    if url.user is None:
+        return url, None
+    auth = aiohttp.BasicAuth(url.user, url.password or "")
+    return url.with_user(None), {"Proxy-Authorization": auth.encode()}
 
 
 async def _read_limited(resp: aiohttp.ClientResponse, limit: int, inflater: Inflater | None,

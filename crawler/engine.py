@@ -1,57 +1,45 @@
-"""The Crawler: opens plugins and outputs, runs the workers, and closes everything.
+"""The Crawler: lifecycle. Opens plugins and outputs, runs the workers, closes everything.
 
 Lifecycle (`CrawlState`): NEW -> OPENING (check the start URLs and every output, open the
 pipelines, then the outputs) -> RUNNING -> STOPPING -> CLOSING (outputs flushed and closed
 first, then the pipelines' close_spider and spider.closed(), each failure logged and
 counted) -> CLOSED. A stop while OPENING skips the crawl; kill() cuts any user hook short.
 
-Flow: spider.start() -> Scheduler.enqueue -> frontier -> dispatcher -> asyncio.Queue ->
-worker -> Downloader.fetch -> callback -> (requests back to enqueue, items to pipelines
-and outputs).
+Flow: spider.start() -> Scheduler (admission, frontier, dispatch) -> worker ->
+Processor (downloader middlewares around the Downloader) -> Scraper (callback; requests
+back to the scheduler, items to pipelines and outputs). The parts get a CrawlContext, not
+the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
-import inspect
 import logging
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import Any
 
-from yarl import URL
-
 from crawler.downloader import Downloader, HttpDownloader
-from crawler.exceptions import (
-    CloseSpider,
-    DownloadError,
-    DropItem,
-    HttpError,
-    IgnoreRequest,
-    Kind,
-    RequestFailed,
-    StartupError,
-)
+from crawler.exceptions import CloseSpider, Kind, StartupError
 from crawler.exporters import Exporter
 from crawler.extensions import load_extensions
 from crawler.frontier import Frontier, MemoryFrontier
-from crawler.http import Failure, Request, Response
-from crawler.items import ItemError, is_item, to_record
+from crawler.http import Request
+from crawler.middlewares import MiddlewareChain
 from crawler.monitor import LoopWatch
 from crawler.outputs import Outputs
-from crawler.parsing import TooComplex
-from crawler.pipelines import load_pipelines, process
+from crawler.pipelines import load_pipelines
 from crawler.plugins import Interrupted, PluginThread, call, describe, until
+from crawler.processor import Processor
 from crawler.ratelimit import HostPolicy
 from crawler.retry import RetryPolicy
 from crawler.robots import RobotsCache
 from crawler.scheduler import Scheduler
+from crawler.scraper import Scraper, iterate
 from crawler.settings import Settings
 from crawler.signals import Signal, Signals
 from crawler.spider import Spider, start_url_list
+from crawler.state import CrawlContext, CrawlResult, CrawlState
 from crawler.stats import Stats
 from crawler.urls import AllowedDomains, parse_url
 from crawler.urls import fingerprint as default_fingerprint
@@ -60,32 +48,7 @@ __all__ = ["CrawlResult", "CrawlState", "Crawler"]
 
 logger = logging.getLogger(__name__)
 
-_YIELD_EVERY = 256  # callback outputs handled before letting other tasks run
-_CHECK_EVERY = 15  # (a mask) the clock is read every 16 callback outputs
 _SEED_BATCH = 256  # start requests queued before yielding to the workers
-_SLOW_CALLBACK = 0.25  # seconds a callback may hold the event loop before a warning
-_SLOW_WARNINGS = 10  # slow callbacks named in a warning; the rest are only counted
-
-
-class CrawlState(enum.Enum):
-    NEW = "new"  # constructed; run() not called yet
-    OPENING = "opening"  # checking outputs, opening pipelines and outputs
-    RUNNING = "running"  # workers are fetching
-    STOPPING = "stopping"  # no new fetches; requests being processed may finish
-    CLOSING = "closing"  # outputs flushed and closed; user close hooks running
-    CLOSED = "closed"  # every hook called; stats final
-
-
-@dataclass(frozen=True, slots=True)
-class CrawlResult:
-    """What `Crawler.run()` returns."""
-
-    stats: Stats
-    failed_outputs: tuple[Exporter, ...] = ()
-
-    @property
-    def finish_reason(self) -> str:
-        return self.stats.finish_reason
 
 
 class Crawler:
@@ -124,7 +87,7 @@ class Crawler:
         self._frontier = frontier or MemoryFrontier(HostPolicy.from_settings(s))
         self.frontier = self._frontier
         self.signals = Signals(self.stats)
-        self._retry = RetryPolicy.from_settings(s)
+        self.fingerprint = fingerprint  # the duplicate filter's (and the cache's) key
         self._downloader = downloader
         self.scheduler = Scheduler(
             self._frontier,
@@ -140,8 +103,6 @@ class Crawler:
                 lambda: self.stats.pages + frontier_.in_flight() < max_pages
             )
         self.scheduler.on_settled = self._check_done
-        self.scheduler.on_refused = self._refused
-        self._handled = frozenset(spider.handle_httpstatus_list)
         self._busy = 0
         self._seeding = True
         self._done = asyncio.Event()
@@ -149,9 +110,21 @@ class Crawler:
         self._killed = asyncio.Event()  # kill(): cuts a closing hook short
         self._kill_timer: asyncio.TimerHandle | None = None
         self._watch = LoopWatch(self.stats)
-        self._pipelines = load_pipelines(s.item_pipelines, self)
-        self.extensions = load_extensions(s.extensions, self)
         self._plugin_thread = PluginThread()  # sync plugin code runs there, off the loop
+        self._pipelines = load_pipelines(s.item_pipelines, self)
+        context = CrawlContext(self.spider, s, self.stats, self.signals, self.scheduler,
+                               state=lambda: self.state, stop=self.stop)
+        self._scraper = Scraper(context, pipelines=self._pipelines, outputs=self.outputs,
+                                watch=self._watch, thread=self._plugin_thread)
+        self._processor = Processor(context, scraper=self._scraper)
+        self.scheduler.on_refused = self._processor.refused
+        self.middlewares = MiddlewareChain.from_crawler(self, self._processor.received)
+        self._processor.use(self.middlewares)
+        self.extensions = load_extensions(s.extensions, self)
+
+    def running(self) -> bool:
+        """Whether the crawl takes new requests (not stopping or closing)."""
+        return self.state is CrawlState.RUNNING
 
     # lifecycle ------------------------------------------------------------------------------
 
@@ -315,9 +288,11 @@ class Crawler:
         async with AsyncExitStack() as stack:
             if self._downloader is None:
                 self._downloader = await stack.enter_async_context(HttpDownloader(s))
+            self._processor.downloader = self._downloader
             if s.obey_robots:
                 self.scheduler.robots = RobotsCache(
-                    self._downloader.fetch, user_agent=s.user_agent, retry=self._retry)
+                    self._processor.fetch_robots, user_agent=s.user_agent,
+                    retry=RetryPolicy.from_settings(s))
             await self._frontier.open(self.spider)
             stack.push_async_callback(self._frontier.close)
             await self._run_tasks()
@@ -368,13 +343,13 @@ class Crawler:
     async def _seed(self) -> None:
         try:
             count = 0
-            async for obj in _iterate(self.spider.start()):
+            async for obj in iterate(self.spider.start()):
                 await self.scheduler.room()  # backpressure: start() is read as needed
                 if self.state is not CrawlState.RUNNING:
                     break
                 if isinstance(obj, Request):
                     self.stats.start_requests += 1
-                await self._handle_output(obj, 0, None, "start()")
+                await self._scraper.handle_output(obj, 0, None, "start()")
                 count += 1
                 if count % _SEED_BATCH == 0:
                     await asyncio.sleep(0)
@@ -395,7 +370,7 @@ class Crawler:
             request = await scheduler.get()
             self._busy += 1
             try:
-                await self._process(request)
+                await self._processor.process(request)
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug of ours must not kill the worker
@@ -404,288 +379,3 @@ class Crawler:
             finally:
                 self._busy -= 1
             self._check_done()
-
-    async def _process(self, request: Request) -> None:
-        """Fetch `request` and handle the outcome. The host's slot is released on every
-        path out of the fetch, whatever it raised."""
-        assert self._downloader is not None
-        if self.state is not CrawlState.RUNNING:
-            await self.scheduler.done(request)
-            return
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        response: Response | None = None
-        failure: RequestFailed | None = None
-        try:
-            response = await self._downloader.fetch(request)
-            self.stats.pages += 1  # before done(): max_pages counts pages + in flight
-        except RequestFailed as exc:
-            failure = exc
-        except Exception as exc:
-            logger.exception("internal error fetching %s", request.url)
-            failure = DownloadError(Kind.INTERNAL, f"{type(exc).__name__}: {exc}", request)
-        finally:
-            latency = loop.time() - started
-            self.stats.record_host(request.host, latency)
-            await self.scheduler.done(request, latency=latency,
-                                      status=response.status if response is not None else None)
-        if response is None:
-            assert failure is not None
-            await self._retry_or_fail(request, failure)
-        else:
-            await self._handle_response(request, response)
-
-    async def _handle_response(self, request: Request, response: Response) -> None:
-        if self.signals.wants(Signal.RESPONSE_RECEIVED):
-            await self.signals.send(Signal.RESPONSE_RECEIVED, response=response,
-                                    request=request, spider=self.spider)
-        status = response.status
-        self.stats.status_counts[status] += 1
-        pause = self._retry.host_pause(response)
-        if pause:
-            await self.scheduler.pause_host(request, pause)
-        if self.settings.max_pages is not None and self.stats.pages >= self.settings.max_pages:
-            self.stop("max_pages")
-        if self._retry.retryable_status(status) and not request.meta.get("dont_retry") \
-                and await self._retried(request, response):
-            return
-        if 200 <= status < 300 or self._handles(request, status):
-            if response.is_html and response.heavy():
-                try:
-                    await response.check_complexity()
-                    # in a thread: Lexbor parses without the GIL, and the loop runs on
-                    await asyncio.to_thread(response.parse, checked=True)
-                except TooComplex as exc:
-                    await self._fail(request, DownloadError(Kind.TOO_COMPLEX, str(exc), request),
-                                     response)
-                    return
-            callback = request.callback or self.spider.parse
-            await self._run_callback(callback, response, request.cb_kwargs, request)
-        elif 300 <= status < 400 and "Location" in response.headers \
-                and not request.meta.get("dont_redirect"):
-            await self._redirect(request, response)
-        else:
-            await self._fail(request, HttpError(response), response)
-
-    async def _refused(self, request: Request, exc: Exception, kind: str) -> None:
-        """robots.txt refused the request, or could not be read: its errback is called."""
-        if kind == Kind.ROBOTS_DISALLOWED:
-            await self._errback(request, Failure(request, exc, kind))
-        else:
-            assert isinstance(exc, RequestFailed)
-            await self._fail(request, exc)
-
-    async def _retry_or_fail(self, request: Request, exc: RequestFailed) -> None:
-        if not (self._retry.retryable(exc.kind) and await self._retried(request, None)):
-            await self._fail(request, exc)
-
-    async def _retried(self, request: Request, response: Response | None) -> bool:
-        """Queue another try of `request` after its backoff; False when tries are used up."""
-        wait = self._retry.delay(request, response)
-        if wait is None or self.state is not CrawlState.RUNNING:
-            return False
-        attempt = request.meta.get("retry_times", 0) + 1
-        retry = request.replace(meta={**request.meta, "retry_times": attempt})
-        self.stats.retries += 1
-        logger.debug("retrying %s (try %d) in %.2fs", request.url, attempt + 1, wait)
-        await self.scheduler.retry(retry, asyncio.get_running_loop().time() + wait)
-        return True
-
-    def _handles(self, request: Request, status: int) -> bool:
-        meta = request.meta
-        return (status in self._handled or bool(meta.get("handle_httpstatus_all"))
-                or status in meta.get("handle_httpstatus_list", ()))
-
-    async def _redirect(self, request: Request, response: Response) -> None:
-        times = request.meta.get("redirect_times", 0) + 1
-        chain: list[str] = [*request.meta.get("redirect_urls", ()), request.url]
-        location = response.headers["Location"]
-        if times > self.settings.max_redirects:
-            await self._fail(request, DownloadError(
-                Kind.TOO_MANY_REDIRECTS, f"more than {self.settings.max_redirects} redirects",
-                request))
-            return
-        try:
-            joined = URL(response.url).join(URL(location.strip())).with_fragment(None)
-        except (ValueError, TypeError):
-            joined = None
-        parsed = parse_url(joined) if joined is not None else Kind.INVALID_URL
-        if isinstance(parsed, str):  # javascript:, mailto:, a broken Location
-            await self._fail(request, DownloadError(
-                parsed, f"redirect to {location[:200]!r}: {parsed.replace('_', ' ')}", request))
-            return
-        target = str(parsed)
-        if target in chain:
-            await self._fail(request, DownloadError(
-                Kind.REDIRECT_LOOP, f"redirect loop back to {target}", request))
-            return
-        keep_method = response.status in (307, 308) or (
-            response.status in (301, 302) and request.method in ("GET", "HEAD"))
-        self.stats.redirects += 1
-        redirected = request.replace(
-            url=target,
-            method=request.method if keep_method else "GET",
-            body=request.body if keep_method else b"",
-            meta={**request.meta, "redirect_times": times, "redirect_urls": chain},
-        )
-        if self.state is CrawlState.RUNNING:
-            await self.scheduler.enqueue(redirected)
-
-    async def _fail(self, request: Request, exc: RequestFailed,
-                    response: Response | None = None) -> None:
-        self.stats.requests_failed += 1
-        self.stats.errors[exc.kind] += 1
-        if request.depth == 0 and not request.meta.get("redirect_urls"):
-            logger.warning("start request %s failed: %s", request.url, exc)
-        else:
-            logger.debug("failed %s: %s", request.url, exc)
-        failure = Failure(request, exc, exc.kind, response)
-        if self.signals.wants(Signal.REQUEST_FAILED):
-            await self.signals.send(Signal.REQUEST_FAILED, request=request, failure=failure,
-                                    spider=self.spider)
-        await self._errback(request, failure)
-
-    async def _errback(self, request: Request, failure: Failure) -> None:
-        if request.errback is not None:
-            await self._run_callback(request.errback, failure, {}, request)
-
-    async def _run_callback(self, callback: Callable[..., Any], arg: Response | Failure,
-                            kwargs: dict[str, Any], request: Request) -> None:
-        depth = request.depth + 1
-        now = time.monotonic  # the loop's clock (loop.time()), without the method call
-        links: list[Request] = []  # the page's requests, queued a slice at a time
-        count = 0
-        watch = self._watch
-        step = now()
-        late = watch.late()  # past this time the stall probe is overdue; moves only when we await
-        if step > late:  # a long loop round: start this in the next one
-            await asyncio.sleep(0)
-            step, late = now(), watch.late()
-        try:
-            result = callback(arg, **kwargs)
-            # an async generator (the usual callback) is read directly, without a wrapper
-            async for obj in result if inspect.isasyncgen(result) else _iterate(result):
-                if isinstance(obj, Request):
-                    obj.depth = depth
-                    links.append(obj)
-                else:
-                    await self._handle_output(obj, depth, request, callback)
-                count += 1
-                if count & _CHECK_EVERY:  # the clock is read every few outputs, not each
-                    continue
-                t = now()
-                if t - step > _SLOW_CALLBACK:
-                    self._slow_step(callback, request, step)
-                # a page with 100k links, or many pages ready at once, must not stall the loop
-                if count % _YIELD_EVERY == 0 or t > late:
-                    await self._queue_links(links)
-                    links = []
-                    await asyncio.sleep(0)
-                    t, late = now(), watch.late()
-                step = t
-            if now() - step > _SLOW_CALLBACK:
-                self._slow_step(callback, request, step)
-        except asyncio.CancelledError:
-            raise
-        except CloseSpider as exc:
-            self.stop(exc.reason)
-        except IgnoreRequest:
-            pass
-        except Exception:
-            self.stats.errors["callback"] += 1
-            logger.exception("spider error in %s for %s", _name(callback), request.url)
-        await self._queue_links(links)  # what came before an error is kept
-
-    async def _queue_links(self, links: list[Request]) -> None:
-        if links and self.state is CrawlState.RUNNING:
-            if self.signals.wants(Signal.REQUEST_SCHEDULED):
-                for link in links:
-                    await self.signals.send(Signal.REQUEST_SCHEDULED, request=link,
-                                            spider=self.spider)
-            await self.scheduler.enqueue_many(links)
-
-    def _slow_step(self, callback: Callable[..., Any], request: Request, step: float) -> None:
-        """A callback step took long: name it if it held the event loop, since meanwhile every
-        other request waited and timeouts fired that no server caused."""
-        blocked = self._watch.blocked_since(step, time.monotonic())
-        if blocked <= _SLOW_CALLBACK:
-            return  # it awaited: other tasks ran meanwhile
-        self.stats.slow_callbacks += 1
-        log = logger.warning if self.stats.slow_callbacks <= _SLOW_WARNINGS else logger.debug
-        log("%s blocked the event loop for %.2fs on %s: run blocking work in a thread "
-            "(await asyncio.to_thread(...)); other requests may time out meanwhile%s",
-            _name(callback), blocked, request.url,
-            "; further ones are only counted (slow_callbacks)"
-            if self.stats.slow_callbacks == _SLOW_WARNINGS else "")
-
-    async def _handle_output(self, obj: Any, depth: int, request: Request | None,
-                             source: Callable[..., Any] | str) -> None:
-        if obj is None:
-            return
-        if isinstance(obj, Request):
-            obj.depth = depth
-            await self._queue_links([obj])
-            return
-        if not is_item(obj):
-            self.stats.errors["invalid_item"] += 1
-            logger.warning("%s yielded a %s, which is neither an item nor a Request%s",
-                           _name(source), type(obj).__name__,
-                           f" (on {request.url})" if request is not None else "")
-            return
-        await self._export(obj, request)
-
-    async def _export(self, item: Any, request: Request | None) -> None:
-        limit = self.settings.max_items
-        if limit is not None and self.stats.items >= limit:
-            return
-        try:
-            item = await process(self._pipelines, item, self.spider, self._plugin_thread)
-        except DropItem as exc:
-            self.stats.items_dropped += 1
-            logger.debug("dropped item: %s", exc)
-            if self.signals.wants(Signal.ITEM_DROPPED):
-                await self.signals.send(Signal.ITEM_DROPPED, item=item, request=request,
-                                        exception=exc, spider=self.spider)
-            return
-        except Exception:
-            self.stats.errors["pipeline"] += 1
-            self.stats.items_dropped += 1
-            logger.exception("item pipeline failed")
-            return
-        try:
-            record = to_record(item)
-        except ItemError as exc:
-            self.stats.errors["item_serialization"] += 1
-            logger.error("cannot write an item%s: %s",
-                         f" from {request.url}" if request is not None else "", exc)
-            return
-        await self.outputs.write(record)
-        self.stats.items += 1
-        if self.signals.wants(Signal.ITEM_SCRAPED):
-            await self.signals.send(Signal.ITEM_SCRAPED, item=item, request=request,
-                                    spider=self.spider)
-        if limit is not None and self.stats.items >= limit:
-            self.stop("max_items")
-
-
-def _name(callback: Callable[..., Any] | str) -> str:
-    return callback if isinstance(callback, str) else getattr(
-        callback, "__qualname__", repr(callback))
-
-
-async def _iterate(result: Any) -> AsyncIterator[Any]:
-    """Yield what a callback produced, whatever kind of callable it was."""
-    if inspect.isasyncgen(result):
-        async for obj in result:
-            yield obj
-        return
-    if inspect.isawaitable(result):
-        result = await result
-    if result is None:
-        return
-    if isinstance(result, list | set | frozenset | Iterator) or (
-            isinstance(result, tuple) and not hasattr(result, "_asdict")):
-        for obj in result:
-            yield obj
-    else:  # one object: an item (a mapping, a model, a namedtuple) or a Request
-        yield result

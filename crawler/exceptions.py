@@ -5,6 +5,7 @@ CrawlerError
  │    └── SettingsError    unknown setting or a value of the wrong type
  ├── StartupError          the crawl could not start: a plugin failed to build or open
  │    └── OutputError      an output that cannot be written (a directory, read-only, ...)
+ ├── NotConfigured         raised by a plugin's from_crawler to leave itself out
  ├── DropItem              raised by a pipeline to discard an item (Scrapy's name)
  ├── IgnoreRequest         raised anywhere to drop a request silently (Scrapy's name)
  ├── CloseSpider           raised in a callback to end the crawl with `reason`
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CloseSpider", "CrawlerError", "DownloadError", "DropItem", "HttpError", "IgnoreRequest",
-    "Kind", "OutputError", "RequestFailed", "SettingsError", "StartupError", "UsageError",
-    "http_kind",
+    "Kind", "NotConfigured", "OutputError", "RequestFailed", "SettingsError", "StartupError",
+    "UsageError", "http_kind",
 ]
 
 
@@ -81,6 +82,11 @@ class StartupError(CrawlerError):
 
 class OutputError(StartupError):
     """An output cannot be written: checked before any file is opened for writing."""
+
+
+class NotConfigured(CrawlerError):
+    """Raised by a plugin's `from_crawler` when its settings leave it off (Scrapy's name):
+    the plugin is left out of the crawl."""
 
 
 class DropItem(CrawlerError):

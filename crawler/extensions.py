@@ -65,4 +65,5 @@ BUILTIN: tuple[Any, ...] = (LogStats,)
 
 def load_extensions(specs: tuple[Any, ...], crawler: Any) -> list[Any]:
     """The built-in extensions, then those `specs` name (classes, instances, dotted paths)."""
-    return [build(spec, crawler, "extension") for spec in (*BUILTIN, *specs)]
+    built = (build(spec, crawler, "extension") for spec in (*BUILTIN, *specs))
+    return [extension for extension in built if extension is not None]

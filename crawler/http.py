@@ -45,8 +45,8 @@ class Request:
     """
 
     __slots__ = ("_canonical", "_cb_kwargs", "_host", "_meta", "_url", "_yurl", "body",
-                 "callback", "depth", "dont_filter", "dropped_headers", "errback", "headers",
-                 "method", "priority")
+                 "callback", "cookies", "depth", "dont_filter", "dropped_headers", "errback",
+                 "headers", "method", "priority")
 
     def __init__(
         self,
@@ -62,6 +62,7 @@ class Request:
         errback: Errback | None = None,
         *,
         depth: int = 0,
+        cookies: Mapping[str, str] | Iterable[Mapping[str, Any]] | None = None,
     ) -> None:
         # the string of a parsed URL is made on first use: most followed links are duplicates
         # that never need it
@@ -90,6 +91,8 @@ class Request:
         self.dont_filter = dont_filter
         self.errback = errback
         self.depth = depth
+        # sent as a Cookie header; with cookies_enabled also stored in the crawl's jar
+        self.cookies: dict[str, str] | None = _cookies(cookies) if cookies else None
         # checked here, where the mistake is made, rather than failing a fetch later
         if type(priority) is not int or type(depth) is not int:
             _bad_int(priority, depth)
@@ -170,6 +173,7 @@ class Request:
         request.priority = request.depth = 0
         request.dont_filter = False
         request.errback = None
+        request.cookies = None
         return request
 
     @property
@@ -190,7 +194,7 @@ class Request:
         `seq` is the frontier's arrival order, kept in the same tuple."""
         if self.method != "GET" or self.body or self.headers is not None or \
                 self.dropped_headers or self._meta or self._cb_kwargs or \
-                self.errback is not None or self.dont_filter:
+                self.errback is not None or self.dont_filter or self.cookies:
             return self
         callback = self.callback
         url = self._url if self._url is not None else self.url
@@ -228,6 +232,7 @@ class Request:
             "depth")}
         fields["meta"] = dict(self._meta) if self._meta else None
         fields["cb_kwargs"] = self._cb_kwargs
+        fields["cookies"] = self.cookies
         fields["headers"] = self._header_items()
         fields.update(changes)
         copy = object.__new__(type(self))
@@ -252,8 +257,8 @@ class Response:
     """
 
     __slots__ = ("_base", "_base_dir", "_base_path", "_encoding", "_host_key", "_is_html",
-                 "_origin", "_parser", "_refused", "_text", "_yurl", "body", "headers",
-                 "request", "status", "url")
+                 "_origin", "_parser", "_refused", "_text", "_yurl", "body", "flags",
+                 "headers", "request", "status", "url")
 
     def __init__(
         self,
@@ -262,6 +267,7 @@ class Response:
         headers: CIMultiDictProxy[str] | CIMultiDict[str] | Mapping[str, str],
         body: bytes,
         request: Request,
+        flags: tuple[str, ...] = (),
     ) -> None:
         self._yurl = url if isinstance(url, URL) else None  # parsed already: spares a parse
         self.url = str(url)
@@ -270,6 +276,7 @@ class Response:
             else CIMultiDict(headers)
         self.body = body
         self.request = request
+        self.flags = flags  # ("cached",) for a response replayed from the HTTP cache
         self._text: str | None = None
         self._encoding: str | None = None
         self._parser: LexborHTMLParser | None = None
@@ -662,6 +669,26 @@ def _header_list(headers: HeadersArg) -> list[tuple[Any, Any]]:
         raise TypeError("Request headers must be a mapping or (name, value) pairs, got "
                         f"{type(headers).__name__}")
     return [tuple(pair) for pair in headers]
+
+
+def _cookies(cookies: Any) -> dict[str, str]:
+    """Scrapy's two forms: {name: value}, or a list of {"name": ..., "value": ...} dicts
+    (their domain and path are not used: a request's cookies go to its own URL)."""
+    pairs = cookies.items() if isinstance(cookies, Mapping) else (
+        (c.get("name"), c.get("value")) if isinstance(c, Mapping) else (c, None)
+        for c in cookies)
+    result = {}
+    for name, value in pairs:
+        if not isinstance(name, str) or not name or not isinstance(value, str | int | float):
+            raise TypeError("Request cookies must be {name: value} strings, or a list of "
+                            f"{{'name': ..., 'value': ...}} dicts; got {name!r}: {value!r}")
+        if _COOKIE_BAD.search(name) or _COOKIE_BAD.search(str(value)):
+            raise ValueError(f"cookie {name!r}: control characters or ';' are not allowed")
+        result[name] = str(value)
+    return result
+
+
+_COOKIE_BAD = re.compile(r"[\x00-\x1f\x7f;]")
 
 
 def _headers(headers: HeadersArg) -> tuple[CIMultiDict[str] | None, frozenset[str]]:

@@ -42,6 +42,8 @@ def load_pipelines(specs: tuple[Any, ...], crawler: Any) -> list[Any]:
     pipelines = []
     for spec in specs:
         instance = build(spec, crawler, "item pipeline")
+        if instance is None:  # NotConfigured
+            continue
         if not callable(getattr(instance, "process_item", None)):
             raise StartupError(f"item pipeline {spec!r} has no process_item() method")
         pipelines.append(instance)

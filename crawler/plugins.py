@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from crawler.exceptions import StartupError
+from crawler.exceptions import NotConfigured, StartupError
 
 __all__ = [
     "Interrupted", "PluginThread", "build", "call", "describe", "is_async", "load_object",
@@ -49,13 +49,15 @@ def load_object(path: str, what: str) -> Any:
 
 def build(spec: Any, crawler: Any, what: str) -> Any:
     """An instance from a class, an instance or a dotted path; `from_crawler(crawler)` is
-    used when the class defines it."""
+    used when the class defines it. None when it raises NotConfigured (left out)."""
     obj = load_object(spec, what) if isinstance(spec, str) else spec
     if not isinstance(obj, type):
         return obj
     factory = getattr(obj, "from_crawler", None)
     try:
         return factory(crawler) if callable(factory) else obj()
+    except NotConfigured:
+        return None
     except Exception as exc:
         hint = "" if callable(factory) else \
             " (a plugin that needs arguments gets them in a from_crawler(crawler) classmethod)"

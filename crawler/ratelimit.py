@@ -48,7 +48,7 @@ class HostPolicy:
 class HostSlot:
     """In-flight count, current delay and next allowed start of one host."""
 
-    __slots__ = ("active", "crawl_delay", "delay", "last_start", "next_start")
+    __slots__ = ("active", "crawl_delay", "delay", "last_start", "next_start", "prior_start")
 
     def __init__(self, policy: HostPolicy) -> None:
         self.active = 0
@@ -58,6 +58,7 @@ class HostSlot:
         self.crawl_delay = 0.0  # from robots.txt; a floor even for randomised gaps
         self.next_start = 0.0  # loop time before which no request to this host may start
         self.last_start = 0.0
+        self.prior_start = 0.0  # next_start before the last start: a cache hit goes back
 
     def ready(self, now: float, policy: HostPolicy) -> bool:
         return self.active < policy.concurrency and now >= self.next_start
@@ -65,6 +66,7 @@ class HostSlot:
     def start(self, now: float, policy: HostPolicy) -> None:
         self.active += 1
         self.last_start = now
+        self.prior_start = self.next_start
         gap = self.delay
         if gap and policy.randomize:
             gap *= random.uniform(0.5, 1.5)
@@ -73,9 +75,14 @@ class HostSlot:
             self.next_start = max(self.next_start, now + gap)
 
     def finish(self, now: float, policy: HostPolicy, latency: float | None,
-               status: int | None) -> None:
-        """A request is over; with autothrottle, move the delay toward latency/target."""
+               status: int | None, *, cached: bool = False) -> None:
+        """A request is over; with autothrottle, move the delay toward latency/target. A
+        cached one (no network) takes back the gap its start set."""
         self.active -= 1
+        if cached:
+            if self.next_start > now:
+                self.next_start = max(self.prior_start, now)
+            return
         if not policy.autothrottle or latency is None:
             return
         floor = max(policy.delay, self.crawl_delay)

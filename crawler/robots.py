@@ -209,7 +209,10 @@ class RobotsCache:
     async def _fetch_following(self, url: URL) -> Response:
         for _ in range(_MAX_HOPS + 1):
             response = await self._fetch(Request(url, dont_filter=True, meta={
-                "download_maxsize": MAX_ROBOTS_BYTES, "download_truncate": True}))
+                "download_maxsize": MAX_ROBOTS_BYTES, "download_truncate": True,
+                # the middlewares pass it on as it is: this loader retries and redirects
+                "robots_txt": True, "dont_retry": True, "dont_redirect": True,
+                "handle_httpstatus_all": True}))
             location = response.headers.get("Location")
             if not (300 <= response.status < 400 and location):
                 return response

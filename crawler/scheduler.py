@@ -290,10 +290,10 @@ class Scheduler:
             self._idle_workers -= 1
 
     async def done(self, request: Request, *, latency: float | None = None,
-                   status: int | None = None) -> None:
+                   status: int | None = None, cached: bool = False) -> None:
         """The fetch of `request` is over; its host may take another."""
         await self.frontier.done(request, asyncio.get_running_loop().time(),
-                                 latency=latency, status=status)
+                                 latency=latency, status=status, cached=cached)
         self._poke()
 
     async def pause_host(self, request: Request, seconds: float) -> None:

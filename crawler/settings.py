@@ -74,6 +74,14 @@ class Settings:
     tls_ca_bundle: str | None = None  # a PEM file of CA certificates to trust as well
     item_pipelines: tuple[Any, ...] = ()
     extensions: tuple[Any, ...] = ()  # extension classes or dotted paths (after built-ins)
+    # (middleware, order) pairs, from {path: order} (None disables a built-in) or a list
+    downloader_middlewares: tuple[tuple[Any, int | None], ...] = ()
+    # the HTTP cache: responses kept on disk and replayed instead of fetched
+    http_cache: bool = False
+    http_cache_dir: str = ".crawler-cache"
+    http_cache_expiration: float = 0.0  # seconds a stored response stays fresh; 0: forever
+    http_cache_codes: tuple[int, ...] = ()  # statuses kept besides 2xx (e.g. 301,404)
+    cookies_enabled: bool = False  # one cookie jar per crawl, as a browser keeps
     # plugins' own settings: any name with a dot ("myext.api_key"), read with get()
     plugin: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
     feed_fields: tuple[str, ...] | None = None
@@ -101,6 +109,7 @@ class Settings:
                      "max_url_length"):
             _check(name, getattr(self, name) >= 1, "must be >= 1")
         for name in ("download_delay", "max_redirects", "retries", "log_interval",
+                     "http_cache_expiration",
                      "retry_backoff_base", "retry_backoff_max", "autothrottle_max_delay",
                      "autothrottle_start_delay"):
             _check(name, getattr(self, name) >= 0, "must be >= 0")
@@ -119,8 +128,10 @@ class Settings:
         for name, limit, why in _UPPER_BOUNDS:
             value = getattr(self, name)
             _check(name, value is None or value <= limit, f"must be <= {limit:g}: {why}")
-        _check("retry_http_codes", all(100 <= c <= 599 for c in self.retry_http_codes),
-               "must be HTTP status codes (100-599)")
+        for name in ("retry_http_codes", "http_cache_codes"):
+            _check(name, all(100 <= c <= 599 for c in getattr(self, name)),
+                   "must be HTTP status codes (100-599)")
+        _check("http_cache_dir", bool(self.http_cache_dir.strip()), "must name a directory")
         _check("user_agent", not _CONTROL_CHARS.search(self.user_agent),
                "must not contain control characters (CR, LF, NUL...): it is sent as a header")
         _check("feed_fields", self.feed_fields is None or all(self.feed_fields),
@@ -229,6 +240,11 @@ _SCRAPY_NAMES: dict[str, tuple[str, str]] = {
     "retry_times": ("retries", ""),
     "retry_enabled": ("retries", "; set it to 0 to turn retries off"),
     "retry_http_codes": ("retry_http_codes", ""),
+    "downloader_middlewares": ("downloader_middlewares", ""),
+    "httpcache_enabled": ("http_cache", ""),
+    "httpcache_dir": ("http_cache_dir", ""),
+    "httpcache_expiration_secs": ("http_cache_expiration", ""),
+    "cookies_enabled": ("cookies_enabled", "; they are off by default here"),
     "urllength_limit": ("max_url_length", ""),
 }
 
@@ -282,6 +298,8 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         return _parse(key, hint, value)
     if key in _PLUGIN_LISTS:
         return _plugin_list(key, value)
+    if key == "downloader_middlewares":
+        return _ordered(key, value)
     if typing.get_origin(base) is tuple:
         kind = typing.get_args(base)[0]
         if isinstance(value, list | tuple | set | frozenset) and all(
@@ -318,6 +336,11 @@ def _parse(key: str, hint: Any, text: str) -> Any:
             return float(stripped)
         if key in _PLUGIN_LISTS:
             return _plugin_list(key, [p for p in stripped.split(",") if p])
+        if key == "downloader_middlewares":  # path[=order],...; order "none" disables
+            pairs = [p.strip().partition("=") for p in stripped.split(",") if p.strip()]
+            return _ordered(key, {path.strip(): (None if order.strip().lower() == "none"
+                                                 else int(order)) if eq else 500 + i
+                                  for i, (path, eq, order) in enumerate(pairs)})
         if typing.get_origin(base) is tuple:
             kind = typing.get_args(base)[0]
             return tuple(kind(p.strip()) for p in stripped.split(",") if p.strip())
@@ -327,6 +350,20 @@ def _parse(key: str, hint: Any, text: str) -> Any:
         if typing.get_origin(base) is tuple:
             name = f"comma-separated {typing.get_args(base)[0].__name__}s"
         raise SettingsError(f"setting {key!r} expects {name}, got {text!r}") from None
+
+
+def _ordered(key: str, value: Any) -> tuple[tuple[Any, int | None], ...]:
+    """Scrapy's {path: order} (None disables) or a list, taken as orders 500, 501, ..."""
+    if isinstance(value, list | tuple):
+        value = {spec: 500 + i for i, spec in enumerate(value)}
+    if not isinstance(value, Mapping):
+        raise SettingsError(f"setting {key!r} expects a {{path: order}} mapping or a list, "
+                            f"got {value!r}")
+    for spec, order in value.items():
+        if order is not None and (isinstance(order, bool) or not isinstance(order, int)):
+            raise SettingsError(f"setting {key!r}: the order of {spec!r} must be an integer "
+                                f"or None, got {order!r}")
+    return tuple(value.items())
 
 
 def _plugin_list(key: str, value: Any) -> tuple[Any, ...]:

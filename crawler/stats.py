@@ -39,6 +39,7 @@ class Stats:
     slow_callbacks: int = 0  # callback steps that blocked the event loop
     status_counts: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    counters: Counter[str] = field(default_factory=Counter)  # plugins' ("httpcache/hit")
     elapsed_seconds: float = 0.0
     max_loop_stall: float = 0.0  # longest time the event loop was unresponsive
     finish_reason: str = ""
@@ -79,6 +80,7 @@ class Stats:
             "slow_callbacks": self.slow_callbacks,
             "status_counts": {str(k): v for k, v in sorted(self.status_counts.items())},
             "errors": dict(sorted(self.errors.items())),
+            "counters": dict(sorted(self.counters.items())),
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "max_loop_stall_seconds": round(self.max_loop_stall, 4),
             "peak_rss_mb": _peak_rss_mb(),

@@ -44,9 +44,10 @@ class Frontier(Protocol):
         """The best request whose host may start one now, marking it started; else None."""
 
     async def done(self, request: Request, now: float, *, latency: float | None = None,
-                   status: int | None = None) -> None:
+                   status: int | None = None, cached: bool = False) -> None:
         """The request's fetch is over: free its host's slot; latency and status feed
-        autothrottle (status None: no response)."""
+        autothrottle (status None: no response). `cached`: the network was not used (a
+        cache hit), so the start charges the host no delay."""
 
     async def pause_host(self, host: str, until: float) -> None:
         """Start nothing on `host` (a `host_key`) before loop time `until` (Retry-After)."""

@@ -173,10 +173,10 @@ class MemoryFrontier:
         return None
 
     async def done(self, request: Request, now: float, *, latency: float | None = None,
-                   status: int | None = None) -> None:
+                   status: int | None = None, cached: bool = False) -> None:
         host = request.host
         queue = self._hosts[host]
-        queue.slot.finish(now, self.policy, latency, status)
+        queue.slot.finish(now, self.policy, latency, status, cached=cached)
         self._in_flight -= 1
         if queue.slot.active == self.policy.concurrency - 1:
             self._reschedule(host, queue, now)

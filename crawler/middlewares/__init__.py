@@ -1,0 +1,166 @@
+"""Downloader middlewares: an ordered chain of small wrappers around the Downloader.
+
+A middleware is any object with one or more of these methods, `async def` or plain (plain
+ones run on the event loop and must be quick, like Scrapy's):
+
+    process_request(request)              -> None | Response | Request | Retry
+    process_response(request, response)   -> Response | Request | Retry
+    process_exception(request, exception) -> None | Response | Request | Retry
+
+`process_request` runs in order, the network fetch comes next, then `process_response` in
+reverse order (the middleware nearest the network sees the response first), as in Scrapy.
+A Response from `process_request` skips the fetch (a cache hit), and every
+`process_response` still sees it. A RequestFailed from the fetch goes to each
+`process_exception` in reverse order until one returns something other than None. A
+Request that a method returns is scheduled in place of the original (through the same
+admission checks as a link: off-site, robots.txt, duplicates unless `dont_filter`); a
+`Retry` queues a request again after a wait without the duplicate check. Raising
+RequestFailed (or IgnoreRequest) fails the request; its errback is called.
+
+The `downloader_middlewares` setting adds middlewares, or reorders or disables (None) the
+built-in ones, as Scrapy's DOWNLOADER_MIDDLEWARES does:
+
+    custom_settings = {"downloader_middlewares": {"myproject.mw.AddToken": 500,
+                                                  "crawler.middlewares.cookies.Cookies": None}}
+
+A list is taken as orders 500, 501, ... . Middlewares are built with
+`from_crawler(crawler)` when they define it; raising NotConfigured there leaves one out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from crawler.http import Request, Response
+from crawler.plugins import build, is_async
+
+__all__ = ["BUILTIN", "Fetch", "MiddlewareChain", "Outcome", "Retry", "middleware_specs"]
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Queue `request` again, not before `delay` seconds from now, without the duplicate
+    check (what the retry middleware returns)."""
+
+    request: Request
+    delay: float = 0.0
+
+
+Outcome: TypeAlias = Response | Request | Retry
+Fetch: TypeAlias = Callable[[Request], Awaitable[Response]]
+
+# the built-in middlewares and their orders: higher is nearer the network (Scrapy's scale)
+BUILTIN: dict[str, int] = {
+    "crawler.middlewares.httperror.HttpErrorMiddleware": 50,
+    "crawler.middlewares.retry.RetryMiddleware": 550,
+    "crawler.middlewares.redirect.RedirectMiddleware": 600,
+    "crawler.middlewares.cookies.CookiesMiddleware": 700,
+    "crawler.middlewares.proxy.ProxyMiddleware": 750,
+    "crawler.middlewares.httpcache.HttpCacheMiddleware": 900,
+}
+
+
+def middleware_specs(setting: Sequence[tuple[Any, int | None]]) -> list[Any]:
+    """The middlewares to build, in order: the built-ins merged with the setting's (spec,
+    order) pairs, where None leaves one out."""
+    orders: dict[Any, int | None] = dict(BUILTIN)
+    for spec, order in setting:
+        key = spec if isinstance(spec, str) else _path(spec)
+        if key in orders:  # a built-in, by path or by class: moved or left out
+            del orders[key]
+            orders[spec if not isinstance(spec, str) else key] = order
+        else:
+            orders[spec] = order
+    ranked = [(order, i, spec) for i, (spec, order) in enumerate(orders.items())
+              if order is not None]
+    return [spec for _, _, spec in sorted(ranked, key=lambda t: (t[0], t[1]))]
+
+
+def _path(obj: Any) -> str:
+    cls = obj if isinstance(obj, type) else type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class MiddlewareChain:
+    """The middlewares of one crawl around a fetch function.
+
+    Usage:
+        chain = MiddlewareChain.from_crawler(crawler)
+        outcome = await chain.download(request, downloader.fetch)
+    """
+
+    def __init__(self, middlewares: Sequence[Any],
+                 on_response: Callable[[Request, Response], Awaitable[None]] | None = None,
+                 ) -> None:
+        self.middlewares = list(middlewares)
+        self._on_response = on_response
+        # bound methods, sync ones wrapped, in the order they are called
+        self._requests = [_hook(m.process_request) for m in self.middlewares
+                          if hasattr(m, "process_request")]
+        self._responses = [_hook(m.process_response) for m in reversed(self.middlewares)
+                           if hasattr(m, "process_response")]
+        self._exceptions = [_hook(m.process_exception) for m in reversed(self.middlewares)
+                            if hasattr(m, "process_exception")]
+
+    @classmethod
+    def from_crawler(cls, crawler: Any,
+                     on_response: Callable[[Request, Response], Awaitable[None]] | None = None,
+                     ) -> MiddlewareChain:
+        specs = middleware_specs(crawler.settings.downloader_middlewares)
+        built = (build(spec, crawler, "downloader middleware") for spec in specs)
+        return cls([m for m in built if m is not None], on_response)
+
+    async def download(self, request: Request, fetch: Fetch) -> Outcome:
+        """Run `request` through the chain and `fetch`; raises what fails the request."""
+        response: Response | None = None
+        for hook in self._requests:
+            result = await hook(request)
+            if result is None:
+                continue
+            if not isinstance(result, Response):
+                return _checked(result, hook)
+            response = result
+            break
+        if response is None:
+            try:
+                response = await fetch(request)
+            except Exception as exc:
+                result = await self._exception(request, exc)
+                if not isinstance(result, Response):
+                    return result
+                response = result
+        if self._on_response is not None:
+            await self._on_response(request, response)
+        for hook in self._responses:
+            result = await hook(request, response)
+            if not isinstance(result, Response):
+                return _checked(result, hook)
+            response = result
+        return response
+
+    async def _exception(self, request: Request, exc: Exception) -> Outcome:
+        for hook in self._exceptions:
+            result = await hook(request, exc)
+            if result is not None:
+                return _checked(result, hook)
+        raise exc
+
+
+def _hook(method: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    if is_async(method):
+        return method
+
+    async def call(*args: Any) -> Any:
+        return method(*args)
+    call.__qualname__ = getattr(method, "__qualname__", repr(method))
+    return call
+
+
+def _checked(result: Any, hook: Callable[..., Any]) -> Outcome:
+    if isinstance(result, Response | Request | Retry):
+        return result
+    raise TypeError(f"{getattr(hook, '__qualname__', hook)} returned a "
+                    f"{type(result).__name__}; expected a Response, a Request, a Retry or None")
+

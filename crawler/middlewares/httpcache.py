@@ -1,0 +1,171 @@
+"""Keep responses on disk and replay them instead of fetching (Scrapy's HttpCacheMiddleware).
+
+With `http_cache=True` (or `--cache`) every 2xx response (and the statuses in
+`http_cache_codes`) is stored in `<http_cache_dir>/<spider>.sqlite3`, keyed by the request
+fingerprint, and a later request with that fingerprint is answered from there without
+touching the network: no politeness delay is charged, and robots.txt (stored too, whatever
+its 4xx answer) is not fetched again. So a spider can be rerun while its selectors are
+written. `http_cache_expiration` seconds make a stored response stale (0: never);
+`meta["dont_cache"]` skips the cache for one request; `--cache-clear` empties it.
+
+SQLite calls run in one thread of their own, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import orjson
+from multidict import CIMultiDict
+
+from crawler.exceptions import NotConfigured, StartupError
+from crawler.http import Request, Response
+from crawler.signals import Signal
+
+__all__ = ["HttpCacheMiddleware", "cache_path", "clear_cache"]
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    fingerprint BLOB PRIMARY KEY,
+    url TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    headers BLOB NOT NULL,
+    body BLOB NOT NULL,
+    stored REAL NOT NULL
+)
+"""
+_DROP_HEADERS = ("Content-Encoding", "Content-Length", "Transfer-Encoding")  # body is decoded
+
+
+def cache_path(directory: str | Path, spider_name: str) -> Path:
+    return Path(directory) / f"{spider_name}.sqlite3"
+
+
+def clear_cache(directory: str | Path, spider_name: str) -> bool:
+    """Delete a spider's cache (blocking); True when there was one."""
+    path = cache_path(directory, spider_name)
+    found = False
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            path.with_name(path.name + suffix).unlink()
+            found = True
+        except FileNotFoundError:
+            pass
+    return found
+
+
+class HttpCacheMiddleware:
+    def __init__(self, crawler: Any) -> None:
+        s = crawler.settings
+        self._path = cache_path(s.http_cache_dir, crawler.spider.name)
+        self._expiration = s.http_cache_expiration
+        self._codes = frozenset(s.http_cache_codes)
+        self._fingerprint = crawler.fingerprint
+        self._counters = crawler.stats.counters
+        self._db: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="http-cache")
+        self._check_dir()
+        crawler.signals.connect(Signal.SPIDER_OPENED, self.open)
+        crawler.signals.connect(Signal.SPIDER_CLOSED, self.close)
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> HttpCacheMiddleware:
+        if not crawler.settings.http_cache:
+            raise NotConfigured
+        return cls(crawler)
+
+    def _check_dir(self) -> None:
+        directory = self._path.parent
+        if directory.exists() and not directory.is_dir():
+            raise StartupError(f"http_cache_dir {str(directory)!r} is not a directory")
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    async def open(self) -> None:
+        try:
+            await self._run(self._connect)
+        except (OSError, sqlite3.Error) as exc:
+            logger.error("cannot open the HTTP cache %s: %s; going on without it",
+                         self._path, exc)
+        else:
+            logger.info("HTTP cache: %s", self._path)
+
+    def _connect(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self._path, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(_SCHEMA)
+        db.commit()
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._thread.shutdown(wait=False)
+
+    async def process_request(self, request: Request) -> Response | None:
+        if self._db is None or request.meta.get("dont_cache"):
+            return None
+        key = self._fingerprint(request)
+        try:
+            row = await self._run(self._get, key)
+        except sqlite3.Error as exc:
+            self._failed("read", exc)
+            return None
+        if row is None or (self._expiration and time.time() - row[4] > self._expiration):
+            self._counters["httpcache/miss"] += 1
+            return None
+        self._counters["httpcache/hit"] += 1
+        url, status, headers, body, _ = row
+        return Response(url, status, CIMultiDict(orjson.loads(headers)), body, request,
+                        flags=("cached",))
+
+    def _get(self, key: bytes) -> tuple[Any, ...] | None:
+        assert self._db is not None
+        row: tuple[Any, ...] | None = self._db.execute(
+            "SELECT url, status, headers, body, stored FROM responses WHERE fingerprint = ?",
+            (key,)).fetchone()
+        return row
+
+    async def process_response(self, request: Request, response: Response) -> Response:
+        if self._db is None or "cached" in response.flags or request.meta.get("dont_cache") \
+                or not self._storable(request, response.status):
+            return response
+        headers = [(k, v) for k, v in response.headers.items() if k not in _DROP_HEADERS]
+        row = (self._fingerprint(request), response.url, response.status,
+               orjson.dumps(headers), response.body, time.time())
+        try:
+            await self._run(self._put, row)
+        except sqlite3.Error as exc:
+            self._failed("write", exc)
+        else:
+            self._counters["httpcache/store"] += 1
+        return response
+
+    def _storable(self, request: Request, status: int) -> bool:
+        if 200 <= status < 300 or status in self._codes:
+            return True
+        # a robots.txt 4xx means "no rules": replaying it spares the fetch as well
+        return status < 500 and bool(request.meta.get("robots_txt"))
+
+    def _put(self, row: tuple[Any, ...]) -> None:
+        assert self._db is not None
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", row)
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self._counters[f"httpcache/{what}_errors"] += 1
+        if self._counters[f"httpcache/{what}_errors"] == 1:
+            logger.error("HTTP cache %s failed (%s): %s; further failures are only counted",
+                         what, self._path, exc)

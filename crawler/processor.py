@@ -1,0 +1,183 @@
+"""Response handling: one request through the downloader middlewares and the network, and
+its outcome sent on: a response to its callback, a Request or a Retry back to the
+scheduler, a failure to the errback.
+
+The host's slot is released the moment the network part ends (or, for a response a
+middleware supplied, such as a cache hit, when the chain ends, charging no delay), on every
+path, whatever was raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from crawler.downloader import Downloader
+from crawler.exceptions import DownloadError, IgnoreRequest, Kind, RequestFailed
+from crawler.http import Failure, Request, Response
+from crawler.middlewares import MiddlewareChain, Outcome, Retry
+from crawler.parsing import TooComplex
+from crawler.retry import RetryPolicy
+from crawler.scraper import Scraper
+from crawler.signals import Signal
+from crawler.state import CrawlContext
+
+__all__ = ["Processor"]
+
+logger = logging.getLogger("crawler.engine")
+
+
+class Processor:
+    """Usage: `await processor.process(request)` in a worker, for each request it gets."""
+
+    def __init__(self, context: CrawlContext, *, scraper: Scraper) -> None:
+        self._context = context
+        self._spider = context.spider
+        self._stats = context.stats
+        self._signals = context.signals
+        self._scheduler = context.scheduler
+        self._max_pages = context.settings.max_pages
+        self._policy = RetryPolicy.from_settings(context.settings)
+        self._scraper = scraper
+        self.chain = MiddlewareChain([])  # the crawl's, once its middlewares are built
+        self._robots_chain = self.chain
+        self.downloader: Downloader | None = None  # set when the crawl opens it
+
+    def use(self, chain: MiddlewareChain) -> None:
+        """Send requests through `chain` (its middlewares again, unobserved, for robots)."""
+        self.chain = chain
+        self._robots_chain = MiddlewareChain(chain.middlewares)
+
+    async def process(self, request: Request) -> None:
+        """Fetch `request` and hand its outcome on."""
+        context, scheduler = self._context, self._scheduler
+        if not context.running():
+            await scheduler.done(request)
+            return
+        loop = asyncio.get_running_loop()
+        fetched = False
+
+        async def fetch(sent: Request) -> Response:
+            """The network, for `request` as the middlewares changed it."""
+            nonlocal fetched
+            fetched = True
+            started = loop.time()
+            status: int | None = None
+            try:
+                assert self.downloader is not None
+                response = await self.downloader.fetch(sent)
+                status = response.status
+                self._stats.pages += 1  # before done(): max_pages counts pages + in flight
+            except RequestFailed:
+                raise
+            except Exception as exc:
+                logger.exception("internal error fetching %s", sent.url)
+                raise DownloadError(Kind.INTERNAL, f"{type(exc).__name__}: {exc}", sent) \
+                    from None
+            finally:
+                latency = loop.time() - started
+                self._stats.record_host(request.host, latency)
+                await scheduler.done(request, latency=latency, status=status)
+            await self._fetched(request, response)
+            return response
+
+        outcome: Outcome | RequestFailed
+        try:
+            outcome = await self.chain.download(request, fetch)
+        except RequestFailed as exc:
+            outcome = exc
+        except IgnoreRequest as exc:
+            logger.debug("ignored %s: %s", request.url, exc)
+            await self._errback(request, Failure(request, exc, "ignored"))
+            return
+        except Exception as exc:  # a middleware's bug fails the request, not the worker
+            logger.exception("error in a downloader middleware for %s", request.url)
+            outcome = DownloadError(Kind.INTERNAL, f"{type(exc).__name__}: {exc}", request)
+        finally:
+            if not fetched:  # a middleware answered (a cache hit) or failed: free the slot
+                await scheduler.done(request, cached=True)
+        await self._route(request, outcome)
+
+    async def fetch_robots(self, request: Request) -> Response:
+        """robots.txt through the middlewares (a cache, a proxy) but outside politeness
+        and the page counts; its own loader follows redirects and retries."""
+        assert self.downloader is not None
+        outcome = await self._robots_chain.download(request, self.downloader.fetch)
+        if not isinstance(outcome, Response):
+            raise DownloadError(Kind.INTERNAL, f"a downloader middleware answered the "
+                                f"robots.txt request with a {type(outcome).__name__}", request)
+        return outcome
+
+    async def _fetched(self, request: Request, response: Response) -> None:
+        """Politeness and limits that follow every response from the network."""
+        pause = self._policy.host_pause(response)
+        if pause:
+            await self._scheduler.pause_host(request, pause)
+        if self._max_pages is not None and self._stats.pages >= self._max_pages:
+            self._context.stop("max_pages")
+
+    async def received(self, request: Request, response: Response) -> None:
+        """Every response, from the network or a middleware, before process_response."""
+        stats = self._stats
+        if response.flags and "cached" in response.flags:
+            stats.pages += 1
+            if self._max_pages is not None and stats.pages >= self._max_pages:
+                self._context.stop("max_pages")
+        stats.status_counts[response.status] += 1
+        if self._signals.wants(Signal.RESPONSE_RECEIVED):
+            await self._signals.send(Signal.RESPONSE_RECEIVED, response=response,
+                                     request=request, spider=self._spider)
+
+    async def _route(self, request: Request, outcome: Outcome | RequestFailed) -> None:
+        if isinstance(outcome, Response):
+            await self._respond(outcome.request if outcome.request is not None else request,
+                                outcome)
+        elif isinstance(outcome, RequestFailed):
+            await self.fail(request, outcome, getattr(outcome, "response", None))
+        elif isinstance(outcome, Retry):
+            if self._context.running():
+                await self._scheduler.retry(
+                    outcome.request, asyncio.get_running_loop().time() + outcome.delay)
+        elif self._context.running():  # a Request: a redirect, or a middleware's own
+            await self._scheduler.enqueue(outcome)
+
+    async def _respond(self, request: Request, response: Response) -> None:
+        if response.is_html and response.heavy():
+            try:
+                await response.check_complexity()
+                # in a thread: Lexbor parses without the GIL, and the loop runs on
+                await asyncio.to_thread(response.parse, checked=True)
+            except TooComplex as exc:
+                await self.fail(request, DownloadError(Kind.TOO_COMPLEX, str(exc), request),
+                                response)
+                return
+        callback = request.callback or self._spider.parse
+        await self._scraper.run_callback(callback, response, request.cb_kwargs, request)
+
+    async def refused(self, request: Request, exc: Exception, kind: str) -> None:
+        """robots.txt refused the request, or could not be read: its errback is called."""
+        if kind == Kind.ROBOTS_DISALLOWED:
+            await self._errback(request, Failure(request, exc, kind))
+        else:
+            assert isinstance(exc, RequestFailed)
+            await self.fail(request, exc)
+
+    async def fail(self, request: Request, exc: RequestFailed,
+                   response: Response | None = None) -> None:
+        stats = self._stats
+        stats.requests_failed += 1
+        stats.errors[exc.kind] += 1
+        if request.depth == 0 and not request.meta.get("redirect_urls"):
+            logger.warning("start request %s failed: %s", request.url, exc)
+        else:
+            logger.debug("failed %s: %s", request.url, exc)
+        failure = Failure(request, exc, exc.kind, response)
+        if self._signals.wants(Signal.REQUEST_FAILED):
+            await self._signals.send(Signal.REQUEST_FAILED, request=request, failure=failure,
+                                     spider=self._spider)
+        await self._errback(request, failure)
+
+    async def _errback(self, request: Request, failure: Failure) -> None:
+        if request.errback is not None:
+            await self._scraper.run_callback(request.errback, failure, {}, request)
+
