@@ -23,13 +23,13 @@ import orjson
 from crawler import __version__
 from crawler.engine import Crawler, CrawlResult
 from crawler.exceptions import StartupError, UsageError
-from crawler.exporters import Exporter, make_exporter
-from crawler.feeds import output_exporter
+from crawler.exporters import file_identity, make_exporter
+from crawler.feeds import output_sink
 from crawler.interrupts import EXIT_KILLED, Interrupts
 from crawler.loader import discover, load_spider
-from crawler.outputs import identity
 from crawler.plugins import describe
 from crawler.settings import Settings
+from crawler.sinks import Sink
 from crawler.spider import Spider
 from crawler.stats import nothing_done, summary
 
@@ -192,23 +192,23 @@ def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[
 
 
 def _outputs(spider: Spider, args: argparse.Namespace, settings: Settings, *,
-             default_overwrite: bool) -> list[Exporter]:
+             default_overwrite: bool) -> list[Sink]:
     started = datetime.datetime.now(datetime.UTC)
-    fields = settings.feed_fields
-    outputs = [output_exporter(spec, overwrite=False, fields=fields, spider=spider,
-                               started=started) for spec in args.output]
-    outputs += [output_exporter(spec, overwrite=True, fields=fields, spider=spider,
-                                started=started) for spec in args.overwrite_output]
+    fields, sinks = settings.feed_fields, settings.sinks
+    outputs = [output_sink(spec, overwrite=False, fields=fields, spider=spider,
+                           started=started, sinks=sinks) for spec in args.output]
+    outputs += [output_sink(spec, overwrite=True, fields=fields, spider=spider,
+                            started=started, sinks=sinks) for spec in args.overwrite_output]
     if not outputs:
         outputs.append(make_exporter(Path("output") / f"{spider.name}.jsonl",
                                      overwrite=default_overwrite, fields=fields))
     return outputs
 
 
-def _check_stats_path(path: Path, outputs: list[Exporter]) -> None:
+def _check_stats_path(path: Path, outputs: list[Sink]) -> None:
     if path.is_dir():
         raise UsageError(f"--stats {path}: it is a directory")
-    if any(identity(path) == identity(o.path) for o in outputs):
+    if any(file_identity(path) == o.identity() for o in outputs):
         raise UsageError(f"--stats {path} is also an output")
     parent = path.parent
     while not parent.exists():

@@ -21,7 +21,6 @@ from typing import Any
 
 from crawler.downloader import Downloader, HttpDownloader
 from crawler.exceptions import CloseSpider, Kind, StartupError
-from crawler.exporters import Exporter
 from crawler.extensions import load_extensions
 from crawler.frontier import Frontier, MemoryFrontier
 from crawler.http import Request
@@ -38,6 +37,7 @@ from crawler.scheduler import Scheduler
 from crawler.scraper import Scraper, iterate
 from crawler.settings import Settings
 from crawler.signals import Signal, Signals
+from crawler.sinks import Sink
 from crawler.spider import Spider, start_url_list
 from crawler.state import CrawlContext, CrawlResult, CrawlState
 from crawler.stats import Stats
@@ -66,7 +66,7 @@ class Crawler:
         spider: Spider,
         *,
         settings: Settings | None = None,
-        outputs: Sequence[Exporter] = (),
+        outputs: Sequence[Sink] = (),
         frontier: Frontier | None = None,
         downloader: Downloader | None = None,
         fingerprint: Callable[[Request], bytes] = default_fingerprint,
@@ -213,7 +213,7 @@ class Crawler:
         self._killed.set()
         self._done.set()
 
-    def _output_failed(self, exporter: Exporter) -> None:
+    def _output_failed(self, sink: Sink) -> None:
         self.stop("output_failed")
 
     def _check_start_urls(self) -> None:

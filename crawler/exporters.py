@@ -17,7 +17,6 @@ import logging
 import os
 import stat
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +25,11 @@ import orjson
 
 from crawler.exceptions import OutputError
 from crawler.items import Record, csv_value
+from crawler.sinks import Sink
 
 __all__ = [
     "CsvExporter", "Exporter", "JsonExporter", "JsonLinesExporter", "exporter_class",
-    "make_exporter",
+    "file_identity", "make_exporter",
 ]
 
 logger = logging.getLogger(__name__)
@@ -39,21 +39,18 @@ _VALIDATE_JSON_BYTES = 64 * 1024 * 1024  # a .json to append to is parsed whole 
 STDOUT = "-"
 
 
-class Exporter:
-    """Base: buffers encoded records and writes them in batches. Subclasses encode."""
+class Exporter(Sink):
+    """Base of the file sinks: buffers encoded records and writes them in batches.
+    Subclasses encode."""
 
     suffix = ""
 
     def __init__(self, path: Path | str, *, overwrite: bool = False,
                  fields: tuple[str, ...] | None = None) -> None:
+        super().__init__("standard output" if path == STDOUT else str(path),
+                         overwrite=overwrite, fields=fields)
         self.path = path if path == STDOUT else Path(path)
-        self.name = "standard output" if path == STDOUT else str(path)
-        self.overwrite = overwrite
-        self.fields = fields
-        self.count = 0  # records written
         self._pending = 0  # records in the buffer
-        self.error: str | None = None  # why the output stopped taking records
-        self.on_error: Callable[[Exporter], None] = lambda exporter: None
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._file: Any = None
@@ -64,6 +61,9 @@ class Exporter:
         self._lock = asyncio.Lock()  # one write at a time, in the order batches were cut
 
     # -- before anything is written ------------------------------------------------------
+
+    def identity(self) -> object:
+        return file_identity(self.path)
 
     def check(self) -> None:
         """Raise OutputError if this output cannot be written; read what appending needs.
@@ -409,6 +409,18 @@ def make_exporter(path: str | os.PathLike[str], *, overwrite: bool = False,
         suffix = "" if target == STDOUT else Path(target).suffix
         format = suffix or "jsonl"
     return exporter_class(format)(target, overwrite=overwrite, fields=fields)
+
+
+def file_identity(path: Path | str) -> object:
+    """What makes two output paths the same file: device and inode when it exists, else
+    the resolved path."""
+    if path == STDOUT:
+        return STDOUT
+    try:
+        st = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return (st.st_dev, st.st_ino)
 
 
 def _reason(exc: BaseException) -> str:

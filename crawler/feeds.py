@@ -1,5 +1,6 @@
-"""Output specs as `-o`/`-O` take them: a path, a `file://` URI or `-` (standard output),
-with Scrapy's placeholders and an optional `:format` suffix.
+"""Output specs as `-o`/`-O` take them: a path, a `file://` URI, `-` (standard output) or
+a URI whose scheme names a registered sink, with Scrapy's placeholders and an optional
+`:format` suffix for files.
 
     output/%(name)s-%(time)s.jsonl    %(name)s the spider's name, %(time)s the start time
                                       (UTC, e.g. 2026-11-25T21-55-45), %(attr)s any spider
@@ -7,6 +8,7 @@ with Scrapy's placeholders and an optional `:format` suffix.
     items.txt:csv                     a format other than the extension says
     -   or   -:csv                    standard output (JSON lines unless a format is given)
     file:///tmp/items.json            a local file by URI
+    memo://anything                   the sink registered for memo:// (crawler/sinks.py)
 """
 
 from __future__ import annotations
@@ -18,29 +20,35 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from crawler.exceptions import OutputError
-from crawler.exporters import FORMATS, STDOUT, Exporter, make_exporter
+from crawler.exporters import FORMATS, STDOUT, make_exporter
+from crawler.plugins import describe
+from crawler.sinks import Sink, sink_factory
 
-__all__ = ["output_exporter"]
+__all__ = ["output_sink"]
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _FORMAT_SUFFIX = re.compile(r"^(.+):(" + "|".join(FORMATS) + r")$", re.IGNORECASE)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
 
-def output_exporter(spec: str, *, overwrite: bool, fields: tuple[str, ...] | None,
-                    spider: Any, started: datetime.datetime) -> Exporter:
-    """The exporter for one `-o`/`-O` value; OutputError when it names nothing writable."""
+def output_sink(spec: str, *, overwrite: bool, fields: tuple[str, ...] | None,
+                spider: Any, started: datetime.datetime,
+                sinks: tuple[tuple[str, Any], ...] = ()) -> Sink:
+    """The sink for one `-o`/`-O` value; OutputError when it names nothing writable.
+    `sinks` are the setting's (scheme, factory) pairs."""
     target, format_name = spec, None
     match = _FORMAT_SUFFIX.match(spec)
     if match:
         target, format_name = match.group(1), match.group(2)
     target = _fill(target, spider, started, spec)
     scheme = _SCHEME.match(target)
+    if scheme and scheme.group(1).lower() != "file":
+        try:
+            factory = sink_factory(scheme.group(1), sinks)
+        except OutputError as exc:
+            raise OutputError(f"cannot write to {spec!r}: {exc}") from None
+        return _built(factory, _fill(spec, spider, started, spec), overwrite, fields)
     if scheme:
-        if scheme.group(1).lower() != "file":
-            raise OutputError(f"cannot write to {spec!r}: {scheme.group(1)}:// outputs are not "
-                              "supported (use a file path, a file:// URI or - for standard "
-                              "output)")
         parts = urlsplit(target)
         if parts.netloc not in ("", "localhost"):
             raise OutputError(f"cannot write to {spec!r}: file:// URIs must name a local file")
@@ -48,6 +56,19 @@ def output_exporter(spec: str, *, overwrite: bool, fields: tuple[str, ...] | Non
     if target != STDOUT and (not target or target.endswith("/") or Path(target).name == ""):
         raise OutputError(f"cannot write to {spec!r}: it names a directory, not a file")
     return make_exporter(target, overwrite=overwrite, fields=fields, format=format_name)
+
+
+def _built(factory: Any, uri: str, overwrite: bool, fields: tuple[str, ...] | None) -> Sink:
+    try:
+        sink = factory(uri, overwrite=overwrite, fields=fields)
+    except OutputError:
+        raise
+    except Exception as exc:
+        raise OutputError(f"cannot write to {uri!r}: {describe(exc)}") from exc
+    if not isinstance(sink, Sink):
+        raise OutputError(f"the sink for {uri!r} is a {type(sink).__name__}, not a "
+                          "crawler.sinks.Sink")
+    return sink
 
 
 def _fill(target: str, spider: Any, started: datetime.datetime, spec: str) -> str:

@@ -2,24 +2,24 @@
 before any is truncated, written record by record, flushed every second, closed first at
 the end (before user close hooks, which may hang).
 
-A failed output (a full disk) is cut back to its last complete record by its exporter and
-reported here once; the others keep every record.
+An output is any Sink (crawler/sinks.py); files are Exporters. A failed output (a full disk,
+a sink that raised) stops taking records and is reported here once; a file is cut back to
+its last complete record by its exporter. The others keep every record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Sequence
 
-from crawler.exceptions import OutputError
-from crawler.exporters import STDOUT, CsvExporter, Exporter
+from crawler.exceptions import CrawlerError, OutputError
 from crawler.items import Record
+from crawler.plugins import describe
+from crawler.sinks import Sink
 from crawler.stats import Stats
 
-__all__ = ["Outputs", "identity"]
+__all__ = ["Outputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,53 +29,62 @@ _FLUSH_INTERVAL = 1.0  # seconds between forced flushes
 class Outputs:
     """Usage: `outputs = Outputs([make_exporter("a.jsonl")], stats, on_failure=stop)`."""
 
-    def __init__(self, exporters: Sequence[Exporter], stats: Stats,
-                 on_failure: Callable[[Exporter], None] = lambda exporter: None) -> None:
-        self.exporters = list(exporters)
+    def __init__(self, sinks: Sequence[Sink], stats: Stats,
+                 on_failure: Callable[[Sink], None] = lambda sink: None) -> None:
+        self.sinks = list(sinks)
         self._stats = stats
         self._on_failure = on_failure
-        for exporter in self.exporters:
-            exporter.on_error = self._failed
+        for sink in self.sinks:
+            sink.on_error = self._failed
 
     @property
-    def failed(self) -> list[Exporter]:
-        return [e for e in self.exporters if e.error is not None]
+    def failed(self) -> list[Sink]:
+        return [s for s in self.sinks if s.error is not None]
 
     async def check(self) -> None:
-        """Raise OutputError for a path given twice or one that cannot be written."""
+        """Raise OutputError for a target given twice or one that cannot be written."""
         await asyncio.to_thread(self._check)
 
     def _check(self) -> None:
         seen: dict[object, str] = {}
-        for exporter in self.exporters:
-            key = identity(exporter.path)
+        for sink in self.sinks:
+            key = sink.identity()
             if key in seen:
-                raise OutputError(f"output {exporter.name} is given twice (as {seen[key]} "
-                                  "too): each output needs its own file")
-            seen[key] = exporter.name
-            exporter.check()
+                raise OutputError(f"output {sink.name} is given twice (as {seen[key]} "
+                                  "too): each output needs its own target")
+            seen[key] = sink.name
+            _guarded(sink.check, sink)
 
     async def open(self) -> None:
         """Open every output, then start them (an overwrite truncates only now)."""
-        opened: list[Exporter] = []
+        opened: list[Sink] = []
         try:
-            for exporter in self.exporters:
-                await exporter.open()
-                opened.append(exporter)
-            for exporter in self.exporters:
-                await exporter.begin()
+            for sink in self.sinks:
+                await _opened(sink.open(), sink)
+                opened.append(sink)
+            for sink in self.sinks:
+                await _opened(sink.begin(), sink)
         except BaseException:
-            for exporter in opened:
-                await exporter.discard()
+            for sink in opened:
+                try:
+                    await sink.discard()
+                except Exception:
+                    logger.exception("discarding %s failed", sink.name)
             raise
 
     async def write(self, record: Record) -> None:
-        for exporter in self.exporters:
-            await exporter.write(record)
+        for sink in self.sinks:
+            try:
+                await sink.write(record)
+            except Exception as exc:  # a sink's bug: that output fails, the crawl stops
+                self._raised(sink, "write", exc)
 
     async def flush(self) -> None:
-        for exporter in self.exporters:
-            await exporter.flush()
+        for sink in self.sinks:
+            try:
+                await sink.flush()
+            except Exception as exc:
+                self._raised(sink, "flush", exc)
 
     async def flush_periodically(self) -> None:
         while True:
@@ -84,34 +93,46 @@ class Outputs:
 
     async def close(self) -> None:
         """Flush and close every output, whatever happens to one of them."""
-        for exporter in self.exporters:
+        for sink in self.sinks:
             try:
-                await exporter.close()
+                await sink.close()
             except Exception as exc:  # never lose the other outputs to one
-                logger.exception("closing %s failed", exporter.name)
-                exporter.error = exporter.error or f"{type(exc).__name__}: {exc}"
-        for exporter in self.exporters:
-            entry: dict[str, object] = {"items": exporter.count}
-            if exporter.error is not None:
-                entry["error"] = exporter.error
-            if isinstance(exporter, CsvExporter) and exporter.fields_dropped:
-                entry["fields_dropped"] = dict(exporter.fields_dropped)
-            self._stats.outputs[exporter.name] = entry
+                logger.exception("closing %s failed", sink.name)
+                sink.error = sink.error or f"{type(exc).__name__}: {exc}"
+        for sink in self.sinks:
+            entry: dict[str, object] = {"items": sink.count}
+            if sink.error is not None:
+                entry["error"] = sink.error
+            dropped = getattr(sink, "fields_dropped", None)
+            if dropped:
+                entry["fields_dropped"] = dict(dropped)
+            self._stats.outputs[sink.name] = entry
 
-    def _failed(self, exporter: Exporter) -> None:
+    def _raised(self, sink: Sink, what: str, exc: Exception) -> None:
+        if sink.error is None:
+            logger.error("%s of %s raised", what, sink.name, exc_info=exc)
+            sink.failed(f"{type(exc).__name__}: {exc}")
+
+    def _failed(self, sink: Sink) -> None:
         logger.error("cannot write %s: %s; it ends at its last complete record, and the crawl "
-                     "stops", exporter.name, exporter.error)
+                     "stops", sink.name, sink.error)
         self._stats.errors["output"] += 1
-        self._on_failure(exporter)
+        self._on_failure(sink)
 
 
-def identity(path: Path | str) -> object:
-    """What makes two output paths the same file: device and inode when it exists, else
-    the resolved path."""
-    if path == STDOUT:
-        return STDOUT
+def _guarded(check: Callable[[], None], sink: Sink) -> None:
     try:
-        st = os.stat(path)
-    except OSError:
-        return os.path.realpath(path)
-    return (st.st_dev, st.st_ino)
+        check()
+    except CrawlerError:
+        raise
+    except Exception as exc:
+        raise OutputError(f"cannot write to {sink.name}: {describe(exc)}") from exc
+
+
+async def _opened(step: Awaitable[None], sink: Sink) -> None:
+    try:
+        await step
+    except CrawlerError:
+        raise
+    except Exception as exc:
+        raise OutputError(f"cannot open {sink.name}: {describe(exc)}") from exc

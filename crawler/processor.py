@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from crawler.downloader import Downloader
 from crawler.exceptions import DownloadError, IgnoreRequest, Kind, RequestFailed
@@ -116,8 +117,9 @@ class Processor:
         if self._max_pages is not None and self._stats.pages >= self._max_pages:
             self._context.stop("max_pages")
 
-    async def received(self, request: Request, response: Response) -> None:
-        """Every response, from the network or a middleware, before process_response."""
+    def received(self, request: Request, response: Response) -> Awaitable[None] | None:
+        """Every response, from the network or a middleware, before process_response; the
+        response_received signal when someone listens."""
         stats = self._stats
         if response.flags and "cached" in response.flags:
             stats.pages += 1
@@ -125,8 +127,9 @@ class Processor:
                 self._context.stop("max_pages")
         stats.status_counts[response.status] += 1
         if self._signals.wants(Signal.RESPONSE_RECEIVED):
-            await self._signals.send(Signal.RESPONSE_RECEIVED, response=response,
-                                     request=request, spider=self._spider)
+            return self._signals.send(Signal.RESPONSE_RECEIVED, response=response,
+                                      request=request, spider=self._spider)
+        return None
 
     async def _route(self, request: Request, outcome: Outcome | RequestFailed) -> None:
         if isinstance(outcome, Response):

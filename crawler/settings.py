@@ -82,6 +82,8 @@ class Settings:
     http_cache_expiration: float = 0.0  # seconds a stored response stays fresh; 0: forever
     http_cache_codes: tuple[int, ...] = ()  # statuses kept besides 2xx (e.g. 301,404)
     cookies_enabled: bool = False  # one cookie jar per crawl, as a browser keeps
+    # (scheme, sink class or dotted path) pairs, from {scheme: sink}: -o SCHEME://...
+    sinks: tuple[tuple[str, Any], ...] = ()
     # plugins' own settings: any name with a dot ("myext.api_key"), read with get()
     plugin: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
     feed_fields: tuple[str, ...] | None = None
@@ -300,6 +302,8 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         return _plugin_list(key, value)
     if key == "downloader_middlewares":
         return _ordered(key, value)
+    if key == "sinks":
+        return _schemes(key, value)
     if typing.get_origin(base) is tuple:
         kind = typing.get_args(base)[0]
         if isinstance(value, list | tuple | set | frozenset) and all(
@@ -336,6 +340,9 @@ def _parse(key: str, hint: Any, text: str) -> Any:
             return float(stripped)
         if key in _PLUGIN_LISTS:
             return _plugin_list(key, [p for p in stripped.split(",") if p])
+        if key == "sinks":  # scheme=path,...
+            return _schemes(key, dict(p.strip().partition("=")[::2]
+                                      for p in stripped.split(",") if p.strip()))
         if key == "downloader_middlewares":  # path[=order],...; order "none" disables
             pairs = [p.strip().partition("=") for p in stripped.split(",") if p.strip()]
             return _ordered(key, {path.strip(): (None if order.strip().lower() == "none"
@@ -364,6 +371,18 @@ def _ordered(key: str, value: Any) -> tuple[tuple[Any, int | None], ...]:
             raise SettingsError(f"setting {key!r}: the order of {spec!r} must be an integer "
                                 f"or None, got {order!r}")
     return tuple(value.items())
+
+
+def _schemes(key: str, value: Any) -> tuple[tuple[str, Any], ...]:
+    """{scheme: sink class or dotted path}, schemes in lower case."""
+    if not isinstance(value, Mapping):
+        raise SettingsError(f"setting {key!r} expects a {{scheme: sink}} mapping, got {value!r}")
+    for scheme, spec in value.items():
+        if not isinstance(scheme, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*", scheme) \
+                or scheme.lower() == "file" or not spec:
+            raise SettingsError(f"setting {key!r}: {scheme!r} is not a URI scheme a sink can "
+                                "take (file:// is the files')")
+    return tuple((scheme.lower(), spec) for scheme, spec in value.items())
 
 
 def _plugin_list(key: str, value: Any) -> tuple[Any, ...]:

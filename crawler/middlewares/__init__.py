@@ -1,7 +1,7 @@
 """Downloader middlewares: an ordered chain of small wrappers around the Downloader.
 
 A middleware is any object with one or more of these methods, `async def` or plain (plain
-ones run on the event loop and must be quick, like Scrapy's):
+ones are called on the event loop and must be quick, like Scrapy's; the built-ins are):
 
     process_request(request)              -> None | Response | Request | Retry
     process_response(request, response)   -> Response | Request | Retry
@@ -36,7 +36,9 @@ from typing import Any, TypeAlias
 from crawler.http import Request, Response
 from crawler.plugins import build, is_async
 
-__all__ = ["BUILTIN", "Fetch", "MiddlewareChain", "Outcome", "Retry", "middleware_specs"]
+__all__ = [
+    "BUILTIN", "Fetch", "MiddlewareChain", "Observer", "Outcome", "Retry", "middleware_specs",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,7 @@ class Retry:
 
 Outcome: TypeAlias = Response | Request | Retry
 Fetch: TypeAlias = Callable[[Request], Awaitable[Response]]
+Observer: TypeAlias = Callable[[Request, Response], Awaitable[None] | None]
 
 # the built-in middlewares and their orders: higher is nearer the network (Scrapy's scale)
 BUILTIN: dict[str, int] = {
@@ -92,21 +95,19 @@ class MiddlewareChain:
     """
 
     def __init__(self, middlewares: Sequence[Any],
-                 on_response: Callable[[Request, Response], Awaitable[None]] | None = None,
+                 on_response: Observer | None = None,
                  ) -> None:
         self.middlewares = list(middlewares)
         self._on_response = on_response
-        # bound methods, sync ones wrapped, in the order they are called
-        self._requests = [_hook(m.process_request) for m in self.middlewares
-                          if hasattr(m, "process_request")]
-        self._responses = [_hook(m.process_response) for m in reversed(self.middlewares)
-                           if hasattr(m, "process_response")]
-        self._exceptions = [_hook(m.process_exception) for m in reversed(self.middlewares)
-                            if hasattr(m, "process_exception")]
+        # (method, is async) in the order they are called: a plain method is called
+        # without a coroutine around it (the built-ins are plain: this is the hot path)
+        self._requests = _hooks(self.middlewares, "process_request")
+        self._responses = _hooks(self.middlewares[::-1], "process_response")
+        self._exceptions = _hooks(self.middlewares[::-1], "process_exception")
 
     @classmethod
     def from_crawler(cls, crawler: Any,
-                     on_response: Callable[[Request, Response], Awaitable[None]] | None = None,
+                     on_response: Observer | None = None,
                      ) -> MiddlewareChain:
         specs = middleware_specs(crawler.settings.downloader_middlewares)
         built = (build(spec, crawler, "downloader middleware") for spec in specs)
@@ -115,8 +116,10 @@ class MiddlewareChain:
     async def download(self, request: Request, fetch: Fetch) -> Outcome:
         """Run `request` through the chain and `fetch`; raises what fails the request."""
         response: Response | None = None
-        for hook in self._requests:
-            result = await hook(request)
+        for hook, awaited in self._requests:
+            result = hook(request)
+            if awaited:
+                result = await result
             if result is None:
                 continue
             if not isinstance(result, Response):
@@ -132,30 +135,31 @@ class MiddlewareChain:
                     return result
                 response = result
         if self._on_response is not None:
-            await self._on_response(request, response)
-        for hook in self._responses:
-            result = await hook(request, response)
+            observed = self._on_response(request, response)
+            if observed is not None:  # an awaitable when someone listens
+                await observed
+        for hook, awaited in self._responses:
+            result = hook(request, response)
+            if awaited:
+                result = await result
             if not isinstance(result, Response):
                 return _checked(result, hook)
             response = result
         return response
 
     async def _exception(self, request: Request, exc: Exception) -> Outcome:
-        for hook in self._exceptions:
-            result = await hook(request, exc)
+        for hook, awaited in self._exceptions:
+            result = hook(request, exc)
+            if awaited:
+                result = await result
             if result is not None:
                 return _checked(result, hook)
         raise exc
 
 
-def _hook(method: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    if is_async(method):
-        return method
-
-    async def call(*args: Any) -> Any:
-        return method(*args)
-    call.__qualname__ = getattr(method, "__qualname__", repr(method))
-    return call
+def _hooks(middlewares: Sequence[Any], name: str) -> list[tuple[Callable[..., Any], bool]]:
+    return [(method, is_async(method)) for method in
+            (getattr(m, name, None) for m in middlewares) if method is not None]
 
 
 def _checked(result: Any, hook: Callable[..., Any]) -> Outcome:

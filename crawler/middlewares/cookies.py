@@ -52,7 +52,7 @@ class CookiesMiddleware:
             jar = self._jars[key] = CookieJar(unsafe=True)
         return jar
 
-    async def process_request(self, request: Request) -> Request | None:
+    def process_request(self, request: Request) -> Request | None:
         meta = request._meta
         if meta and meta.get("dont_merge_cookies"):
             return None
@@ -71,7 +71,7 @@ class CookiesMiddleware:
         request.cookies = None  # now in the jar and the header: the downloader adds none
         return None
 
-    async def process_response(self, request: Request, response: Response) -> Response:
+    def process_response(self, request: Request, response: Response) -> Response:
         meta = request._meta
         if meta and meta.get("dont_merge_cookies"):
             return response

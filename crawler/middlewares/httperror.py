@@ -32,7 +32,7 @@ class HttpErrorMiddleware:
     def from_crawler(cls, crawler: Any) -> HttpErrorMiddleware:
         return cls(frozenset(crawler.spider.handle_httpstatus_list))
 
-    async def process_response(self, request: Request, response: Response) -> Response:
+    def process_response(self, request: Request, response: Response) -> Response:
         status = response.status
         if 200 <= status < 300 or handles(self._handled, request, status):
             return response

@@ -29,7 +29,7 @@ class ProxyMiddleware:
             raise NotConfigured  # meta["proxy"] still works: the downloader reads it
         return cls(proxies)
 
-    async def process_request(self, request: Request) -> None:
+    def process_request(self, request: Request) -> None:
         meta = request.meta
         if "proxy" in meta:
             return

@@ -32,7 +32,7 @@ class RedirectMiddleware:
     def from_crawler(cls, crawler: Any) -> RedirectMiddleware:
         return cls(crawler)
 
-    async def process_response(self, request: Request, response: Response,
+    def process_response(self, request: Request, response: Response,
                                ) -> Response | Request:
         status = response.status
         if not 300 <= status < 400 or "Location" not in response.headers \

@@ -31,13 +31,13 @@ class RetryMiddleware:
     def from_crawler(cls, crawler: Any) -> RetryMiddleware:
         return cls(crawler)
 
-    async def process_response(self, request: Request, response: Response,
+    def process_response(self, request: Request, response: Response,
                                ) -> Response | Retry:
         if self._policy.retryable_status(response.status):
             return self._retry(request, response) or response
         return response
 
-    async def process_exception(self, request: Request, exc: Exception) -> Retry | None:
+    def process_exception(self, request: Request, exc: Exception) -> Retry | None:
         if isinstance(exc, RequestFailed) and self._policy.retryable(exc.kind):
             return self._retry(request, None)
         return None
