@@ -27,6 +27,7 @@ from crawler.exporters import file_identity, make_exporter
 from crawler.feeds import output_sink
 from crawler.interrupts import EXIT_KILLED, Interrupts
 from crawler.loader import discover, load_spider
+from crawler.middlewares.httpcache import clear_cache
 from crawler.plugins import describe
 from crawler.settings import Settings
 from crawler.sinks import Sink
@@ -109,6 +110,11 @@ def _crawl_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-a", "--arg", action="append", default=[], metavar="NAME=VALUE",
                         help="spider argument, passed to the spider's __init__; repeatable")
     parser.add_argument("--stats", metavar="PATH", help="write the final stats as JSON to PATH")
+    parser.add_argument("--cache", action="store_true",
+                        help="replay responses stored by earlier runs, and store new ones "
+                             "(the http_cache setting; in .crawler-cache/)")
+    parser.add_argument("--cache-clear", action="store_true",
+                        help="empty this spider's HTTP cache first (implies --cache)")
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -184,11 +190,20 @@ def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[
         raise UsageError(f"spider {spider_cls.name!r} failed to start: {describe(exc)}") \
             from None
     settings = Settings.for_spider(spider).merge_strings(_pairs(args.set, "-s"))
+    if args.cache or args.cache_clear:
+        settings = settings.merge({"http_cache": True})
     _configure_logging(settings)
     outputs = _outputs(spider, args, settings, default_overwrite=default_overwrite)
     if args.stats:
         _check_stats_path(Path(args.stats), outputs)
-    return Crawler(spider, settings=settings, outputs=outputs)
+    crawler = Crawler(spider, settings=settings, outputs=outputs)
+    if args.cache_clear:  # last: only a crawl that can start loses its cache
+        try:
+            if clear_cache(settings.http_cache_dir, spider.name):
+                logger.info("HTTP cache of %s cleared", spider.name)
+        except OSError as exc:
+            raise UsageError(f"--cache-clear: cannot remove the cache: {exc}") from None
+    return crawler
 
 
 def _outputs(spider: Spider, args: argparse.Namespace, settings: Settings, *,

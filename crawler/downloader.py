@@ -116,11 +116,15 @@ class HttpDownloader:
         meta = request._meta or _NO_META
         limit = meta.get("download_maxsize") or self._settings.max_response_size
         truncate = bool(meta.get("download_truncate"))
+        headers = self._request_headers(request)
         proxy, proxy_headers = _proxy(meta.get("proxy")) if "proxy" in meta else (None, None)
+        if proxy_headers and request.yurl.scheme == "http":  # no CONNECT: the request says it
+            headers = CIMultiDict(headers)
+            headers.update(proxy_headers)
         async with session.request(
             request.method,
             request.yurl,
-            headers=self._request_headers(request),
+            headers=headers,
             skip_auto_headers=request.dropped_headers or None,
             data=request.body or None,
             allow_redirects=False,
@@ -185,8 +189,8 @@ def _proxy(value: object) -> tuple[URL | None, dict[str, str] | None]:
             from None
     if url.user is None:
         return url, None
-    auth = aiohttp.BasicAuth(url.user, url.password or "")
-    return url.with_user(None), {"Proxy-Authorization": auth.encode()}
+    auth = aiohttp.encode_basic_auth(url.user, url.password or "")
+    return url.with_user(None), {"Proxy-Authorization": auth}
 
 
 async def _read_limited(resp: aiohttp.ClientResponse, limit: int, inflater: Inflater | None,

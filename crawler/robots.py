@@ -116,7 +116,9 @@ class RobotsCache:
         state = self._hosts.get(host)
         if not isinstance(state, bytes):
             origin = request.yurl.origin()
-            outcome = await self._fetch_rules(origin.with_path("/robots.txt"))
+            # through the same proxy as the request it is fetched for, if it names one
+            proxy = request._meta.get("proxy") if request._meta else None
+            outcome = await self._fetch_rules(origin.with_path("/robots.txt"), proxy)
             logger.debug("robots.txt for %s: %s", origin,
                          "fetched" if isinstance(outcome, bytes) else outcome)
             if not isinstance(outcome, bytes):
@@ -182,12 +184,12 @@ class RobotsCache:
             if parsed is not None:
                 self._parsed_size -= parsed[1]
 
-    async def _fetch_rules(self, robots_url: URL) -> bytes | bool | str:
+    async def _fetch_rules(self, robots_url: URL, proxy: str | None) -> bytes | bool | str:
         """The file's first 500 KiB, True (allow all) or why it is unreachable."""
         attempt = 0
         while True:
             try:
-                response = await self._fetch_following(robots_url)
+                response = await self._fetch_following(robots_url, proxy)
             except DownloadError as exc:
                 reason = exc.kind
                 if not self._retry.retryable(reason):
@@ -206,9 +208,10 @@ class RobotsCache:
             await asyncio.sleep(backoff(attempt, self._retry.base, self._retry.cap))
             attempt += 1
 
-    async def _fetch_following(self, url: URL) -> Response:
+    async def _fetch_following(self, url: URL, proxy: str | None) -> Response:
+        extra = {} if proxy is None else {"proxy": proxy}
         for _ in range(_MAX_HOPS + 1):
-            response = await self._fetch(Request(url, dont_filter=True, meta={
+            response = await self._fetch(Request(url, dont_filter=True, meta={**extra,
                 "download_maxsize": MAX_ROBOTS_BYTES, "download_truncate": True,
                 # the middlewares pass it on as it is: this loader retries and redirects
                 "robots_txt": True, "dont_retry": True, "dont_redirect": True,

@@ -9,8 +9,8 @@ A sink subclasses `Sink` and implements `write` (and usually `open`, `flush`, `c
             super().__init__(uri)
             self.items = []
 
-        async def write(self, record):
-            self.items.append(record)
+        async def write(self, record):   # record.fields: a dict; record.json: its bytes
+            self.items.append(record.fields)
 
     register_sink("memo", ListSink)            # or the setting: sinks = {"memo": ListSink}
 

@@ -178,7 +178,7 @@ class MemoryFrontier:
         queue = self._hosts[host]
         queue.slot.finish(now, self.policy, latency, status, cached=cached)
         self._in_flight -= 1
-        if queue.slot.active == self.policy.concurrency - 1:
+        if queue.slot.active == self.policy.concurrency - 1 or cached:  # ready again?
             self._reschedule(host, queue, now)
         elif not queue.count and queue.slot.idle(now):
             del self._hosts[host]
