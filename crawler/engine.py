@@ -89,23 +89,24 @@ class Crawler:
         self.signals = Signals(self.stats)
         self.fingerprint = fingerprint  # the duplicate filter's (and the cache's) key
         self._downloader = downloader
+        max_pages = s.max_pages
+        frontier_ = self._frontier
         self.scheduler = Scheduler(
             self._frontier,
             stats=self.stats,
             fingerprint=fingerprint,
             allowed_domains=self._allowed,
             settings=s,
+            refused=self._refused,
+            settled=self._check_done,
+            # max_pages: no more in flight than the pages still to fetch
+            can_dispatch=(lambda: True) if max_pages is None else
+            (lambda: self.stats.pages + frontier_.in_flight() < max_pages),
         )
-        if s.max_pages is not None:
-            max_pages = s.max_pages
-            frontier_ = self._frontier
-            self.scheduler.can_dispatch = (
-                lambda: self.stats.pages + frontier_.in_flight() < max_pages
-            )
-        self.scheduler.on_settled = self._check_done
         self._busy = 0
         self._seeding = True
         self._done = asyncio.Event()
+        self._idle: asyncio.Task[None] | None = None  # engine_idle handlers running
         self._stopping = asyncio.Event()  # stop() or kill(): cuts an opening hook short
         self._killed = asyncio.Event()  # kill(): cuts a closing hook short
         self._kill_timer: asyncio.TimerHandle | None = None
@@ -117,10 +118,12 @@ class Crawler:
         self._scraper = Scraper(context, pipelines=self._pipelines, outputs=self.outputs,
                                 watch=self._watch, thread=self._plugin_thread)
         self._processor = Processor(context, scraper=self._scraper)
-        self.scheduler.on_refused = self._processor.refused
         self.middlewares = MiddlewareChain.from_crawler(self, self._processor.received)
         self._processor.use(self.middlewares)
         self.extensions = load_extensions(s.extensions, self)
+
+    async def _refused(self, request: Request, exc: Exception, kind: str) -> None:
+        await self._processor.refused(request, exc, kind)
 
     def running(self) -> bool:
         """Whether the crawl takes new requests (not stopping or closing)."""
@@ -193,7 +196,7 @@ class Crawler:
         logger.info("stopping (%s): finishing %d request(s) in progress", reason, self._busy)
         self.state = CrawlState.STOPPING
         self.stats.finish_reason = reason
-        self.scheduler.paused = True
+        self.scheduler.pause()
         self._stopping.set()
         grace = self.settings.shutdown_timeout
         self._kill_timer = asyncio.get_running_loop().call_later(
@@ -290,9 +293,9 @@ class Crawler:
                 self._downloader = await stack.enter_async_context(HttpDownloader(s))
             self._processor.downloader = self._downloader
             if s.obey_robots:
-                self.scheduler.robots = RobotsCache(
+                self.scheduler.use_robots(RobotsCache(
                     self._processor.fetch_robots, user_agent=s.user_agent,
-                    retry=RetryPolicy.from_settings(s))
+                    retry=RetryPolicy.from_settings(s)))
             await self._frontier.open(self.spider)
             stack.push_async_callback(self._frontier.close)
             await self._run_tasks()
@@ -315,6 +318,8 @@ class Crawler:
             for handle in (timer, self._kill_timer):
                 if handle is not None:
                     handle.cancel()
+            if self._idle is not None:
+                tasks.append(self._idle)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -335,8 +340,32 @@ class Crawler:
             return
         if self.state is CrawlState.STOPPING:
             self._done.set()
-        elif not self._seeding and self.scheduler.pending() == 0:
+        elif not self._seeding and self.scheduler.pending() == 0 and self._idle is None:
+            if self.signals.wants(Signal.ENGINE_IDLE):
+                self._idle = asyncio.create_task(self._idling(), name="engine-idle")
+            else:
+                self._done.set()
+
+    async def _idling(self) -> None:
+        """Nothing is left: ask the engine_idle handlers, who may schedule more; the crawl
+        ends when they did not."""
+        try:
+            await self._send_hooked(Signal.ENGINE_IDLE, self._stopping, spider=self.spider)
+        finally:
+            self._idle = None
+        if self.state is not CrawlState.RUNNING or (
+                not self._busy and self.scheduler.pending() == 0):
             self._done.set()
+
+    async def schedule(self, request: Request) -> bool:
+        """Queue a request from outside the spider (an extension, an engine_idle handler):
+        the same admission as a callback's link. False when it was not queued."""
+        if self.state is not CrawlState.RUNNING:
+            return False
+        if self.signals.wants(Signal.REQUEST_SCHEDULED):
+            await self.signals.send(Signal.REQUEST_SCHEDULED, request=request,
+                                    spider=self.spider)
+        return await self.scheduler.enqueue(request)
 
     # work -----------------------------------------------------------------------------------
 

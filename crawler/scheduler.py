@@ -1,42 +1,33 @@
-"""Admission and dispatch: which requests enter the frontier, and when workers get them.
+"""Dispatch: when workers get requests.
 
-`enqueue_many` (a page's links at once) drops (and counts, and logs at DEBUG; at ERROR for
-a start request) what must never be fetched: bad URLs, other schemes, off-site hosts,
-requests past `max_depth`, duplicates, and what the trap guards and a full frontier refuse.
-Paths robots.txt disallows are refused through `on_refused`, which calls the request's
-errback. A request to a host whose robots.txt is not known yet waits beside the frontier
-while it is fetched, so no worker waits for it; its fingerprint is recorded first, so its
-duplicates do not wait (or fail) with it. The dispatcher task moves requests whose host is
-ready from the frontier to an asyncio.Queue, never more than there are idle workers, so the
-choice of what to fetch next is made at the last moment and no worker waits on a host that
-is held back while another host has work.
+The dispatcher task moves requests whose host is ready from the frontier to an
+asyncio.Queue, never more than there are idle workers, so the choice of what to fetch next
+is made at the last moment and no worker waits on a host that is held back while another
+host has work. Admission (crawler/admission.py) decides what enters the frontier; the
+Scheduler is the one object the engine talks to for both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from crawler.exceptions import DownloadError, IgnoreRequest, Kind
+from crawler.admission import Admission, Refused
 from crawler.frontier import Frontier
-from crawler.guards import TrapGuards
 from crawler.http import Request
 from crawler.robots import RobotsCache
 from crawler.settings import Settings
 from crawler.stats import Stats
-from crawler.urls import AllowedDomains, parse_url
+from crawler.urls import AllowedDomains
 
 __all__ = ["Scheduler"]
-
-_SEED_WINDOW = 10_000  # queued requests at which start() waits, at least
-_HOSTS_CACHED = 10_000  # hosts whose allowed_domains verdict is kept
 
 logger = logging.getLogger(__name__)
 
 
 class Scheduler:
-    """The frontier's gatekeeper and the workers' queue.
+    """Admission in front of the frontier, dispatch behind it.
 
     Usage:
         scheduler = Scheduler(MemoryFrontier(), stats=Stats(), fingerprint=fingerprint)
@@ -53,232 +44,39 @@ class Scheduler:
         fingerprint: Callable[[Request], bytes],
         allowed_domains: AllowedDomains | None = None,
         settings: Settings | None = None,
+        refused: Refused | None = None,
+        settled: Callable[[], None] = lambda: None,
+        can_dispatch: Callable[[], bool] = lambda: True,
     ) -> None:
-        s = settings or Settings()
         self.frontier = frontier
         self.queue: asyncio.Queue[Request] = asyncio.Queue()
-        self._stats = stats
-        self._fingerprint = fingerprint
-        self._allowed = allowed_domains or None
-        self._max_depth = s.max_depth
-        self._guards = TrapGuards(stats, max_url_length=s.max_url_length,
-                                  max_requests_per_host=s.max_requests_per_host,
-                                  max_query_variants=s.max_query_variants)
-        self._max_queued = s.max_queued
-        # start() is read as the crawl needs it: it waits while this many requests are queued
-        # (at most half the frontier, so that the links pages yield still find room)
-        self._seed_window = max(1, min(s.max_queued // 2, max(_SEED_WINDOW, 64 * s.concurrency)))
-        self._room = asyncio.Event()
-        self._room.set()
-        self._admitted_hosts: dict[str, bool] = {}  # host key -> in allowed_domains
-        self._warned_full = False
+        self.admission = Admission(frontier, stats=stats, fingerprint=fingerprint,
+                                   poke=self._poke, allowed_domains=allowed_domains,
+                                   settings=settings, refused=refused, settled=settled)
+        self.enqueue = self.admission.enqueue
+        self.enqueue_many = self.admission.enqueue_many
+        self.room = self.admission.room
+        self._can_dispatch = can_dispatch  # False holds requests back (max_pages)
+        self._paused = False
         self._idle_workers = 0
         self._wakeup = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self.paused = False  # set when the crawl stops taking new requests
-        self.can_dispatch: Callable[[], bool] = lambda: True
-        self.on_settled: Callable[[], None] = lambda: None  # called when robots work ends
-        # a request robots.txt refuses (or whose host's robots.txt is unreachable): the
-        # engine calls its errback with the exception and the kind
-        self.on_refused: Callable[[Request, Exception, str], Awaitable[None]] = _ignore
-        self.robots: RobotsCache | None = None
-        self._awaiting_robots: dict[str, list[tuple[Request, bytes]]] = {}
-        self._awaiting_count = 0
-        self._robots_tasks: set[asyncio.Task[None]] = set()
 
-    def admissible(self, request: Request) -> bool:
-        """Parse and check a request's URL, host and depth; count and drop what fails. A
-        plain link on an origin already seen is checked without parsing its URL."""
-        if self._guards.too_long(request.url):
-            return False
-        if request._canonical is not None and request._host is not None:
-            allowed = self._admitted_hosts.get(request._host)
-            if allowed is True and self._max_depth is None:
-                return True  # the common case, said at once
-            if allowed is not None:
-                return self._admit(request, allowed)
-        parsed = parse_url(request._yurl if request._yurl is not None else request.url)
-        if isinstance(parsed, str):
-            if parsed is Kind.INVALID_URL:
-                self._stats.invalid_url += 1
-            else:
-                self._stats.unsupported_scheme += 1
-            self._dropped(request, parsed.replace("_", " "))
-            return False
-        request._yurl = parsed
-        allowed = self._allowed is None or self._allowed.admits(parsed)
-        host = request.host
-        if host not in self._admitted_hosts:
-            if len(self._admitted_hosts) >= _HOSTS_CACHED:
-                self._admitted_hosts.clear()
-            self._admitted_hosts[host] = allowed
-        return self._admit(request, allowed)
+    def use_robots(self, robots: RobotsCache) -> None:
+        """Gate admission on robots.txt, fetched through `robots`."""
+        self.admission.robots = robots
 
-    def _admit(self, request: Request, allowed: bool) -> bool:
-        if not allowed:
-            self._stats.offsite_dropped += 1
-            self._dropped(request, "off-site (not in allowed_domains)")
-            return False
-        if self._max_depth is not None and request.depth > self._max_depth:
-            self._stats.depth_limited += 1
-            logger.debug("dropped %s: deeper than max_depth", request.url[:200])
-            return False
-        return True
-
-    def _dropped(self, request: Request, why: str) -> None:
-        if request.depth == 0 and "redirect_urls" not in request.meta:
-            logger.error("start request %s dropped: %s", request.url[:200], why)
-        else:
-            logger.debug("dropped %s: %s", request.url[:200], why)
-
-    async def enqueue(self, request: Request) -> bool:
-        """Queue `request` unless it is inadmissible, disallowed or a duplicate; True when
-        queued (or waiting for its host's robots.txt)."""
-        return await self.enqueue_many([request]) == 1
-
-    async def enqueue_many(self, requests: list[Request]) -> int:
-        """`enqueue` for a batch (a page's links): one call to the frontier for the
-        duplicate check and one to add, whatever the batch's size. Returns how many were
-        queued (or wait for their host's robots.txt)."""
-        # most links are duplicates: fingerprint them first, parsing only URLs that are not
-        # known to be canonical, and ask the frontier about all of them at once
-        fingerprint, admissible = self._fingerprint, self.admissible
-        fps = [fingerprint(r) if r._canonical is not None or admissible(r) else None
-               for r in requests]
-        seen = iter(await self.frontier.seen_many([fp for fp in fps if fp is not None]))
-        stats, guards, robots = self._stats, self._guards, self.robots
-        room = self._max_queued - self.queued()
-        batch: set[bytes] = set()  # duplicates within the batch
-        to_add: list[tuple[Request, bytes, bool]] = []
-        waiting = 0
-        # a plain link to a host already admitted needs none of admissible()'s work
-        max_length, admitted = guards.max_url_length, self._admitted_hosts
-        plain_ok = self._max_depth is None
-        guard_plain = guards.limits_plain_links
-        for request, fp in zip(requests, fps, strict=True):
-            if fp is None:
-                continue
-            was_seen = next(seen)
-            if not request.dont_filter and (was_seen or fp in batch):
-                stats.duplicates_filtered += 1
-                continue
-            canonical = request._canonical
-            if canonical is not None and not (
-                    plain_ok and len(canonical) <= max_length
-                    and admitted.get(request._host or "") is True) and not admissible(request):
-                continue
-            batch.add(fp)
-            if len(to_add) >= room:
-                self._full(request)
-            elif (canonical is not None and not guard_plain) or guards.admit(request):
-                verdict = robots.verdict(request) if robots is not None else True
-                if verdict is True:
-                    to_add.append((request, fp, request.dont_filter))
-                else:
-                    waiting += await self._hold_or_refuse(request, fp, verdict)
-        if not to_add:
-            return waiting
-        queued = sum(await self.frontier.add_many(to_add))
-        stats.requests_scheduled += queued
-        stats.duplicates_filtered += len(to_add) - queued
-        self._poke()
-        return queued + waiting
-
-    async def _hold_or_refuse(self, request: Request, fp: bytes, verdict: bool | str | None,
-                              ) -> bool:
-        """Record a request robots.txt holds (unknown yet) or refuses, so that its duplicates
-        are dropped at once; True when it waits for the host's robots.txt."""
-        if not request.dont_filter and not await self.frontier.mark_seen(fp):
-            self._stats.duplicates_filtered += 1
-            return False
-        if verdict is None:
-            self._await_robots(request, fp)
-            return True
-        await self._refuse(request, verdict)
-        return False
-
-    async def _refuse(self, request: Request, verdict: bool | str) -> None:
-        """robots.txt disallows `request` (False), or could not be read (why)."""
-        if verdict is False:
-            self._stats.robots_disallowed += 1
-            logger.debug("robots.txt disallows %s", request.url)
-            await self.on_refused(
-                request, IgnoreRequest(f"robots.txt disallows {request.url}"),
-                Kind.ROBOTS_DISALLOWED)
-        else:
-            reason = str(verdict)
-            await self.on_refused(request, DownloadError(
-                reason, f"robots.txt of {request.yurl.origin()} unreachable ({reason})",
-                request), reason)
-
-    def _full(self, request: Request) -> None:
-        self._stats.queue_full += 1
-        if not self._warned_full:
-            self._warned_full = True
-            logger.warning("the frontier holds max_queued (%d) requests: new ones are dropped "
-                           "(counted as queue_full) until it drains; a crawl trap? see "
-                           "max_query_variants and max_requests_per_host", self._max_queued)
-        else:
-            logger.debug("frontier full: dropped %s", request.url[:200])
-
-    def _check_room(self) -> None:
-        if not self._room.is_set() and self.queued() < self._seed_window:
-            self._room.set()
-
-    async def room(self) -> None:
-        """Wait until the frontier has room for more start requests (backpressure on
-        start(): it is read as the crawl needs it, not all at once)."""
-        while self.queued() >= self._seed_window and not self.paused:
-            self._room.clear()
-            await self._room.wait()
-
-    async def _add(self, request: Request, fp: bytes, *, force: bool = False) -> bool:
-        if not (await self.frontier.add_many([(request, fp, force or request.dont_filter)]))[0]:
-            self._stats.duplicates_filtered += 1
-            return False
-        self._stats.requests_scheduled += 1
-        self._poke()
-        return True
+    def pause(self) -> None:
+        """Take and dispatch nothing new (the crawl is stopping)."""
+        self._paused = True
+        self.admission.pause()
+        self._wakeup.set()
 
     async def retry(self, request: Request, not_before: float) -> None:
         """Queue a retry of `request` that must not start before loop time `not_before`."""
         await self.frontier.retry(request, not_before)
         self._poke()
-
-    def _await_robots(self, request: Request, fp: bytes) -> None:
-        host = request.host
-        waiting = self._awaiting_robots.get(host)
-        self._awaiting_count += 1
-        if waiting is not None:
-            waiting.append((request, fp))
-            return
-        self._awaiting_robots[host] = [(request, fp)]
-        task = asyncio.create_task(self._load_robots(host, request), name=f"robots {host}")
-        self._robots_tasks.add(task)
-        task.add_done_callback(self._robots_tasks.discard)
-
-    async def _load_robots(self, host: str, first: Request) -> None:
-        assert self.robots is not None
-        try:
-            await self.robots.load(first)
-            delay = self.robots.crawl_delay(first)
-            if delay:
-                await self.frontier.set_crawl_delay(host, delay)
-        except Exception:  # never lose the waiting requests to a bug or a parser crash
-            logger.exception("loading robots.txt for %s failed", host)
-        waiting = self._awaiting_robots.pop(host)
-        self._awaiting_count -= len(waiting)
-        # every verdict now, while the rules are loaded (the cache may let them go later)
-        verdicts = [self.robots.verdict(request) for request, _ in waiting]
-        for (request, fp), verdict in zip(waiting, verdicts, strict=True):
-            if verdict is True:
-                if not self.paused:
-                    await self._add(request, fp, force=True)  # its fingerprint is recorded
-            else:
-                await self._refuse(request, Kind.INTERNAL if verdict is None else verdict)
-        self._check_room()
-        self.on_settled()
 
     async def get(self) -> Request:
         """Wait for the next request to fetch (called by idle workers)."""
@@ -303,10 +101,10 @@ class Scheduler:
 
     def pending(self) -> int:
         """Requests queued, in flight, or waiting for robots.txt."""
-        return self.frontier.queued() + self.frontier.in_flight() + self._awaiting_count
+        return self.frontier.queued() + self.frontier.in_flight() + self.admission.awaiting
 
     def queued(self) -> int:
-        return self.frontier.queued() + self._awaiting_count
+        return self.admission.queued()
 
     def _poke(self) -> None:
         """Wake the dispatcher if a worker is waiting for it. With every worker busy there is
@@ -320,13 +118,13 @@ class Scheduler:
         frontier, queue = self.frontier, self.queue
         while True:
             self._wakeup.clear()
-            while (not self.paused and self._idle_workers > queue.qsize()
-                   and self.can_dispatch()):
+            while (not self._paused and self._idle_workers > queue.qsize()
+                   and self._can_dispatch()):
                 request = await frontier.pop(loop.time())
                 if request is None:
                     break
                 queue.put_nowait(request)
-            self._check_room()
+            self.admission.check_room()
             self._arm_timer(loop, frontier.wakeup_at())
             await self._wakeup.wait()
 
@@ -347,9 +145,4 @@ class Scheduler:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._timer_at = None
-        for task in self._robots_tasks:
-            task.cancel()
-
-
-async def _ignore(request: Request, exc: Exception, kind: str) -> None:
-    return None
+        self.admission.close()

@@ -37,6 +37,8 @@ class Signal(enum.StrEnum):
     ITEM_SCRAPED = "item_scraped"  # item, request, spider; written to every output
     ITEM_DROPPED = "item_dropped"  # item, request, exception, spider; by a pipeline
     REQUEST_FAILED = "request_failed"  # request, failure, spider; after its last try
+    ENGINE_IDLE = "engine_idle"  # spider; nothing queued or in flight: crawler.schedule()
+    # more, or the crawl ends when the handlers return (Scrapy's spider_idle)
 
 
 class Signals:

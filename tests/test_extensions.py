@@ -190,3 +190,36 @@ async def test_a_user_extension_with_its_own_setting_through_the_cli(aiohttp_ser
     assert code == 0, err
     assert json.loads(counts.read_text()) == {
         "spider": "site", "reason": "finished", "pages": 3, "items": 3}
+
+
+async def test_engine_idle_handlers_may_schedule_more_and_the_crawl_ends_when_they_do_not(
+        aiohttp_server, tmp_path):
+    server = await aiohttp_server(make_site({"/": links(), "/more": links(), "/last": links()}))
+    fed: list[str] = []
+
+    class Feeder:
+        """Schedules one page each time the crawl runs dry, until it has none left."""
+
+        @classmethod
+        def from_crawler(cls, crawler):
+            ext = cls()
+            ext.crawler, ext.todo = crawler, ["/more", "/last"]
+            crawler.signals.connect(Signal.ENGINE_IDLE, ext.idle)
+            return ext
+
+        async def idle(self, spider):
+            from crawler import Request
+            fed.append(spider.name)
+            if self.todo:
+                assert await self.crawler.schedule(Request(str(server.make_url(self.todo.pop(0)))))
+
+    class One(Spider):
+        name = "one"
+        start_urls = [str(server.make_url("/"))]
+
+        def parse(self, response):
+            yield {"url": response.url}
+
+    stats, items = await crawl(One(), tmp_path, extensions=[Feeder], log_interval=0)
+    assert sorted(i["url"].rsplit("/", 1)[1] for i in items) == ["", "last", "more"]
+    assert fed == ["one"] * 3 and stats.finish_reason == "finished"
