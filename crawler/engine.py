@@ -114,7 +114,7 @@ class Crawler:
         self._plugin_thread = PluginThread()  # sync plugin code runs there, off the loop
         self._pipelines = load_pipelines(s.item_pipelines, self)
         context = CrawlContext(self.spider, s, self.stats, self.signals, self.scheduler,
-                               state=lambda: self.state, stop=self.stop)
+                               running=self.running, stop=self.stop)
         self._scraper = Scraper(context, pipelines=self._pipelines, outputs=self.outputs,
                                 watch=self._watch, thread=self._plugin_thread)
         self._processor = Processor(context, scraper=self._scraper)

@@ -97,7 +97,10 @@ class Processor:
         finally:
             if not fetched:  # a middleware answered (a cache hit) or failed: free the slot
                 await scheduler.done(request, cached=True)
-        await self._route(request, outcome)
+        if type(outcome) is Response:  # the usual outcome, without another coroutine
+            await self._respond(outcome.request, outcome)
+        else:
+            await self._route(request, outcome)
 
     async def fetch_robots(self, request: Request) -> Response:
         """robots.txt through the middlewares (a cache, a proxy) but outside politeness
@@ -133,8 +136,7 @@ class Processor:
 
     async def _route(self, request: Request, outcome: Outcome | RequestFailed) -> None:
         if isinstance(outcome, Response):
-            await self._respond(outcome.request if outcome.request is not None else request,
-                                outcome)
+            await self._respond(outcome.request, outcome)
         elif isinstance(outcome, RequestFailed):
             await self.fail(request, outcome, getattr(outcome, "response", None))
         elif isinstance(outcome, Retry):

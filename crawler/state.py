@@ -36,11 +36,8 @@ class CrawlContext:
     stats: Stats
     signals: Signals
     scheduler: Scheduler
-    state: Callable[[], CrawlState]  # the crawl's state now
+    running: Callable[[], bool]  # whether the crawl takes new requests now
     stop: Callable[[str], None]  # stop(reason): finish what is in progress, then close
-
-    def running(self) -> bool:
-        return self.state() is CrawlState.RUNNING
 
 
 @dataclass(frozen=True, slots=True)
