@@ -468,3 +468,26 @@ async def test_cache_flags_through_the_cli(aiohttp_server, tmp_path: Path):
         assert code == 0, err
         assert site[HITS] == hits
     assert (tmp_path / ".crawler-cache" / "follow.sqlite3").is_file()
+
+
+async def test_the_builtins_against_a_fake_downloader():
+    """Retry (a 503 then a 200), redirect (301 to a page), status filtering (404): the same
+    stats and outcomes as ever, without a socket."""
+    class Flaky(FakeDownloader):
+        async def fetch(self, request):
+            if request.url.endswith("/flaky") and self.fetched.count(request.url) == 0:
+                self.fetched.append(request.url)
+                return Response(request.url, 503, {}, b"", request)
+            return await super().fetch(request)
+
+    ok = (200, {}, b"<html></html>")
+    down = Flaky({"http://a.test/flaky": ok,
+                  "http://a.test/moved": (301, {"Location": "/new"}, b""),
+                  "http://a.test/new": ok, "http://a.test/missing": (404, {}, b"")})
+    spider = Pages(["http://a.test/flaky", "http://a.test/moved", "http://a.test/missing"])
+    result = await Crawler(spider, settings=_settings(), downloader=down).run()
+    stats = result.stats
+    assert sorted(url for url, _, _ in spider.seen) == ["http://a.test/flaky", "http://a.test/new"]
+    assert spider.failed == ["http_404"]
+    assert (stats.retries, stats.redirects, stats.pages) == (1, 1, 5)
+    assert stats.status_counts == {200: 2, 301: 1, 404: 1, 503: 1}

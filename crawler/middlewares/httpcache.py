@@ -115,7 +115,7 @@ class HttpCacheMiddleware:
         self._thread.shutdown(wait=False)
 
     async def process_request(self, request: Request) -> Response | None:
-        if self._db is None or request.meta.get("dont_cache"):
+        if self._db is None or (request._meta and request._meta.get("dont_cache")):
             return None
         key = self._fingerprint(request)
         try:
@@ -139,8 +139,8 @@ class HttpCacheMiddleware:
         return row
 
     async def process_response(self, request: Request, response: Response) -> Response:
-        if self._db is None or "cached" in response.flags or request.meta.get("dont_cache") \
-                or not self._storable(request, response.status):
+        if self._db is None or "cached" in response.flags or not self._storable(
+                request, response.status) or (request._meta and request._meta.get("dont_cache")):
             return response
         headers = [(k, v) for k, v in response.headers.items() if k not in _DROP_HEADERS]
         row = (self._fingerprint(request), response.url, response.status,
