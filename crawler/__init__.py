@@ -14,6 +14,7 @@ from crawler.exceptions import (
     HttpError,
     IgnoreRequest,
     Kind,
+    NotConfigured,
     OutputError,
     RequestFailed,
     SettingsError,
@@ -24,7 +25,10 @@ from crawler.exporters import Exporter, make_exporter
 from crawler.frontier import Frontier
 from crawler.frontier.memory import MemoryFrontier
 from crawler.http import Failure, FormRequest, JsonRequest, Request, Response
+from crawler.middlewares import Retry
 from crawler.settings import Settings
+from crawler.signals import Signal
+from crawler.sinks import Sink
 from crawler.spider import Spider
 from crawler.stats import Stats
 
@@ -46,12 +50,16 @@ __all__ = [
     "JsonRequest",
     "Kind",
     "MemoryFrontier",
+    "NotConfigured",
     "OutputError",
     "Request",
     "RequestFailed",
     "Response",
+    "Retry",
     "Settings",
     "SettingsError",
+    "Signal",
+    "Sink",
     "Spider",
     "StartupError",
     "Stats",
