@@ -193,7 +193,7 @@ class Admission:
                               ) -> bool:
         """Record a request robots.txt holds (unknown yet) or refuses, so that its duplicates
         are dropped at once; True when it waits for the host's robots.txt."""
-        if not request.dont_filter and not await self.frontier.mark_seen(fp):
+        if not await self.frontier.mark_seen(fp, request) and not request.dont_filter:
             self._stats.duplicates_filtered += 1
             return False
         if verdict is None:

@@ -26,6 +26,7 @@ from crawler.exceptions import StartupError, UsageError
 from crawler.exporters import file_identity, make_exporter
 from crawler.feeds import output_sink
 from crawler.interrupts import EXIT_KILLED, Interrupts
+from crawler.jobs import clear_job, read_job
 from crawler.loader import discover, load_spider
 from crawler.middlewares.httpcache import clear_cache
 from crawler.plugins import describe
@@ -46,7 +47,8 @@ _DESCRIPTION = """\
 crawler: an asyncio web crawling and scraping framework.
 
 commands: run (a spider), list (the spiders), demo (crawl a bundled local shop),
-bench (pages/s on this machine). `python -m crawler COMMAND --help` for each.
+bench (pages/s on this machine), jobs (the state of a --job-dir).
+`python -m crawler COMMAND --help` for each.
 """
 _EPILOG = """\
 exit codes: 0 the crawl fetched something and every output was closed; 1 the crawl ran but
@@ -95,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--pages", type=int, default=5000, help="site size (default 5000)")
     bench.add_argument("--concurrency", type=int, default=64, help="default 64")
     bench.set_defaults(command=_cmd_bench)
+
+    jobs = commands.add_parser("jobs", help="show the state of a job directory")
+    jobs.add_argument("dir", help="a --job-dir directory")
+    jobs.set_defaults(command=_cmd_jobs)
     return parser
 
 
@@ -115,6 +121,11 @@ def _crawl_options(parser: argparse.ArgumentParser) -> None:
                              "(the http_cache setting; in .crawler-cache/)")
     parser.add_argument("--cache-clear", action="store_true",
                         help="empty this spider's HTTP cache first (implies --cache)")
+    parser.add_argument("--job-dir", metavar="DIR",
+                        help="keep the crawl's state in DIR: the same command resumes it after "
+                             "any stop, kill -9 included (the job_dir setting)")
+    parser.add_argument("--restart", action="store_true",
+                        help="with --job-dir: forget the job in DIR and start it over")
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -163,6 +174,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _finish(asyncio.run(crawl_demo()), args)
 
 
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    state = read_job(args.dir)
+    done = "finished" if state["finished"] else "not finished"
+    print(f"job:      {args.dir}\n"
+          f"spider:   {state['spider']}\n"
+          f"started:  {state['started']}\n"
+          f"updated:  {state['updated']}\n"
+          f"pages:    {state['pages']}\n"
+          f"items:    {state['items']}\n"
+          f"queued:   {state['queued']} (in progress at the last stop included; "
+          f"{state['waiting_to_retry']} waiting to retry)\n"
+          f"failed:   {state['failed']}\n"
+          f"state:    {done}{_reason(state['finish_reason'])}")
+    return EXIT_OK
+
+
+def _reason(reason: str) -> str:
+    return f" ({reason})" if reason and reason != "finished" else ""
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from crawler.bench import main as bench
 
@@ -192,11 +223,21 @@ def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[
     settings = Settings.for_spider(spider).merge_strings(_pairs(args.set, "-s"))
     if args.cache or args.cache_clear:
         settings = settings.merge({"http_cache": True})
+    if args.job_dir is not None:
+        settings = settings.merge({"job_dir": args.job_dir})
+    if args.restart and settings.job_dir is None:
+        raise UsageError("--restart needs a job: give --job-dir DIR")
     _configure_logging(settings)
     outputs = _outputs(spider, args, settings, default_overwrite=default_overwrite)
     if args.stats:
         _check_stats_path(Path(args.stats), outputs)
     crawler = Crawler(spider, settings=settings, outputs=outputs)
+    if args.restart and settings.job_dir is not None:
+        try:
+            if clear_job(settings.job_dir):
+                logger.info("the job in %s starts over", settings.job_dir)
+        except OSError as exc:
+            raise UsageError(f"--restart: cannot remove the job: {exc}") from None
     if args.cache_clear:  # last: only a crawl that can start loses its cache
         try:
             if clear_cache(settings.http_cache_dir, spider.name):
@@ -244,6 +285,10 @@ async def _run_with_signals(crawler: Crawler) -> tuple[CrawlResult, bool]:
 
 def _finish(outcome: tuple[CrawlResult, bool], args: argparse.Namespace) -> int:
     result, killed = outcome
+    if result.finish_reason == "job_finished":
+        print("crawler: this job has finished: nothing to do (--restart runs it again)",
+              file=sys.stderr)
+        return EXIT_OK
     stats = result.stats.as_dict()
     print(summary(stats), file=sys.stderr)
     code = EXIT_KILLED if killed else EXIT_OK

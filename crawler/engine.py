@@ -22,8 +22,9 @@ from typing import Any
 from crawler.downloader import Downloader, HttpDownloader
 from crawler.exceptions import CloseSpider, Kind, StartupError
 from crawler.extensions import load_extensions
-from crawler.frontier import Frontier, MemoryFrontier
+from crawler.frontier import Frontier, JournaledFrontier, MemoryFrontier
 from crawler.http import Request
+from crawler.jobs import Job
 from crawler.middlewares import MiddlewareChain
 from crawler.monitor import LoopWatch
 from crawler.outputs import Outputs
@@ -84,6 +85,11 @@ class Crawler:
         for warning in self._allowed.warnings:
             logger.warning("%s", warning)
         self.outputs = Outputs(outputs, self.stats, on_failure=self._output_failed)
+        self.job = Job(s.job_dir, spider) if s.job_dir is not None else None
+        if self.job is not None:
+            if frontier is not None:
+                raise StartupError("a job dir keeps its own frontier: pass no frontier")
+            frontier = JournaledFrontier(self.job, fingerprint, HostPolicy.from_settings(s))
         self._frontier = frontier or MemoryFrontier(HostPolicy.from_settings(s))
         self.frontier = self._frontier
         self.signals = Signals(self.stats)
@@ -117,7 +123,8 @@ class Crawler:
                                running=self.running, stop=self.stop)
         self._scraper = Scraper(context, pipelines=self._pipelines, outputs=self.outputs,
                                 watch=self._watch, thread=self._plugin_thread)
-        self._processor = Processor(context, scraper=self._scraper)
+        self._processor = Processor(context, scraper=self._scraper, job=self.job,
+                                    outputs=self.outputs)
         self.middlewares = MiddlewareChain.from_crawler(self, self._processor.received)
         self._processor.use(self.middlewares)
         self.extensions = load_extensions(s.extensions, self)
@@ -144,6 +151,8 @@ class Crawler:
             await self._open_crawl_close()
         finally:
             self._plugin_thread.close()
+            if self.job is not None:
+                await self.job.close()
             self._watch.finish()
             watch.cancel()
             self.stats.elapsed_seconds = loop.time() - started
@@ -152,6 +161,18 @@ class Crawler:
         return CrawlResult(self.stats, tuple(self.outputs.failed))
 
     async def _open_crawl_close(self) -> None:
+        job = self.job
+        if job is not None:
+            await job.open()
+            if job.finished:
+                job.restore_stats(self.stats)
+                self.stats.finish_reason = "job_finished"
+                logger.warning("the job in %s has finished (%s): nothing to do; --restart "
+                               "runs it again", job.directory, job.meta.get("finish_reason"))
+                return
+            await job.prepare_outputs(self.outputs.sinks)
+            if job.resumed:
+                job.restore_stats(self.stats)
         self._check_start_urls()
         await self.outputs.check()
         opened: list[Any] = []
@@ -298,7 +319,14 @@ class Crawler:
                     retry=RetryPolicy.from_settings(s)))
             await self._frontier.open(self.spider)
             stack.push_async_callback(self._frontier.close)
-            await self._run_tasks()
+            if self.job is not None:
+                await self.job.commit(self.stats)  # the outputs' lengths as they start
+            try:
+                await self._run_tasks()
+            finally:
+                if self.job is not None:  # what the last commit missed, and if it finished
+                    await self.job.commit(self.stats, finished=not self.stats.finish_reason
+                                          and self.scheduler.pending() == 0)
 
     async def _run_tasks(self) -> None:
         s = self.settings
@@ -307,6 +335,9 @@ class Crawler:
                   for i in range(s.concurrency)]
         tasks.append(asyncio.create_task(self._seed(), name="seeder"))
         tasks.append(asyncio.create_task(self.outputs.flush_periodically(), name="flusher"))
+        if self.job is not None:
+            tasks.append(asyncio.create_task(self.job.commit_periodically(self.stats),
+                                             name="job-commits"))
         for task in tasks:
             task.add_done_callback(self._task_ended)
         loop = asyncio.get_running_loop()
@@ -370,6 +401,10 @@ class Crawler:
     # work -----------------------------------------------------------------------------------
 
     async def _seed(self) -> None:
+        if self.job is not None and self.job.seeded:  # start() ran to its end before
+            self._seeding = False
+            self._check_done()
+            return
         try:
             count = 0
             async for obj in iterate(self.spider.start()):
@@ -382,6 +417,9 @@ class Crawler:
                 count += 1
                 if count % _SEED_BATCH == 0:
                     await asyncio.sleep(0)
+            else:
+                if self.job is not None:
+                    self.job.seeding_done()
         except asyncio.CancelledError:
             raise
         except CloseSpider as exc:

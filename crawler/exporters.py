@@ -161,16 +161,33 @@ class Exporter(Sink):
         records, self._pending = self._pending, 0
         await asyncio.shield(self._write_in_turn(batch, records))
 
-    async def _write_in_turn(self, batch: list[bytes], records: int) -> None:
+    async def _write_in_turn(self, batch: list[bytes], records: int) -> int:
+        """Write a batch after every earlier one; where its last record ends then."""
         async with self._lock:
-            if self.error is not None:
-                return
-            try:
-                await self._write_batch(batch)
-            except (OSError, ValueError) as exc:  # ENOSPC, EIO, EPIPE, a closed file
-                await self._failed(exc)
-            else:
-                self.count += records
+            if self.error is None and batch:
+                try:
+                    await self._write_batch(batch)
+                except (OSError, ValueError) as exc:  # ENOSPC, EIO, EPIPE, a closed file
+                    await self._failed(exc)
+                else:
+                    self.count += records
+            return self._size
+
+    def cut(self) -> tuple[list[bytes], int]:
+        """Take what is buffered now (a job's commit point; see crawler/jobs.py)."""
+        batch, self._buffer, self._buffered = self._buffer, [], 0
+        records, self._pending = self._pending, 0
+        return batch, records
+
+    async def write_cut(self, cut: tuple[list[bytes], int]) -> int:
+        """Write a cut after every earlier batch; where its last record ends."""
+        return await asyncio.shield(self._write_in_turn(*cut))
+
+    def cut_back(self, length: int) -> None:
+        """Cut the file back to where a record ended, leaving it whole (blocking)."""
+        assert isinstance(self.path, Path)
+        with self.path.open("r+b") as file:
+            file.truncate(length)
 
     async def _write_batch(self, batch: list[bytes]) -> None:
         data = b"".join(batch)
@@ -307,6 +324,13 @@ class JsonExporter(Exporter):
 
     def encode(self, record: Record) -> bytes:
         return record.json
+
+    def cut_back(self, length: int) -> None:
+        assert isinstance(self.path, Path)
+        with self.path.open("r+b") as file:  # later writes overwrote the bracket: again
+            file.truncate(length)
+            file.seek(length)
+            file.write(self._TAIL)
 
     async def _write_batch(self, batch: list[bytes]) -> None:
         sep = b"\n" if self._empty else b",\n"

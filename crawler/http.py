@@ -239,6 +239,48 @@ class Request:
         Request.__init__(copy, **fields)
         return copy
 
+    def to_dict(self, spider: object | None = None) -> dict[str, Any]:
+        """The request as JSON-ready data (Scrapy's `Request.to_dict`): callbacks by their
+        method name on `spider`. ValueError when a callback is not a spider method or meta /
+        cb_kwargs hold what JSON cannot (naming the key)."""
+        data: dict[str, Any] = {"url": self.url}
+        if self.callback is not None:
+            data["callback"] = _method_name(self.callback, spider, "callback")
+        if self.errback is not None:
+            data["errback"] = _method_name(self.errback, spider, "errback")
+        if self.method != "GET":
+            data["method"] = self.method
+        if self.body:
+            data["body"] = self.body.decode("latin-1")
+        headers = self._header_items()
+        if headers:
+            data["headers"] = headers
+        for name, value in (("meta", self._meta), ("cb_kwargs", self._cb_kwargs)):
+            if value:
+                _check_json(name, value)
+                data[name] = value
+        if self.cookies:
+            data["cookies"] = self.cookies
+        for name in ("priority", "depth"):
+            if getattr(self, name):
+                data[name] = getattr(self, name)
+        if self.dont_filter:
+            data["dont_filter"] = True
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], spider: object | None = None) -> Request:
+        """The request `to_dict` gave, its callbacks looked up on `spider` by name."""
+        fields = dict(data)
+        for name in ("callback", "errback"):
+            if name in fields:
+                fields[name] = _resolve(spider, fields[name], name)
+        if "body" in fields:
+            fields["body"] = fields["body"].encode("latin-1")
+        if "headers" in fields:
+            fields["headers"] = [tuple(pair) for pair in fields["headers"]]
+        return cls(**fields)
+
     def _header_items(self) -> list[tuple[str, str | None]] | None:
         items: list[tuple[str, str | None]] = list(self.headers.items()) if self.headers else []
         items += [(name, None) for name in self.dropped_headers]
@@ -669,6 +711,35 @@ def _header_list(headers: HeadersArg) -> list[tuple[Any, Any]]:
         raise TypeError("Request headers must be a mapping or (name, value) pairs, got "
                         f"{type(headers).__name__}")
     return [tuple(pair) for pair in headers]
+
+
+def _method_name(fn: Any, spider: object | None, what: str) -> str:
+    name = getattr(fn, "__name__", None)
+    if spider is None or getattr(fn, "__self__", None) is not spider or name is None \
+            or getattr(spider, name, None) != fn:
+        raise ValueError(f"the {what} {getattr(fn, '__qualname__', fn)!r} is not a method of "
+                         "the spider: a request kept in a job directory names its callbacks")
+    return str(name)
+
+
+def _resolve(spider: object | None, name: str, what: str) -> Any:
+    fn = getattr(spider, name, None)
+    if not callable(fn):
+        raise ValueError(f"the spider has no method {name!r} (the {what} of a stored request)")
+    return fn
+
+
+def _check_json(where: str, value: dict[str, Any]) -> None:
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        for key, item in value.items():
+            try:
+                orjson.dumps(item)
+            except TypeError as exc:
+                raise ValueError(f"request {where}[{key!r}] cannot be stored as JSON: "
+                                 f"{exc}") from None
+        raise
 
 
 def _cookies(cookies: Any) -> dict[str, str]:

@@ -16,7 +16,10 @@ from collections.abc import Awaitable
 from crawler.downloader import Downloader
 from crawler.exceptions import DownloadError, IgnoreRequest, Kind, RequestFailed
 from crawler.http import Failure, Request, Response
+from crawler.items import Record
+from crawler.jobs import PAGE_RECORDS, Job
 from crawler.middlewares import MiddlewareChain, Outcome, Retry
+from crawler.outputs import Outputs
 from crawler.parsing import TooComplex
 from crawler.retry import RetryPolicy
 from crawler.scraper import Scraper
@@ -25,13 +28,18 @@ from crawler.state import CrawlContext
 
 __all__ = ["Processor"]
 
+
+def _row(request: Request) -> int | None:
+    return request._meta.get("_job_id") if request._meta else None
+
 logger = logging.getLogger("crawler.engine")
 
 
 class Processor:
     """Usage: `await processor.process(request)` in a worker, for each request it gets."""
 
-    def __init__(self, context: CrawlContext, *, scraper: Scraper) -> None:
+    def __init__(self, context: CrawlContext, *, scraper: Scraper, outputs: Outputs,
+                 job: Job | None = None) -> None:
         self._context = context
         self._spider = context.spider
         self._stats = context.stats
@@ -40,6 +48,8 @@ class Processor:
         self._max_pages = context.settings.max_pages
         self._policy = RetryPolicy.from_settings(context.settings)
         self._scraper = scraper
+        self._outputs = outputs
+        self._job = job
         self.chain = MiddlewareChain([])  # the crawl's, once its middlewares are built
         self._robots_chain = self.chain
         self.downloader: Downloader | None = None  # set when the crawl opens it
@@ -50,11 +60,35 @@ class Processor:
         self._robots_chain = MiddlewareChain(chain.middlewares)
 
     async def process(self, request: Request) -> None:
-        """Fetch `request` and hand its outcome on."""
+        """Fetch `request` and hand its outcome on. With a job, the page's items reach the
+        outputs when it is complete, together with its completion (crawler/jobs.py)."""
+        if self._job is None:
+            await self._process(request)
+        else:
+            await self._completing(request, self._process(request))
+
+    async def _completing(self, request: Request, handling: Awaitable[bool]) -> None:
+        job = self._job
+        assert job is not None
+        records: list[Record] = []
+        token = PAGE_RECORDS.set(records)
+        try:
+            keep = await handling
+        finally:
+            PAGE_RECORDS.reset(token)
+        async with job.lock:
+            for record in records:
+                await self._outputs.write(record)
+            self._stats.items += len(records)
+            if not keep:
+                job.complete(request)
+
+    async def _process(self, request: Request) -> bool:
+        """True when the request goes on (a retry, a redirect) or was not handled."""
         context, scheduler = self._context, self._scheduler
         if not context.running():
             await scheduler.done(request)
-            return
+            return True
         loop = asyncio.get_running_loop()
         fetched = False
 
@@ -90,7 +124,7 @@ class Processor:
         except IgnoreRequest as exc:
             logger.debug("ignored %s: %s", request.url, exc)
             await self._errback(request, Failure(request, exc, "ignored"))
-            return
+            return False
         except Exception as exc:  # a middleware's bug fails the request, not the worker
             logger.exception("error in a downloader middleware for %s", request.url)
             outcome = DownloadError(Kind.INTERNAL, f"{type(exc).__name__}: {exc}", request)
@@ -99,8 +133,8 @@ class Processor:
                 await scheduler.done(request, cached=True)
         if type(outcome) is Response:  # the usual outcome, without another coroutine
             await self._respond(outcome.request, outcome)
-        else:
-            await self._route(request, outcome)
+            return False
+        return await self._route(request, outcome)
 
     async def fetch_robots(self, request: Request) -> Response:
         """robots.txt through the middlewares (a cache, a proxy) but outside politeness
@@ -134,17 +168,22 @@ class Processor:
                                       request=request, spider=self._spider)
         return None
 
-    async def _route(self, request: Request, outcome: Outcome | RequestFailed) -> None:
+    async def _route(self, request: Request, outcome: Outcome | RequestFailed) -> bool:
+        """Hand a non-Response outcome on; True when the request goes on under its row."""
         if isinstance(outcome, Response):
             await self._respond(outcome.request, outcome)
         elif isinstance(outcome, RequestFailed):
             await self.fail(request, outcome, getattr(outcome, "response", None))
+        elif not self._context.running():
+            return True  # a retry or a redirect left for the next run
         elif isinstance(outcome, Retry):
-            if self._context.running():
-                await self._scheduler.retry(
-                    outcome.request, asyncio.get_running_loop().time() + outcome.delay)
-        elif self._context.running():  # a Request: a redirect, or a middleware's own
-            await self._scheduler.enqueue(outcome)
+            await self._scheduler.retry(
+                outcome.request, asyncio.get_running_loop().time() + outcome.delay)
+            return True
+        else:  # a Request: a redirect, or a middleware's own
+            queued = await self._scheduler.enqueue(outcome)
+            return queued and _row(outcome) is not None and _row(outcome) == _row(request)
+        return False
 
     async def _respond(self, request: Request, response: Response) -> None:
         if response.is_html and response.heavy():
@@ -161,6 +200,16 @@ class Processor:
 
     async def refused(self, request: Request, exc: Exception, kind: str) -> None:
         """robots.txt refused the request, or could not be read: its errback is called."""
+        if self._job is None:
+            await self._refused(request, exc, kind)
+        else:
+            await self._completing(request, self._refused(request, exc, kind))
+
+    async def _refused(self, request: Request, exc: Exception, kind: str) -> bool:
+        await self._refuse(request, exc, kind)
+        return False
+
+    async def _refuse(self, request: Request, exc: Exception, kind: str) -> None:
         if kind == Kind.ROBOTS_DISALLOWED:
             await self._errback(request, Failure(request, exc, kind))
         else:

@@ -18,6 +18,7 @@ from typing import Any
 from crawler.exceptions import CloseSpider, DropItem, IgnoreRequest
 from crawler.http import Failure, Request, Response
 from crawler.items import ItemError, is_item, to_record
+from crawler.jobs import PAGE_RECORDS
 from crawler.monitor import LoopWatch
 from crawler.outputs import Outputs
 from crawler.pipelines import process
@@ -140,7 +141,7 @@ class Scraper:
 
     async def _export(self, item: Any, request: Request | None) -> None:
         stats, limit = self._stats, self._max_items
-        if limit is not None and stats.items >= limit:
+        if limit is not None and stats.items + len(PAGE_RECORDS.get() or ()) >= limit:
             return
         try:
             item = await process(self._pipelines, item, self._spider, self._thread)
@@ -163,12 +164,16 @@ class Scraper:
             logger.error("cannot write an item%s: %s",
                          f" from {request.url}" if request is not None else "", exc)
             return
-        await self._outputs.write(record)
-        stats.items += 1
+        page = PAGE_RECORDS.get()
+        if page is None:
+            await self._outputs.write(record)
+            stats.items += 1
+        else:  # a job: written (and counted) when the page is complete (crawler/jobs.py)
+            page.append(record)
         if self._signals.wants(Signal.ITEM_SCRAPED):
             await self._signals.send(Signal.ITEM_SCRAPED, item=item, request=request,
                                      spider=self._spider)
-        if limit is not None and stats.items >= limit:
+        if limit is not None and stats.items + len(page or ()) >= limit:
             self._context.stop("max_items")
 
 

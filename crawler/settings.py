@@ -82,6 +82,7 @@ class Settings:
     http_cache_expiration: float = 0.0  # seconds a stored response stays fresh; 0: forever
     http_cache_codes: tuple[int, ...] = ()  # statuses kept besides 2xx (e.g. 301,404)
     cookies_enabled: bool = False  # one cookie jar per crawl, as a browser keeps
+    job_dir: str | None = None  # keep the crawl's state there and resume from it (--job-dir)
     # (scheme, sink class or dotted path) pairs, from {scheme: sink}: -o SCHEME://...
     sinks: tuple[tuple[str, Any], ...] = ()
     # plugins' own settings: any name with a dot ("myext.api_key"), read with get()
@@ -247,6 +248,7 @@ _SCRAPY_NAMES: dict[str, tuple[str, str]] = {
     "httpcache_dir": ("http_cache_dir", ""),
     "httpcache_expiration_secs": ("http_cache_expiration", ""),
     "cookies_enabled": ("cookies_enabled", "; they are off by default here"),
+    "jobdir": ("job_dir", "; a killed job resumes here too"),
     "urllength_limit": ("max_url_length", ""),
 }
 

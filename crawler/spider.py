@@ -42,6 +42,8 @@ class Spider:
 
     def __init__(self, **kwargs: Any) -> None:
         """Spider arguments (`-a key=value`) arrive here and become attributes."""
+        # what the spider keeps across a job's runs (JSON-serialisable; see --job-dir)
+        self.state: dict[str, Any] = {}
         for key, value in kwargs.items():
             setattr(self, key, value)
         self.logger = logging.getLogger(f"crawler.spider.{self.name or type(self).__name__}")

@@ -1,7 +1,9 @@
 """The frontier: requests waiting to be fetched, the seen-set, and per-host readiness.
 
-One interface, several stores: `MemoryFrontier` (default, one process). The frontier owns
-per-host politeness so that a shared store can enforce it across processes.
+One interface, several stores: `MemoryFrontier` (default, one process) and
+`JournaledFrontier` (the same, writing every change through a job directory, so that a
+crawl resumes after any stop). The frontier owns per-host politeness so that a shared store
+can enforce it across processes.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from crawler.frontier.journaled import JournaledFrontier
 from crawler.frontier.memory import MemoryFrontier
 from crawler.http import Request
 
@@ -27,10 +30,10 @@ class Frontier(Protocol):
         """Whether each fingerprint was recorded: a pre-check for a page's links at once, so
         that duplicates skip robots and per-host work; add_many() still decides."""
 
-    async def mark_seen(self, fingerprint: bytes) -> bool:
-        """Record `fingerprint` without queueing anything (a request held for its host's
+    async def mark_seen(self, fingerprint: bytes, request: Request | None = None) -> bool:
+        """Record `fingerprint` without queueing anything (`request`, held for its host's
         robots.txt, or refused), so that its duplicates are filtered; False when it was
-        recorded before."""
+        recorded before. A durable store keeps `request` until it is done."""
 
     async def add_many(self, entries: Sequence[tuple[Request, bytes, bool]]) -> list[bool]:
         """For each (request, fingerprint, force): record the fingerprint and queue the
@@ -65,4 +68,4 @@ class Frontier(Protocol):
         """Requests popped and not yet done."""
 
 
-__all__ = ["Frontier", "MemoryFrontier"]
+__all__ = ["Frontier", "JournaledFrontier", "MemoryFrontier"]

@@ -87,7 +87,7 @@ class MemoryFrontier:
         seen = self._seen
         return [hash(fp) in seen for fp in fingerprints]
 
-    async def mark_seen(self, fingerprint: bytes) -> bool:
+    async def mark_seen(self, fingerprint: bytes, request: Request | None = None) -> bool:
         key = _key(fingerprint)
         if key in self._seen:
             return False

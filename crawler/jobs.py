@@ -1,0 +1,366 @@
+"""Job directories: a crawl's state in SQLite (`--job-dir DIR`), so that running the same
+command again resumes it after any stop, `kill -9` included, with each page's items in
+every file output exactly once.
+
+The guarantee, by construction:
+
+1. A request gets a row (its data as JSON, callbacks by name) when it enters the frontier,
+   or is held for its host's robots.txt. A retry or a redirect carries its row's id and
+   updates the row; the row is deleted only when the request is complete: its callback or
+   errback has ended, or it failed or was refused for good.
+2. A page's items do not reach the outputs while its callback runs: they are kept with the
+   page, and when it is complete they are appended to the outputs' buffers and the row's
+   deletion is noted, together, under one lock.
+3. A commit (every `_COMMIT_EVERY` seconds, and at the end) takes, under that lock, the
+   notes and each output's buffer; writes the buffers (after every earlier write) and
+   reads the length each file then has, a length at which it is whole (whole lines, a
+   closed JSON array); then stores, in one SQLite transaction, the new rows and seen
+   fingerprints, the deletions, those lengths, the stats and `spider.state`.
+4. On resume each output file is cut back to its stored length: what lies beyond came
+   from pages whose completion was not stored. Every row still there (queued, waiting out
+   a backoff, in flight at the kill) is queued again, and those pages are fetched again.
+
+So the items in a file are exactly those of the completed rows, whenever the process
+died: none lost, none twice. Fetches may repeat (a page in flight is fetched again);
+outputs do not. Limits: only file outputs can be cut back, so standard output and other
+sinks are refused with a job dir; items that start() yields itself (not a callback's)
+are written as they come; requests that start() yields are stored once it is exhausted,
+and a start() cut short runs again on resume (duplicates are filtered, `dont_filter`
+ones are not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import sqlite3
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from crawler.exceptions import StartupError
+from crawler.http import Request
+from crawler.items import Record
+from crawler.sinks import Sink
+from crawler.stats import Stats
+
+__all__ = ["JOB_FILE", "PAGE_RECORDS", "Job", "clear_job", "read_job"]
+
+logger = logging.getLogger(__name__)
+
+JOB_FILE = "job.sqlite3"
+_COMMIT_EVERY = 0.25  # seconds between commits
+_ID = "_job_id"  # the meta key of a request's row id
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS job (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY, data BLOB NOT NULL,
+                                     not_before REAL);
+CREATE TABLE IF NOT EXISTS seen (fp BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outputs (name TEXT PRIMARY KEY, length INTEGER NOT NULL);
+"""
+_STATS_KEPT = ("start_requests", "pages", "items", "items_dropped", "requests_scheduled",
+               "requests_failed", "duplicates_filtered", "offsite_dropped", "invalid_url",
+               "unsupported_scheme", "depth_limited", "url_too_long", "host_limited",
+               "query_variants_limited", "queue_full", "redirects", "retries",
+               "robots_disallowed", "slow_callbacks")
+
+# the records of the page a worker is handling (None: write them as they come)
+PAGE_RECORDS: ContextVar[list[Record] | None] = ContextVar("page_records", default=None)
+
+
+def clear_job(directory: str | Path) -> bool:
+    """Delete a job's database (blocking); True when there was one."""
+    path = Path(directory) / JOB_FILE
+    found = False
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            path.with_name(path.name + suffix).unlink()
+            found = True
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def read_job(directory: str | Path) -> dict[str, Any]:
+    """A job's state for `python -m crawler jobs DIR` (blocking)."""
+    path = Path(directory) / JOB_FILE
+    if not path.is_file():
+        raise StartupError(f"{directory} holds no job ({JOB_FILE} not found)")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        meta = dict(db.execute("SELECT key, value FROM job"))
+        queued, waiting = db.execute(
+            "SELECT COUNT(*), COUNT(not_before) FROM requests").fetchone()
+    finally:
+        db.close()
+    stats = orjson.loads(meta.get("stats", "{}"))
+    return {
+        "spider": meta.get("spider", "?"), "started": meta.get("created", "?"),
+        "updated": meta.get("updated", "?"), "pages": stats.get("pages", 0),
+        "items": stats.get("items", 0), "failed": stats.get("requests_failed", 0),
+        "queued": queued, "waiting_to_retry": waiting,
+        "finished": meta.get("finished") == "1", "finish_reason": meta.get("finish_reason", ""),
+    }
+
+
+class Job:
+    """One crawl's state in `directory/job.sqlite3`. SQLite runs in a thread of its own.
+
+    Usage (the engine's): `await job.open()`, `await job.prepare_outputs(sinks)`, the
+    frontier calls `added`/`held`/`retried`, the processor `complete`, a task runs
+    `commit_periodically`, and `await job.close(finished)` ends it.
+    """
+
+    def __init__(self, directory: str | Path, spider: Any) -> None:
+        self.directory = Path(directory)
+        self.path = self.directory / JOB_FILE
+        self._spider = spider
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="job")
+        self._db: sqlite3.Connection | None = None
+        self.lock = asyncio.Lock()  # a page's completion vs a commit's cut
+        self._committing = asyncio.Lock()  # one commit at a time, in order
+        self.resumed = False
+        self.finished = False  # the job had finished before this run
+        self.seeded = False  # start() was exhausted in an earlier run
+        self.meta: dict[str, str] = {}
+        self._next_id = 1
+        self._rows: dict[int, tuple[bytes, float | None]] = {}  # id -> (data, not_before)
+        self._done: set[int] = set()
+        self._seen: list[bytes] = []
+        self._lengths: dict[str, int] = {}  # output name -> stored length
+        self._outputs: list[Sink] = []
+        self._seed_done = False
+        self._state_warned = False
+
+    # -- opening ------------------------------------------------------------------------
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    async def open(self) -> None:
+        """Create or reopen the job; StartupError for another spider's job."""
+        try:
+            await self._run(self._connect)
+        except (OSError, sqlite3.Error) as exc:
+            raise StartupError(f"cannot open the job in {self.directory}: {exc}") from None
+        name = self.meta.get("spider")
+        if name is not None and name != self._spider.name:
+            raise StartupError(f"{self.directory} is a job of spider {name!r}, not "
+                               f"{self._spider.name!r}: use another --job-dir, or --restart "
+                               "to start it over")
+        self.resumed = name is not None
+        self.finished = self.meta.get("finished") == "1"
+        self.seeded = self.meta.get("seeded") == "1"
+
+    def _connect(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        self._db = db
+        self.meta = dict(db.execute("SELECT key, value FROM job"))
+        self._lengths = dict(db.execute("SELECT name, length FROM outputs"))
+        top = db.execute("SELECT MAX(id) FROM requests").fetchone()[0]
+        self._next_id = max(int(self.meta.get("next_id", 1)), (top or 0) + 1)
+        if "spider" not in self.meta:
+            now = _now()
+            with db:
+                db.executemany("INSERT INTO job VALUES (?, ?)", [
+                    ("spider", self._spider.name), ("created", now), ("updated", now)])
+            self.meta.update(spider=self._spider.name, created=now, updated=now)
+
+    async def prepare_outputs(self, sinks: Sequence[Sink]) -> None:
+        """Only files can be cut back; on resume, cut each to its stored length and
+        append from there (before any output is checked or opened)."""
+        from crawler.exporters import Exporter  # the file sinks
+
+        for sink in sinks:
+            if not isinstance(sink, Exporter) or sink._stream:
+                raise StartupError(f"output {sink.name} cannot be used with a job dir: only "
+                                   "files can be cut back to their last committed item")
+        self._outputs = list(sinks)
+        if self.resumed:
+            await asyncio.to_thread(self._cut_back, sinks)
+
+    def _cut_back(self, sinks: Sequence[Sink]) -> None:
+        for sink in sinks:
+            length = self._lengths.get(sink.name)
+            if length is None:
+                continue  # an output this job did not have before: as the command says
+            path = Path(sink.path)  # type: ignore[attr-defined]
+            size = path.stat().st_size if path.exists() else -1
+            if size < length:
+                raise StartupError(f"output {sink.name} is shorter ({max(size, 0)} bytes) "
+                                   f"than the job committed ({length}): it was changed or "
+                                   "removed; use --restart to start the job over")
+            sink.cut_back(length)  # type: ignore[attr-defined]
+            if size > length:
+                logger.info("%s cut back to its last committed item", sink.name)
+            sink.overwrite = False
+
+    async def restore(self) -> tuple[list[bytes], list[tuple[Request, float | None]]]:
+        """The seen fingerprints, and the stored requests with their not-before wall times
+        (the queue of the last run, in flight included)."""
+        seen, rows = await self._run(self._load)
+        spider = self._spider
+        requests = []
+        for data, not_before in rows:
+            try:
+                requests.append((Request.from_dict(orjson.loads(data), spider), not_before))
+            except (ValueError, TypeError) as exc:  # the spider lost a method since
+                logger.error("a stored request cannot be restored (%s): dropped", exc)
+        if requests or seen:
+            logger.info("resuming the job in %s: %d request(s) queued, %d seen",
+                        self.directory, len(requests), len(seen))
+        return seen, requests
+
+    def _load(self) -> tuple[list[bytes], list[tuple[bytes, float | None]]]:
+        assert self._db is not None
+        seen = [row[0] for row in self._db.execute("SELECT fp FROM seen")]
+        rows = list(self._db.execute("SELECT data, not_before FROM requests ORDER BY id"))
+        return seen, rows
+
+    def restore_stats(self, stats: Stats) -> None:
+        """The counts of earlier runs, so that the job's totals add up."""
+        saved = orjson.loads(self.meta.get("stats", "{}"))
+        for name in _STATS_KEPT:
+            setattr(stats, name, saved.get(name, 0))
+        stats.status_counts.update({int(k): v for k, v in saved.get("status_counts", {}).items()})
+        stats.errors.update(saved.get("errors", {}))
+        stats.counters.update(saved.get("counters", {}))
+        state = self.meta.get("state")
+        if state:
+            self._spider.state = orjson.loads(state)
+
+    # -- what happens to requests (called on the loop, never blocking) --------------------
+
+    def assign(self, request: Request) -> int:
+        """The request's row id, given now if it has none (kept in its meta, so that a
+        retry or a redirect keeps the row)."""
+        meta = request.meta
+        rid: int | None = meta.get(_ID)
+        if rid is None:
+            rid = meta[_ID] = self._next_id
+            self._next_id += 1
+        return rid
+
+    def row(self, request: Request) -> tuple[int, bytes]:
+        """The request's row: its id and data. ValueError when it cannot be stored."""
+        rid = self.assign(request)
+        return rid, orjson.dumps(request.to_dict(self._spider))
+
+    def store(self, row: tuple[int, bytes], fingerprint: bytes | None) -> None:
+        """A request entered the frontier (or is held for robots.txt): keep its row."""
+        self._rows[row[0]] = (row[1], None)
+        if fingerprint is not None:
+            self._seen.append(fingerprint)
+
+    def added(self, request: Request, fingerprint: bytes | None) -> None:
+        self.store(self.row(request), fingerprint)
+
+    def seen(self, fingerprint: bytes) -> None:
+        self._seen.append(fingerprint)
+
+    def retried(self, request: Request, delay: float) -> None:
+        """A retry replaces its row, with the time before which it may not start."""
+        self.added(request, None)
+        rid = request.meta[_ID]
+        self._rows[rid] = (self._rows[rid][0], time.time() + delay)
+
+    def complete(self, request: Request) -> None:
+        """`request` is done for good: its row goes (call under `lock`, right after its
+        page's records were handed to the outputs)."""
+        rid = request._meta.get(_ID) if request._meta else None
+        if rid is not None:
+            self._rows.pop(rid, None)
+            self._done.add(rid)
+
+    def seeding_done(self) -> None:
+        self._seed_done = True
+
+    # -- committing -----------------------------------------------------------------------
+
+    async def commit(self, stats: Stats, *, finished: bool = False) -> None:
+        """Store what happened since the last commit, with where each output's last record
+        ends. A cancelled caller does not cancel it (what it took must be stored), and
+        commits run one after another."""
+        await asyncio.shield(self._commit(stats, finished))
+
+    async def _commit(self, stats: Stats, finished: bool) -> None:
+        async with self._committing:
+            await self._commit_now(stats, finished)
+
+    async def _commit_now(self, stats: Stats, finished: bool) -> None:
+        from crawler.exporters import Exporter
+
+        async with self.lock:
+            rows, self._rows = self._rows, {}
+            done, self._done = self._done, set()
+            seen, self._seen = self._seen, []
+            seeded = self._seed_done
+            cuts = [(sink, sink.cut()) for sink in self._outputs if isinstance(sink, Exporter)]
+            # the counts as of the cut: items of pages completed later are not in it
+            meta = {"updated": _now(), "next_id": str(self._next_id),
+                    "stats": orjson.dumps(_kept(stats)).decode(),
+                    "state": self._state()}
+        lengths = [(sink.name, await sink.write_cut(cut)) for sink, cut in cuts]
+        if seeded:
+            meta["seeded"] = "1"
+        if finished:
+            meta.update(finished="1", finish_reason=stats.finish_reason or "finished")
+        await self._run(self._store, rows, done, seen, lengths, meta)
+
+    def _store(self, rows: dict[int, tuple[bytes, float | None]], done: set[int],
+               seen: list[bytes], lengths: list[tuple[str, int]], meta: dict[str, str],
+               ) -> None:
+        db = self._db
+        assert db is not None
+        with db:
+            db.execute("BEGIN")
+            db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((fp,) for fp in seen))
+            db.executemany("INSERT OR REPLACE INTO requests VALUES (?, ?, ?)",
+                           ((rid, data, nb) for rid, (data, nb) in rows.items()))
+            db.executemany("DELETE FROM requests WHERE id = ?", ((rid,) for rid in done))
+            db.executemany("INSERT OR REPLACE INTO outputs VALUES (?, ?)", lengths)
+            db.executemany("INSERT OR REPLACE INTO job VALUES (?, ?)", meta.items())
+
+    def _state(self) -> str:
+        """spider.state as JSON; what JSON cannot hold keeps the last stored state."""
+        try:
+            return orjson.dumps(self._spider.state).decode()
+        except TypeError as exc:
+            if not self._state_warned:
+                self._state_warned = True
+                logger.error("spider.state cannot be stored as JSON (%s): the job keeps the "
+                             "last state that could", exc)
+            return self.meta.get("state", "{}")
+
+    async def commit_periodically(self, stats: Stats) -> None:
+        while True:
+            await asyncio.sleep(_COMMIT_EVERY)
+            await self.commit(stats)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._thread.shutdown(wait=False)
+
+
+def _kept(stats: Stats) -> dict[str, Any]:
+    kept: dict[str, Any] = {name: getattr(stats, name) for name in _STATS_KEPT}
+    kept["status_counts"] = {str(k): v for k, v in stats.status_counts.items()}
+    kept["errors"] = dict(stats.errors)
+    kept["counters"] = dict(stats.counters)
+    return kept
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
