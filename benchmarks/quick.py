@@ -56,10 +56,12 @@ def _measure(name: str, cmd: list[str], out: Path) -> Run:
 
 
 def contenders(starts: list[str], tmp: Path, concurrency: int, max_pages: int | None,
-               rev_root: Path | None = None) -> dict[str, tuple[list[str], Path]]:
+               rev_root: Path | None = None, jobdir: bool = False,
+               ) -> dict[str, tuple[list[str], Path]]:
+    names = ("floor", "ours", "jobdir") if jobdir else ("floor", "ours")
     plan = {name: (command(name, starts, tmp / f"{name}.jsonl", concurrency,
                            max_pages=max_pages), tmp / f"{name}.jsonl")
-            for name in ("floor", "ours")}
+            for name in names}
     if rev_root is not None:  # the same command, importing the crawler from the worktree
         rev_out = tmp / "rev.jsonl"
         ours = command("ours", starts, rev_out, concurrency, max_pages=max_pages)
@@ -92,13 +94,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rev", help="also run the crawler as of this git revision")
     parser.add_argument("--shape", default="dup", help="dup, tree, pgdocs or pydocs")
+    parser.add_argument("--jobdir", action="store_true",
+                        help="also run ours with a job directory (--job-dir)")
     args = parser.parse_args()
     site = shape(args.shape, args.pages // args.hosts if args.shape == "dup" else args.pages)
     runs: dict[str, list[Run]] = {}
     with serve(site.root, args.hosts) as (server, bases), tempfile.TemporaryDirectory() as tmp, \
             worktree(args.rev) as rev_root:
         starts = [b + site.start for b in bases]
-        plan = contenders(starts, Path(tmp), args.concurrency, site.max_pages, rev_root)
+        plan = contenders(starts, Path(tmp), args.concurrency, site.max_pages, rev_root,
+                          args.jobdir)
         print(f"server: {server}; {site.title}, {args.hosts} host(s)")
         for _ in range(args.runs):
             for name, (cmd, out) in plan.items():
@@ -114,7 +119,7 @@ def main() -> None:
         print(f"ours/rev = {medians['ours'] / medians['rev']:.2f} (rev = {args.rev})")
     # this machine's speed drifts: the ratio within each round (runs minutes apart at most)
     # is steadier than a ratio of medians
-    for other in ("floor", "rev"):
+    for other in ("floor", "rev", "jobdir"):
         if other in runs:
             per_round = [o.rate / f.rate for o, f in zip(runs["ours"], runs[other], strict=True)]
             print(f"ours/{other} per round: {', '.join(f'{r:.2f}' for r in per_round)}; "

@@ -59,10 +59,12 @@ def command(name: str, starts: list[str], out: Path, concurrency: int,
         cmd = [sys.executable, "-m", "benchmarks.floor", str(out), *starts,
                "--workers", str(concurrency)]
         return cmd + (["--max-pages", str(max_pages)] if max_pages else [])
-    if name == "ours":
+    if name in ("ours", "jobdir"):  # jobdir: the same with a (fresh) job directory
         cmd = [sys.executable, "-m", "crawler", "run", "bench", "-a", f"start={','.join(starts)}",
                "-s", f"concurrency={concurrency}", "-s", "log_interval=0", "-O", str(out),
                "--stats", str(out.with_suffix(".stats.json"))]
+        if name == "jobdir":
+            cmd += ["--job-dir", str(out.with_suffix(".job")), "--restart"]
         if per_host is not None:
             cmd += ["-s", f"per_host_concurrency={per_host}"]
         return cmd + (["-s", f"max_pages={max_pages}"] if max_pages else [])
@@ -173,6 +175,8 @@ def summarise(runs: dict[str, list[Run]], expected: int | None) -> dict[str, Any
 def ratios(summary: dict[str, Any]) -> dict[str, float]:
     ours = summary["ours"]["pages_per_second"]
     result = {}
+    if "jobdir" in summary:
+        result["jobdir/ours"] = round(summary["jobdir"]["pages_per_second"] / ours, 2)
     for other in ("floor", "scrapy"):
         if other in summary:
             result[f"ours/{other}"] = round(ours / summary[other]["pages_per_second"], 2)
@@ -341,7 +345,7 @@ def main() -> None:
             ok = ok and all(s["exactly_once"] for s in summary.values())
         sys.exit(0 if ok else 1)
 
-    contenders = ["floor", "ours"]
+    contenders = ["floor", "ours", "jobdir"]
     if importlib.util.find_spec("scrapy"):
         contenders.append("scrapy")
     results: dict[str, Any] = {"machine": machine(), "command": " ".join(
@@ -354,7 +358,7 @@ def main() -> None:
     results["series"] = {name: rs[0].series for name, rs in single.items()}
     _section(results, "four_hosts", ["floor", "ours"], dup, 4, args.rounds, per_host=16)
     tree = shape("tree", args.tree_pages)
-    _section(results, "tree", ["floor", "ours"], tree, 1, args.rounds)
+    _section(results, "tree", ["floor", "ours", "jobdir"], tree, 1, args.rounds)
     for name in ("pgdocs", "pydocs"):
         try:
             _section(results, name, contenders, shape(name), 1, args.rounds)

@@ -257,7 +257,6 @@ class Request:
             data["headers"] = headers
         for name, value in (("meta", self._meta), ("cb_kwargs", self._cb_kwargs)):
             if value:
-                _check_json(name, value)
                 data[name] = value
         if self.cookies:
             data["cookies"] = self.cookies
@@ -267,6 +266,17 @@ class Request:
         if self.dont_filter:
             data["dont_filter"] = True
         return data
+
+    def to_json(self, spider: object | None = None) -> str:
+        """`to_dict` as JSON text; ValueError naming the meta or cb_kwargs key JSON cannot
+        hold."""
+        data = self.to_dict(spider)
+        try:
+            return orjson.dumps(data).decode()  # as str: orjson's bytes keep a 4 KB buffer
+        except TypeError:
+            for name in ("meta", "cb_kwargs"):
+                _check_json(name, data.get(name) or {})
+            raise
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], spider: object | None = None) -> Request:

@@ -130,7 +130,7 @@ class Job:
         self.seeded = False  # start() was exhausted in an earlier run
         self.meta: dict[str, str] = {}
         self._next_id = 1
-        self._rows: dict[int, tuple[bytes, float | None]] = {}  # id -> (data, not_before)
+        self._rows: dict[int, tuple[str, float | None]] = {}  # id -> (data, not_before)
         self._done: set[int] = set()
         self._seen: list[bytes] = []
         self._lengths: dict[str, int] = {}  # output name -> stored length
@@ -221,7 +221,7 @@ class Job:
                         self.directory, len(requests), len(seen))
         return seen, requests
 
-    def _load(self) -> tuple[list[bytes], list[tuple[bytes, float | None]]]:
+    def _load(self) -> tuple[list[bytes], list[tuple[str, float | None]]]:
         assert self._db is not None
         seen = [row[0] for row in self._db.execute("SELECT fp FROM seen")]
         rows = list(self._db.execute("SELECT data, not_before FROM requests ORDER BY id"))
@@ -251,12 +251,12 @@ class Job:
             self._next_id += 1
         return rid
 
-    def row(self, request: Request) -> tuple[int, bytes]:
+    def row(self, request: Request) -> tuple[int, str]:
         """The request's row: its id and data. ValueError when it cannot be stored."""
         rid = self.assign(request)
-        return rid, orjson.dumps(request.to_dict(self._spider))
+        return rid, request.to_json(self._spider)
 
-    def store(self, row: tuple[int, bytes], fingerprint: bytes | None) -> None:
+    def store(self, row: tuple[int, str], fingerprint: bytes | None) -> None:
         """A request entered the frontier (or is held for robots.txt): keep its row."""
         self._rows[row[0]] = (row[1], None)
         if fingerprint is not None:
@@ -317,7 +317,7 @@ class Job:
             meta.update(finished="1", finish_reason=stats.finish_reason or "finished")
         await self._run(self._store, rows, done, seen, lengths, meta)
 
-    def _store(self, rows: dict[int, tuple[bytes, float | None]], done: set[int],
+    def _store(self, rows: dict[int, tuple[str, float | None]], done: set[int],
                seen: list[bytes], lengths: list[tuple[str, int]], meta: dict[str, str],
                ) -> None:
         db = self._db

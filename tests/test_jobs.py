@@ -203,4 +203,4 @@ def test_requests_round_trip_through_their_dict_and_refuse_what_cannot_be_stored
     with pytest.raises(ValueError, match="is not a method of the spider"):
         Request("http://a.test/", callback=lambda r: None).to_dict(spider)
     with pytest.raises(ValueError, match=r"meta\['when'\] cannot be stored as JSON"):
-        Request("http://a.test/", meta={"when": object()}).to_dict(spider)
+        Request("http://a.test/", meta={"when": object()}).to_json(spider)
