@@ -1,9 +1,46 @@
+"""The frontier's contract, run against every store: the memory frontier and the journaled
+one (a job directory's), which must queue, order and pace exactly alike."""
+
 from __future__ import annotations
 
-from crawler import Request
-from crawler.frontier import MemoryFrontier
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from crawler import Request, Spider
+from crawler.frontier import JournaledFrontier, MemoryFrontier
+from crawler.jobs import Job
 from crawler.ratelimit import HostPolicy
+from crawler.stats import Stats
 from crawler.urls import fingerprint
+
+Make = Callable[..., Any]
+
+
+class _JobSpider(Spider):
+    name = "contract"
+
+
+@pytest.fixture(params=["memory", "journaled"])
+async def make(request, tmp_path) -> AsyncIterator[Make]:
+    """Builds a frontier of the store under test (opened), given a HostPolicy or none."""
+    jobs: list[Job] = []
+
+    async def build(policy: HostPolicy | None = None) -> MemoryFrontier:
+        if request.param == "memory":
+            return MemoryFrontier(policy)
+        job = Job(tmp_path / f"job{len(jobs)}", _JobSpider())
+        jobs.append(job)
+        await job.open()
+        frontier = JournaledFrontier(job, fingerprint, policy)
+        await frontier.open(job._spider)
+        return frontier
+
+    yield build
+    for job in jobs:
+        await job.close()
 
 
 async def add(frontier: MemoryFrontier, url: str, priority: int = 0) -> bool:
@@ -19,23 +56,23 @@ async def drain(frontier: MemoryFrontier, now: float = 0.0) -> list[str]:
     return out
 
 
-async def test_priority_then_fifo():
-    f = MemoryFrontier()
+async def test_priority_then_fifo(make):
+    f = await make()
     for url, prio in [("http://a/1", 0), ("http://a/2", 5), ("http://a/3", 0), ("http://a/4", 5)]:
         await add(f, url, prio)
     assert await drain(f) == ["http://a/2", "http://a/4", "http://a/1", "http://a/3"]
 
 
-async def test_priority_across_ready_hosts():
-    f = MemoryFrontier()
+async def test_priority_across_ready_hosts(make):
+    f = await make()
     await add(f, "http://a/1")
     await add(f, "http://b/1", 10)
     await add(f, "http://a/2", 20)
     assert await drain(f) == ["http://a/2", "http://b/1", "http://a/1"]
 
 
-async def test_duplicates_and_force():
-    f = MemoryFrontier()
+async def test_duplicates_and_force(make):
+    f = await make()
     assert await add(f, "http://a/1")
     assert not await add(f, "http://a/1")
     req = Request("http://a/1")
@@ -43,8 +80,8 @@ async def test_duplicates_and_force():
     assert f.queued() == 2
 
 
-async def test_per_host_concurrency_holds_back_only_that_host():
-    f = MemoryFrontier(HostPolicy(concurrency=1))
+async def test_per_host_concurrency_holds_back_only_that_host(make):
+    f = await make(HostPolicy(concurrency=1))
     for url in ("http://a/1", "http://a/2", "http://b/1"):
         await add(f, url)
     first = await f.pop(0.0)
@@ -55,8 +92,8 @@ async def test_per_host_concurrency_holds_back_only_that_host():
     assert (await f.pop(0.0)).url == "http://a/2"
 
 
-async def test_delay_puts_host_to_sleep_with_wakeup_time():
-    f = MemoryFrontier(HostPolicy(concurrency=4, delay=2.0, randomize=False))  # exact gaps
+async def test_delay_puts_host_to_sleep_with_wakeup_time(make):
+    f = await make(HostPolicy(concurrency=4, delay=2.0, randomize=False))  # exact gaps
     for url in ("http://a/1", "http://a/2", "http://b/1"):
         await add(f, url)
     assert (await f.pop(10.0)).url == "http://a/1"
@@ -67,24 +104,24 @@ async def test_delay_puts_host_to_sleep_with_wakeup_time():
     assert (await f.pop(12.0)).url == "http://a/2"
 
 
-async def test_hosts_are_forgotten_when_idle():
-    f = MemoryFrontier()
+async def test_hosts_are_forgotten_when_idle(make):
+    f = await make()
     await add(f, "http://a/1")
     await drain(f)
     assert f._hosts == {}
     assert f.queued() == f.in_flight() == 0
 
 
-async def test_random_operations_never_lose_or_duplicate_a_request():
+async def test_random_operations_never_lose_or_duplicate_a_request(make):
     """Adds, pops, done() with feedback, pauses and crawl delays in random order, with time
     moving on: every request comes out exactly once and no host is left stranded."""
     import random
 
     for seed in range(30):
         rng = random.Random(seed)
-        f = MemoryFrontier(HostPolicy(concurrency=rng.randint(1, 3), delay=rng.choice([0, 0.5]),
-                                      randomize=True, autothrottle=rng.random() < 0.5,
-                                      start_delay=0.2))
+        f = await make(HostPolicy(concurrency=rng.randint(1, 3), delay=rng.choice([0, 0.5]),
+                                  randomize=True, autothrottle=rng.random() < 0.5,
+                                  start_delay=0.2))
         now, added, popped, in_flight = 0.0, set(), [], []
         for step in range(400):
             op = rng.random()
@@ -126,8 +163,8 @@ async def test_random_operations_never_lose_or_duplicate_a_request():
         assert f.queued() == 0 and f.in_flight() == 0
 
 
-async def test_seen_is_a_precheck_that_add_records():
-    f = MemoryFrontier()
+async def test_seen_is_a_precheck_that_add_records(make):
+    f = await make()
     req = Request("http://a/1")
     fp = fingerprint(req)
     assert not await f.seen(fp)
@@ -167,8 +204,8 @@ async def test_simple_requests_are_queued_as_untracked_tuples_and_come_back_whol
     assert out[1] is rich and out[2] is foreign  # what cannot be packed is kept as it is
 
 
-async def test_a_crawl_delay_outlives_the_hosts_idle_slot():
-    f = MemoryFrontier(HostPolicy(concurrency=4, randomize=False))  # exact gaps
+async def test_a_crawl_delay_outlives_the_hosts_idle_slot(make):
+    f = await make(HostPolicy(concurrency=4, randomize=False))  # exact gaps
     await f.set_crawl_delay("http://a:80", 5.0)
     await add(f, "http://a/1")
     first = await f.pop(0.0)
@@ -179,3 +216,37 @@ async def test_a_crawl_delay_outlives_the_hosts_idle_slot():
     await add(f, "http://a/3")
     assert await f.pop(12.0) is None
     assert (await f.pop(15.0)).url == "http://a/3"
+
+
+async def test_the_journaled_frontier_gives_back_what_was_queued_or_in_flight(tmp_path):
+    """What a killed run left: queued, in flight, waiting to retry, all queued again, and
+    the seen-set still filters."""
+    spider = _JobSpider()
+    job = Job(tmp_path / "job", spider)
+    await job.open()
+    f = JournaledFrontier(job, fingerprint)
+    await f.open(spider)
+    for url in ("http://a/1", "http://a/2", "http://b/1", "http://b/2"):
+        await add(f, url)
+    taken = await f.pop(0.0)  # in flight when the process dies
+    done = await f.pop(0.0)
+    await f.done(done, 0.0)
+    job.complete(done)
+    retried = await f.pop(0.0)
+    await f.done(retried, 0.0)
+    # the job stores a retry's wait in wall time, from the loop's clock
+    await f.retry(retried, asyncio.get_running_loop().time() + 3600)
+    await job.commit(Stats())
+    await job.close()
+    job = Job(tmp_path / "job", spider)
+    await job.open()
+    again = JournaledFrontier(job, fingerprint)
+    await again.open(spider)
+    assert job.resumed and again.queued() == 3
+    assert sorted(await drain(again)) == sorted(
+        u for u in ("http://a/1", "http://a/2", "http://b/1", "http://b/2")
+        if u not in (done.url, retried.url))
+    assert again.wakeup_at() is not None  # the retry still waits out its backoff
+    assert not await add(again, done.url)  # seen before the kill: still a duplicate
+    assert taken.url not in (done.url, retried.url)
+    await job.close()
