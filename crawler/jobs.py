@@ -59,11 +59,15 @@ _COMMIT_EVERY = 0.25  # seconds between commits
 _ID = "_job_id"  # the meta key of a request's row id
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS job (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY, data BLOB NOT NULL,
-                                     not_before REAL);
+CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY, data TEXT NOT NULL,
+                                     not_before REAL, host TEXT NOT NULL,
+                                     priority INTEGER NOT NULL, waiting INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS waiting_by_host ON requests (host, priority DESC, id)
+    WHERE waiting = 1;
 CREATE TABLE IF NOT EXISTS seen (fp BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outputs (name TEXT PRIMARY KEY, length INTEGER NOT NULL);
 """
+_Row = tuple[str, float | None, str, int, int]  # data, not_before, host, priority, waiting
 _STATS_KEPT = ("start_requests", "pages", "items", "items_dropped", "requests_scheduled",
                "requests_failed", "duplicates_filtered", "offsite_dropped", "invalid_url",
                "unsupported_scheme", "depth_limited", "url_too_long", "host_limited",
@@ -130,13 +134,14 @@ class Job:
         self.seeded = False  # start() was exhausted in an earlier run
         self.meta: dict[str, str] = {}
         self._next_id = 1
-        self._rows: dict[int, tuple[str, float | None]] = {}  # id -> (data, not_before)
+        self._rows: dict[int, _Row] = {}  # id -> (data, not_before, host, priority, waiting)
         self._done: set[int] = set()
         self._seen: list[bytes] = []
         self._lengths: dict[str, int] = {}  # output name -> stored length
         self._outputs: list[Sink] = []
         self._seed_done = False
         self._state_warned = False
+        self.stats = Stats()  # the crawl's, from its first commit
 
     # -- opening ------------------------------------------------------------------------
 
@@ -205,27 +210,53 @@ class Job:
                 logger.info("%s cut back to its last committed item", sink.name)
             sink.overwrite = False
 
-    async def restore(self) -> tuple[list[bytes], list[tuple[Request, float | None]]]:
-        """The seen fingerprints, and the stored requests with their not-before wall times
-        (the queue of the last run, in flight included)."""
-        seen, rows = await self._run(self._load)
-        spider = self._spider
+    async def restore(self) -> tuple[list[bytes], dict[str, int]]:
+        """The seen fingerprints, and how many stored requests each host has: every one
+        (queued, waiting out a backoff, in flight at the last stop) waits on disk again."""
+        seen, waiting = await self._run(self._reload)
+        if waiting or seen:
+            logger.info("resuming the job in %s: %d request(s) to do, %d seen",
+                        self.directory, sum(waiting.values()), len(seen))
+        return seen, waiting
+
+    def _reload(self) -> tuple[list[bytes], dict[str, int]]:
+        db = self._db
+        assert db is not None
+        with db:
+            db.execute("BEGIN")
+            db.execute("UPDATE requests SET waiting = 1 WHERE waiting = 0")
+        seen = [row[0] for row in db.execute("SELECT fp FROM seen")]
+        waiting = dict(db.execute("SELECT host, COUNT(*) FROM requests GROUP BY host"))
+        return seen, waiting
+
+    async def load(self, host: str, limit: int) -> list[tuple[Request, float | None]]:
+        """Up to `limit` of `host`'s requests waiting on disk, best first (priority, then
+        arrival), marked as loaded; with their not-before wall times. A commit comes first,
+        so that what was stored as waiting is there to be found."""
+        await self.commit()
+        rows = await self._run(self._take, host, limit)
         requests = []
-        for data, not_before in rows:
+        for rid, data, not_before in rows:
             try:
-                requests.append((Request.from_dict(orjson.loads(data), spider), not_before))
+                request = Request.from_dict(orjson.loads(data), self._spider)
             except (ValueError, TypeError) as exc:  # the spider lost a method since
                 logger.error("a stored request cannot be restored (%s): dropped", exc)
-        if requests or seen:
-            logger.info("resuming the job in %s: %d request(s) queued, %d seen",
-                        self.directory, len(requests), len(seen))
-        return seen, requests
+                self._done.add(rid)
+                continue
+            requests.append((request, not_before))
+        return requests
 
-    def _load(self) -> tuple[list[bytes], list[tuple[str, float | None]]]:
-        assert self._db is not None
-        seen = [row[0] for row in self._db.execute("SELECT fp FROM seen")]
-        rows = list(self._db.execute("SELECT data, not_before FROM requests ORDER BY id"))
-        return seen, rows
+    def _take(self, host: str, limit: int) -> list[tuple[int, str, float | None]]:
+        db = self._db
+        assert db is not None
+        with db:
+            db.execute("BEGIN")
+            rows = list(db.execute(
+                "SELECT id, data, not_before FROM requests WHERE host = ? AND waiting = 1 "
+                "ORDER BY priority DESC, id LIMIT ?", (host, limit)))
+            db.executemany("UPDATE requests SET waiting = 0 WHERE id = ?",
+                           ((row[0],) for row in rows))
+        return rows
 
     def restore_stats(self, stats: Stats) -> None:
         """The counts of earlier runs, so that the job's totals add up."""
@@ -256,14 +287,17 @@ class Job:
         rid = self.assign(request)
         return rid, request.to_json(self._spider)
 
-    def store(self, row: tuple[int, str], fingerprint: bytes | None) -> None:
-        """A request entered the frontier (or is held for robots.txt): keep its row."""
-        self._rows[row[0]] = (row[1], None)
+    def store(self, row: tuple[int, str], request: Request, fingerprint: bytes | None, *,
+              waiting: bool = False) -> None:
+        """A request entered the frontier (or is held for robots.txt): keep its row.
+        `waiting`: it is on disk only, for the frontier to load when its host has room."""
+        self._rows[row[0]] = (row[1], None, request._host or request.host, request.priority,
+                              int(waiting))
         if fingerprint is not None:
             self._seen.append(fingerprint)
 
     def added(self, request: Request, fingerprint: bytes | None) -> None:
-        self.store(self.row(request), fingerprint)
+        self.store(self.row(request), request, fingerprint)
 
     def seen(self, fingerprint: bytes) -> None:
         self._seen.append(fingerprint)
@@ -272,7 +306,8 @@ class Job:
         """A retry replaces its row, with the time before which it may not start."""
         self.added(request, None)
         rid = request.meta[_ID]
-        self._rows[rid] = (self._rows[rid][0], time.time() + delay)
+        data, _, host, priority, waiting = self._rows[rid]
+        self._rows[rid] = (data, time.time() + delay, host, priority, waiting)
 
     def complete(self, request: Request) -> None:
         """`request` is done for good: its row goes (call under `lock`, right after its
@@ -287,11 +322,13 @@ class Job:
 
     # -- committing -----------------------------------------------------------------------
 
-    async def commit(self, stats: Stats, *, finished: bool = False) -> None:
+    async def commit(self, stats: Stats | None = None, *, finished: bool = False) -> None:
         """Store what happened since the last commit, with where each output's last record
         ends. A cancelled caller does not cancel it (what it took must be stored), and
         commits run one after another."""
-        await asyncio.shield(self._commit(stats, finished))
+        if stats is not None:
+            self.stats = stats
+        await asyncio.shield(self._commit(self.stats, finished))
 
     async def _commit(self, stats: Stats, finished: bool) -> None:
         async with self._committing:
@@ -317,7 +354,7 @@ class Job:
             meta.update(finished="1", finish_reason=stats.finish_reason or "finished")
         await self._run(self._store, rows, done, seen, lengths, meta)
 
-    def _store(self, rows: dict[int, tuple[str, float | None]], done: set[int],
+    def _store(self, rows: dict[int, _Row], done: set[int],
                seen: list[bytes], lengths: list[tuple[str, int]], meta: dict[str, str],
                ) -> None:
         db = self._db
@@ -325,8 +362,8 @@ class Job:
         with db:
             db.execute("BEGIN")
             db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((fp,) for fp in seen))
-            db.executemany("INSERT OR REPLACE INTO requests VALUES (?, ?, ?)",
-                           ((rid, data, nb) for rid, (data, nb) in rows.items()))
+            db.executemany("INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?, ?)",
+                           ((rid, *row) for rid, row in rows.items()))
             db.executemany("DELETE FROM requests WHERE id = ?", ((rid,) for rid in done))
             db.executemany("INSERT OR REPLACE INTO outputs VALUES (?, ?)", lengths)
             db.executemany("INSERT OR REPLACE INTO job VALUES (?, ?)", meta.items())

@@ -4,6 +4,7 @@ one (a job directory's), which must queue, order and pace exactly alike."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from crawler import Request, Spider
 from crawler.frontier import JournaledFrontier, MemoryFrontier
+from crawler.frontier.journaled import WINDOW
 from crawler.jobs import Job
 from crawler.ratelimit import HostPolicy
 from crawler.stats import Stats
@@ -243,10 +245,90 @@ async def test_the_journaled_frontier_gives_back_what_was_queued_or_in_flight(tm
     again = JournaledFrontier(job, fingerprint)
     await again.open(spider)
     assert job.resumed and again.queued() == 3
-    assert sorted(await drain(again)) == sorted(
+    assert sorted(await drain_loading(again)) == sorted(
         u for u in ("http://a/1", "http://a/2", "http://b/1", "http://b/2")
         if u not in (done.url, retried.url))
-    assert again.wakeup_at() is not None  # the retry still waits out its backoff
+    assert again.queued() == 1  # the retry still waits out its backoff
+    assert again.wakeup_at() is not None
     assert not await add(again, done.url)  # seen before the kill: still a duplicate
     assert taken.url not in (done.url, retried.url)
+    await job.close()
+
+
+async def drain_loading(frontier: JournaledFrontier, now: float = 0.0) -> list[str]:
+    """drain(), letting the frontier load from disk what it holds there."""
+    out: list[str] = []
+    for _ in range(10_000):
+        request = await frontier.pop(now)
+        if request is not None:
+            out.append(request.url)
+            await frontier.done(request, now)
+        elif frontier._loading or frontier._starving:
+            await asyncio.sleep(0.001)
+        else:
+            break
+    return out
+
+
+async def test_past_its_window_the_queue_waits_on_disk_in_order(tmp_path):
+    """A window of 12 (4 per host): 300 requests on 3 hosts come out once each, a host's
+    equal-priority requests in arrival order, and memory never holds more than the window."""
+    spider = _JobSpider()
+    job = Job(tmp_path / "job", spider)
+    await job.open()
+    f = JournaledFrontier(job, fingerprint, window=12, host_window=4)
+    await f.open(spider)
+    urls = [f"http://h{i % 3}/{i}" for i in range(300)]
+    for url in urls:
+        assert await add(f, url)
+    assert f.queued() == 300 and f._queued <= 12
+    out = await drain_loading(f)
+    assert sorted(out) == sorted(urls)
+    for host in ("h0", "h1", "h2"):
+        mine = [int(u.rsplit("/", 1)[1]) for u in out if f"//{host}/" in u]
+        assert mine == sorted(mine)  # breadth first within a host
+    assert f.queued() == 0
+    await job.close()
+
+
+@pytest.mark.parametrize("count", [
+    100_000,
+    pytest.param(1_000_000, marks=pytest.mark.skipif(
+        not os.environ.get("CRAWLER_BIG_TESTS"), reason="a minute and 1 GB of allocations: "
+        "set CRAWLER_BIG_TESTS=1")),
+])
+async def test_a_job_frontier_holds_a_window_not_the_queue(tmp_path, count):
+    """`count` new requests on 10 hosts: memory holds the window and the seen-set (a hash
+    per fingerprint), not the queue, measured with tracemalloc; the memory frontier, as a
+    control, holds every request."""
+    import tracemalloc
+
+    spider = _JobSpider()
+    job = Job(tmp_path / "job", spider)
+    await job.open()
+
+    async def fill(frontier: MemoryFrontier) -> int:
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for start in range(0, count, 1000):
+            batch = [Request(f"http://h{i % 10}/page/{i}") for i in range(start, start + 1000)]
+            await frontier.add_many([(r, fingerprint(r), False) for r in batch])
+            if start % 20_000 == 0 and frontier is not memory:
+                await job.commit(Stats())  # as the engine does every 0.25 s
+        await job.commit(Stats())
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        return grown
+
+    journaled = JournaledFrontier(job, fingerprint)
+    await journaled.open(spider)
+    memory = MemoryFrontier()
+    on_disk = await fill(journaled)
+    in_memory = await fill(memory)
+    assert journaled.queued() == memory.queued() == count
+    # the seen-set's ~75 bytes a request, and a window of at most WINDOW requests; with
+    # the whole queue in memory a job frontier took about 1 KB a request
+    bound = count * 80 + WINDOW * 800
+    assert on_disk < bound, (on_disk / count, bound / count)
+    assert in_memory > on_disk  # the control holds every request (~300 bytes each)
     await job.close()

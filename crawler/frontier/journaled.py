@@ -1,15 +1,26 @@
-"""The memory frontier, writing every change through a job directory (crawler/jobs.py).
+"""A job directory's frontier: the memory frontier's order and politeness, with the queue on
+disk and only a window of it in memory.
 
-Requests are queued and chosen exactly as by `MemoryFrontier` (per-host politeness,
-priorities, breadth-first order); each request that enters, is held for robots.txt, or
-waits out a backoff also gets its row in the job, and `open()` queues again what the last
-run left: every stored request (in flight at a kill included) and the seen fingerprints.
+Every request that enters (or is held for robots.txt, or waits out a backoff) gets its row
+in the job (crawler/jobs.py). A request is kept in memory too while its host has fewer than
+`HOST_WINDOW` there and the whole window holds fewer than `WINDOW`; otherwise it waits on
+disk only, and so do the later requests of that host, so that each host's requests still
+come out in order. When a host's window runs low, its next requests are loaded from disk,
+best first (priority, then arrival: breadth first); hosts with none in memory are loaded
+as the window empties. What a killed run left waits on disk and is loaded the same way.
+The seen-set stays in memory: a 64-bit hash per fingerprint (about 60 bytes each).
+
+Within the window, order and per-host politeness are exactly the memory frontier's; a
+request of higher priority that arrives while its host has requests on disk waits behind
+the host's in-memory window (at most `HOST_WINDOW` requests).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from crawler.frontier.memory import MemoryFrontier
@@ -17,29 +28,55 @@ from crawler.http import Request
 from crawler.jobs import Job
 from crawler.ratelimit import HostPolicy
 
-__all__ = ["JournaledFrontier"]
+__all__ = ["HOST_WINDOW", "WINDOW", "JournaledFrontier"]
+
+logger = logging.getLogger(__name__)
+
+WINDOW = 20_000  # requests held in memory, all hosts
+HOST_WINDOW = 2_000  # ... per host
+_LOADS = 4  # hosts loaded from disk at once
+_POLL = 0.005  # seconds between dispatcher wake-ups while a load runs
 
 
 class JournaledFrontier(MemoryFrontier):
     """Usage: `JournaledFrontier(job, fingerprint, HostPolicy.from_settings(settings))`."""
 
     def __init__(self, job: Job, fingerprint: Callable[[Request], bytes],
-                 policy: HostPolicy | None = None) -> None:
+                 policy: HostPolicy | None = None, *, window: int = WINDOW,
+                 host_window: int = HOST_WINDOW) -> None:
         super().__init__(policy)
         self.job = job
         self._fingerprint = fingerprint
+        self._window = window
+        self._host_window = host_window
+        self._on_disk: dict[str, int] = {}  # host -> requests waiting on disk only
+        self._disk_total = 0
+        self._starving: OrderedDict[str, None] = OrderedDict()  # on disk, none in memory
+        self._loading: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def open(self, spider: object | None = None) -> None:
         await super().open(spider)
-        seen, requests = await self.job.restore()
+        seen, waiting = await self.job.restore()
         for fp in seen:
-            await super().mark_seen(fp)
-        loop_now, wall_now = asyncio.get_running_loop().time(), time.time()
-        for request, not_before in requests:
-            if not_before is not None and not_before > wall_now:
-                await super().retry(request, loop_now + (not_before - wall_now))
-            else:
-                await super().add_many([(request, self._fingerprint(request), True)])
+            self._seen.add(hash(fp))
+        for host, count in waiting.items():
+            self._on_disk[host] = count
+            self._disk_total += count
+            self._starving[host] = None
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await super().close()
+
+    def queued(self) -> int:
+        return super().queued() + self._disk_total
+
+    def _in_memory(self, host: str) -> int:
+        queue = self._hosts.get(host)
+        return queue.count if queue is not None else 0
 
     async def add_many(self, entries: Sequence[tuple[Request, bytes, bool]]) -> list[bool]:
         # rows first (an unstorable request raises here, before anything is queued), and
@@ -47,11 +84,77 @@ class JournaledFrontier(MemoryFrontier):
         job, seen = self.job, self._seen
         rows = [job.row(request) if force or hash(fp) not in seen else None
                 for request, fp, force in entries]
-        added = await super().add_many(entries)
-        for (_, fp, _), row, ok in zip(entries, rows, added, strict=True):
-            if ok and row is not None:
-                job.store(row, fp)
+        added = []
+        for (request, fp, force), row in zip(entries, rows, strict=True):
+            key = hash(fp)
+            if key in seen and not force:
+                added.append(False)
+                continue
+            seen.add(key)
+            assert row is not None
+            host = request._host or request.host
+            if self._on_disk.get(host) or self._queued >= self._window \
+                    or self._in_memory(host) >= self._host_window:
+                job.store(row, request, fp, waiting=True)
+                self._on_disk[host] = self._on_disk.get(host, 0) + 1
+                self._disk_total += 1
+                if not self._in_memory(host):
+                    self._starving[host] = None
+            else:
+                job.store(row, request, fp)
+                self._push(request)
+            added.append(True)
         return added
+
+    async def pop(self, now: float) -> Request | None:
+        request = await super().pop(now)
+        if request is not None:
+            host = request._host or request.host
+            if self._on_disk.get(host) and self._in_memory(host) < self._host_window // 2:
+                self._load(host)
+        if self._starving and len(self._loading) < _LOADS and self._queued < self._window // 2:
+            for host in list(self._starving)[:_LOADS - len(self._loading)]:
+                self._load(host)
+        return request
+
+    def wakeup_at(self) -> float | None:
+        at = super().wakeup_at()
+        if self._loading or (self._starving and self._queued < self._window // 2):
+            soon = asyncio.get_running_loop().time() + _POLL  # a load will bring work
+            return soon if at is None else min(at, soon)
+        return at
+
+    def _load(self, host: str) -> None:
+        if host in self._loading:
+            return
+        self._loading.add(host)
+        self._starving.pop(host, None)
+        task = asyncio.create_task(self._loaded(host), name=f"load {host}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _loaded(self, host: str) -> None:
+        try:
+            room = max(1, self._host_window - self._in_memory(host))
+            requests = await self.job.load(host, room)
+            loop_now, wall_now = asyncio.get_running_loop().time(), time.time()
+            for request, not_before in requests:
+                if not_before is not None and not_before > wall_now:
+                    await super().retry(request, loop_now + (not_before - wall_now))
+                else:
+                    self._push(request)
+            left = self._on_disk.get(host, 0) - len(requests)
+            self._disk_total -= min(len(requests), self._on_disk.get(host, 0))
+            if left > 0:
+                self._on_disk[host] = left
+                if not requests:  # stored after the commit it waited for: next time
+                    self._starving[host] = None
+            else:
+                self._on_disk.pop(host, None)
+        except Exception:  # the requests stay on disk, for the next run at least
+            logger.exception("loading requests of %s from the job failed", host)
+        finally:
+            self._loading.discard(host)
 
     async def mark_seen(self, fingerprint: bytes, request: Request | None = None) -> bool:
         new = await super().mark_seen(fingerprint)
