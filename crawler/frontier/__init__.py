@@ -1,8 +1,8 @@
 """The frontier: requests waiting to be fetched, the seen-set, and per-host readiness.
 
 One interface, several stores: `MemoryFrontier` (default, one process) and
-`JournaledFrontier` (the same, writing every change through a job directory, so that a
-crawl resumes after any stop). The frontier owns per-host politeness so that a shared store
+`JournaledFrontier` (the same order and politeness, every change written through a job
+directory so that a crawl resumes after any stop, and the queue on disk past a window). The frontier owns per-host politeness so that a shared store
 can enforce it across processes.
 """
 
