@@ -74,8 +74,18 @@ class Processor:
         token = PAGE_RECORDS.set(records)
         try:
             keep = await handling
+        except asyncio.CancelledError:
+            raise  # stopped at once: the row stays for the next run
+        except Exception:  # a bug of ours: the page ends as it would without a job
+            await self._complete(job, request, records, False)
+            raise
+        else:
+            await self._complete(job, request, records, keep)
         finally:
             PAGE_RECORDS.reset(token)
+
+    async def _complete(self, job: Job, request: Request, records: list[Record],
+                        keep: bool) -> None:
         async with job.lock:
             for record in records:
                 await self._outputs.write(record)

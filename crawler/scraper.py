@@ -95,9 +95,15 @@ class Scraper:
         except IgnoreRequest:
             pass
         except Exception:
-            self._stats.errors["callback"] += 1
-            logger.exception("spider error in %s for %s", _name(callback), request.url)
-        await self.queue_links(links)  # what came before an error is kept
+            self._callback_failed(callback, request)
+        try:
+            await self.queue_links(links)  # what came before an error is kept
+        except Exception:  # a request that cannot be queued (a job's unstorable one)
+            self._callback_failed(callback, request)
+
+    def _callback_failed(self, callback: Callable[..., Any], request: Request) -> None:
+        self._stats.errors["callback"] += 1
+        logger.exception("spider error in %s for %s", _name(callback), request.url)
 
     async def queue_links(self, links: list[Request]) -> None:
         if links and self._context.running():

@@ -10,6 +10,7 @@ import csv
 import json
 import random
 import signal
+import sqlite3
 import sys
 import textwrap
 from collections import Counter
@@ -136,6 +137,10 @@ async def test_a_graceful_stop_resumes_and_a_finished_job_is_a_no_op(aiohttp_ser
     assert proc.returncode == 0, err.decode()
     _assert_exactly_once(project)
     assert max(server.app[HITS].values()) == 1  # a graceful stop repeats nothing
+    db = sqlite3.connect(project / "job" / "job.sqlite3")
+    state = json.loads(db.execute("SELECT value FROM job WHERE key = 'state'").fetchone()[0])
+    db.close()
+    assert state == {"pages": PAGES}  # spider.state went on from where it was
     # run again: nothing to do, nothing touched
     before = (project / "out.json").read_bytes()
     proc = await spawn(*_command(base), cwd=project)
@@ -204,3 +209,28 @@ def test_requests_round_trip_through_their_dict_and_refuse_what_cannot_be_stored
         Request("http://a.test/", callback=lambda r: None).to_dict(spider)
     with pytest.raises(ValueError, match=r"meta\['when'\] cannot be stored as JSON"):
         Request("http://a.test/", meta={"when": object()}).to_json(spider)
+
+
+async def test_a_callback_that_is_not_a_spider_method_is_a_clear_error(aiohttp_server,
+                                                                       tmp_path):
+    server = await aiohttp_server(_tree_site())
+    (tmp_path / "spiders").mkdir()
+    (tmp_path / "spiders" / "__init__.py").write_text("")
+    (tmp_path / "spiders" / "lam.py").write_text(textwrap.dedent(f'''
+        from crawler import Request, Spider
+
+        class Lam(Spider):
+            name = "lam"
+            custom_settings = {{"log_interval": 0, "obey_robots": False}}
+            start_urls = ["{server.make_url('/p/0')}"]
+
+            def parse(self, response):
+                yield {{"ok": 1}}
+                yield Request("{server.make_url('/p/1')}", callback=lambda r: None)
+    '''))
+    proc = await spawn(sys.executable, "-m", "crawler", "run", "lam", "--job-dir", "job",
+                       "-O", "o.jsonl", cwd=tmp_path)
+    _, err = await finish(proc, 60)
+    assert "is not a method of the spider: a request kept in a job directory names its " \
+        "callbacks" in err.decode()
+    assert (tmp_path / "o.jsonl").read_text().count("ok") == 1

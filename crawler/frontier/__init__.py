@@ -2,8 +2,9 @@
 
 One interface, several stores: `MemoryFrontier` (default, one process) and
 `JournaledFrontier` (the same order and politeness, every change written through a job
-directory so that a crawl resumes after any stop, and the queue on disk past a window). The frontier owns per-host politeness so that a shared store
-can enforce it across processes.
+directory so that a crawl resumes after any stop, and the queue on disk past a window).
+The frontier owns per-host politeness so that a shared store can enforce it across
+processes.
 """
 
 from __future__ import annotations
