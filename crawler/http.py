@@ -252,17 +252,17 @@ class Request:
             data["method"] = self.method
         if self.body:
             data["body"] = self.body.decode("latin-1")
-        headers = self._header_items()
-        if headers:
-            data["headers"] = headers
+        if self.headers or self.dropped_headers:
+            data["headers"] = self._header_items()
         for name, value in (("meta", self._meta), ("cb_kwargs", self._cb_kwargs)):
             if value:
                 data[name] = value
         if self.cookies:
             data["cookies"] = self.cookies
-        for name in ("priority", "depth"):
-            if getattr(self, name):
-                data[name] = getattr(self, name)
+        if self.priority:
+            data["priority"] = self.priority
+        if self.depth:
+            data["depth"] = self.depth
         if self.dont_filter:
             data["dont_filter"] = True
         return data
