@@ -44,6 +44,7 @@ from typing import Any
 
 import orjson
 
+from crawler import sqlitedb
 from crawler.exceptions import StartupError
 from crawler.http import Request
 from crawler.items import Record
@@ -80,15 +81,7 @@ PAGE_RECORDS: ContextVar[list[Record] | None] = ContextVar("page_records", defau
 
 def clear_job(directory: str | Path) -> bool:
     """Delete a job's database (blocking); True when there was one."""
-    path = Path(directory) / JOB_FILE
-    found = False
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            path.with_name(path.name + suffix).unlink()
-            found = True
-        except FileNotFoundError:
-            pass
-    return found
+    return sqlitedb.remove(Path(directory) / JOB_FILE)
 
 
 def read_job(directory: str | Path) -> dict[str, Any]:
@@ -164,12 +157,7 @@ class Job:
         self.seeded = self.meta.get("seeded") == "1"
 
     def _connect(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
-        self._db = db
+        db = self._db = sqlitedb.connect(self.path, _SCHEMA)
         self.meta = dict(db.execute("SELECT key, value FROM job"))
         self._lengths = dict(db.execute("SELECT name, length FROM outputs"))
         top = db.execute("SELECT MAX(id) FROM requests").fetchone()[0]

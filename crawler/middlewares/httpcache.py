@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from multidict import CIMultiDict
 
+from crawler import sqlitedb
 from crawler.exceptions import NotConfigured, StartupError
 from crawler.http import Request, Response
 from crawler.signals import Signal
@@ -51,15 +52,7 @@ def cache_path(directory: str | Path, spider_name: str) -> Path:
 
 def clear_cache(directory: str | Path, spider_name: str) -> bool:
     """Delete a spider's cache (blocking); True when there was one."""
-    path = cache_path(directory, spider_name)
-    found = False
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            path.with_name(path.name + suffix).unlink()
-            found = True
-        except FileNotFoundError:
-            pass
-    return found
+    return sqlitedb.remove(cache_path(directory, spider_name))
 
 
 class HttpCacheMiddleware:
@@ -100,13 +93,7 @@ class HttpCacheMiddleware:
             logger.info("HTTP cache: %s", self._path)
 
     def _connect(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self._path, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(_SCHEMA)
-        db.commit()
-        self._db = db
+        self._db = sqlitedb.connect(self._path, _SCHEMA)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -160,9 +147,8 @@ class HttpCacheMiddleware:
         return status < 500 and bool(request.meta.get("robots_txt"))
 
     def _put(self, row: tuple[Any, ...]) -> None:
-        assert self._db is not None
-        with self._db:
-            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", row)
+        assert self._db is not None  # autocommit: one statement, one transaction
+        self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", row)
 
     def _failed(self, what: str, exc: Exception) -> None:
         self._counters[f"httpcache/{what}_errors"] += 1
