@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import fcntl
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -120,6 +122,7 @@ class Job:
         self._spider = spider
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="job")
         self._db: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
         self.lock = asyncio.Lock()  # a page's completion vs a commit's cut
         self._committing = asyncio.Lock()  # one commit at a time, in order
         self.resumed = False
@@ -142,9 +145,12 @@ class Job:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     async def open(self) -> None:
-        """Create or reopen the job; StartupError for another spider's job."""
+        """Create or reopen the job; StartupError for another spider's job, or one that
+        another crawl runs."""
         try:
             await self._run(self._connect)
+        except StartupError:
+            raise
         except (OSError, sqlite3.Error) as exc:
             raise StartupError(f"cannot open the job in {self.directory}: {exc}") from None
         name = self.meta.get("spider")
@@ -156,7 +162,24 @@ class Job:
         self.finished = self.meta.get("finished") == "1"
         self.seeded = self.meta.get("seeded") == "1"
 
+    def _lock(self) -> None:
+        """One crawl per job at a time: an advisory lock the OS drops with the process."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / "job.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StartupError(f"the job in {self.directory} is in use by another crawl "
+                               f"(pid {holder}): one crawl per job dir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
     def _connect(self) -> None:
+        self._lock()
         db = self._db = sqlitedb.connect(self.path, _SCHEMA)
         self.meta = dict(db.execute("SELECT key, value FROM job"))
         self._lengths = dict(db.execute("SELECT name, length FROM outputs"))
@@ -376,6 +399,9 @@ class Job:
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # the lock goes with it
+            self._lock_fd = None
         self._thread.shutdown(wait=False)
 
 

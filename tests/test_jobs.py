@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 
 from crawler import Request, Spider
+from crawler.jobs import Job
 from tests.conftest import finish, spawn
 
 PAGES = 1500
@@ -179,6 +180,20 @@ async def test_another_spiders_job_and_unstorable_outputs_are_refused(tmp_path):
     assert proc.returncode == 2
     assert "is a job of spider 'tree', not 'other'" in err.decode()
     assert len(err.decode().strip().splitlines()) == 1
+    # one crawl per job dir: a second one while the first runs is refused
+    class Tree(Spider):
+        name = "tree"
+
+    job = Job(project / "job", Tree())
+    await job.open()  # holds the lock, as a running crawl does
+    try:
+        proc = await spawn(sys.executable, "-m", "crawler", "run", "tree", "-a",
+                           "base=http://127.0.0.1:9", "--job-dir", "job", "-O", "o.jsonl",
+                           cwd=project)
+        _, err = await finish(proc, 60)
+    finally:
+        await job.close()
+    assert proc.returncode == 2 and "is in use by another crawl" in err.decode()
 
 
 class _Named(Spider):
