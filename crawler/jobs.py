@@ -37,7 +37,6 @@ import fcntl
 import logging
 import os
 import sqlite3
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
@@ -313,12 +312,12 @@ class Job:
     def seen(self, fingerprint: bytes) -> None:
         self._seen.append(fingerprint)
 
-    def retried(self, request: Request, delay: float) -> None:
-        """A retry replaces its row, with the time before which it may not start."""
+    def retried(self, request: Request, not_before: float) -> None:
+        """A retry replaces its row, with the (wall) time before which it may not start."""
         self.added(request, None)
         rid = request.meta[_ID]
         data, _, host, priority, waiting = self._rows[rid]
-        self._rows[rid] = (data, time.time() + delay, host, priority, waiting)
+        self._rows[rid] = (data, not_before, host, priority, waiting)
 
     def complete(self, request: Request) -> None:
         """`request` is done for good: its row goes (call under `lock`, right after its

@@ -187,8 +187,7 @@ class Processor:
         elif not self._context.running():
             return True  # a retry or a redirect left for the next run
         elif isinstance(outcome, Retry):
-            await self._scheduler.retry(
-                outcome.request, asyncio.get_running_loop().time() + outcome.delay)
+            await self._scheduler.retry(outcome.request, outcome.delay)
             return True
         else:  # a Request: a redirect, or a middleware's own
             queued = await self._scheduler.enqueue(outcome)

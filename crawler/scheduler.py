@@ -73,9 +73,9 @@ class Scheduler:
         self.admission.pause()
         self._wakeup.set()
 
-    async def retry(self, request: Request, not_before: float) -> None:
-        """Queue a retry of `request` that must not start before loop time `not_before`."""
-        await self.frontier.retry(request, not_before)
+    async def retry(self, request: Request, delay: float) -> None:
+        """Queue a retry of `request` that must not start for `delay` seconds."""
+        await self.frontier.retry(request, delay)
         self._poke()
 
     async def get(self) -> Request:
@@ -90,14 +90,12 @@ class Scheduler:
     async def done(self, request: Request, *, latency: float | None = None,
                    status: int | None = None, cached: bool = False) -> None:
         """The fetch of `request` is over; its host may take another."""
-        await self.frontier.done(request, asyncio.get_running_loop().time(),
-                                 latency=latency, status=status, cached=cached)
+        await self.frontier.done(request, latency=latency, status=status, cached=cached)
         self._poke()
 
     async def pause_host(self, request: Request, seconds: float) -> None:
         """Start nothing more on `request`'s host for `seconds` (Retry-After)."""
-        until = asyncio.get_running_loop().time() + seconds
-        await self.frontier.pause_host(request.host, until)
+        await self.frontier.pause_host(request.host, seconds)
 
     def pending(self) -> int:
         """Requests queued, in flight, or waiting for robots.txt."""
@@ -120,7 +118,7 @@ class Scheduler:
             self._wakeup.clear()
             while (not self._paused and self._idle_workers > queue.qsize()
                    and self._can_dispatch()):
-                request = await frontier.pop(loop.time())
+                request = await frontier.pop()
                 if request is None:
                     break
                 queue.put_nowait(request)
@@ -134,8 +132,9 @@ class Scheduler:
             return
         if self._timer is not None:
             self._timer.cancel()
-        self._timer_at = at
-        self._timer = loop.call_at(at, self._on_timer) if at is not None else None
+        self._timer_at = at  # on the frontier's clock: the loop waits the difference
+        self._timer = loop.call_later(max(0.0, at - self.frontier.clock()), self._on_timer) \
+            if at is not None else None
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None

@@ -32,11 +32,11 @@ async def make(request, tmp_path) -> AsyncIterator[Make]:
 
     async def build(policy: HostPolicy | None = None) -> MemoryFrontier:
         if request.param == "memory":
-            return MemoryFrontier(policy)
+            return MemoryFrontier(policy, clock=FakeClock())
         job = Job(tmp_path / f"job{len(jobs)}", _JobSpider())
         jobs.append(job)
         await job.open()
-        frontier = JournaledFrontier(job, fingerprint, policy)
+        frontier = JournaledFrontier(job, fingerprint, policy, clock=FakeClock())
         await frontier.open(job._spider)
         return frontier
 
@@ -50,11 +50,33 @@ async def add(frontier: MemoryFrontier, url: str, priority: int = 0) -> bool:
     return await frontier.add(req, fingerprint(req))
 
 
+class FakeClock:
+    """The frontier's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def pop(frontier: MemoryFrontier, now: float) -> Request | None:
+    if isinstance(frontier.clock, FakeClock):
+        frontier.clock.now = now
+    return await frontier.pop()
+
+
+async def done(frontier: MemoryFrontier, request: Request, now: float, **kw: Any) -> None:
+    if isinstance(frontier.clock, FakeClock):
+        frontier.clock.now = now
+    await frontier.done(request, **kw)
+
+
 async def drain(frontier: MemoryFrontier, now: float = 0.0) -> list[str]:
     out = []
-    while (req := await frontier.pop(now)) is not None:
+    while (req := await pop(frontier, now)) is not None:
         out.append(req.url)
-        await frontier.done(req, now)
+        await done(frontier, req, now)
     return out
 
 
@@ -86,24 +108,24 @@ async def test_per_host_concurrency_holds_back_only_that_host(make):
     f = await make(HostPolicy(concurrency=1))
     for url in ("http://a/1", "http://a/2", "http://b/1"):
         await add(f, url)
-    first = await f.pop(0.0)
-    second = await f.pop(0.0)
+    first = await pop(f, 0.0)
+    second = await pop(f, 0.0)
     assert (first.url, second.url) == ("http://a/1", "http://b/1")
-    assert await f.pop(0.0) is None  # a is full
-    await f.done(first, 0.0)
-    assert (await f.pop(0.0)).url == "http://a/2"
+    assert await pop(f, 0.0) is None  # a is full
+    await done(f, first, 0.0)
+    assert (await pop(f, 0.0)).url == "http://a/2"
 
 
 async def test_delay_puts_host_to_sleep_with_wakeup_time(make):
     f = await make(HostPolicy(concurrency=4, delay=2.0, randomize=False))  # exact gaps
     for url in ("http://a/1", "http://a/2", "http://b/1"):
         await add(f, url)
-    assert (await f.pop(10.0)).url == "http://a/1"
-    assert (await f.pop(10.0)).url == "http://b/1"
-    assert await f.pop(10.5) is None
+    assert (await pop(f, 10.0)).url == "http://a/1"
+    assert (await pop(f, 10.0)).url == "http://b/1"
+    assert await pop(f, 10.5) is None
     assert f.wakeup_at() == 12.0
-    assert await f.pop(11.9) is None
-    assert (await f.pop(12.0)).url == "http://a/2"
+    assert await pop(f, 11.9) is None
+    assert (await pop(f, 12.0)).url == "http://a/2"
 
 
 async def test_hosts_are_forgotten_when_idle(make):
@@ -132,30 +154,31 @@ async def test_random_operations_never_lose_or_duplicate_a_request(make):
                 if await add(f, url, rng.randint(0, 2)):
                     added.add(url)
             elif op < 0.7:
-                req = await f.pop(now)
+                req = await pop(f, now)
                 if req is not None:
                     popped.append(req.url)
                     in_flight.append(req)
             elif op < 0.85 and in_flight:
                 req = in_flight.pop(rng.randrange(len(in_flight)))
-                await f.done(req, now, latency=rng.random(), status=rng.choice([200, 429, 500]))
+                await done(f, req, now, latency=rng.random(), status=rng.choice([200, 429, 500]))
             elif op < 0.9:
-                await f.pause_host(f"http://h{rng.randint(0, 4)}:80", now + rng.random() * 3)
+                f.clock.now = now
+                await f.pause_host(f"http://h{rng.randint(0, 4)}:80", rng.random() * 3)
             elif op < 0.92:
                 await f.set_crawl_delay(f"http://h{rng.randint(0, 4)}:80", rng.random())
             elif op < 0.95 and in_flight:
                 req = in_flight.pop()
-                await f.done(req, now)
-                await f.retry(req, now + rng.random())
+                await done(f, req, now)
+                await f.retry(req, rng.random())
                 popped.remove(req.url)
             now += rng.random() * 0.3
         for req in in_flight:
-            await f.done(req, now)
+            await done(f, req, now)
         for _ in range(10_000):  # drain: time moves to each wake-up
-            req = await f.pop(now)
+            req = await pop(f, now)
             if req is not None:
                 popped.append(req.url)
-                await f.done(req, now)
+                await done(f, req, now)
                 continue
             wake = f.wakeup_at()
             if wake is None:
@@ -199,7 +222,7 @@ async def test_simple_requests_are_queued_as_untracked_tuples_and_come_back_whol
     entries = [e for q in f._hosts.values() for b in q.buckets.values() for e in b]
     packed = [e for e in entries if len(e) == 4]
     assert len(packed) == 1 and not gc.is_tracked(packed[0])  # GC never walks it
-    out = [await f.pop(0.0) for _ in range(3)]
+    out = [await f.pop() for _ in range(3)]
     assert out[0] is not plain and out[0].url == "http://a/1"
     assert out[0].callback == spider.parse_item and out[0].callback.__self__ is spider
     assert (out[0].priority, out[0].depth, out[0].host) == (3, 2, "http://a:80")
@@ -210,14 +233,14 @@ async def test_a_crawl_delay_outlives_the_hosts_idle_slot(make):
     f = await make(HostPolicy(concurrency=4, randomize=False))  # exact gaps
     await f.set_crawl_delay("http://a:80", 5.0)
     await add(f, "http://a/1")
-    first = await f.pop(0.0)
-    await f.done(first, 10.0)
+    first = await pop(f, 0.0)
+    await done(f, first, 10.0)
     assert "http://a:80" not in f._hosts  # idle: its slot is let go
     await add(f, "http://a/2")  # a new slot, with the remembered delay
-    assert (await f.pop(10.0)).url == "http://a/2"
+    assert (await pop(f, 10.0)).url == "http://a/2"
     await add(f, "http://a/3")
-    assert await f.pop(12.0) is None
-    assert (await f.pop(15.0)).url == "http://a/3"
+    assert await pop(f, 12.0) is None
+    assert (await pop(f, 15.0)).url == "http://a/3"
 
 
 async def test_the_journaled_frontier_gives_back_what_was_queued_or_in_flight(tmp_path):
@@ -230,14 +253,13 @@ async def test_the_journaled_frontier_gives_back_what_was_queued_or_in_flight(tm
     await f.open(spider)
     for url in ("http://a/1", "http://a/2", "http://b/1", "http://b/2"):
         await add(f, url)
-    taken = await f.pop(0.0)  # in flight when the process dies
-    done = await f.pop(0.0)
-    await f.done(done, 0.0)
-    job.complete(done)
-    retried = await f.pop(0.0)
-    await f.done(retried, 0.0)
-    # the job stores a retry's wait in wall time, from the loop's clock
-    await f.retry(retried, asyncio.get_running_loop().time() + 3600)
+    taken = await f.pop()  # in flight when the process dies
+    finished = await f.pop()
+    await f.done(finished)
+    job.complete(finished)
+    retried = await f.pop()
+    await f.done(retried)
+    await f.retry(retried, 3600)
     await job.commit(Stats())
     await job.close()
     job = Job(tmp_path / "job", spider)
@@ -247,11 +269,11 @@ async def test_the_journaled_frontier_gives_back_what_was_queued_or_in_flight(tm
     assert job.resumed and again.queued() == 3
     assert sorted(await drain_loading(again)) == sorted(
         u for u in ("http://a/1", "http://a/2", "http://b/1", "http://b/2")
-        if u not in (done.url, retried.url))
+        if u not in (finished.url, retried.url))
     assert again.queued() == 1  # the retry still waits out its backoff
     assert again.wakeup_at() is not None
-    assert not await add(again, done.url)  # seen before the kill: still a duplicate
-    assert taken.url not in (done.url, retried.url)
+    assert not await add(again, finished.url)  # seen before the kill: still a duplicate
+    assert taken.url not in (finished.url, retried.url)
     await job.close()
 
 
@@ -259,10 +281,10 @@ async def drain_loading(frontier: JournaledFrontier, now: float = 0.0) -> list[s
     """drain(), letting the frontier load from disk what it holds there."""
     out: list[str] = []
     for _ in range(10_000):
-        request = await frontier.pop(now)
+        request = await pop(frontier, now)
         if request is not None:
             out.append(request.url)
-            await frontier.done(request, now)
+            await done(frontier, request, now)
         elif frontier._loading or frontier._starving:
             await asyncio.sleep(0.001)
         else:

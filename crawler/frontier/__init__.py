@@ -9,7 +9,7 @@ processes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from crawler.frontier.journaled import JournaledFrontier
@@ -18,7 +18,10 @@ from crawler.http import Request
 
 
 class Frontier(Protocol):
-    """What the scheduler needs from a request store."""
+    """What the scheduler needs from a request store. Its times are on its own `clock`
+    (seconds; a shared store's is wall time), injected, so tests can fake it."""
+
+    clock: Callable[[], float]
 
     async def open(self, spider: object | None = None) -> None:
         """Acquire resources (files, connections). Queued requests may name their callback
@@ -41,26 +44,26 @@ class Frontier(Protocol):
         request; False when it was seen before, unless `force` (dont_filter=True) queues it
         anyway. In order: of two equal fingerprints in one call, the second is a duplicate."""
 
-    async def retry(self, request: Request, not_before: float) -> None:
-        """Queue `request` again (no duplicate check), not to start before `not_before`."""
+    async def retry(self, request: Request, delay: float) -> None:
+        """Queue `request` again (no duplicate check), not to start for `delay` seconds."""
 
-    async def pop(self, now: float) -> Request | None:
+    async def pop(self) -> Request | None:
         """The best request whose host may start one now, marking it started; else None."""
 
-    async def done(self, request: Request, now: float, *, latency: float | None = None,
+    async def done(self, request: Request, *, latency: float | None = None,
                    status: int | None = None, cached: bool = False) -> None:
         """The request's fetch is over: free its host's slot; latency and status feed
         autothrottle (status None: no response). `cached`: the network was not used (a
         cache hit), so the start charges the host no delay."""
 
-    async def pause_host(self, host: str, until: float) -> None:
-        """Start nothing on `host` (a `host_key`) before loop time `until` (Retry-After)."""
+    async def pause_host(self, host: str, seconds: float) -> None:
+        """Start nothing on `host` (a `host_key`) for `seconds` (Retry-After)."""
 
     async def set_crawl_delay(self, host: str, delay: float) -> None:
         """The host's robots.txt Crawl-delay: a floor for the gap between its starts."""
 
     def wakeup_at(self) -> float | None:
-        """Loop time at which a host now held back by its delay becomes ready, if any."""
+        """When (on `clock`) a host now held back by its delay becomes ready, if any."""
 
     def queued(self) -> int:
         """Requests waiting."""

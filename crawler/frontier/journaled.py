@@ -43,8 +43,9 @@ class JournaledFrontier(MemoryFrontier):
 
     def __init__(self, job: Job, fingerprint: Callable[[Request], bytes],
                  policy: HostPolicy | None = None, *, window: int = WINDOW,
-                 host_window: int = HOST_WINDOW) -> None:
-        super().__init__(policy)
+                 host_window: int = HOST_WINDOW,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(policy, clock=clock)  # wall time: stored times outlive the process
         self.job = job
         self._fingerprint = fingerprint
         self._window = window
@@ -106,8 +107,8 @@ class JournaledFrontier(MemoryFrontier):
             added.append(True)
         return added
 
-    async def pop(self, now: float) -> Request | None:
-        request = await super().pop(now)
+    async def pop(self) -> Request | None:
+        request = await super().pop()
         if request is not None:
             host = request._host or request.host
             if self._on_disk.get(host) and self._in_memory(host) < self._host_window // 2:
@@ -120,7 +121,7 @@ class JournaledFrontier(MemoryFrontier):
     def wakeup_at(self) -> float | None:
         at = super().wakeup_at()
         if self._loading or (self._starving and self._queued < self._window // 2):
-            soon = asyncio.get_running_loop().time() + _POLL  # a load will bring work
+            soon = self.clock() + _POLL  # a load will bring work
             return soon if at is None else min(at, soon)
         return at
 
@@ -137,10 +138,10 @@ class JournaledFrontier(MemoryFrontier):
         try:
             room = max(1, self._host_window - self._in_memory(host))
             requests = await self.job.load(host, room)
-            loop_now, wall_now = asyncio.get_running_loop().time(), time.time()
+            now = self.clock()
             for request, not_before in requests:
-                if not_before is not None and not_before > wall_now:
-                    await super().retry(request, loop_now + (not_before - wall_now))
+                if not_before is not None and not_before > now:
+                    await super().retry(request, not_before - now)
                 else:
                     self._push(request)
             left = self._on_disk.get(host, 0) - len(requests)
@@ -164,6 +165,6 @@ class JournaledFrontier(MemoryFrontier):
             self.job.seen(fingerprint)
         return new
 
-    async def retry(self, request: Request, not_before: float) -> None:
-        self.job.retried(request, not_before - asyncio.get_running_loop().time())
-        await super().retry(request, not_before)
+    async def retry(self, request: Request, delay: float) -> None:
+        self.job.retried(request, self.clock() + delay)
+        await super().retry(request, delay)

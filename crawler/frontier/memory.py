@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import time
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from crawler.http import Request
@@ -59,8 +60,10 @@ class MemoryFrontier:
         frontier = MemoryFrontier(HostPolicy(concurrency=4, delay=0.5))
     """
 
-    def __init__(self, policy: HostPolicy | None = None) -> None:
+    def __init__(self, policy: HostPolicy | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.policy = policy or HostPolicy()
+        self.clock = clock  # every time here is on it (the event loop's by default)
         self._spider: object | None = None  # names callbacks of packed requests
         self._names: dict[Any, str] = {}  # callback function -> its name on the spider
         self._seen: set[int] = set()
@@ -112,8 +115,8 @@ class MemoryFrontier:
             added.append(True)
         return added
 
-    async def retry(self, request: Request, not_before: float) -> None:
-        heapq.heappush(self._delayed, (not_before, next(self._seq), request))
+    async def retry(self, request: Request, delay: float) -> None:
+        heapq.heappush(self._delayed, (self.clock() + delay, next(self._seq), request))
 
     def _queue(self, host: str) -> _HostQueue:
         queue = self._hosts.get(host)
@@ -149,7 +152,8 @@ class MemoryFrontier:
         if new_head and queue.slot.active < self.policy.concurrency:
             heapq.heappush(self._ready, ((-priority, seq), host))
 
-    async def pop(self, now: float) -> Request | None:
+    async def pop(self) -> Request | None:
+        now = self.clock()
         self._wake(now)
         ready = self._ready
         while ready:
@@ -172,8 +176,9 @@ class MemoryFrontier:
             return Request.unpack(entry, self._spider, priority, host)
         return None
 
-    async def done(self, request: Request, now: float, *, latency: float | None = None,
+    async def done(self, request: Request, *, latency: float | None = None,
                    status: int | None = None, cached: bool = False) -> None:
+        now = self.clock()
         host = request.host
         queue = self._hosts[host]
         queue.slot.finish(now, self.policy, latency, status, cached=cached)
@@ -183,8 +188,8 @@ class MemoryFrontier:
         elif not queue.count and queue.slot.idle(now):
             del self._hosts[host]
 
-    async def pause_host(self, host: str, until: float) -> None:
-        self._queue(host).slot.pause_until(until)
+    async def pause_host(self, host: str, seconds: float) -> None:
+        self._queue(host).slot.pause_until(self.clock() + seconds)
 
     async def set_crawl_delay(self, host: str, delay: float) -> None:
         self._crawl_delays[host] = delay
