@@ -91,7 +91,7 @@ class Processor:
                 await self._outputs.write(record)
             self._stats.items += len(records)
             if not keep:
-                job.complete(request)
+                self._scheduler.frontier.ack(request)
 
     async def _process(self, request: Request) -> bool:
         """True when the request goes on (a retry, a redirect) or was not handled."""

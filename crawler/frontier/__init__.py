@@ -56,6 +56,11 @@ class Frontier(Protocol):
         autothrottle (status None: no response). `cached`: the network was not used (a
         cache hit), so the start charges the host no delay."""
 
+    def ack(self, request: Request) -> None:
+        """`request` is complete: its callback ended and its items were handed to the
+        outputs. Until then a popped request is leased, not gone: a durable store gives it
+        back after a crash (the memory store forgets it at pop)."""
+
     async def pause_host(self, host: str, seconds: float) -> None:
         """Start nothing on `host` (a `host_key`) for `seconds` (Retry-After)."""
 

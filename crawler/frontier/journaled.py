@@ -157,6 +157,9 @@ class JournaledFrontier(MemoryFrontier):
         finally:
             self._loading.discard(host)
 
+    def ack(self, request: Request) -> None:
+        self.job.complete(request)  # its row goes with the next commit
+
     async def mark_seen(self, fingerprint: bytes, request: Request | None = None) -> bool:
         new = await super().mark_seen(fingerprint)
         if request is not None and (new or request.dont_filter):

@@ -188,6 +188,9 @@ class MemoryFrontier:
         elif not queue.count and queue.slot.idle(now):
             del self._hosts[host]
 
+    def ack(self, request: Request) -> None:
+        return None  # nothing to give back after a crash: the process is the store
+
     async def pause_host(self, host: str, seconds: float) -> None:
         self._queue(host).slot.pause_until(self.clock() + seconds)
 
