@@ -19,7 +19,8 @@ from crawler.urls import FETCHABLE_SCHEMES, host_key
 if TYPE_CHECKING:
     from crawler._types import Callback, Errback
 
-__all__ = ["Failure", "FormRequest", "JsonRequest", "Request", "Response"]
+__all__ = ["Failure", "FormRequest", "JsonRequest", "Request", "Response",
+           "request_callback_name"]
 
 _LOOP_BYTES = 256 * 1024  # larger bodies are decoded and parsed in a thread
 _HEAD_BYTES = 64 * 1024  # where a <base> is looked for (it must be in the <head>)
@@ -721,6 +722,11 @@ def _header_list(headers: HeadersArg) -> list[tuple[Any, Any]]:
         raise TypeError("Request headers must be a mapping or (name, value) pairs, got "
                         f"{type(headers).__name__}")
     return [tuple(pair) for pair in headers]
+
+
+def request_callback_name(fn: Any, spider: object | None, what: str = "callback") -> str:
+    """The name of `fn` as a method of `spider`; ValueError when it is not one."""
+    return _method_name(fn, spider, what)
 
 
 def _method_name(fn: Any, spider: object | None, what: str) -> str:

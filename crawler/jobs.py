@@ -47,7 +47,7 @@ import orjson
 
 from crawler import sqlitedb
 from crawler.exceptions import StartupError
-from crawler.http import Request
+from crawler.http import Request, request_callback_name
 from crawler.items import Record
 from crawler.sinks import Sink
 from crawler.stats import Stats
@@ -122,6 +122,7 @@ class Job:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="job")
         self._db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
+        self._names: dict[Any, str] = {}  # callback function -> its name on the spider
         self.lock = asyncio.Lock()  # a page's completion vs a commit's cut
         self._committing = asyncio.Lock()  # one commit at a time, in order
         self.resumed = False
@@ -248,7 +249,7 @@ class Job:
         requests = []
         for rid, data, not_before in rows:
             try:
-                request = Request.from_dict(orjson.loads(data), self._spider)
+                request = self._request(rid, data)
             except (ValueError, TypeError) as exc:  # the spider lost a method since
                 logger.error("a stored request cannot be restored (%s): dropped", exc)
                 self._done.add(rid)
@@ -293,9 +294,36 @@ class Job:
         return rid
 
     def row(self, request: Request) -> tuple[int, str]:
-        """The request's row: its id and data. ValueError when it cannot be stored."""
+        """The request's row: its id and data. ValueError when it cannot be stored. A
+        plain GET (most followed links) is a short JSON array, not `to_json`'s object."""
         rid = self.assign(request)
+        if len(request._meta or ()) == 1 and request.method == "GET" and not (
+                request.body or request.headers or request.dropped_headers or request.cookies
+                or request._cb_kwargs or request.errback is not None or request.dont_filter):
+            callback = request.callback
+            name = None if callback is None else self._name(callback)
+            return rid, orjson.dumps([request.url, name, request.depth,
+                                      request.priority]).decode()
         return rid, request.to_json(self._spider)
+
+    def _name(self, callback: Any) -> str:
+        func = getattr(callback, "__func__", None)
+        name = self._names.get(func) if getattr(callback, "__self__", None) is self._spider \
+            else None
+        if name is None:
+            name = self._names[func] = request_callback_name(callback, self._spider)
+        return name
+
+    def _request(self, rid: int, data: str) -> Request:
+        """A stored row as a request again, its id in its meta."""
+        if data[0] == "[":
+            url, name, depth, priority = orjson.loads(data)
+            callback = None if name is None else getattr(self._spider, name, None)
+            if name is not None and not callable(callback):
+                raise ValueError(f"the spider has no method {name!r} (the callback of a "
+                                 "stored request)")
+            return Request(url, callback, priority=priority, meta={_ID: rid}, depth=depth)
+        return Request.from_dict(orjson.loads(data), self._spider)
 
     def store(self, row: tuple[int, str], request: Request, fingerprint: bytes | None, *,
               waiting: bool = False) -> None:
