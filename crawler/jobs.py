@@ -69,7 +69,9 @@ CREATE INDEX IF NOT EXISTS waiting_by_host ON requests (host, priority DESC, id)
 CREATE TABLE IF NOT EXISTS seen (fp BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outputs (name TEXT PRIMARY KEY, length INTEGER NOT NULL);
 """
-_Row = tuple[str, float | None, str, int, int]  # data, not_before, host, priority, waiting
+# id, data, not_before, host, priority, waiting: as inserted, so that the writer thread
+# binds them without Python code of its own (it would hold the GIL)
+_Row = tuple[int, str, float | None, str, int, int]
 _STATS_KEPT = ("start_requests", "pages", "items", "items_dropped", "requests_scheduled",
                "requests_failed", "duplicates_filtered", "offsite_dropped", "invalid_url",
                "unsupported_scheme", "depth_limited", "url_too_long", "host_limited",
@@ -132,7 +134,7 @@ class Job:
         self._next_id = 1
         self._rows: dict[int, _Row] = {}  # id -> (data, not_before, host, priority, waiting)
         self._done: set[int] = set()
-        self._seen: list[bytes] = []
+        self._seen: list[tuple[bytes]] = []  # as inserted
         self._lengths: dict[str, int] = {}  # output name -> stored length
         self._outputs: list[Sink] = []
         self._seed_done = False
@@ -329,23 +331,24 @@ class Job:
               waiting: bool = False) -> None:
         """A request entered the frontier (or is held for robots.txt): keep its row.
         `waiting`: it is on disk only, for the frontier to load when its host has room."""
-        self._rows[row[0]] = (row[1], None, request._host or request.host, request.priority,
+        self._rows[row[0]] = (row[0], row[1], None, request._host or request.host,
+                              request.priority,
                               int(waiting))
         if fingerprint is not None:
-            self._seen.append(fingerprint)
+            self._seen.append((fingerprint,))
 
     def added(self, request: Request, fingerprint: bytes | None) -> None:
         self.store(self.row(request), request, fingerprint)
 
     def seen(self, fingerprint: bytes) -> None:
-        self._seen.append(fingerprint)
+        self._seen.append((fingerprint,))
 
     def retried(self, request: Request, not_before: float) -> None:
         """A retry replaces its row, with the (wall) time before which it may not start."""
         self.added(request, None)
         rid = request.meta[_ID]
-        data, _, host, priority, waiting = self._rows[rid]
-        self._rows[rid] = (data, not_before, host, priority, waiting)
+        _, data, _, host, priority, waiting = self._rows[rid]
+        self._rows[rid] = (rid, data, not_before, host, priority, waiting)
 
     def complete(self, request: Request) -> None:
         """`request` is done for good: its row goes (call under `lock`, right after its
@@ -393,15 +396,16 @@ class Job:
         await self._run(self._store, rows, done, seen, lengths, meta)
 
     def _store(self, rows: dict[int, _Row], done: set[int],
-               seen: list[bytes], lengths: list[tuple[str, int]], meta: dict[str, str],
+               seen: list[tuple[bytes]], lengths: list[tuple[str, int]],
+               meta: dict[str, str],
                ) -> None:
         db = self._db
         assert db is not None
         with db:
             db.execute("BEGIN")
-            db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", ((fp,) for fp in seen))
+            db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", seen)
             db.executemany("INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?, ?)",
-                           ((rid, *row) for rid, row in rows.items()))
+                           rows.values())
             db.executemany("DELETE FROM requests WHERE id = ?", ((rid,) for rid in done))
             db.executemany("INSERT OR REPLACE INTO outputs VALUES (?, ?)", lengths)
             db.executemany("INSERT OR REPLACE INTO job VALUES (?, ?)", meta.items())
