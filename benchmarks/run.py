@@ -338,7 +338,8 @@ def main() -> None:
     if args.smoke:
         ok = True
         for site, hosts in ((shape("dup", 150), 2), (shape("tree", 300), 1)):
-            summary = summarise(compare(["floor", "ours"], site, hosts, 1, 16, 4, False),
+            summary = summarise(compare(["floor", "ours", "jobdir"], site, hosts, 1, 16, 4,
+                                        False),
                                 site.expected_for(hosts))
             print(json.dumps({n: {"complete": s["complete"], "exactly_once": s["exactly_once"]}
                               for n, s in summary.items()}))
