@@ -78,8 +78,10 @@ _STATS_KEPT = ("start_requests", "pages", "items", "items_dropped", "requests_sc
                "query_variants_limited", "queue_full", "redirects", "retries",
                "robots_disallowed", "slow_callbacks")
 
-# the records of the page a worker is handling (None: write them as they come)
-PAGE_RECORDS: ContextVar[list[Record] | None] = ContextVar("page_records", default=None)
+# the records (with their items) of the page a worker is handling, with a job; None:
+# write them as they come
+PAGE_RECORDS: ContextVar[list[tuple[Record, Any]] | None] = ContextVar("page_records",
+                                                                       default=None)
 
 
 def clear_job(directory: str | Path) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from typing import Any
 
 from crawler.downloader import Downloader
 from crawler.exceptions import DownloadError, IgnoreRequest, Kind, RequestFailed
@@ -70,7 +71,7 @@ class Processor:
     async def _completing(self, request: Request, handling: Awaitable[bool]) -> None:
         job = self._job
         assert job is not None
-        records: list[Record] = []
+        records: list[tuple[Record, Any]] = []
         token = PAGE_RECORDS.set(records)
         try:
             keep = await handling
@@ -84,14 +85,18 @@ class Processor:
         finally:
             PAGE_RECORDS.reset(token)
 
-    async def _complete(self, job: Job, request: Request, records: list[Record],
-                        keep: bool) -> None:
+    async def _complete(self, job: Job, request: Request,
+                        records: list[tuple[Record, Any]], keep: bool) -> None:
         async with job.lock:
-            for record in records:
+            for record, _ in records:
                 await self._outputs.write(record)
             self._stats.items += len(records)
             if not keep:
                 self._scheduler.frontier.ack(request)
+        if records and self._signals.wants(Signal.ITEM_SCRAPED):  # now they are written
+            for _, item in records:
+                await self._signals.send(Signal.ITEM_SCRAPED, item=item, request=request,
+                                         spider=self._spider)
 
     async def _process(self, request: Request) -> bool:
         """True when the request goes on (a retry, a redirect) or was not handled."""

@@ -171,14 +171,14 @@ class Scraper:
                          f" from {request.url}" if request is not None else "", exc)
             return
         page = PAGE_RECORDS.get()
-        if page is None:
+        if page is not None:  # a job: written, counted and said when the page is complete
+            page.append((record, item))
+        else:
             await self._outputs.write(record)
             stats.items += 1
-        else:  # a job: written (and counted) when the page is complete (crawler/jobs.py)
-            page.append(record)
-        if self._signals.wants(Signal.ITEM_SCRAPED):
-            await self._signals.send(Signal.ITEM_SCRAPED, item=item, request=request,
-                                     spider=self._spider)
+            if self._signals.wants(Signal.ITEM_SCRAPED):
+                await self._signals.send(Signal.ITEM_SCRAPED, item=item, request=request,
+                                         spider=self._spider)
         if limit is not None and stats.items + len(page or ()) >= limit:
             self._context.stop("max_items")
 

@@ -249,3 +249,34 @@ async def test_a_callback_that_is_not_a_spider_method_is_a_clear_error(aiohttp_s
     assert "is not a method of the spider: a request kept in a job directory names its " \
         "callbacks" in err.decode()
     assert (tmp_path / "o.jsonl").read_text().count("ok") == 1
+
+
+async def test_with_a_job_item_scraped_comes_once_its_page_is_written(aiohttp_server, tmp_path):
+    from crawler.signals import Signal
+    from tests.conftest import crawl
+
+    server = await aiohttp_server(_tree_site())
+    heard: list[int] = []
+
+    class Ears:
+        @classmethod
+        def from_crawler(cls, crawler):
+            ext = cls()
+            crawler.signals.connect(Signal.ITEM_SCRAPED,
+                                    lambda item: heard.append(crawler.stats.items))
+            return ext
+
+    class Few(Spider):
+        name = "few"
+        start_urls = [str(server.make_url("/p/0"))]
+
+        def parse(self, response):
+            yield {"url": response.url}
+            yield {"again": response.url}
+            for link in response.css("a"):
+                yield response.follow(link)
+
+    stats, items = await crawl(Few(), tmp_path, job_dir=str(tmp_path / "job"), max_depth=2,
+                               extensions=[Ears], log_interval=0, obey_robots=False)
+    assert len(items) == stats.items == len(heard) == 14  # 7 pages, two items each
+    assert all(count % 2 == 0 for count in heard)  # said after both items were counted
