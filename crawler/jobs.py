@@ -68,6 +68,7 @@ CREATE INDEX IF NOT EXISTS waiting_by_host ON requests (host, priority DESC, id)
     WHERE waiting = 1;
 CREATE TABLE IF NOT EXISTS seen (fp BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outputs (name TEXT PRIMARY KEY, length INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS hosts (host TEXT PRIMARY KEY, slot TEXT NOT NULL);
 """
 # id, data, not_before, host, priority, waiting: as inserted, so that the writer thread
 # binds them without Python code of its own (it would hold the GIL)
@@ -137,6 +138,7 @@ class Job:
         self._rows: dict[int, _Row] = {}  # id -> (data, not_before, host, priority, waiting)
         self._done: set[int] = set()
         self._seen: list[tuple[bytes]] = []  # as inserted
+        self._slots: dict[str, str] = {}  # host -> its politeness record, as JSON
         self._lengths: dict[str, int] = {}  # output name -> stored length
         self._outputs: list[Sink] = []
         self._seed_done = False
@@ -225,16 +227,17 @@ class Job:
                 logger.info("%s cut back to its last committed item", sink.name)
             sink.overwrite = False
 
-    async def restore(self) -> tuple[list[bytes], dict[str, int]]:
-        """The seen fingerprints, and how many stored requests each host has: every one
-        (queued, waiting out a backoff, in flight at the last stop) waits on disk again."""
-        seen, waiting = await self._run(self._reload)
+    async def restore(self) -> tuple[list[bytes], dict[str, int], dict[str, dict[str, float]]]:
+        """The seen fingerprints; how many stored requests each host has (every one, queued,
+        waiting out a backoff or in flight at the last stop, waits on disk again); and the
+        hosts' politeness records (pauses, Crawl-delays)."""
+        seen, waiting, slots = await self._run(self._reload)
         if waiting or seen:
             logger.info("resuming the job in %s: %d request(s) to do, %d seen",
                         self.directory, sum(waiting.values()), len(seen))
-        return seen, waiting
+        return seen, waiting, {host: orjson.loads(slot) for host, slot in slots}
 
-    def _reload(self) -> tuple[list[bytes], dict[str, int]]:
+    def _reload(self) -> tuple[list[bytes], dict[str, int], list[tuple[str, str]]]:
         db = self._db
         assert db is not None
         with db:
@@ -242,7 +245,7 @@ class Job:
             db.execute("UPDATE requests SET waiting = 1 WHERE waiting = 0")
         seen = [row[0] for row in db.execute("SELECT fp FROM seen")]
         waiting = dict(db.execute("SELECT host, COUNT(*) FROM requests GROUP BY host"))
-        return seen, waiting
+        return seen, waiting, list(db.execute("SELECT host, slot FROM hosts"))
 
     async def load(self, host: str, limit: int) -> list[tuple[Request, float | None]]:
         """Up to `limit` of `host`'s requests waiting on disk, best first (priority, then
@@ -360,6 +363,10 @@ class Job:
             self._rows.pop(rid, None)
             self._done.add(rid)
 
+    def host(self, host: str, record: dict[str, float]) -> None:
+        """A host's politeness changed (a Retry-After pause, a Crawl-delay): keep it."""
+        self._slots[host] = orjson.dumps(record).decode()
+
     def seeding_done(self) -> None:
         self._seed_done = True
 
@@ -384,6 +391,7 @@ class Job:
             rows, self._rows = self._rows, {}
             done, self._done = self._done, set()
             seen, self._seen = self._seen, []
+            slots, self._slots = self._slots, {}
             seeded = self._seed_done
             cuts = [(sink, sink.cut()) for sink in self._outputs if isinstance(sink, Exporter)]
             # the counts as of the cut: items of pages completed later are not in it
@@ -395,11 +403,11 @@ class Job:
             meta["seeded"] = "1"
         if finished:
             meta.update(finished="1", finish_reason=stats.finish_reason or "finished")
-        await self._run(self._store, rows, done, seen, lengths, meta)
+        await self._run(self._store, rows, done, seen, slots, lengths, meta)
 
     def _store(self, rows: dict[int, _Row], done: set[int],
-               seen: list[tuple[bytes]], lengths: list[tuple[str, int]],
-               meta: dict[str, str],
+               seen: list[tuple[bytes]], slots: dict[str, str],
+               lengths: list[tuple[str, int]], meta: dict[str, str],
                ) -> None:
         db = self._db
         assert db is not None
@@ -410,6 +418,7 @@ class Job:
                            rows.values())
             db.executemany("DELETE FROM requests WHERE id = ?", ((rid,) for rid in done))
             db.executemany("INSERT OR REPLACE INTO outputs VALUES (?, ?)", lengths)
+            db.executemany("INSERT OR REPLACE INTO hosts VALUES (?, ?)", slots.items())
             db.executemany("INSERT OR REPLACE INTO job VALUES (?, ?)", meta.items())
 
     def _state(self) -> str:

@@ -105,6 +105,20 @@ class HostSlot:
         self.crawl_delay = min(delay, policy.max_delay)
         self.delay = max(self.delay, self.crawl_delay)
 
+    def record(self) -> dict[str, float]:
+        """What a durable store keeps of the slot: plain numbers (times on the frontier's
+        clock). In-flight counts are not kept: a new process has none."""
+        return {"delay": self.delay, "crawl_delay": self.crawl_delay,
+                "next_start": self.next_start}
+
+    @classmethod
+    def from_record(cls, record: dict[str, float], policy: HostPolicy) -> HostSlot:
+        slot = cls(policy)
+        slot.delay = max(slot.delay, float(record.get("delay", 0.0)))
+        slot.crawl_delay = float(record.get("crawl_delay", 0.0))
+        slot.next_start = float(record.get("next_start", 0.0))
+        return slot
+
     def idle(self, now: float) -> bool:
         """Nothing in flight and no delay pending: the slot can be forgotten (a Crawl-delay
         is kept by the frontier and set again on the next slot)."""

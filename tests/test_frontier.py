@@ -354,3 +354,35 @@ async def test_a_job_frontier_holds_a_window_not_the_queue(tmp_path, count):
     assert on_disk < bound, (on_disk / count, bound / count)
     assert in_memory > on_disk  # the control holds every request (~300 bytes each)
     await job.close()
+
+
+async def test_a_hosts_pause_and_crawl_delay_outlive_the_process(tmp_path):
+    spider = _JobSpider()
+    clock = FakeClock()
+    clock.now = 1000.0
+    job = Job(tmp_path / "job", spider)
+    await job.open()
+    f = JournaledFrontier(job, fingerprint, HostPolicy(randomize=False), clock=clock)
+    await f.open(spider)
+    await f.pause_host("http://a:80", 3600)  # Retry-After: an hour
+    await f.set_crawl_delay("http://b:80", 5.0)
+    await job.commit(Stats())
+    await job.close()
+    job = Job(tmp_path / "job", spider)
+    await job.open()
+    clock.now = 1010.0
+    again = JournaledFrontier(job, fingerprint, HostPolicy(randomize=False), clock=clock)
+    await again.open(spider)
+    await add(again, "http://a/1")
+    for url in ("http://b/1", "http://b/2"):
+        await add(again, url)
+    assert (await again.pop()).url == "http://b/1"
+    assert await again.pop() is None  # a waits out its hour, b its Crawl-delay
+    assert again.wakeup_at() == 1015.0
+    clock.now = 1015.0
+    assert (await again.pop()).url == "http://b/2"
+    clock.now = 4599.0
+    assert await again.pop() is None
+    clock.now = 4600.0
+    assert (await again.pop()).url == "http://a/1"
+    await job.close()

@@ -23,10 +23,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from crawler.frontier.memory import MemoryFrontier
+from crawler.frontier.memory import DELAYS_KEPT, MemoryFrontier
 from crawler.http import Request
 from crawler.jobs import Job
-from crawler.ratelimit import HostPolicy
+from crawler.ratelimit import HostPolicy, HostSlot
 
 __all__ = ["HOST_WINDOW", "WINDOW", "JournaledFrontier"]
 
@@ -58,9 +58,15 @@ class JournaledFrontier(MemoryFrontier):
 
     async def open(self, spider: object | None = None) -> None:
         await super().open(spider)
-        seen, waiting = await self.job.restore()
+        seen, waiting, slots = await self.job.restore()
         for fp in seen:
             self._seen.add(hash(fp))
+        now = self.clock()
+        for host, record in slots.items():  # a pause or a Crawl-delay outlives the process
+            if record.get("crawl_delay") and len(self._crawl_delays) < DELAYS_KEPT:
+                self._crawl_delays[host] = record["crawl_delay"]
+            if record.get("next_start", 0.0) > now:
+                self._queue(host).slot = HostSlot.from_record(record, self.policy)
         for host, count in waiting.items():
             self._on_disk[host] = count
             self._disk_total += count
@@ -156,6 +162,14 @@ class JournaledFrontier(MemoryFrontier):
             logger.exception("loading requests of %s from the job failed", host)
         finally:
             self._loading.discard(host)
+
+    async def pause_host(self, host: str, seconds: float) -> None:
+        await super().pause_host(host, seconds)
+        self.job.host(host, self._hosts[host].slot.record())
+
+    async def set_crawl_delay(self, host: str, delay: float) -> None:
+        await super().set_crawl_delay(host, delay)
+        self.job.host(host, self._hosts[host].slot.record())
 
     def ack(self, request: Request) -> None:
         self.job.complete(request)  # its row goes with the next commit

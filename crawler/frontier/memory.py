@@ -24,11 +24,11 @@ from typing import Any
 from crawler.http import Request
 from crawler.ratelimit import HostPolicy, HostSlot
 
-__all__ = ["MemoryFrontier"]
+__all__ = ["DELAYS_KEPT", "MemoryFrontier"]
 
 _Key = tuple[int, int]  # (-priority, arrival sequence)
 _Entry = tuple[Any, ...]  # (seq, url, callback name, depth) or (seq, Request)
-_DELAYS_KEPT = 100_000  # hosts whose Crawl-delay is remembered
+DELAYS_KEPT = 100_000  # hosts whose Crawl-delay is remembered
 
 
 class _HostQueue:
@@ -197,7 +197,7 @@ class MemoryFrontier:
     async def set_crawl_delay(self, host: str, delay: float) -> None:
         self._crawl_delays[host] = delay
         self._crawl_delays.move_to_end(host)
-        if len(self._crawl_delays) > _DELAYS_KEPT:
+        if len(self._crawl_delays) > DELAYS_KEPT:
             self._crawl_delays.popitem(last=False)
         self._queue(host).slot.set_crawl_delay(delay, self.policy)
 
