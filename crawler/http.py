@@ -246,9 +246,9 @@ class Request:
         cb_kwargs hold what JSON cannot (naming the key)."""
         data: dict[str, Any] = {"url": self.url}
         if self.callback is not None:
-            data["callback"] = _method_name(self.callback, spider, "callback")
+            data["callback"] = request_callback_name(self.callback, spider, "callback")
         if self.errback is not None:
-            data["errback"] = _method_name(self.errback, spider, "errback")
+            data["errback"] = request_callback_name(self.errback, spider, "errback")
         if self.method != "GET":
             data["method"] = self.method
         if self.body:
@@ -726,10 +726,6 @@ def _header_list(headers: HeadersArg) -> list[tuple[Any, Any]]:
 
 def request_callback_name(fn: Any, spider: object | None, what: str = "callback") -> str:
     """The name of `fn` as a method of `spider`; ValueError when it is not one."""
-    return _method_name(fn, spider, what)
-
-
-def _method_name(fn: Any, spider: object | None, what: str) -> str:
     name = getattr(fn, "__name__", None)
     if spider is None or getattr(fn, "__self__", None) is not spider or name is None \
             or getattr(spider, name, None) != fn:

@@ -38,7 +38,6 @@ import logging
 import os
 import sqlite3
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -85,6 +84,11 @@ PAGE_RECORDS: ContextVar[list[tuple[Record, Any]] | None] = ContextVar("page_rec
                                                                        default=None)
 
 
+def row_id(request: Request) -> int | None:
+    """The id of the job row `request` lives in, if it has one."""
+    return request._meta.get(_ID) if request._meta else None
+
+
 def clear_job(directory: str | Path) -> bool:
     """Delete a job's database (blocking); True when there was one."""
     return sqlitedb.remove(Path(directory) / JOB_FILE)
@@ -116,15 +120,16 @@ class Job:
     """One crawl's state in `directory/job.sqlite3`. SQLite runs in a thread of its own.
 
     Usage (the engine's): `await job.open()`, `await job.prepare_outputs(sinks)`, the
-    frontier calls `added`/`held`/`retried`, the processor `complete`, a task runs
-    `commit_periodically`, and `await job.close(finished)` ends it.
+    journaled frontier calls `row`/`store`/`added`/`seen`/`retried`/`complete` (its
+    `ack`) and `load`, a task runs `commit_periodically`, `commit(finished=...)` ends the
+    crawl and `await job.close()` releases it.
     """
 
     def __init__(self, directory: str | Path, spider: Any) -> None:
         self.directory = Path(directory)
         self.path = self.directory / JOB_FILE
         self._spider = spider
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="job")
+        self._worker = sqlitedb.Worker("job")  # every SQLite call, off the loop
         self._db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
         self._names: dict[Any, str] = {}  # callback function -> its name on the spider
@@ -135,7 +140,7 @@ class Job:
         self.seeded = False  # start() was exhausted in an earlier run
         self.meta: dict[str, str] = {}
         self._next_id = 1
-        self._rows: dict[int, _Row] = {}  # id -> (data, not_before, host, priority, waiting)
+        self._rows: dict[int, _Row] = {}  # rows to insert or replace, by id
         self._done: set[int] = set()
         self._seen: list[tuple[bytes]] = []  # as inserted
         self._slots: dict[str, str] = {}  # host -> its politeness record, as JSON
@@ -147,14 +152,11 @@ class Job:
 
     # -- opening ------------------------------------------------------------------------
 
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
-
     async def open(self) -> None:
         """Create or reopen the job; StartupError for another spider's job, or one that
         another crawl runs."""
         try:
-            await self._run(self._connect)
+            await self._worker.run(self._connect)
         except StartupError:
             raise
         except (OSError, sqlite3.Error) as exc:
@@ -231,7 +233,7 @@ class Job:
         """The seen fingerprints; how many stored requests each host has (every one, queued,
         waiting out a backoff or in flight at the last stop, waits on disk again); and the
         hosts' politeness records (pauses, Crawl-delays)."""
-        seen, waiting, slots = await self._run(self._reload)
+        seen, waiting, slots = await self._worker.run(self._reload)
         if waiting or seen:
             logger.info("resuming the job in %s: %d request(s) to do, %d seen",
                         self.directory, sum(waiting.values()), len(seen))
@@ -247,22 +249,25 @@ class Job:
         waiting = dict(db.execute("SELECT host, COUNT(*) FROM requests GROUP BY host"))
         return seen, waiting, list(db.execute("SELECT host, slot FROM hosts"))
 
-    async def load(self, host: str, limit: int) -> list[tuple[Request, float | None]]:
+    async def load(self, host: str, limit: int,
+                   ) -> tuple[list[tuple[Request, float | None]], int]:
         """Up to `limit` of `host`'s requests waiting on disk, best first (priority, then
-        arrival), marked as loaded; with their not-before wall times. A commit comes first,
-        so that what was stored as waiting is there to be found."""
+        arrival), marked as loaded, with their not-before wall times; and how many rows
+        were taken (a row that is no request any more is dropped, logged and counted). A
+        commit comes first, so that what was stored as waiting is there to be found."""
         await self.commit()
-        rows = await self._run(self._take, host, limit)
+        rows = await self._worker.run(self._take, host, limit)
         requests = []
         for rid, data, not_before in rows:
             try:
                 request = self._request(rid, data)
             except (ValueError, TypeError) as exc:  # the spider lost a method since
                 logger.error("a stored request cannot be restored (%s): dropped", exc)
+                self.stats.errors["unrestorable_request"] += 1
                 self._done.add(rid)
                 continue
             requests.append((request, not_before))
-        return requests
+        return requests, len(rows)
 
     def _take(self, host: str, limit: int) -> list[tuple[int, str, float | None]]:
         db = self._db
@@ -333,12 +338,13 @@ class Job:
         return Request.from_dict(orjson.loads(data), self._spider)
 
     def store(self, row: tuple[int, str], request: Request, fingerprint: bytes | None, *,
-              waiting: bool = False) -> None:
-        """A request entered the frontier (or is held for robots.txt): keep its row.
-        `waiting`: it is on disk only, for the frontier to load when its host has room."""
-        self._rows[row[0]] = (row[0], row[1], None, request._host or request.host,
-                              request.priority,
-                              int(waiting))
+              waiting: bool = False, not_before: float | None = None) -> None:
+        """A request entered the frontier (or is held for robots.txt, or waits out a
+        backoff until wall time `not_before`): keep its row. `waiting`: it is on disk only,
+        for the frontier to load when its host has room."""
+        rid, data = row
+        self._rows[rid] = (rid, data, not_before, request._host or request.host,
+                           request.priority, int(waiting))
         if fingerprint is not None:
             self._seen.append((fingerprint,))
 
@@ -350,15 +356,12 @@ class Job:
 
     def retried(self, request: Request, not_before: float) -> None:
         """A retry replaces its row, with the (wall) time before which it may not start."""
-        self.added(request, None)
-        rid = request.meta[_ID]
-        _, data, _, host, priority, waiting = self._rows[rid]
-        self._rows[rid] = (rid, data, not_before, host, priority, waiting)
+        self.store(self.row(request), request, None, not_before=not_before)
 
     def complete(self, request: Request) -> None:
         """`request` is done for good: its row goes (call under `lock`, right after its
         page's records were handed to the outputs)."""
-        rid = request._meta.get(_ID) if request._meta else None
+        rid = row_id(request)
         if rid is not None:
             self._rows.pop(rid, None)
             self._done.add(rid)
@@ -381,29 +384,27 @@ class Job:
         await asyncio.shield(self._commit(self.stats, finished))
 
     async def _commit(self, stats: Stats, finished: bool) -> None:
-        async with self._committing:
-            await self._commit_now(stats, finished)
-
-    async def _commit_now(self, stats: Stats, finished: bool) -> None:
         from crawler.exporters import Exporter
 
-        async with self.lock:
-            rows, self._rows = self._rows, {}
-            done, self._done = self._done, set()
-            seen, self._seen = self._seen, []
-            slots, self._slots = self._slots, {}
-            seeded = self._seed_done
-            cuts = [(sink, sink.cut()) for sink in self._outputs if isinstance(sink, Exporter)]
-            # the counts as of the cut: items of pages completed later are not in it
-            meta = {"updated": _now(), "next_id": str(self._next_id),
-                    "stats": orjson.dumps(_kept(stats)).decode(),
-                    "state": self._state()}
-        lengths = [(sink.name, await sink.write_cut(cut)) for sink, cut in cuts]
-        if seeded:
-            meta["seeded"] = "1"
-        if finished:
-            meta.update(finished="1", finish_reason=stats.finish_reason or "finished")
-        await self._run(self._store, rows, done, seen, slots, lengths, meta)
+        async with self._committing:  # the whole commit; the page lock only for its cut
+            async with self.lock:
+                rows, self._rows = self._rows, {}
+                done, self._done = self._done, set()
+                seen, self._seen = self._seen, []
+                slots, self._slots = self._slots, {}
+                seeded = self._seed_done
+                cuts = [(sink, sink.cut()) for sink in self._outputs
+                        if isinstance(sink, Exporter)]
+                # the counts as of the cut: items of pages completed later are not in it
+                meta = {"updated": _now(), "next_id": str(self._next_id),
+                        "stats": orjson.dumps(_kept(stats)).decode(),
+                        "state": self._state()}
+            lengths = [(sink.name, await sink.write_cut(cut)) for sink, cut in cuts]
+            if seeded:
+                meta["seeded"] = "1"
+            if finished:
+                meta.update(finished="1", finish_reason=stats.finish_reason or "finished")
+            await self._worker.run(self._store, rows, done, seen, slots, lengths, meta)
 
     def _store(self, rows: dict[int, _Row], done: set[int],
                seen: list[tuple[bytes]], slots: dict[str, str],
@@ -419,6 +420,9 @@ class Job:
             db.executemany("DELETE FROM requests WHERE id = ?", ((rid,) for rid in done))
             db.executemany("INSERT OR REPLACE INTO outputs VALUES (?, ?)", lengths)
             db.executemany("INSERT OR REPLACE INTO hosts VALUES (?, ?)", slots.items())
+            if "finished" in meta and db.execute("SELECT 1 FROM requests LIMIT 1").fetchone():
+                # rows this run could not load stay for the next one: not finished
+                del meta["finished"], meta["finish_reason"]
             db.executemany("INSERT OR REPLACE INTO job VALUES (?, ?)", meta.items())
 
     def _state(self) -> str:
@@ -439,12 +443,12 @@ class Job:
 
     async def close(self) -> None:
         if self._db is not None:
-            await self._run(self._db.close)
+            await self._worker.run(self._db.close)
             self._db = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # the lock goes with it
             self._lock_fd = None
-        self._thread.shutdown(wait=False)
+        self._worker.stop()
 
 
 def _kept(stats: Stats) -> dict[str, Any]:

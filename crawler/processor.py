@@ -18,7 +18,7 @@ from crawler.downloader import Downloader
 from crawler.exceptions import DownloadError, IgnoreRequest, Kind, RequestFailed
 from crawler.http import Failure, Request, Response
 from crawler.items import Record
-from crawler.jobs import PAGE_RECORDS, Job
+from crawler.jobs import PAGE_RECORDS, Job, row_id
 from crawler.middlewares import MiddlewareChain, Outcome, Retry
 from crawler.outputs import Outputs
 from crawler.parsing import TooComplex
@@ -28,10 +28,6 @@ from crawler.signals import Signal
 from crawler.state import CrawlContext
 
 __all__ = ["Processor"]
-
-
-def _row(request: Request) -> int | None:
-    return request._meta.get("_job_id") if request._meta else None
 
 logger = logging.getLogger("crawler.engine")
 
@@ -166,6 +162,9 @@ class Processor:
         pause = self._policy.host_pause(response)
         if pause:
             await self._scheduler.pause_host(request, pause)
+        self._check_max_pages()
+
+    def _check_max_pages(self) -> None:
         if self._max_pages is not None and self._stats.pages >= self._max_pages:
             self._context.stop("max_pages")
 
@@ -173,10 +172,9 @@ class Processor:
         """Every response, from the network or a middleware, before process_response; the
         response_received signal when someone listens."""
         stats = self._stats
-        if response.flags and "cached" in response.flags:
+        if response.flags and "cached" in response.flags:  # a page the network did not count
             stats.pages += 1
-            if self._max_pages is not None and stats.pages >= self._max_pages:
-                self._context.stop("max_pages")
+            self._check_max_pages()
         stats.status_counts[response.status] += 1
         if self._signals.wants(Signal.RESPONSE_RECEIVED):
             return self._signals.send(Signal.RESPONSE_RECEIVED, response=response,
@@ -196,7 +194,7 @@ class Processor:
             return True
         else:  # a Request: a redirect, or a middleware's own
             queued = await self._scheduler.enqueue(outcome)
-            return queued and _row(outcome) is not None and _row(outcome) == _row(request)
+            return queued and row_id(outcome) is not None and row_id(outcome) == row_id(request)
         return False
 
     async def _respond(self, request: Request, response: Response) -> None:
@@ -220,15 +218,12 @@ class Processor:
             await self._completing(request, self._refused(request, exc, kind))
 
     async def _refused(self, request: Request, exc: Exception, kind: str) -> bool:
-        await self._refuse(request, exc, kind)
-        return False
-
-    async def _refuse(self, request: Request, exc: Exception, kind: str) -> None:
         if kind == Kind.ROBOTS_DISALLOWED:
             await self._errback(request, Failure(request, exc, kind))
         else:
             assert isinstance(exc, RequestFailed)
             await self.fail(request, exc)
+        return False  # done for good
 
     async def fail(self, request: Request, exc: RequestFailed,
                    response: Response | None = None) -> None:

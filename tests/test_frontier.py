@@ -13,7 +13,7 @@ import pytest
 from crawler import Request, Spider
 from crawler.frontier import JournaledFrontier, MemoryFrontier
 from crawler.frontier.journaled import WINDOW
-from crawler.jobs import Job
+from crawler.jobs import Job, read_job
 from crawler.ratelimit import HostPolicy
 from crawler.stats import Stats
 from crawler.urls import fingerprint
@@ -386,3 +386,35 @@ async def test_a_hosts_pause_and_crawl_delay_outlive_the_process(tmp_path):
     clock.now = 4600.0
     assert (await again.pop()).url == "http://a/1"
     await job.close()
+
+
+async def test_stored_requests_the_spider_cannot_take_back_are_dropped_and_counted(tmp_path):
+    """A resumed spider lost the method its stored requests name: they are dropped (logged
+    and counted), and the frontier empties instead of waiting for them forever."""
+
+    class Before(_JobSpider):
+        def parse_item(self, response): ...
+
+    job = Job(tmp_path / "job", Before())
+    await job.open()
+    f = JournaledFrontier(job, fingerprint, window=2, host_window=2)
+    await f.open(job._spider)
+    for i in range(5):
+        request = Request(f"http://a/{i}", callback=job._spider.parse_item)
+        await f.add(request, fingerprint(request))
+    await job.commit(Stats(), finished=True)  # asked, but rows remain: not finished
+    await job.close()
+    assert not read_job(tmp_path / "job")["finished"]
+
+    job = Job(tmp_path / "job", _JobSpider())  # the same spider, without parse_item
+    await job.open()
+    stats = Stats()
+    await job.commit(stats)
+    again = JournaledFrontier(job, fingerprint)
+    await again.open(job._spider)
+    assert again.queued() == 5
+    assert await drain_loading(again) == []
+    assert again.queued() == 0 and stats.errors == {"unrestorable_request": 5}
+    await job.commit(stats, finished=True)
+    await job.close()
+    assert read_job(tmp_path / "job")["finished"]  # their rows went with them

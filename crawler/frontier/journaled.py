@@ -89,11 +89,11 @@ class JournaledFrontier(MemoryFrontier):
         # rows first (an unstorable request raises here, before anything is queued), and
         # only for what may be new: most links are duplicates
         job, seen = self.job, self._seen
-        rows = [job.row(request) if force or hash(fp) not in seen else None
-                for request, fp, force in entries]
+        keys = [hash(fp) for _, fp, _ in entries]  # as MemoryFrontier's seen-set keys
+        rows = [job.row(request) if force or key not in seen else None
+                for (request, _, force), key in zip(entries, keys, strict=True)]
         added = []
-        for (request, fp, force), row in zip(entries, rows, strict=True):
-            key = hash(fp)
+        for (request, fp, force), key, row in zip(entries, keys, rows, strict=True):
             if key in seen and not force:
                 added.append(False)
                 continue
@@ -143,32 +143,41 @@ class JournaledFrontier(MemoryFrontier):
     async def _loaded(self, host: str) -> None:
         try:
             room = max(1, self._host_window - self._in_memory(host))
-            requests = await self.job.load(host, room)
+            requests, taken = await self.job.load(host, room)
             now = self.clock()
             for request, not_before in requests:
                 if not_before is not None and not_before > now:
                     await super().retry(request, not_before - now)
                 else:
                     self._push(request)
-            left = self._on_disk.get(host, 0) - len(requests)
-            self._disk_total -= min(len(requests), self._on_disk.get(host, 0))
-            if left > 0:
-                self._on_disk[host] = left
-                if not requests:  # stored after the commit it waited for: next time
+            on_disk = self._on_disk.get(host, 0)
+            self._disk_total -= min(taken, on_disk)
+            if on_disk > taken:
+                self._on_disk[host] = on_disk - taken
+                if not taken:  # stored after the commit it waited for: next time
                     self._starving[host] = None
             else:
                 self._on_disk.pop(host, None)
-        except Exception:  # the requests stay on disk, for the next run at least
-            logger.exception("loading requests of %s from the job failed", host)
+        except Exception:
+            # this run gives up on them (else it would wait for them forever); they stay
+            # on disk, and the job is not marked finished while they are there
+            lost = self._on_disk.pop(host, 0)
+            self._disk_total -= lost
+            self.job.stats.errors["job_load"] += lost
+            logger.exception("loading %d request(s) of %s from the job failed: left for "
+                             "the next run", lost, host)
         finally:
             self._loading.discard(host)
 
     async def pause_host(self, host: str, seconds: float) -> None:
         await super().pause_host(host, seconds)
-        self.job.host(host, self._hosts[host].slot.record())
+        self._keep_slot(host)
 
     async def set_crawl_delay(self, host: str, delay: float) -> None:
         await super().set_crawl_delay(host, delay)
+        self._keep_slot(host)
+
+    def _keep_slot(self, host: str) -> None:
         self.job.host(host, self._hosts[host].slot.record())
 
     def ack(self, request: Request) -> None:

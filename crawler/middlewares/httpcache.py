@@ -13,11 +13,9 @@ SQLite calls run in one thread of their own, never on the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +62,7 @@ class HttpCacheMiddleware:
         self._fingerprint = crawler.fingerprint
         self._counters = crawler.stats.counters
         self._db: sqlite3.Connection | None = None
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="http-cache")
+        self._worker = sqlitedb.Worker("http-cache")  # every SQLite call, off the loop
         self._check_dir()
         crawler.signals.connect(Signal.SPIDER_OPENED, self.open)
         crawler.signals.connect(Signal.SPIDER_CLOSED, self.close)
@@ -80,12 +78,9 @@ class HttpCacheMiddleware:
         if directory.exists() and not directory.is_dir():
             raise StartupError(f"http_cache_dir {str(directory)!r} is not a directory")
 
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
-
     async def open(self) -> None:
         try:
-            await self._run(self._connect)
+            await self._worker.run(self._connect)
         except (OSError, sqlite3.Error) as exc:
             logger.error("cannot open the HTTP cache %s: %s; going on without it",
                          self._path, exc)
@@ -97,16 +92,16 @@ class HttpCacheMiddleware:
 
     async def close(self) -> None:
         if self._db is not None:
-            await self._run(self._db.close)
+            await self._worker.run(self._db.close)
             self._db = None
-        self._thread.shutdown(wait=False)
+        self._worker.stop()
 
     async def process_request(self, request: Request) -> Response | None:
         if self._db is None or (request._meta and request._meta.get("dont_cache")):
             return None
         key = self._fingerprint(request)
         try:
-            row = await self._run(self._get, key)
+            row = await self._worker.run(self._get, key)
         except sqlite3.Error as exc:
             self._failed("read", exc)
             return None
@@ -133,7 +128,7 @@ class HttpCacheMiddleware:
         row = (self._fingerprint(request), response.url, response.status,
                orjson.dumps(headers), response.body, time.time())
         try:
-            await self._run(self._put, row)
+            await self._worker.run(self._put, row)
         except sqlite3.Error as exc:
             self._failed("write", exc)
         else:
