@@ -143,7 +143,6 @@ class HttpDownloader:
                 raise DownloadError(exc.kind, str(exc), request) from None
             return Response(resp.url, resp.status, resp.headers, body, request)
 
-
     def _tls_failure(self, request: Request, exc: Exception) -> DownloadError:
         """A certificate or handshake failure: not retried, and said once per host at
         WARNING, since only a setting changes the outcome."""

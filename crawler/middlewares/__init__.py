@@ -70,12 +70,9 @@ def middleware_specs(setting: Sequence[tuple[Any, int | None]]) -> list[Any]:
     order) pairs, where None leaves one out."""
     orders: dict[Any, int | None] = dict(BUILTIN)
     for spec, order in setting:
-        key = spec if isinstance(spec, str) else _path(spec)
-        if key in orders:  # a built-in, by path or by class: moved or left out
-            del orders[key]
-            orders[spec if not isinstance(spec, str) else key] = order
-        else:
-            orders[spec] = order
+        # a built-in named by path or by class is moved or left out
+        orders.pop(spec if isinstance(spec, str) else _path(spec), None)
+        orders[spec] = order
     ranked = [(order, i, spec) for i, (spec, order) in enumerate(orders.items())
               if order is not None]
     return [spec for _, _, spec in sorted(ranked, key=lambda t: (t[0], t[1]))]
