@@ -83,8 +83,9 @@ class Admission:
         self.awaiting = 0  # requests waiting for their host's robots.txt
         self._robots_tasks: set[asyncio.Task[None]] = set()
 
-    def queued(self) -> int:
-        return self.frontier.queued() + self.awaiting
+    async def queued(self) -> int:
+        """Requests in the frontier or waiting for their host's robots.txt."""
+        return await self.frontier.queued() + self.awaiting
 
     def pause(self) -> None:
         """Admit nothing more; a start() waiting for room goes on (and stops)."""
@@ -152,7 +153,7 @@ class Admission:
                for r in requests]
         seen = iter(await self.frontier.seen_many([fp for fp in fps if fp is not None]))
         stats, guards, robots = self._stats, self._guards, self.robots
-        room = self._max_queued - self.queued()
+        room = self._max_queued - await self.queued()
         batch: set[bytes] = set()  # duplicates within the batch
         to_add: list[tuple[Request, bytes, bool]] = []
         waiting = 0
@@ -226,14 +227,14 @@ class Admission:
         else:
             logger.debug("frontier full: dropped %s", request.url[:200])
 
-    def check_room(self) -> None:
-        if not self._room.is_set() and self.queued() < self._seed_window:
+    async def check_room(self) -> None:
+        if not self._room.is_set() and await self.queued() < self._seed_window:
             self._room.set()
 
     async def room(self) -> None:
         """Wait until the frontier has room for more start requests (backpressure on
         start(): it is read as the crawl needs it, not all at once)."""
-        while self.queued() >= self._seed_window and not self.paused:
+        while await self.queued() >= self._seed_window and not self.paused:
             self._room.clear()
             await self._room.wait()
 
@@ -277,7 +278,7 @@ class Admission:
                     await self._add(request, fp, force=True)  # its fingerprint is recorded
             else:
                 await self._refuse(request, Kind.INTERNAL if verdict is None else verdict)
-        self.check_room()
+        await self.check_room()
         self._settled()
 
     def close(self) -> None:

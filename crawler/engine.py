@@ -96,7 +96,6 @@ class Crawler:
         self.fingerprint = fingerprint  # the duplicate filter's (and the cache's) key
         self._downloader = downloader
         max_pages = s.max_pages
-        frontier_ = self._frontier
         self.scheduler = Scheduler(
             self._frontier,
             stats=self.stats,
@@ -107,11 +106,12 @@ class Crawler:
             settled=self._check_done,
             # max_pages: no more in flight than the pages still to fetch
             can_dispatch=(lambda: True) if max_pages is None else
-            (lambda: self.stats.pages + frontier_.in_flight() < max_pages),
+            (lambda: self.stats.pages + self.scheduler.in_flight < max_pages),
         )
         self._busy = 0
         self._seeding = True
         self._done = asyncio.Event()
+        self._check = asyncio.Event()  # something ended: is the crawl over? (_watch_done)
         self._idle: asyncio.Task[None] | None = None  # engine_idle handlers running
         self._stopping = asyncio.Event()  # stop() or kill(): cuts an opening hook short
         self._killed = asyncio.Event()  # kill(): cuts a closing hook short
@@ -325,8 +325,9 @@ class Crawler:
                 await self._run_tasks()
             finally:
                 if self.job is not None:  # what the last commit missed, and if it finished
-                    await self.job.commit(self.stats, finished=not self.stats.finish_reason
-                                          and self.scheduler.pending() == 0)
+                    finished = not self.stats.finish_reason and \
+                        await self.scheduler.pending() == 0
+                    await self.job.commit(self.stats, finished=finished)
 
     async def _run_tasks(self) -> None:
         s = self.settings
@@ -334,6 +335,7 @@ class Crawler:
         tasks += [asyncio.create_task(self._worker(), name=f"worker-{i}")
                   for i in range(s.concurrency)]
         tasks.append(asyncio.create_task(self._seed(), name="seeder"))
+        tasks.append(asyncio.create_task(self._watch_done(), name="done-watcher"))
         tasks.append(asyncio.create_task(self.outputs.flush_periodically(), name="flusher"))
         if self.job is not None:
             tasks.append(asyncio.create_task(self.job.commit_periodically(self.stats),
@@ -367,12 +369,26 @@ class Crawler:
         self._done.set()
 
     def _check_done(self) -> None:
+        """Something ended: a stopping crawl is over when no worker is busy; a running one
+        when nothing is pending either, which the done-watcher asks the frontier."""
         if self._done.is_set() or self._busy:
             return
         if self.state is CrawlState.STOPPING:
             self._done.set()
-        elif not self._seeding and self.scheduler.pending() == 0 and self._idle is None:
-            if self.signals.wants(Signal.ENGINE_IDLE):
+        elif not self._seeding and self._idle is None:
+            self._check.set()
+
+    async def _watch_done(self) -> None:
+        check = self._check
+        while True:
+            await check.wait()
+            check.clear()
+            if await self.scheduler.pending() or self._busy or self._seeding \
+                    or self._idle is not None or self._done.is_set():
+                continue  # (anything may have changed while the frontier answered)
+            if self.state is CrawlState.STOPPING:
+                self._done.set()
+            elif self.signals.wants(Signal.ENGINE_IDLE):
                 self._idle = asyncio.create_task(self._idling(), name="engine-idle")
             else:
                 self._done.set()
@@ -385,7 +401,7 @@ class Crawler:
         finally:
             self._idle = None
         if self.state is not CrawlState.RUNNING or (
-                not self._busy and self.scheduler.pending() == 0):
+                await self.scheduler.pending() == 0 and not self._busy):
             self._done.set()
 
     async def schedule(self, request: Request) -> bool:

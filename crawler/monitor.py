@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from crawler.stats import Stats
 
@@ -59,8 +59,9 @@ class LoopWatch:
                                              now - self.last_wake - TICK)
 
 
-async def log_progress(stats: Stats, interval: float, in_flight: Callable[[], int],
-                       queued: Callable[[], int]) -> None:
+async def log_progress(stats: Stats, interval: float,
+                       in_flight: Callable[[], Awaitable[int]],
+                       queued: Callable[[], Awaitable[int]]) -> None:
     """A progress line every `interval` seconds."""
     loop = asyncio.get_running_loop()
     last_pages, last_time = 0, loop.time()
@@ -71,5 +72,6 @@ async def log_progress(stats: Stats, interval: float, in_flight: Callable[[], in
         last_pages, last_time = stats.pages, now
         logger.info(
             "%d pages (%.1f/s), %d items, %d in flight, %d queued, %d failed, %d retries",
-            stats.pages, rate, stats.items, in_flight(), queued(), stats.requests_failed,
+            stats.pages, rate, stats.items, await in_flight(), await queued(),
+            stats.requests_failed,
             stats.retries)

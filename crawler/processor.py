@@ -60,7 +60,8 @@ class Processor:
         """Fetch `request` and hand its outcome on. With a job, the page's items reach the
         outputs when it is complete, together with its completion (crawler/jobs.py)."""
         if self._job is None:
-            await self._process(request)
+            if not await self._process(request):
+                await self._scheduler.frontier.ack(request)
         else:
             await self._completing(request, self._process(request))
 
@@ -88,7 +89,7 @@ class Processor:
                 await self._outputs.write(record)
             self._stats.items += len(records)
             if not keep:
-                self._scheduler.frontier.ack(request)
+                await self._scheduler.frontier.ack(request)
         if records and self._signals.wants(Signal.ITEM_SCRAPED):  # now they are written
             for _, item in records:
                 await self._signals.send(Signal.ITEM_SCRAPED, item=item, request=request,

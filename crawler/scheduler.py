@@ -59,6 +59,7 @@ class Scheduler:
         self._can_dispatch = can_dispatch  # False holds requests back (max_pages)
         self._paused = False
         self._idle_workers = 0
+        self.in_flight = 0  # popped here and not yet done (this process's share)
         self._wakeup = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -90,6 +91,7 @@ class Scheduler:
     async def done(self, request: Request, *, latency: float | None = None,
                    status: int | None = None, cached: bool = False) -> None:
         """The fetch of `request` is over; its host may take another."""
+        self.in_flight -= 1
         await self.frontier.done(request, latency=latency, status=status, cached=cached)
         self._poke()
 
@@ -97,12 +99,14 @@ class Scheduler:
         """Start nothing more on `request`'s host for `seconds` (Retry-After)."""
         await self.frontier.pause_host(request.host, seconds)
 
-    def pending(self) -> int:
+    async def pending(self) -> int:
         """Requests queued, in flight, or waiting for robots.txt."""
-        return self.frontier.queued() + self.frontier.in_flight() + self.admission.awaiting
+        frontier = self.frontier
+        return (await frontier.queued() + await frontier.in_flight()
+                + self.admission.awaiting)
 
-    def queued(self) -> int:
-        return self.admission.queued()
+    async def queued(self) -> int:
+        return await self.admission.queued()
 
     def _poke(self) -> None:
         """Wake the dispatcher if a worker is waiting for it. With every worker busy there is
@@ -121,9 +125,10 @@ class Scheduler:
                 request = await frontier.pop()
                 if request is None:
                     break
+                self.in_flight += 1
                 queue.put_nowait(request)
-            self.admission.check_room()
-            self._arm_timer(loop, frontier.wakeup_at())
+            await self.admission.check_room()
+            self._arm_timer(loop, await frontier.wakeup_at())
             await self._wakeup.wait()
 
     def _arm_timer(self, loop: asyncio.AbstractEventLoop, at: float | None) -> None:

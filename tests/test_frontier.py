@@ -101,7 +101,7 @@ async def test_duplicates_and_force(make):
     assert not await add(f, "http://a/1")
     req = Request("http://a/1")
     assert await f.add(req, fingerprint(req), force=True)
-    assert f.queued() == 2
+    assert await f.queued() == 2
 
 
 async def test_per_host_concurrency_holds_back_only_that_host(make):
@@ -123,7 +123,7 @@ async def test_delay_puts_host_to_sleep_with_wakeup_time(make):
     assert (await pop(f, 10.0)).url == "http://a/1"
     assert (await pop(f, 10.0)).url == "http://b/1"
     assert await pop(f, 10.5) is None
-    assert f.wakeup_at() == 12.0
+    assert await f.wakeup_at() == 12.0
     assert await pop(f, 11.9) is None
     assert (await pop(f, 12.0)).url == "http://a/2"
 
@@ -133,7 +133,7 @@ async def test_hosts_are_forgotten_when_idle(make):
     await add(f, "http://a/1")
     await drain(f)
     assert f._hosts == {}
-    assert f.queued() == f.in_flight() == 0
+    assert await f.queued() == await f.in_flight() == 0
 
 
 async def test_random_operations_never_lose_or_duplicate_a_request(make):
@@ -180,12 +180,12 @@ async def test_random_operations_never_lose_or_duplicate_a_request(make):
                 popped.append(req.url)
                 await done(f, req, now)
                 continue
-            wake = f.wakeup_at()
+            wake = await f.wakeup_at()
             if wake is None:
                 break
             now = max(now, wake)
         assert sorted(popped) == sorted(added), seed
-        assert f.queued() == 0 and f.in_flight() == 0
+        assert await f.queued() == 0 and await f.in_flight() == 0
 
 
 async def test_seen_is_a_precheck_that_add_records(make):
@@ -195,7 +195,7 @@ async def test_seen_is_a_precheck_that_add_records(make):
     assert not await f.seen(fp)
     assert await f.add(req, fp)
     assert await f.seen(fp)
-    assert f.queued() == 1
+    assert await f.queued() == 1
 
 
 # -- queued requests cost little memory and no GC time (issue 8.7) ----------------------------
@@ -256,7 +256,7 @@ async def test_the_journaled_frontier_gives_back_what_was_queued_or_in_flight(tm
     taken = await f.pop()  # in flight when the process dies
     finished = await f.pop()
     await f.done(finished)
-    f.ack(finished)  # complete: its outputs written
+    await f.ack(finished)  # complete: its outputs written
     retried = await f.pop()
     await f.done(retried)
     await f.retry(retried, 3600)
@@ -266,12 +266,12 @@ async def test_the_journaled_frontier_gives_back_what_was_queued_or_in_flight(tm
     await job.open()
     again = JournaledFrontier(job, fingerprint)
     await again.open(spider)
-    assert job.resumed and again.queued() == 3
+    assert job.resumed and await again.queued() == 3
     assert sorted(await drain_loading(again)) == sorted(
         u for u in ("http://a/1", "http://a/2", "http://b/1", "http://b/2")
         if u not in (finished.url, retried.url))
-    assert again.queued() == 1  # the retry still waits out its backoff
-    assert again.wakeup_at() is not None
+    assert await again.queued() == 1  # the retry still waits out its backoff
+    assert await again.wakeup_at() is not None
     assert not await add(again, finished.url)  # seen before the kill: still a duplicate
     assert taken.url not in (finished.url, retried.url)
     await job.close()
@@ -303,13 +303,13 @@ async def test_past_its_window_the_queue_waits_on_disk_in_order(tmp_path):
     urls = [f"http://h{i % 3}/{i}" for i in range(300)]
     for url in urls:
         assert await add(f, url)
-    assert f.queued() == 300 and f._queued <= 12
+    assert await f.queued() == 300 and f._queued <= 12
     out = await drain_loading(f)
     assert sorted(out) == sorted(urls)
     for host in ("h0", "h1", "h2"):
         mine = [int(u.rsplit("/", 1)[1]) for u in out if f"//{host}/" in u]
         assert mine == sorted(mine)  # breadth first within a host
-    assert f.queued() == 0
+    assert await f.queued() == 0
     await job.close()
 
 
@@ -347,7 +347,7 @@ async def test_a_job_frontier_holds_a_window_not_the_queue(tmp_path, count):
     memory = MemoryFrontier()
     on_disk = await fill(journaled)
     in_memory = await fill(memory)
-    assert journaled.queued() == memory.queued() == count
+    assert await journaled.queued() == await memory.queued() == count
     # the seen-set's ~75 bytes a request, and a window of at most WINDOW requests; with
     # the whole queue in memory a job frontier took about 1 KB a request
     bound = count * 80 + WINDOW * 800
@@ -378,7 +378,7 @@ async def test_a_hosts_pause_and_crawl_delay_outlive_the_process(tmp_path):
         await add(again, url)
     assert (await again.pop()).url == "http://b/1"
     assert await again.pop() is None  # a waits out its hour, b its Crawl-delay
-    assert again.wakeup_at() == 1015.0
+    assert await again.wakeup_at() == 1015.0
     clock.now = 1015.0
     assert (await again.pop()).url == "http://b/2"
     clock.now = 4599.0
@@ -412,9 +412,9 @@ async def test_stored_requests_the_spider_cannot_take_back_are_dropped_and_count
     await job.commit(stats)
     again = JournaledFrontier(job, fingerprint)
     await again.open(job._spider)
-    assert again.queued() == 5
+    assert await again.queued() == 5
     assert await drain_loading(again) == []
-    assert again.queued() == 0 and stats.errors == {"unrestorable_request": 5}
+    assert await again.queued() == 0 and stats.errors == {"unrestorable_request": 5}
     await job.commit(stats, finished=True)
     await job.close()
     assert read_job(tmp_path / "job")["finished"]  # their rows went with them

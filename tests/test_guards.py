@@ -85,7 +85,7 @@ async def test_an_endless_start_waits_for_room(aiohttp_server, tmp_path):
             while True:
                 n += 1
                 yield Request(f"{base}{n}")
-                peak = max(peak, self.crawler_scheduler.queued())
+                peak = max(peak, await self.crawler_scheduler.queued())
 
         def parse(self, response):
             yield {"url": response.url}

@@ -19,7 +19,9 @@ from crawler.http import Request
 
 class Frontier(Protocol):
     """What the scheduler needs from a request store. Its times are on its own `clock`
-    (seconds; a shared store's is wall time), injected, so tests can fake it."""
+    (seconds; a shared store's is wall time), injected, so tests can fake it. Every
+    question is async, counters included: a shared store answers for the whole fleet, over
+    the network. A request taken by pop() is leased until ack()."""
 
     clock: Callable[[], float]
 
@@ -56,7 +58,7 @@ class Frontier(Protocol):
         autothrottle (status None: no response). `cached`: the network was not used (a
         cache hit), so the start charges the host no delay."""
 
-    def ack(self, request: Request) -> None:
+    async def ack(self, request: Request) -> None:
         """`request` is complete: its callback ended and its items were handed to the
         outputs. Until then a popped request is leased, not gone: a durable store gives it
         back after a crash (the memory store forgets it at pop)."""
@@ -67,14 +69,14 @@ class Frontier(Protocol):
     async def set_crawl_delay(self, host: str, delay: float) -> None:
         """The host's robots.txt Crawl-delay: a floor for the gap between its starts."""
 
-    def wakeup_at(self) -> float | None:
+    async def wakeup_at(self) -> float | None:
         """When (on `clock`) a host now held back by its delay becomes ready, if any."""
 
-    def queued(self) -> int:
-        """Requests waiting."""
+    async def queued(self) -> int:
+        """Requests waiting (retries waiting out a backoff included)."""
 
-    def in_flight(self) -> int:
-        """Requests popped and not yet done."""
+    async def in_flight(self) -> int:
+        """Requests popped and not yet done() (by every process sharing the store)."""
 
 
 __all__ = ["Frontier", "JournaledFrontier", "MemoryFrontier"]

@@ -78,8 +78,8 @@ class JournaledFrontier(MemoryFrontier):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await super().close()
 
-    def queued(self) -> int:
-        return super().queued() + self._disk_total
+    async def queued(self) -> int:
+        return await super().queued() + self._disk_total
 
     def _in_memory(self, host: str) -> int:
         queue = self._hosts.get(host)
@@ -124,8 +124,8 @@ class JournaledFrontier(MemoryFrontier):
                 self._load(host)
         return request
 
-    def wakeup_at(self) -> float | None:
-        at = super().wakeup_at()
+    async def wakeup_at(self) -> float | None:
+        at = self._wakeup_at()
         if self._loading or (self._starving and self._queued < self._window // 2):
             soon = self.clock() + _POLL  # a load will bring work
             return soon if at is None else min(at, soon)
@@ -180,7 +180,7 @@ class JournaledFrontier(MemoryFrontier):
     def _keep_slot(self, host: str) -> None:
         self.job.host(host, self._hosts[host].slot.record())
 
-    def ack(self, request: Request) -> None:
+    async def ack(self, request: Request) -> None:
         self.job.complete(request)  # its row goes with the next commit
 
     async def mark_seen(self, fingerprint: bytes, request: Request | None = None) -> bool:

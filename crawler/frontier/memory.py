@@ -188,7 +188,7 @@ class MemoryFrontier:
         elif not queue.count and queue.slot.idle(now):
             del self._hosts[host]
 
-    def ack(self, request: Request) -> None:
+    async def ack(self, request: Request) -> None:
         return None  # nothing to give back after a crash: the process is the store
 
     async def pause_host(self, host: str, seconds: float) -> None:
@@ -201,14 +201,17 @@ class MemoryFrontier:
             self._crawl_delays.popitem(last=False)
         self._queue(host).slot.set_crawl_delay(delay, self.policy)
 
-    def wakeup_at(self) -> float | None:
+    async def wakeup_at(self) -> float | None:
+        return self._wakeup_at()
+
+    def _wakeup_at(self) -> float | None:
         times = [heap[0][0] for heap in (self._sleeping, self._delayed) if heap]
         return min(times) if times else None
 
-    def queued(self) -> int:
+    async def queued(self) -> int:
         return self._queued + len(self._delayed)
 
-    def in_flight(self) -> int:
+    async def in_flight(self) -> int:
         return self._in_flight
 
     def _reschedule(self, host: str, queue: _HostQueue, now: float) -> None:
