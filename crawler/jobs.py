@@ -65,13 +65,22 @@ CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY, data TEXT NOT NULL,
                                      priority INTEGER NOT NULL, waiting INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS waiting_by_host ON requests (host, priority DESC, id)
     WHERE waiting = 1;
-CREATE TABLE IF NOT EXISTS seen (fp BLOB PRIMARY KEY) WITHOUT ROWID;
+-- a commit's new fingerprints of one size, end to end: the frontier's memory decides what
+-- is new, so the table is only appended to, and only read on resume
+CREATE TABLE IF NOT EXISTS seen (size INTEGER NOT NULL, fps BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS outputs (name TEXT PRIMARY KEY, length INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS hosts (host TEXT PRIMARY KEY, slot TEXT NOT NULL);
 """
-# id, data, not_before, host, priority, waiting: as inserted, so that the writer thread
-# binds them without Python code of its own (it would hold the GIL)
+_SCHEMA_VERSION = "2"
+# id, data, not_before, host, priority, waiting: as inserted
 _Row = tuple[int, str, float | None, str, int, int]
+# A commit is a few statements, whatever its size: rows go in as one JSON array each.
+# executemany() would release and take back the GIL around every row's step, and with
+# the event loop busy each taking back waits for it (up to sys.getswitchinterval()): a
+# commit of 7,000 rows then takes seconds and slows the loop by as many forced switches.
+_INSERT_ROWS = ("INSERT OR REPLACE INTO requests SELECT " + ", ".join(
+    f"json_extract(value, '$[{i}]')" for i in range(6)) + " FROM json_each(?)")
+_IDS = "(SELECT value FROM json_each(?))"
 _STATS_KEPT = ("start_requests", "pages", "items", "items_dropped", "requests_scheduled",
                "requests_failed", "duplicates_filtered", "offsite_dropped", "invalid_url",
                "unsupported_scheme", "depth_limited", "url_too_long", "host_limited",
@@ -142,7 +151,7 @@ class Job:
         self._next_id = 1
         self._rows: dict[int, _Row] = {}  # rows to insert or replace, by id
         self._done: set[int] = set()
-        self._seen: list[tuple[bytes]] = []  # as inserted
+        self._seen: list[bytes] = []
         self._slots: dict[str, str] = {}  # host -> its politeness record, as JSON
         self._lengths: dict[str, int] = {}  # output name -> stored length
         self._outputs: list[Sink] = []
@@ -195,10 +204,15 @@ class Job:
         self._next_id = max(int(self.meta.get("next_id", 1)), (top or 0) + 1)
         if "spider" not in self.meta:
             now = _now()
+            meta = {"spider": self._spider.name, "created": now, "updated": now,
+                    "schema": _SCHEMA_VERSION}
             with db:
-                db.executemany("INSERT INTO job VALUES (?, ?)", [
-                    ("spider", self._spider.name), ("created", now), ("updated", now)])
-            self.meta.update(spider=self._spider.name, created=now, updated=now)
+                db.executemany("INSERT INTO job VALUES (?, ?)", meta.items())
+            self.meta.update(meta)
+        elif self.meta.get("schema") != _SCHEMA_VERSION:
+            raise StartupError(f"the job in {self.directory} was made by another version of "
+                               "the crawler: use another --job-dir, or --restart to start it "
+                               "over")
 
     async def prepare_outputs(self, sinks: Sequence[Sink]) -> None:
         """Only files can be cut back; on resume, cut each to its stored length and
@@ -245,7 +259,8 @@ class Job:
         with db:
             db.execute("BEGIN")
             db.execute("UPDATE requests SET waiting = 1 WHERE waiting = 0")
-        seen = [row[0] for row in db.execute("SELECT fp FROM seen")]
+        seen = [fps[i:i + size] for size, fps in db.execute("SELECT size, fps FROM seen")
+                for i in range(0, len(fps), size)]
         waiting = dict(db.execute("SELECT host, COUNT(*) FROM requests GROUP BY host"))
         return seen, waiting, list(db.execute("SELECT host, slot FROM hosts"))
 
@@ -277,8 +292,8 @@ class Job:
             rows = list(db.execute(
                 "SELECT id, data, not_before FROM requests WHERE host = ? AND waiting = 1 "
                 "ORDER BY priority DESC, id LIMIT ?", (host, limit)))
-            db.executemany("UPDATE requests SET waiting = 0 WHERE id = ?",
-                           ((row[0],) for row in rows))
+            db.execute(f"UPDATE requests SET waiting = 0 WHERE id IN {_IDS}",
+                       (orjson.dumps([row[0] for row in rows]),))
         return rows
 
     def restore_stats(self, stats: Stats) -> None:
@@ -346,13 +361,13 @@ class Job:
         self._rows[rid] = (rid, data, not_before, request._host or request.host,
                            request.priority, int(waiting))
         if fingerprint is not None:
-            self._seen.append((fingerprint,))
+            self._seen.append(fingerprint)
 
     def added(self, request: Request, fingerprint: bytes | None) -> None:
         self.store(self.row(request), request, fingerprint)
 
     def seen(self, fingerprint: bytes) -> None:
-        self._seen.append((fingerprint,))
+        self._seen.append(fingerprint)
 
     def retried(self, request: Request, not_before: float) -> None:
         """A retry replaces its row, with the (wall) time before which it may not start."""
@@ -407,17 +422,23 @@ class Job:
             await self._worker.run(self._store, rows, done, seen, slots, lengths, meta)
 
     def _store(self, rows: dict[int, _Row], done: set[int],
-               seen: list[tuple[bytes]], slots: dict[str, str],
+               seen: list[bytes], slots: dict[str, str],
                lengths: list[tuple[str, int]], meta: dict[str, str],
                ) -> None:
         db = self._db
         assert db is not None
+        by_size: dict[int, list[bytes]] = {}
+        for fp in seen:
+            by_size.setdefault(len(fp), []).append(fp)
         with db:
             db.execute("BEGIN")
-            db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", seen)
-            db.executemany("INSERT OR REPLACE INTO requests VALUES (?, ?, ?, ?, ?, ?)",
-                           rows.values())
-            db.executemany("DELETE FROM requests WHERE id = ?", ((rid,) for rid in done))
+            db.executemany("INSERT INTO seen VALUES (?, ?)",
+                           [(size, b"".join(fps)) for size, fps in by_size.items()])
+            if rows:
+                db.execute(_INSERT_ROWS, (orjson.dumps(list(rows.values())),))
+            if done:
+                db.execute(f"DELETE FROM requests WHERE id IN {_IDS}",
+                           (orjson.dumps(list(done)),))
             db.executemany("INSERT OR REPLACE INTO outputs VALUES (?, ?)", lengths)
             db.executemany("INSERT OR REPLACE INTO hosts VALUES (?, ?)", slots.items())
             if "finished" in meta and db.execute("SELECT 1 FROM requests LIMIT 1").fetchone():

@@ -94,7 +94,8 @@ class JournaledFrontier(MemoryFrontier):
                 for (request, _, force), key in zip(entries, keys, strict=True)]
         added = []
         for (request, fp, force), key, row in zip(entries, keys, rows, strict=True):
-            if key in seen and not force:
+            new = key not in seen
+            if not new and not force:
                 added.append(False)
                 continue
             seen.add(key)
@@ -102,13 +103,13 @@ class JournaledFrontier(MemoryFrontier):
             host = request._host or request.host
             if self._on_disk.get(host) or self._queued >= self._window \
                     or self._in_memory(host) >= self._host_window:
-                job.store(row, request, fp, waiting=True)
+                job.store(row, request, fp if new else None, waiting=True)
                 self._on_disk[host] = self._on_disk.get(host, 0) + 1
                 self._disk_total += 1
                 if not self._in_memory(host):
                     self._starving[host] = None
             else:
-                job.store(row, request, fp)
+                job.store(row, request, fp if new else None)
                 self._push(request)
             added.append(True)
         return added
