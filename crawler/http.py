@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlencode
@@ -29,7 +30,8 @@ _PLAIN_CHARS = re.compile(r"/[A-Za-z0-9\-_~./]*\Z")  # with the checks of _plain
 
 HeadersArg: TypeAlias = Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None
 """Request headers: a mapping or (name, value) pairs; values str, bytes, int, list or None."""
-PackedRequest: TypeAlias = tuple[int, str, str | None, int]
+# (seq, URL, callback name, depth), and the request's id in a store when it has one
+PackedRequest: TypeAlias = tuple[Any, ...]
 """A queued request that holds nothing but its URL, its callback's name and its depth,
 after the frontier's arrival sequence number."""
 
@@ -145,7 +147,8 @@ class Request:
     def host(self) -> str:
         """The politeness key: scheme://host:port."""
         if self._host is None:
-            self._host = host_key(self.yurl)
+            # interned: a frontier holds thousands of requests of one host
+            self._host = sys.intern(host_key(self.yurl))
         return self._host
 
     def compact(self) -> None:
@@ -155,7 +158,7 @@ class Request:
             if self._url is None:
                 self._url = str(self._yurl)
             if self._host is None:
-                self._host = host_key(self._yurl)
+                self._host = sys.intern(host_key(self._yurl))
             self._yurl = None
 
     @classmethod
@@ -187,20 +190,27 @@ class Request:
         return self.yurl.raw_path_qs
 
     def pack(self, spider: object, names: dict[Any, str] | None = None, seq: int = 0,
-             ) -> PackedRequest | Request:
+             id_key: str | None = None) -> PackedRequest | Request:
         """The request as a plain tuple (seq, URL, callback name, depth) when that is all it
         holds, as most followed links do; else the request itself. A tuple of strings and
         ints takes a third of the memory and is not tracked by the garbage collector, which
         matters when a frontier holds millions. `names` caches callback names by function;
-        `seq` is the frontier's arrival order, kept in the same tuple."""
+        `seq` is the frontier's arrival order, kept in the same tuple. A meta holding only
+        `id_key` (a store's id for the request) is kept as a fifth item."""
+        meta = self._meta
         if self.method != "GET" or self.body or self.headers is not None or \
-                self.dropped_headers or self._meta or self._cb_kwargs or \
+                self.dropped_headers or self._cb_kwargs or \
                 self.errback is not None or self.dont_filter or self.cookies:
             return self
+        tail: tuple[Any, ...] = ()
+        if meta:
+            if id_key is None or len(meta) != 1 or id_key not in meta:
+                return self
+            tail = (meta[id_key],)
         callback = self.callback
         url = self._url if self._url is not None else self.url
         if callback is None:
-            return (seq, url, None, self.depth)
+            return (seq, url, None, self.depth, *tail)
         func = getattr(callback, "__func__", None)
         if func is None or callback.__self__ is not spider:  # type: ignore[attr-defined]
             return self  # not a method of the spider: it cannot be named
@@ -211,17 +221,18 @@ class Request:
                 return self
             if names is not None:
                 names[func] = name
-        return (seq, url, name, self.depth)
+        return (seq, url, name, self.depth, *tail)
 
     @classmethod
     def unpack(cls, packed: PackedRequest | Request, spider: object, priority: int,
-               host: str) -> Request:
-        """The request `pack` gave."""
+               host: str, id_key: str | None = None) -> Request:
+        """The request `pack` gave (with the same `id_key`)."""
         if isinstance(packed, Request):
             return packed
-        _, url, name, depth = packed
-        request = cls(url, None if name is None else getattr(spider, name),
-                      priority=priority, depth=depth)
+        url, name, depth = packed[1], packed[2], packed[3]
+        meta = {id_key: packed[4]} if id_key is not None and len(packed) == 5 else None
+        request = cls(url, None if name is None else getattr(spider, name), priority=priority,
+                      depth=depth, meta=meta)
         request._host = host
         return request
 

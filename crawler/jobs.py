@@ -45,19 +45,20 @@ from typing import Any
 import orjson
 
 from crawler import sqlitedb
+from crawler.codec import RequestCodec
 from crawler.exceptions import StartupError
-from crawler.http import Request, request_callback_name
+from crawler.http import Request
 from crawler.items import Record
 from crawler.sinks import Sink
 from crawler.stats import Stats
 
-__all__ = ["JOB_FILE", "PAGE_RECORDS", "Job", "clear_job", "read_job"]
+__all__ = ["JOB_FILE", "PAGE_RECORDS", "ROW_ID", "Job", "clear_job", "read_job"]
 
 logger = logging.getLogger(__name__)
 
 JOB_FILE = "job.sqlite3"
 _COMMIT_EVERY = 0.25  # seconds between commits
-_ID = "_job_id"  # the meta key of a request's row id
+ROW_ID = "_job_id"  # the meta key of a request's row id
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS job (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY, data TEXT NOT NULL,
@@ -95,7 +96,7 @@ PAGE_RECORDS: ContextVar[list[tuple[Record, Any]] | None] = ContextVar("page_rec
 
 def row_id(request: Request) -> int | None:
     """The id of the job row `request` lives in, if it has one."""
-    return request._meta.get(_ID) if request._meta else None
+    return request._meta.get(ROW_ID) if request._meta else None
 
 
 def clear_job(directory: str | Path) -> bool:
@@ -141,7 +142,7 @@ class Job:
         self._worker = sqlitedb.Worker("job")  # every SQLite call, off the loop
         self._db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
-        self._names: dict[Any, str] = {}  # callback function -> its name on the spider
+        self._codec = RequestCodec(spider, ROW_ID)
         self.lock = asyncio.Lock()  # a page's completion vs a commit's cut
         self._committing = asyncio.Lock()  # one commit at a time, in order
         self.resumed = False
@@ -275,7 +276,7 @@ class Job:
         requests = []
         for rid, data, not_before in rows:
             try:
-                request = self._request(rid, data)
+                request = self._codec.decode(data, rid)
             except (ValueError, TypeError) as exc:  # the spider lost a method since
                 logger.error("a stored request cannot be restored (%s): dropped", exc)
                 self.stats.errors["unrestorable_request"] += 1
@@ -314,43 +315,15 @@ class Job:
         """The request's row id, given now if it has none (kept in its meta, so that a
         retry or a redirect keeps the row)."""
         meta = request.meta
-        rid: int | None = meta.get(_ID)
+        rid: int | None = meta.get(ROW_ID)
         if rid is None:
-            rid = meta[_ID] = self._next_id
+            rid = meta[ROW_ID] = self._next_id
             self._next_id += 1
         return rid
 
     def row(self, request: Request) -> tuple[int, str]:
-        """The request's row: its id and data. ValueError when it cannot be stored. A
-        plain GET (most followed links) is a short JSON array, not `to_json`'s object."""
-        rid = self.assign(request)
-        if len(request._meta or ()) == 1 and request.method == "GET" and not (
-                request.body or request.headers or request.dropped_headers or request.cookies
-                or request._cb_kwargs or request.errback is not None or request.dont_filter):
-            callback = request.callback
-            name = None if callback is None else self._name(callback)
-            return rid, orjson.dumps([request.url, name, request.depth,
-                                      request.priority]).decode()
-        return rid, request.to_json(self._spider)
-
-    def _name(self, callback: Any) -> str:
-        func = getattr(callback, "__func__", None)
-        name = self._names.get(func) if getattr(callback, "__self__", None) is self._spider \
-            else None
-        if name is None:
-            name = self._names[func] = request_callback_name(callback, self._spider)
-        return name
-
-    def _request(self, rid: int, data: str) -> Request:
-        """A stored row as a request again, its id in its meta."""
-        if data[0] == "[":
-            url, name, depth, priority = orjson.loads(data)
-            callback = None if name is None else getattr(self._spider, name, None)
-            if name is not None and not callable(callback):
-                raise ValueError(f"the spider has no method {name!r} (the callback of a "
-                                 "stored request)")
-            return Request(url, callback, priority=priority, meta={_ID: rid}, depth=depth)
-        return Request.from_dict(orjson.loads(data), self._spider)
+        """The request's row: its id and data. ValueError when it cannot be stored."""
+        return self.assign(request), self._codec.encode(request)
 
     def store(self, row: tuple[int, str], request: Request, fingerprint: bytes | None, *,
               waiting: bool = False, not_before: float | None = None) -> None:

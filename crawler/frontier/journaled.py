@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 
 from crawler.frontier.memory import DELAYS_KEPT, MemoryFrontier
 from crawler.http import Request
-from crawler.jobs import Job
+from crawler.jobs import ROW_ID, Job
 from crawler.ratelimit import HostPolicy, HostSlot
 
 __all__ = ["HOST_WINDOW", "WINDOW", "JournaledFrontier"]
@@ -40,6 +40,8 @@ _POLL = 0.005  # seconds between dispatcher wake-ups while a load runs
 
 class JournaledFrontier(MemoryFrontier):
     """Usage: `JournaledFrontier(job, fingerprint, HostPolicy.from_settings(settings))`."""
+
+    id_key = ROW_ID  # a queued request's row id, packed with it
 
     def __init__(self, job: Job, fingerprint: Callable[[Request], bytes],
                  policy: HostPolicy | None = None, *, window: int = WINDOW,

@@ -27,7 +27,7 @@ from crawler.ratelimit import HostPolicy, HostSlot
 __all__ = ["DELAYS_KEPT", "MemoryFrontier"]
 
 _Key = tuple[int, int]  # (-priority, arrival sequence)
-_Entry = tuple[Any, ...]  # (seq, url, callback name, depth) or (seq, Request)
+_Entry = tuple[Any, ...]  # (seq, url, callback name, depth[, id]) or (seq, Request)
 DELAYS_KEPT = 100_000  # hosts whose Crawl-delay is remembered
 
 
@@ -59,6 +59,8 @@ class MemoryFrontier:
     Usage:
         frontier = MemoryFrontier(HostPolicy(concurrency=4, delay=0.5))
     """
+
+    id_key: str | None = None  # the meta key of a request's id in a store behind this one
 
     def __init__(self, policy: HostPolicy | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -136,7 +138,7 @@ class MemoryFrontier:
         # the entry is the new head when the host had none or it ranks above the old one
         # (later arrivals of the same priority queue behind it)
         new_head = not queue.count or priority > max(queue.buckets)
-        entry: _Entry | Request = request.pack(self._spider, self._names, seq) \
+        entry: _Entry | Request = request.pack(self._spider, self._names, seq, self.id_key) \
             if self._spider is not None else request
         if isinstance(entry, Request):
             entry.compact()
@@ -173,7 +175,7 @@ class MemoryFrontier:
             self._reschedule(host, queue, now)
             if len(entry) == 2:
                 return entry[1]  # type: ignore[no-any-return]
-            return Request.unpack(entry, self._spider, priority, host)
+            return Request.unpack(entry, self._spider, priority, host, self.id_key)
         return None
 
     async def done(self, request: Request, *, latency: float | None = None,
