@@ -82,6 +82,11 @@ class Admission:
         self._awaiting_robots: dict[str, list[tuple[Request, bytes]]] = {}
         self.awaiting = 0  # requests waiting for their host's robots.txt
         self._robots_tasks: set[asyncio.Task[None]] = set()
+        # False (a shared frontier): a request whose host's robots.txt is not known yet is
+        # queued, and checked when it is fetched (robots_allows): one held here would be
+        # lost with this process, and unseen by the others
+        self.hold_robots = True
+        self._rules: dict[str, asyncio.Task[None]] = {}  # host -> robots.txt being loaded
 
     async def queued(self) -> int:
         """Requests in the frontier or waiting for their host's robots.txt."""
@@ -178,7 +183,7 @@ class Admission:
                 self._full(request)
             elif (canonical is not None and not guard_plain) or guards.admit(request):
                 verdict = robots.verdict(request) if robots is not None else True
-                if verdict is True:
+                if verdict is True or (verdict is None and not self.hold_robots):
                     to_add.append((request, fp, request.dont_filter))
                 else:
                     waiting += await self._hold_or_refuse(request, fp, verdict)
@@ -258,16 +263,42 @@ class Admission:
         self._robots_tasks.add(task)
         task.add_done_callback(self._robots_tasks.discard)
 
-    async def _load_robots(self, host: str, first: Request) -> None:
+    async def robots_allows(self, request: Request) -> bool:
+        """Whether robots.txt lets `request` be fetched, loading it first if needed; a
+        refusal is counted and sent to the errback. For requests queued unchecked."""
+        robots = self.robots
+        if robots is None:
+            return True
+        verdict = robots.verdict(request)
+        if verdict is None:
+            host = request.host
+            task = self._rules.get(host)
+            if task is None:  # one load per host, however many requests wait for it
+                task = self._rules[host] = asyncio.create_task(
+                    self._load_rules(host, request), name=f"robots {host}")
+                task.add_done_callback(lambda _: self._rules.pop(host, None))
+            await asyncio.shield(task)
+            verdict = robots.verdict(request)
+        if verdict is True:
+            return True
+        await self._refuse(request, Kind.INTERNAL if verdict is None else verdict)
+        return False
+
+    async def _load_rules(self, host: str, request: Request) -> None:
         robots = self.robots
         assert robots is not None
         try:
-            await robots.load(first)
-            delay = robots.crawl_delay(first)
+            await robots.load(request)
+            delay = robots.crawl_delay(request)
             if delay:
                 await self.frontier.set_crawl_delay(host, delay)
         except Exception:  # never lose the waiting requests to a bug or a parser crash
             logger.exception("loading robots.txt for %s failed", host)
+
+    async def _load_robots(self, host: str, first: Request) -> None:
+        await self._load_rules(host, first)
+        robots = self.robots
+        assert robots is not None
         waiting = self._awaiting_robots.pop(host)
         self.awaiting -= len(waiting)
         # every verdict now, while the rules are loaded (the cache may let them go later)
@@ -282,7 +313,7 @@ class Admission:
         self._settled()
 
     def close(self) -> None:
-        for task in self._robots_tasks:
+        for task in (*self._robots_tasks, *self._rules.values()):
             task.cancel()
 
 

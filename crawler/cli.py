@@ -25,6 +25,7 @@ from crawler.engine import Crawler, CrawlResult
 from crawler.exceptions import StartupError, UsageError
 from crawler.exporters import file_identity, make_exporter
 from crawler.feeds import output_sink
+from crawler.frontier.redisstore import default_worker_id, read_status
 from crawler.interrupts import EXIT_KILLED, Interrupts
 from crawler.jobs import clear_job, read_job
 from crawler.loader import discover, load_spider
@@ -47,7 +48,8 @@ _DESCRIPTION = """\
 crawler: an asyncio web crawling and scraping framework.
 
 commands: run (a spider), list (the spiders), demo (crawl a bundled local shop),
-bench (pages/s on this machine), jobs (the state of a --job-dir).
+bench (pages/s on this machine), jobs (the state of a --job-dir), status (a shared crawl's
+progress, with --frontier).
 `python -m crawler COMMAND --help` for each.
 """
 _EPILOG = """\
@@ -101,6 +103,13 @@ def _parser() -> argparse.ArgumentParser:
     jobs = commands.add_parser("jobs", help="show the state of a job directory")
     jobs.add_argument("dir", help="a --job-dir directory")
     jobs.set_defaults(command=_cmd_jobs)
+
+    status = commands.add_parser("status", help="show a shared crawl's progress (--frontier)")
+    status.add_argument("spider", help="the spider's name")
+    status.add_argument("--frontier", required=True, metavar="URL",
+                        help="the shared frontier (redis://HOST:PORT/DB)")
+    status.add_argument("--job", metavar="NAME", help="the crawl's name (default: the spider's)")
+    status.set_defaults(command=_cmd_status)
     return parser
 
 
@@ -126,6 +135,14 @@ def _crawl_options(parser: argparse.ArgumentParser) -> None:
                              "any stop, kill -9 included (the job_dir setting)")
     parser.add_argument("--restart", action="store_true",
                         help="with --job-dir: forget the job in DIR and start it over")
+    parser.add_argument("--frontier", metavar="URL",
+                        help="share the crawl with every process given the same URL "
+                             "(redis://HOST:PORT/DB; the frontier setting)")
+    parser.add_argument("--job", metavar="NAME",
+                        help="with --frontier: the crawl's name in it (default: the spider's)")
+    parser.add_argument("--worker-id", metavar="ID",
+                        help="with --frontier: this process's name in the fleet and in "
+                             "{worker} (default: host name and pid)")
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -190,6 +207,27 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    Settings(frontier=args.frontier, frontier_job=args.job)  # the same checks as run's
+    state = asyncio.run(read_status(args.frontier, args.spider, args.job))
+    counts = state["counts"]
+    print(f"crawl:       {state['prefix'].rstrip(':')}\n"
+          f"queued:      {counts.get('queued', 0)}\n"
+          f"leased:      {state['leased']}\n"
+          f"done:        {counts.get('acked', 0)}\n"
+          f"pages:       {counts.get('pages', 0)}\n"
+          f"items:       {counts.get('items', 0)}\n"
+          f"redelivered: {counts.get('redelivered', 0)}\n"
+          f"seen:        {state['seen']}\n"
+          f"state:       {state['state']}")
+    workers = state["workers"]
+    print(f"workers:     {len(workers)}")
+    for name, w in sorted(workers.items()):
+        print(f"  {name}: last heartbeat {w['age']:.1f} s ago, {w['pages']} pages "
+              f"({w['pages_per_second']}/s), {w['items']} items, {w['in_flight']} in flight")
+    return EXIT_OK
+
+
 def _reason(reason: str) -> str:
     return f" ({reason})" if reason and reason != "finished" else ""
 
@@ -225,6 +263,11 @@ def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[
         settings = settings.merge({"http_cache": True})
     if args.job_dir is not None:
         settings = settings.merge({"job_dir": args.job_dir})
+    shared = {"frontier": args.frontier, "frontier_job": args.job,
+              "worker_id": args.worker_id}
+    settings = settings.merge({k: v for k, v in shared.items() if v is not None})
+    if settings.frontier is None and (args.job or args.worker_id):
+        raise UsageError("--job and --worker-id name a shared crawl: give --frontier URL")
     if args.restart and settings.job_dir is None:
         raise UsageError("--restart needs a job: give --job-dir DIR")
     _configure_logging(settings)
@@ -251,12 +294,15 @@ def _outputs(spider: Spider, args: argparse.Namespace, settings: Settings, *,
              default_overwrite: bool) -> list[Sink]:
     started = datetime.datetime.now(datetime.UTC)
     fields, sinks = settings.feed_fields, settings.sinks
+    worker = settings.worker_id or default_worker_id()
     outputs = [output_sink(spec, overwrite=False, fields=fields, spider=spider,
-                           started=started, sinks=sinks) for spec in args.output]
+                           started=started, sinks=sinks, worker=worker) for spec in args.output]
     outputs += [output_sink(spec, overwrite=True, fields=fields, spider=spider,
-                            started=started, sinks=sinks) for spec in args.overwrite_output]
-    if not outputs:
-        outputs.append(make_exporter(Path("output") / f"{spider.name}.jsonl",
+                            started=started, sinks=sinks, worker=worker)
+                for spec in args.overwrite_output]
+    if not outputs:  # with a shared frontier, each worker writes its own file
+        name = f"{spider.name}.{worker}" if settings.frontier else spider.name
+        outputs.append(make_exporter(Path("output") / f"{name}.jsonl",
                                      overwrite=default_overwrite, fields=fields))
     return outputs
 
@@ -299,6 +345,8 @@ def _finish(outcome: tuple[CrawlResult, bool], args: argparse.Namespace) -> int:
               "last complete record", file=sys.stderr)
         code = code or EXIT_FAILED
     why = nothing_done(stats)
+    if why is not None and stats["counters"].get("frontier/joined"):
+        why = None  # another worker ran start(): this one found the work done or taken
     if why is not None and not killed:
         print(f"crawler: error: {why}", file=sys.stderr)
         code = code or EXIT_FAILED

@@ -9,19 +9,26 @@ import orjson
 
 from crawler.http import Request, request_callback_name
 
-__all__ = ["RequestCodec"]
+__all__ = ["STORE_ID", "RequestCodec", "store_id"]
+
+STORE_ID = "_store_id"  # the meta key of a request's id in a store outside the process
+
+
+def store_id(request: Request) -> Any:
+    """The id of the stored row (or record) `request` lives in, if it has one."""
+    return request._meta.get(STORE_ID) if request._meta else None
 
 
 class RequestCodec:
     """A plain GET (most followed links: URL, callback, depth, priority and the store's own
     id in its meta) becomes a short JSON array; any other request `Request.to_json`.
 
-    Usage: `codec = RequestCodec(spider, "_job_id"); codec.decode(codec.encode(r), rid)`.
+    Usage: `codec = RequestCodec(spider); request = codec.decode(codec.encode(r), rid)`.
     """
 
-    def __init__(self, spider: Any, id_key: str) -> None:
+    def __init__(self, spider: Any, id_key: str = STORE_ID) -> None:
         self._spider = spider
-        self._id_key = id_key  # the meta key of the request's id in the store
+        self._id_key = id_key
         self._names: dict[Any, str] = {}  # callback function -> its name on the spider
 
     def encode(self, request: Request) -> str:

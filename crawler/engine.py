@@ -22,7 +22,7 @@ from typing import Any
 from crawler.downloader import Downloader, HttpDownloader
 from crawler.exceptions import CloseSpider, Kind, StartupError
 from crawler.extensions import load_extensions
-from crawler.frontier import Frontier, JournaledFrontier, MemoryFrontier
+from crawler.frontier import Frontier, JournaledFrontier, MemoryFrontier, RedisFrontier
 from crawler.http import Request
 from crawler.jobs import Job
 from crawler.middlewares import MiddlewareChain
@@ -50,6 +50,7 @@ __all__ = ["CrawlResult", "CrawlState", "Crawler"]
 logger = logging.getLogger(__name__)
 
 _SEED_BATCH = 256  # start requests queued before yielding to the workers
+_UNLIMITED = 1 << 30
 
 
 class Crawler:
@@ -90,6 +91,14 @@ class Crawler:
             if frontier is not None:
                 raise StartupError("a job dir keeps its own frontier: pass no frontier")
             frontier = JournaledFrontier(self.job, fingerprint, HostPolicy.from_settings(s))
+        if s.frontier is not None:
+            if frontier is not None or self.job is not None:
+                raise StartupError("a shared frontier (the frontier setting) keeps the crawl's "
+                                   "state itself: give no job dir and no other frontier")
+            frontier = RedisFrontier(
+                s.frontier, spider=spider.name, job=s.frontier_job,
+                policy=HostPolicy.from_settings(s), worker=s.worker_id, lease=s.frontier_lease,
+                max_pages=s.max_pages, max_items=s.max_items, max_duration=s.max_duration)
         self._frontier = frontier or MemoryFrontier(HostPolicy.from_settings(s))
         self.frontier = self._frontier
         self.signals = Signals(self.stats)
@@ -105,9 +114,11 @@ class Crawler:
             refused=self._refused,
             settled=self._check_done,
             # max_pages: no more in flight than the pages still to fetch
-            can_dispatch=(lambda: True) if max_pages is None else
-            (lambda: self.stats.pages + self.scheduler.in_flight < max_pages),
+            dispatch_room=(lambda: _UNLIMITED) if max_pages is None else
+            (lambda: max_pages - self.stats.pages - self.scheduler.in_flight),
         )
+        if self._frontier.shared:  # robots.txt is checked as each request is fetched
+            self.scheduler.admission.hold_robots = False
         self._busy = 0
         self._seeding = True
         self._done = asyncio.Event()
@@ -319,6 +330,9 @@ class Crawler:
                     retry=RetryPolicy.from_settings(s)))
             await self._frontier.open(self.spider)
             stack.push_async_callback(self._frontier.close)
+            stats = self.stats
+            self._frontier.watch(self._check_done, self.stop, pages=lambda: stats.pages,
+                                 items=lambda: stats.items)
             if self.job is not None:
                 await self.job.commit(self.stats)  # the outputs' lengths as they start
             try:
@@ -417,7 +431,10 @@ class Crawler:
     # work -----------------------------------------------------------------------------------
 
     async def _seed(self) -> None:
-        if self.job is not None and self.job.seeded:  # start() ran to its end before
+        joined = not await self._frontier.claim_seeding()  # start() runs in another process
+        if joined:
+            self.stats.counters["frontier/joined"] = 1
+        if joined or (self.job is not None and self.job.seeded):  # or ran to its end before
             self._seeding = False
             self._check_done()
             return
@@ -436,6 +453,7 @@ class Crawler:
             else:
                 if self.job is not None:
                     self.job.seeding_done()
+                await self._frontier.seeding_done()
         except asyncio.CancelledError:
             raise
         except CloseSpider as exc:

@@ -5,6 +5,8 @@ a URI whose scheme names a registered sink, with Scrapy's placeholders and an op
     output/%(name)s-%(time)s.jsonl    %(name)s the spider's name, %(time)s the start time
                                       (UTC, e.g. 2026-11-25T21-55-45), %(attr)s any spider
                                       attribute
+    output/{spider}.{worker}.jsonl    the spider's name and this process's worker id (host
+                                      name and pid, or --worker-id): one file per worker
     items.txt:csv                     a format other than the extension says
     -   or   -:csv                    standard output (JSON lines unless a format is given)
     file:///tmp/items.json            a local file by URI
@@ -26,28 +28,28 @@ from crawler.sinks import Sink, sink_factory
 
 __all__ = ["output_sink"]
 
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|\{(spider|worker)\}")
 _FORMAT_SUFFIX = re.compile(r"^(.+):(" + "|".join(FORMATS) + r")$", re.IGNORECASE)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
 
 def output_sink(spec: str, *, overwrite: bool, fields: tuple[str, ...] | None,
                 spider: Any, started: datetime.datetime,
-                sinks: tuple[tuple[str, Any], ...] = ()) -> Sink:
+                sinks: tuple[tuple[str, Any], ...] = (), worker: str = "") -> Sink:
     """The sink for one `-o`/`-O` value; OutputError when it names nothing writable.
     `sinks` are the setting's (scheme, factory) pairs."""
     target, format_name = spec, None
     match = _FORMAT_SUFFIX.match(spec)
     if match:
         target, format_name = match.group(1), match.group(2)
-    target = _fill(target, spider, started, spec)
+    target = _fill(target, spider, started, spec, worker)
     scheme = _SCHEME.match(target)
     if scheme and scheme.group(1).lower() != "file":
         try:
             factory = sink_factory(scheme.group(1), sinks)
         except OutputError as exc:
             raise OutputError(f"cannot write to {spec!r}: {exc}") from None
-        return _built(factory, _fill(spec, spider, started, spec), overwrite, fields)
+        return _built(factory, _fill(spec, spider, started, spec, worker), overwrite, fields)
     if scheme:
         parts = urlsplit(target)
         if parts.netloc not in ("", "localhost"):
@@ -71,10 +73,15 @@ def _built(factory: Any, uri: str, overwrite: bool, fields: tuple[str, ...] | No
     return sink
 
 
-def _fill(target: str, spider: Any, started: datetime.datetime, spec: str) -> str:
-    """Replace %(name)s, %(time)s and %(attribute)s placeholders."""
+def _fill(target: str, spider: Any, started: datetime.datetime, spec: str,
+          worker: str) -> str:
+    """Replace %(name)s, %(time)s, %(attribute)s, {spider} and {worker} placeholders."""
     def value(match: re.Match[str]) -> str:
-        key = match.group(1)
+        key = match.group(1) or match.group(2)
+        if key == "worker":
+            return worker
+        if key == "spider":
+            return str(spider.name)
         if key == "time":
             return started.astimezone(datetime.UTC).replace(microsecond=0, tzinfo=None) \
                 .isoformat().replace(":", "-")

@@ -45,20 +45,19 @@ from typing import Any
 import orjson
 
 from crawler import sqlitedb
-from crawler.codec import RequestCodec
+from crawler.codec import STORE_ID, RequestCodec, store_id
 from crawler.exceptions import StartupError
 from crawler.http import Request
 from crawler.items import Record
 from crawler.sinks import Sink
 from crawler.stats import Stats
 
-__all__ = ["JOB_FILE", "PAGE_RECORDS", "ROW_ID", "Job", "clear_job", "read_job"]
+__all__ = ["JOB_FILE", "PAGE_RECORDS", "Job", "clear_job", "read_job"]
 
 logger = logging.getLogger(__name__)
 
 JOB_FILE = "job.sqlite3"
 _COMMIT_EVERY = 0.25  # seconds between commits
-ROW_ID = "_job_id"  # the meta key of a request's row id
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS job (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY, data TEXT NOT NULL,
@@ -92,11 +91,6 @@ _STATS_KEPT = ("start_requests", "pages", "items", "items_dropped", "requests_sc
 # write them as they come
 PAGE_RECORDS: ContextVar[list[tuple[Record, Any]] | None] = ContextVar("page_records",
                                                                        default=None)
-
-
-def row_id(request: Request) -> int | None:
-    """The id of the job row `request` lives in, if it has one."""
-    return request._meta.get(ROW_ID) if request._meta else None
 
 
 def clear_job(directory: str | Path) -> bool:
@@ -142,7 +136,7 @@ class Job:
         self._worker = sqlitedb.Worker("job")  # every SQLite call, off the loop
         self._db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
-        self._codec = RequestCodec(spider, ROW_ID)
+        self._codec = RequestCodec(spider, STORE_ID)
         self.lock = asyncio.Lock()  # a page's completion vs a commit's cut
         self._committing = asyncio.Lock()  # one commit at a time, in order
         self.resumed = False
@@ -315,9 +309,9 @@ class Job:
         """The request's row id, given now if it has none (kept in its meta, so that a
         retry or a redirect keeps the row)."""
         meta = request.meta
-        rid: int | None = meta.get(ROW_ID)
+        rid: int | None = meta.get(STORE_ID)
         if rid is None:
-            rid = meta[ROW_ID] = self._next_id
+            rid = meta[STORE_ID] = self._next_id
             self._next_id += 1
         return rid
 
@@ -349,7 +343,7 @@ class Job:
     def complete(self, request: Request) -> None:
         """`request` is done for good: its row goes (call under `lock`, right after its
         page's records were handed to the outputs)."""
-        rid = row_id(request)
+        rid = store_id(request)
         if rid is not None:
             self._rows.pop(rid, None)
             self._done.add(rid)

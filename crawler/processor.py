@@ -14,11 +14,12 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
+from crawler.codec import store_id
 from crawler.downloader import Downloader
 from crawler.exceptions import DownloadError, IgnoreRequest, Kind, RequestFailed
 from crawler.http import Failure, Request, Response
 from crawler.items import Record
-from crawler.jobs import PAGE_RECORDS, Job, row_id
+from crawler.jobs import PAGE_RECORDS, Job
 from crawler.middlewares import MiddlewareChain, Outcome, Retry
 from crawler.outputs import Outputs
 from crawler.parsing import TooComplex
@@ -101,6 +102,9 @@ class Processor:
         if not context.running():
             await scheduler.done(request)
             return True
+        if scheduler.frontier.shared and not await scheduler.admission.robots_allows(request):
+            await scheduler.done(request, cached=True)  # refused: the host was not used
+            return False
         loop = asyncio.get_running_loop()
         fetched = False
 
@@ -195,7 +199,8 @@ class Processor:
             return True
         else:  # a Request: a redirect, or a middleware's own
             queued = await self._scheduler.enqueue(outcome)
-            return queued and row_id(outcome) is not None and row_id(outcome) == row_id(request)
+            sid = store_id(outcome)  # the redirect carries its store row on
+            return queued and sid is not None and sid == store_id(request)
         return False
 
     async def _respond(self, request: Request, response: Response) -> None:

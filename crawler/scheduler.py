@@ -21,9 +21,11 @@ from crawler.settings import Settings
 from crawler.stats import Stats
 from crawler.urls import AllowedDomains
 
-__all__ = ["Scheduler"]
+__all__ = ["SHARED_POLL", "Scheduler"]
 
 logger = logging.getLogger(__name__)
+
+SHARED_POLL = 0.05  # seconds between looks at a shared frontier while workers wait here
 
 
 class Scheduler:
@@ -46,7 +48,7 @@ class Scheduler:
         settings: Settings | None = None,
         refused: Refused | None = None,
         settled: Callable[[], None] = lambda: None,
-        can_dispatch: Callable[[], bool] = lambda: True,
+        dispatch_room: Callable[[], int] = lambda: 1 << 30,
     ) -> None:
         self.frontier = frontier
         self.queue: asyncio.Queue[Request] = asyncio.Queue()
@@ -56,7 +58,7 @@ class Scheduler:
         self.enqueue = self.admission.enqueue
         self.enqueue_many = self.admission.enqueue_many
         self.room = self.admission.room
-        self._can_dispatch = can_dispatch  # False holds requests back (max_pages)
+        self._dispatch_room = dispatch_room  # how many more may start (max_pages)
         self._paused = False
         self._idle_workers = 0
         self.in_flight = 0  # popped here and not yet done (this process's share)
@@ -120,15 +122,23 @@ class Scheduler:
         frontier, queue = self.frontier, self.queue
         while True:
             self._wakeup.clear()
-            while (not self._paused and self._idle_workers > queue.qsize()
-                   and self._can_dispatch()):
-                request = await frontier.pop()
-                if request is None:
+            while not self._paused:
+                n = min(self._idle_workers - queue.qsize(), self._dispatch_room())
+                if n <= 0:
                     break
-                self.in_flight += 1
-                queue.put_nowait(request)
+                requests = await frontier.pop_many(n)
+                for request in requests:
+                    queue.put_nowait(request)
+                self.in_flight += len(requests)
+                if len(requests) < n:
+                    break
             await self.admission.check_room()
-            self._arm_timer(loop, await frontier.wakeup_at())
+            at = await frontier.wakeup_at()
+            if frontier.shared and self._idle_workers > queue.qsize() and not self._paused:
+                # other processes add work and free hosts: look again soon
+                soon = frontier.clock() + SHARED_POLL
+                at = soon if at is None else min(at, soon)
+            self._arm_timer(loop, at)
             await self._wakeup.wait()
 
     def _arm_timer(self, loop: asyncio.AbstractEventLoop, at: float | None) -> None:

@@ -83,6 +83,13 @@ class Settings:
     http_cache_codes: tuple[int, ...] = ()  # statuses kept besides 2xx (e.g. 301,404)
     cookies_enabled: bool = False  # one cookie jar per crawl, as a browser keeps
     job_dir: str | None = None  # keep the crawl's state there and resume from it (--job-dir)
+    # a frontier shared by many processes (--frontier redis://HOST:PORT/DB), the crawl's
+    # name in it (--job; default: the spider's), this process's name (--worker-id;
+    # default: host-pid), and how long a taken request stays leased without a heartbeat
+    frontier: str | None = None
+    frontier_job: str | None = None
+    worker_id: str | None = None
+    frontier_lease: float = 30.0
     # (scheme, sink class or dotted path) pairs, from {scheme: sink}: -o SCHEME://...
     sinks: tuple[tuple[str, Any], ...] = ()
     # plugins' own settings: any name with a dot ("myext.api_key"), read with get()
@@ -135,6 +142,15 @@ class Settings:
             _check(name, all(100 <= c <= 599 for c in getattr(self, name)),
                    "must be HTTP status codes (100-599)")
         _check("http_cache_dir", bool(self.http_cache_dir.strip()), "must name a directory")
+        _check("frontier", self.frontier is None or self.frontier.split("://")[0] in (
+            "redis", "rediss", "unix"), "must be a redis://HOST:PORT/DB URL (or rediss://, "
+            "unix://)")
+        _check("frontier_lease", self.frontier_lease >= 1, "must be >= 1 second")
+        for name in ("frontier_job", "worker_id"):
+            value = getattr(self, name)
+            _check(name, value is None or (value.strip() != "" and "/" not in value
+                                           and not _CONTROL_CHARS.search(value)),
+                   "must be a non-empty name without / or control characters")
         _check("user_agent", not _CONTROL_CHARS.search(self.user_agent),
                "must not contain control characters (CR, LF, NUL...): it is sent as a header")
         _check("feed_fields", self.feed_fields is None or all(self.feed_fields),

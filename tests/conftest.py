@@ -105,3 +105,70 @@ def _no_child_outlives_its_test() -> Iterator[None]:
     yield
     while _CHILDREN:
         _kill(_CHILDREN.pop())
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[str]:
+    """A Redis URL for the shared-frontier tests: CRAWLER_TEST_REDIS_URL (default
+    redis://127.0.0.1:6379/15) when it answers, else a redis-server of our own on a free
+    port; else skip, unless CRAWLER_REQUIRE_REDIS=1 (CI), where the tests must run."""
+    import shutil
+    import socket
+    import subprocess
+
+    url = os.environ.get("CRAWLER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    if _redis_answers(url):
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CRAWLER_REQUIRE_REDIS"):
+            pytest.fail(f"no Redis at {url} and no redis-server to start (CRAWLER_REQUIRE_REDIS)")
+        pytest.skip(f"no Redis at {url} and no redis-server binary: the shared-frontier "
+                    "tests need one (apt-get install redis-server)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    directory = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir",
+                             str(directory), "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while not _redis_answers(url):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail(f"redis-server did not start on port {port}")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.exceptions.RedisError, OSError):
+        return False
+
+
+@pytest.fixture
+def redis_url(redis_server) -> Iterator[str]:
+    """The test Redis; every key a test made under crawler:* is deleted after it."""
+    import redis
+
+    yield redis_server
+    client = redis.Redis.from_url(redis_server)
+    try:
+        keys = list(client.scan_iter("crawler:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

@@ -1,5 +1,6 @@
-"""The frontier's contract, run against every store: the memory frontier and the journaled
-one (a job directory's), which must queue, order and pace exactly alike."""
+"""The frontier's contract, run against every store: the memory frontier, the journaled one
+(a job directory's) and the shared one (Redis), which must queue, order and pace exactly
+alike."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from crawler import Request, Spider
-from crawler.frontier import JournaledFrontier, MemoryFrontier
+from crawler.frontier import JournaledFrontier, MemoryFrontier, RedisFrontier
 from crawler.frontier.journaled import WINDOW
 from crawler.jobs import Job, read_job
 from crawler.ratelimit import HostPolicy
@@ -25,14 +26,23 @@ class _JobSpider(Spider):
     name = "contract"
 
 
-@pytest.fixture(params=["memory", "journaled"])
+@pytest.fixture(params=["memory", "journaled", "redis"])
 async def make(request, tmp_path) -> AsyncIterator[Make]:
     """Builds a frontier of the store under test (opened), given a HostPolicy or none."""
     jobs: list[Job] = []
+    shared: list[RedisFrontier] = []
 
-    async def build(policy: HostPolicy | None = None) -> MemoryFrontier:
+    async def build(policy: HostPolicy | None = None) -> Any:
         if request.param == "memory":
             return MemoryFrontier(policy, clock=FakeClock())
+        if request.param == "redis":
+            url = request.getfixturevalue("redis_url")
+            frontier = RedisFrontier(url, spider="contract", job=f"t{os.getpid()}-{id(jobs)}"
+                                     f"-{len(shared)}", policy=policy, clock=FakeClock(),
+                                     heartbeat=None)
+            await frontier.open(_JobSpider())
+            shared.append(frontier)
+            return frontier
         job = Job(tmp_path / f"job{len(jobs)}", _JobSpider())
         jobs.append(job)
         await job.open()
@@ -43,6 +53,8 @@ async def make(request, tmp_path) -> AsyncIterator[Make]:
     yield build
     for job in jobs:
         await job.close()
+    for frontier in shared:
+        await frontier.close()
 
 
 async def add(frontier: MemoryFrontier, url: str, priority: int = 0) -> bool:
@@ -72,11 +84,19 @@ async def done(frontier: MemoryFrontier, request: Request, now: float, **kw: Any
     await frontier.done(request, **kw)
 
 
+async def hosts_held(frontier: Any) -> int:
+    """Per-host records the store keeps."""
+    if isinstance(frontier, RedisFrontier):
+        return len([k async for k in frontier._redis.scan_iter(frontier.prefix + "slot:*")])
+    return len(frontier._hosts)
+
+
 async def drain(frontier: MemoryFrontier, now: float = 0.0) -> list[str]:
     out = []
     while (req := await pop(frontier, now)) is not None:
         out.append(req.url)
         await done(frontier, req, now)
+        await frontier.ack(req)  # complete, as the engine says once its outputs are written
     return out
 
 
@@ -132,7 +152,7 @@ async def test_hosts_are_forgotten_when_idle(make):
     f = await make()
     await add(f, "http://a/1")
     await drain(f)
-    assert f._hosts == {}
+    assert await hosts_held(f) == 0
     assert await f.queued() == await f.in_flight() == 0
 
 
@@ -161,6 +181,7 @@ async def test_random_operations_never_lose_or_duplicate_a_request(make):
             elif op < 0.85 and in_flight:
                 req = in_flight.pop(rng.randrange(len(in_flight)))
                 await done(f, req, now, latency=rng.random(), status=rng.choice([200, 429, 500]))
+                await f.ack(req)
             elif op < 0.9:
                 f.clock.now = now
                 await f.pause_host(f"http://h{rng.randint(0, 4)}:80", rng.random() * 3)
@@ -174,11 +195,13 @@ async def test_random_operations_never_lose_or_duplicate_a_request(make):
             now += rng.random() * 0.3
         for req in in_flight:
             await done(f, req, now)
+            await f.ack(req)
         for _ in range(10_000):  # drain: time moves to each wake-up
             req = await pop(f, now)
             if req is not None:
                 popped.append(req.url)
                 await done(f, req, now)
+                await f.ack(req)
                 continue
             wake = await f.wakeup_at()
             if wake is None:
@@ -235,7 +258,7 @@ async def test_a_crawl_delay_outlives_the_hosts_idle_slot(make):
     await add(f, "http://a/1")
     first = await pop(f, 0.0)
     await done(f, first, 10.0)
-    assert "http://a:80" not in f._hosts  # idle: its slot is let go
+    assert await hosts_held(f) == 0  # idle: its slot is let go
     await add(f, "http://a/2")  # a new slot, with the remembered delay
     assert (await pop(f, 10.0)).url == "http://a/2"
     await add(f, "http://a/3")

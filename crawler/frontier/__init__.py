@@ -1,10 +1,10 @@
 """The frontier: requests waiting to be fetched, the seen-set, and per-host readiness.
 
-One interface, several stores: `MemoryFrontier` (default, one process) and
+One interface, several stores: `MemoryFrontier` (default, one process),
 `JournaledFrontier` (the same order and politeness, every change written through a job
-directory so that a crawl resumes after any stop, and the queue on disk past a window).
-The frontier owns per-host politeness so that a shared store can enforce it across
-processes.
+directory so that a crawl resumes after any stop, and the queue on disk past a window)
+and `RedisFrontier` (one frontier for many processes on many machines). The frontier owns
+per-host politeness so that a shared store enforces it across processes.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Protocol
 
 from crawler.frontier.journaled import JournaledFrontier
 from crawler.frontier.memory import MemoryFrontier
+from crawler.frontier.redisstore import RedisFrontier
 from crawler.http import Request
 
 
@@ -24,6 +25,7 @@ class Frontier(Protocol):
     the network. A request taken by pop() is leased until ack()."""
 
     clock: Callable[[], float]
+    shared: bool  # other processes take from it too (robots.txt is checked at fetch time)
 
     async def open(self, spider: object | None = None) -> None:
         """Acquire resources (files, connections). Queued requests may name their callback
@@ -52,6 +54,9 @@ class Frontier(Protocol):
     async def pop(self) -> Request | None:
         """The best request whose host may start one now, marking it started; else None."""
 
+    async def pop_many(self, n: int) -> list[Request]:
+        """Up to `n` of them, best first, at once."""
+
     async def done(self, request: Request, *, latency: float | None = None,
                    status: int | None = None, cached: bool = False) -> None:
         """The request's fetch is over: free its host's slot; latency and status feed
@@ -76,7 +81,20 @@ class Frontier(Protocol):
         """Requests waiting (retries waiting out a backoff included)."""
 
     async def in_flight(self) -> int:
-        """Requests popped and not yet done() (by every process sharing the store)."""
+        """Requests popped and not yet done(); in a shared store, popped by any process and
+        not yet acknowledged (its callback may still add requests)."""
+
+    def watch(self, changed: Callable[[], None], stop: Callable[[str], None], *,
+              pages: Callable[[], int], items: Callable[[], int]) -> None:
+        """A shared store calls `changed()` when others may have changed what is pending,
+        and `stop(reason)` when the crawl stops for everyone (a fleet-wide limit); it reads
+        this process's `pages()` and `items()` for the fleet's counts."""
+
+    async def claim_seeding(self) -> bool:
+        """Whether this process runs the spider's start(): once per crawl in a fleet."""
+
+    async def seeding_done(self) -> None:
+        """start() ran to its end."""
 
 
-__all__ = ["Frontier", "JournaledFrontier", "MemoryFrontier"]
+__all__ = ["Frontier", "JournaledFrontier", "MemoryFrontier", "RedisFrontier"]

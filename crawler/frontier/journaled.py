@@ -23,9 +23,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
+from crawler.codec import STORE_ID
 from crawler.frontier.memory import DELAYS_KEPT, MemoryFrontier
 from crawler.http import Request
-from crawler.jobs import ROW_ID, Job
+from crawler.jobs import Job
 from crawler.ratelimit import HostPolicy, HostSlot
 
 __all__ = ["HOST_WINDOW", "WINDOW", "JournaledFrontier"]
@@ -41,7 +42,7 @@ _POLL = 0.005  # seconds between dispatcher wake-ups while a load runs
 class JournaledFrontier(MemoryFrontier):
     """Usage: `JournaledFrontier(job, fingerprint, HostPolicy.from_settings(settings))`."""
 
-    id_key = ROW_ID  # a queued request's row id, packed with it
+    id_key = STORE_ID  # a queued request's row id, packed with it
 
     def __init__(self, job: Job, fingerprint: Callable[[Request], bytes],
                  policy: HostPolicy | None = None, *, window: int = WINDOW,

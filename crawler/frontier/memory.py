@@ -61,6 +61,7 @@ class MemoryFrontier:
     """
 
     id_key: str | None = None  # the meta key of a request's id in a store behind this one
+    shared = False
 
     def __init__(self, policy: HostPolicy | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -178,6 +179,15 @@ class MemoryFrontier:
             return Request.unpack(entry, self._spider, priority, host, self.id_key)
         return None
 
+    async def pop_many(self, n: int) -> list[Request]:
+        requests: list[Request] = []
+        while len(requests) < n:
+            request = await self.pop()
+            if request is None:
+                break
+            requests.append(request)
+        return requests
+
     async def done(self, request: Request, *, latency: float | None = None,
                    status: int | None = None, cached: bool = False) -> None:
         now = self.clock()
@@ -192,6 +202,16 @@ class MemoryFrontier:
 
     async def ack(self, request: Request) -> None:
         return None  # nothing to give back after a crash: the process is the store
+
+    def watch(self, changed: Callable[[], None], stop: Callable[[str], None], *,
+              pages: Callable[[], int], items: Callable[[], int]) -> None:
+        return None  # nobody else changes it
+
+    async def claim_seeding(self) -> bool:
+        return True
+
+    async def seeding_done(self) -> None:
+        return None
 
     async def pause_host(self, host: str, seconds: float) -> None:
         self._queue(host).slot.pause_until(self.clock() + seconds)

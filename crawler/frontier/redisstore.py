@@ -1,0 +1,695 @@
+"""A frontier in Redis, shared by every crawler process of one crawl, on any machine.
+
+Keys (prefix `crawler:{spider}:{job}:`; one Redis server, not Redis Cluster):
+
+    seq        INCR: request ids, which are also the arrival order
+    req        HASH id -> "priority|host|data" (data: crawler.codec's text)
+    q:HOST     ZSET ids of one host's queued requests, by (-priority, id)
+    ready      ZSET hosts with queued requests that may start one now, by their best
+    sleeping   ZSET hosts held back by their delay, by when they may start again
+    slot:HOST  HASH the host's politeness: a (in flight), d (delay), cd (Crawl-delay),
+               ns (next start), ls (last start), ps (next start before the last start);
+               deleted when the host is idle
+    cdelay     HASH host -> its robots.txt Crawl-delay, kept while its slot comes and goes
+    delayed    ZSET ids of retries waiting out a backoff, by when they may start
+    leased     ZSET ids taken by a worker and not acknowledged, by their lease deadline
+    fetching   SET ids whose fetch holds their host's slot (done() not yet called)
+    seen       SET 12-byte digests of the fingerprints seen
+    counts     HASH queued, pages, items, acked, redelivered
+    seeding    the worker running start(), while it does (expires unless renewed)
+    seeded     set once start() ran to its end
+    started    the crawl's start, wall time (max_duration)
+    stop       why the crawl stops for everyone (max_pages, max_items, max_duration)
+    workers    HASH worker id -> its last heartbeat, as JSON
+
+Every change is one Lua script, so no interleaving of workers loses or double-takes a
+request. A request taken by pop() is leased: the worker extends the lease while it
+works on it and acknowledges it once its items are written; an expired lease (a dead
+worker) puts the request back in the queue, counted as redelivered. Output is at least
+once: a page whose lease expired after it was written appears twice, never zero times.
+Times are the Redis server's clock (`clock` is wall time corrected by the offset
+measured at open), so that workers on several machines agree on delays and leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from crawler.codec import STORE_ID, RequestCodec, store_id
+from crawler.exceptions import StartupError
+from crawler.http import Request
+from crawler.ratelimit import BACKOFF_STATUSES, HostPolicy
+
+__all__ = ["RedisFrontier", "default_worker_id"]
+
+logger = logging.getLogger(__name__)
+
+_DIGEST = 12  # bytes of a fingerprint kept in the seen-set: 96 bits, no collision in 10^12
+_PRIORITY = 4000  # |priority| beyond this ranks as this (scores are doubles)
+_HEARTBEAT = 0.5  # seconds between heartbeats: leases extended, expired ones reclaimed
+_OUTAGE = 60.0  # seconds of Redis outage ridden out before the crawl gives up
+
+# shared by the scripts: ARGV[1] is the key prefix
+_LUA_COMMON = """
+local P = ARGV[1]
+local function parse(rec)
+  local a = string.find(rec, '|', 1, true)
+  local b = string.find(rec, '|', a + 1, true)
+  return tonumber(string.sub(rec, 1, a - 1)), string.sub(rec, a + 1, b - 1)
+end
+local function place(host, now, conc)
+  -- put a host with queued requests where it belongs: ready, sleeping, or (when full)
+  -- nowhere until one of its requests is done
+  local head = redis.call('ZRANGE', P..'q:'..host, 0, 0, 'WITHSCORES')
+  local s = redis.call('HMGET', P..'slot:'..host, 'a', 'ns')
+  local active, ns = tonumber(s[1]) or 0, tonumber(s[2]) or 0
+  if #head == 0 then
+    redis.call('ZREM', P..'ready', host)
+    if active == 0 and ns <= now then
+      redis.call('DEL', P..'slot:'..host)  -- idle: forgotten (its Crawl-delay is kept)
+    end
+    return
+  end
+  if active >= conc then
+    redis.call('ZREM', P..'ready', host)
+  elseif ns > now then
+    redis.call('ZREM', P..'ready', host)
+    redis.call('ZADD', P..'sleeping', ns, host)
+  else
+    redis.call('ZADD', P..'ready', head[2], host)
+  end
+end
+local function push(host, id, prio, now, conc)
+  redis.call('ZADD', P..'q:'..host, -prio * 1e12 + tonumber(id), id)
+  if not redis.call('ZSCORE', P..'sleeping', host) then
+    place(host, now, conc)
+  end
+end
+"""
+
+# ARGV: prefix, now, per-host concurrency, then per request: digest, force, priority,
+# host, data, id ('' for a new request; a redirect carries its request's id)
+_ADD = _LUA_COMMON + """
+local now, conc = tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+for i = 4, #ARGV, 6 do
+  local new = redis.call('SADD', P..'seen', ARGV[i])
+  if new == 0 and ARGV[i + 1] == '0' then
+    out[#out + 1] = 0
+  else
+    local id, prio, host = ARGV[i + 5], tonumber(ARGV[i + 2]), ARGV[i + 3]
+    if id == '' then
+      id = tostring(redis.call('INCR', P..'seq'))
+    elseif redis.call('ZREM', P..'leased', id) == 0 then
+      id = tostring(redis.call('INCR', P..'seq'))  -- its lease expired: it is queued again
+    else
+      redis.call('SREM', P..'fetching', id)
+    end
+    redis.call('HSET', P..'req', id, prio..'|'..host..'|'..ARGV[i + 4])
+    redis.call('HINCRBY', P..'counts', 'queued', 1)
+    push(host, id, prio, now, conc)
+    out[#out + 1] = 1
+  end
+end
+return out
+"""
+
+# ARGV: prefix, now, concurrency, initial delay, lease deadline, how many, max pages
+# (-1: none), then one random factor per request for the gap (0: not randomised)
+_POP = _LUA_COMMON + """
+local now, conc, delay0 = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local deadline, n, max_pages = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P..'delayed', '-inf', now, 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', P..'delayed', id)
+  local rec = redis.call('HGET', P..'req', id)
+  if rec then
+    local prio, host = parse(rec)
+    push(host, id, prio, now, conc)
+  end
+end
+for _, host in ipairs(redis.call('ZRANGEBYSCORE', P..'sleeping', '-inf', now, 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', P..'sleeping', host)
+  place(host, now, conc)
+end
+if max_pages >= 0 then
+  local room = max_pages - (tonumber(redis.call('HGET', P..'counts', 'pages')) or 0)
+               - redis.call('SCARD', P..'fetching')
+  if room < n then n = math.max(room, 0) end
+end
+local out = {}
+local tries = 0
+while #out < 2 * n and tries < n + 100 do
+  tries = tries + 1
+  local top = redis.call('ZRANGE', P..'ready', 0, 0)
+  if #top == 0 then break end
+  local host = top[1]
+  local key = P..'slot:'..host
+  local s = redis.call('HMGET', key, 'a', 'ns', 'd', 'cd')
+  local active, ns = tonumber(s[1]) or 0, tonumber(s[2]) or 0
+  if active >= conc or ns > now then
+    place(host, now, conc)
+  else
+    local popped = redis.call('ZPOPMIN', P..'q:'..host)
+    if #popped == 0 then
+      redis.call('ZREM', P..'ready', host)
+    else
+      local id = popped[1]
+      local cd = tonumber(s[4]) or tonumber(redis.call('HGET', P..'cdelay', host)) or 0
+      local d = tonumber(s[3]) or math.max(delay0, cd)
+      local gap = d
+      local factor = tonumber(ARGV[8 + #out / 2]) or 0
+      if gap > 0 and factor > 0 then gap = gap * factor end
+      if cd > gap then gap = cd end
+      local next_start = ns
+      if gap > 0 and now + gap > ns then next_start = now + gap end
+      redis.call('HSET', key, 'a', active + 1, 'ls', now, 'ps', ns, 'ns', next_start, 'd', d,
+                 'cd', cd)
+      redis.call('ZADD', P..'leased', deadline, id)
+      redis.call('SADD', P..'fetching', id)
+      redis.call('HINCRBY', P..'counts', 'queued', -1)
+      out[#out + 1] = id
+      out[#out + 1] = redis.call('HGET', P..'req', id) or ''
+      place(host, now, conc)
+    end
+  end
+end
+local wake = {}
+for _, z in ipairs({'sleeping', 'delayed'}) do
+  local first = redis.call('ZRANGE', P..z, 0, 0, 'WITHSCORES')
+  if #first > 0 then wake[#wake + 1] = first[2] end
+end
+return {out, wake}
+"""
+
+# ARGV: prefix, now, concurrency, id, host, latency (-1: none), status (-1: none),
+# cached, autothrottle, policy delay, target concurrency, max delay, backoff (1: a
+# 429/503 answer)
+_DONE = _LUA_COMMON + """
+local now, conc, id, host = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local latency, status, cached = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8] == '1'
+if redis.call('SREM', P..'fetching', id) == 0 then
+  return 0  -- its lease expired and it was given back: the slot was freed then
+end
+if status >= 0 then redis.call('HINCRBY', P..'counts', 'pages', 1) end
+local key = P..'slot:'..host
+local s = redis.call('HMGET', key, 'a', 'ns', 'ps', 'd', 'cd', 'ls')
+local active = math.max((tonumber(s[1]) or 1) - 1, 0)
+local ns, ps = tonumber(s[2]) or 0, tonumber(s[3]) or 0
+local d, cd, ls = tonumber(s[4]) or 0, tonumber(s[5]) or 0, tonumber(s[6]) or 0
+if cached then
+  if ns > now then ns = math.max(ps, now) end
+elseif ARGV[9] == '1' and latency >= 0 then
+  local floor = math.max(tonumber(ARGV[10]), cd)
+  local max_delay = tonumber(ARGV[12])
+  if ARGV[13] == '1' then
+    d = math.min(max_delay, math.max(d * 2, latency, 1.0, floor))
+    ns = math.max(ns, now + d)
+  else
+    local new = (d + latency / tonumber(ARGV[11])) / 2
+    if not (status >= 0 and (status < 200 or status >= 300) and new < d) then
+      d = math.min(max_delay, math.max(floor, new))
+      ns = math.max(ns, ls + d)
+    end
+  end
+end
+redis.call('HSET', key, 'a', active, 'ns', ns, 'd', d)
+redis.call('ZREM', P..'sleeping', host)
+place(host, now, conc)
+return 1
+"""
+
+# ARGV: prefix, id...: the requests are complete
+_ACK = """
+local P = ARGV[1]
+local n = 0
+for i = 2, #ARGV do
+  if redis.call('ZREM', P..'leased', ARGV[i]) == 1 then
+    redis.call('HDEL', P..'req', ARGV[i])
+    redis.call('SREM', P..'fetching', ARGV[i])
+    n = n + 1
+  end
+end
+redis.call('HINCRBY', P..'counts', 'acked', n)
+return n
+"""
+
+# ARGV: prefix, id, priority, host, data, not before: a retry waits out its backoff
+_RETRY = """
+local P, id = ARGV[1], ARGV[2]
+if redis.call('ZREM', P..'leased', id) == 0 then
+  return 0  -- its lease expired: it was queued again then
+end
+redis.call('SREM', P..'fetching', id)
+redis.call('HSET', P..'req', id, ARGV[3]..'|'..ARGV[4]..'|'..ARGV[5])
+redis.call('ZADD', P..'delayed', ARGV[6], id)
+redis.call('HINCRBY', P..'counts', 'queued', 1)
+return 1
+"""
+
+# ARGV: prefix, now, concurrency, deadline, id...: extend these leases; then give back
+# every expired lease (a dead worker's), freeing the host slots they held
+_HEARTBEAT_LUA = _LUA_COMMON + """
+local now, conc, deadline = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+for i = 5, #ARGV do
+  if redis.call('ZSCORE', P..'leased', ARGV[i]) then
+    redis.call('ZADD', P..'leased', deadline, ARGV[i])
+  end
+end
+local back = 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P..'leased', '-inf', now, 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', P..'leased', id)
+  local rec = redis.call('HGET', P..'req', id)
+  if rec then
+    local prio, host = parse(rec)
+    if redis.call('SREM', P..'fetching', id) == 1 then
+      local key = P..'slot:'..host
+      local active = math.max((tonumber(redis.call('HGET', key, 'a')) or 1) - 1, 0)
+      redis.call('HSET', key, 'a', active)
+      redis.call('ZREM', P..'sleeping', host)
+    end
+    redis.call('HINCRBY', P..'counts', 'queued', 1)
+    push(host, id, prio, now, conc)
+    back = back + 1
+  end
+end
+if back > 0 then redis.call('HINCRBY', P..'counts', 'redelivered', back) end
+return back
+"""
+
+# ARGV: prefix, host, until: no start on the host before then (Retry-After); or, with a
+# fourth argument, the host's Crawl-delay
+_PAUSE = _LUA_COMMON + """
+local key = P..'slot:'..ARGV[2]
+if ARGV[4] then
+  local cd = tonumber(ARGV[4])
+  local d = math.max(tonumber(redis.call('HGET', key, 'd')) or tonumber(ARGV[5]), cd)
+  redis.call('HSET', key, 'cd', cd, 'd', d)
+  redis.call('HSET', P..'cdelay', ARGV[2], cd)
+  return 1
+end
+local ns = math.max(tonumber(redis.call('HGET', key, 'ns')) or 0, tonumber(ARGV[3]))
+redis.call('HSET', key, 'ns', ns)
+if redis.call('ZSCORE', P..'ready', ARGV[2]) then
+  redis.call('ZREM', P..'ready', ARGV[2])
+  redis.call('ZADD', P..'sleeping', ns, ARGV[2])
+elseif redis.call('ZSCORE', P..'sleeping', ARGV[2]) then
+  redis.call('ZADD', P..'sleeping', ns, ARGV[2])
+end
+return 1
+"""
+
+
+def default_worker_id() -> str:
+    """This process's name in the fleet: host name and pid."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class RedisFrontier:
+    """Usage: `RedisFrontier("redis://127.0.0.1:6379/0", spider="books", job="books",
+    policy=HostPolicy.from_settings(settings))`, one per worker process."""
+
+    id_key = STORE_ID
+    shared = True
+
+    def __init__(self, url: str, *, spider: str, job: str | None = None,
+                 policy: HostPolicy | None = None, worker: str | None = None,
+                 lease: float = 30.0, max_pages: int | None = None,
+                 max_items: int | None = None, max_duration: float | None = None,
+                 outage: float = _OUTAGE, clock: Callable[[], float] | None = None,
+                 heartbeat: float | None = _HEARTBEAT) -> None:
+        self.url = url
+        self.policy = policy or HostPolicy()
+        self.worker = worker or default_worker_id()
+        self.prefix = f"crawler:{spider}:{job or spider}:"
+        self._lease = lease
+        self._max_pages = max_pages
+        self._max_items = max_items
+        self._max_duration = max_duration
+        self._outage = outage
+        self._offset = 0.0  # Redis time - local wall time
+        self.clock: Callable[[], float] = clock or self._now  # injected: a test's
+        self._every = heartbeat  # seconds between heartbeats; None: only beat() (tests)
+        self._redis: Any = None
+        self._scripts: dict[str, Any] = {}
+        self._codec: RequestCodec | None = None
+        self._leased: set[str] = set()  # ids this worker holds
+        self._in_flight = 0  # popped here, done() not yet called
+        self._wake: float | None = None  # from the last pop
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._changed: Callable[[], None] = lambda: None
+        self._stop: Callable[[str], None] = lambda reason: None
+        self._seeder = False
+        self._items: Callable[[], int] = lambda: 0
+        self._pages: Callable[[], int] = lambda: 0
+        self._outage_since: float | None = None
+        self.stopped: str | None = None
+
+    def _now(self) -> float:
+        return time.time() + self._offset
+
+    # -- opening and closing -------------------------------------------------------------
+
+    async def open(self, spider: object | None = None) -> None:
+        import redis.asyncio as aioredis  # the optional extra: crawler[redis]
+
+        self._codec = RequestCodec(spider)
+        client = aioredis.from_url(self.url, socket_connect_timeout=5, socket_timeout=30)
+        try:
+            seconds, micros = await client.time()
+        except Exception as exc:
+            await client.aclose()
+            raise StartupError(f"cannot reach the frontier at {self.url}: {exc}") from None
+        self._offset = seconds + micros / 1e6 - time.time()
+        self._redis = client
+        for name, lua in (("add", _ADD), ("pop", _POP), ("done", _DONE), ("ack", _ACK),
+                          ("retry", _RETRY), ("heartbeat", _HEARTBEAT_LUA),
+                          ("pause", _PAUSE)):
+            self._scripts[name] = client.register_script(lua)
+        await client.set(self.prefix + "started", str(self.clock()), nx=True)
+        if self._every is not None:
+            self._heartbeat = asyncio.create_task(self._beat(), name="frontier-heartbeat")
+
+    async def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._call(self._redis.hdel, self.prefix + "workers", self.worker,
+                                 retry=False)
+                if self._seeder:
+                    await self._redis.delete(self.prefix + "seeding")
+            await self._redis.aclose()
+            self._redis = None
+
+    def watch(self, changed: Callable[[], None], stop: Callable[[str], None], *,
+              pages: Callable[[], int], items: Callable[[], int]) -> None:
+        """`changed` when other workers may have changed what is pending; `stop(reason)`
+        when the crawl stops for everyone (a global limit). `pages` and `items`: this
+        worker's counts, reported in its heartbeat."""
+        self._changed, self._stop, self._pages, self._items = changed, stop, pages, items
+
+    async def claim_seeding(self) -> bool:
+        """True when this worker should run start(): none did, or the one that did died
+        before it finished. Only one worker at a time gets True."""
+        r, p = self._redis, self.prefix
+        if await self._call(r.exists, p + "seeded"):
+            return False
+        won = bool(await self._call(r.set, p + "seeding", self.worker, nx=True,
+                                    ex=max(5, int(self._lease))))
+        self._seeder = won
+        return won
+
+    async def seeding_done(self) -> None:
+        if self._seeder:
+            await self._call(self._redis.set, self.prefix + "seeded", "1")
+            await self._call(self._redis.delete, self.prefix + "seeding")
+            self._seeder = False
+
+    # -- the Frontier protocol -----------------------------------------------------------
+
+    async def add(self, request: Request, fingerprint: bytes, *, force: bool = False) -> bool:
+        return (await self.add_many([(request, fingerprint, force)]))[0]
+
+    async def seen(self, fingerprint: bytes) -> bool:
+        return (await self.seen_many([fingerprint]))[0]
+
+    async def seen_many(self, fingerprints: Sequence[bytes]) -> list[bool]:
+        if not fingerprints:
+            return []
+        found = await self._call(self._redis.smismember, self.prefix + "seen",
+                                 [fp[:_DIGEST] for fp in fingerprints])
+        return [bool(x) for x in found]
+
+    async def mark_seen(self, fingerprint: bytes, request: Request | None = None) -> bool:
+        return bool(await self._call(self._redis.sadd, self.prefix + "seen",
+                                     fingerprint[:_DIGEST]))
+
+    async def add_many(self, entries: Sequence[tuple[Request, bytes, bool]]) -> list[bool]:
+        codec = self._codec
+        assert codec is not None
+        args: list[Any] = [self.prefix, self.clock(), self.policy.concurrency]
+        for request, fp, force in entries:  # encoded first: an unstorable one raises here
+            sid = store_id(request)
+            args += (fp[:_DIGEST], "1" if force else "0", _priority(request),
+                     request._host or request.host, codec.encode(request),
+                     "" if sid is None else str(sid))
+        if len(args) == 3:
+            return []
+        added = await self._call(self._scripts["add"], args=args)
+        for request, _, _ in entries:
+            sid = store_id(request)
+            if sid is not None:
+                self._leased.discard(str(sid))
+        return [bool(x) for x in added]
+
+    async def retry(self, request: Request, delay: float) -> None:
+        codec = self._codec
+        assert codec is not None
+        sid = store_id(request)
+        data = codec.encode(request)
+        if sid is None:  # not from this store (an extension's): queue it as new
+            await self.add_many([(request, b"", True)])
+            return
+        self._leased.discard(str(sid))
+        await self._call(self._scripts["retry"], args=[
+            self.prefix, str(sid), _priority(request), request.host, data,
+            self.clock() + delay])
+
+    async def pop(self) -> Request | None:
+        requests = await self.pop_many(1)
+        return requests[0] if requests else None
+
+    async def pop_many(self, n: int) -> list[Request]:
+        """Up to `n` requests whose hosts may start one now, leased to this worker."""
+        if self.stopped is not None:
+            return []
+        policy, now = self.policy, self.clock()
+        delay0 = max(policy.delay, policy.start_delay) if policy.autothrottle \
+            else policy.delay
+        factors = [random.uniform(0.5, 1.5) if policy.randomize else 0 for _ in range(n)]
+        out, wake = await self._call(self._scripts["pop"], args=[
+            self.prefix, now, policy.concurrency, delay0, now + self._lease, n,
+            -1 if self._max_pages is None else self._max_pages, *factors])
+        self._wake = min((float(w) for w in wake), default=None)
+        codec = self._codec
+        assert codec is not None
+        requests = []
+        for i in range(0, len(out), 2):
+            rid, rec = out[i].decode(), out[i + 1].decode()
+            self._leased.add(rid)
+            self._in_flight += 1
+            _, host, data = rec.split("|", 2)
+            try:
+                request = codec.decode(data, rid)
+            except (ValueError, TypeError) as exc:
+                logger.error("a shared request cannot be restored (%s): dropped", exc)
+                await self.done_id(rid, host)
+                await self.ack_ids([rid])
+                continue
+            request._host = host
+            requests.append(request)
+        return requests
+
+    async def done(self, request: Request, *, latency: float | None = None,
+                   status: int | None = None, cached: bool = False) -> None:
+        sid = store_id(request)
+        if sid is None:
+            return
+        self._in_flight -= 1
+        p = self.policy
+        await self._call(self._scripts["done"], args=[
+            self.prefix, self.clock(), p.concurrency, str(sid), request.host,
+            -1 if latency is None else latency, -1 if status is None else status,
+            int(cached), int(p.autothrottle), p.delay, p.target_concurrency, p.max_delay,
+            int(status in BACKOFF_STATUSES)])
+
+    async def done_id(self, rid: str, host: str) -> None:
+        self._in_flight -= 1
+        await self._call(self._scripts["done"], args=[
+            self.prefix, self.clock(), self.policy.concurrency, rid, host, -1, -1, 1, 0, 0,
+            1, 0, 0])
+
+    async def ack(self, request: Request) -> None:
+        sid = store_id(request)
+        if sid is not None:
+            await self.ack_ids([str(sid)])
+
+    async def ack_ids(self, ids: list[str]) -> None:
+        for rid in ids:
+            self._leased.discard(rid)
+        await self._call(self._scripts["ack"], args=[self.prefix, *ids])
+
+    async def pause_host(self, host: str, seconds: float) -> None:
+        await self._call(self._scripts["pause"], args=[self.prefix, host,
+                                                       self.clock() + seconds])
+
+    async def set_crawl_delay(self, host: str, delay: float) -> None:
+        p = self.policy
+        await self._call(self._scripts["pause"], args=[
+            self.prefix, host, 0, min(delay, p.max_delay),
+            max(p.delay, p.start_delay) if p.autothrottle else p.delay])
+
+    async def wakeup_at(self) -> float | None:
+        """As of the last pop: other workers change it too (the dispatcher polls)."""
+        return self._wake
+
+    async def queued(self) -> int:
+        """Requests waiting, fleet-wide; a start() under way anywhere counts as one."""
+        r, p = self._redis, self.prefix
+        queued, seeding = await self._call(_pipeline, r, [
+            ("hget", p + "counts", "queued"), ("exists", p + "seeding")])
+        return int(queued or 0) + int(seeding)
+
+    async def in_flight(self) -> int:
+        """Requests leased by any worker and not acknowledged."""
+        return int(await self._call(self._redis.zcard, self.prefix + "leased"))
+
+    # -- heartbeats, limits, outages -----------------------------------------------------
+
+    async def beat(self) -> int:
+        """Extend this worker's leases and give back every expired one (a dead worker's);
+        how many were given back."""
+        now = self.clock()
+        return int(await self._call(self._scripts["heartbeat"], args=[
+            self.prefix, now, self.policy.concurrency, now + self._lease, *self._leased]))
+
+    async def _beat(self) -> None:
+        r, p = self._redis, self.prefix
+        pages = items = 0
+        last = time.monotonic()
+        assert self._every is not None
+        while True:
+            await asyncio.sleep(self._every)
+            try:
+                now = self.clock()
+                await self.beat()
+                if self._seeder:
+                    await self._call(r.expire, p + "seeding", max(5, int(self._lease)))
+                new_pages, new_items = self._pages(), self._items()
+                elapsed = time.monotonic() - last
+                last = time.monotonic()
+                record = {"heartbeat": now, "pages": new_pages, "items": new_items,
+                          "pages_per_second": round((new_pages - pages) / elapsed, 1),
+                          "in_flight": self._in_flight}
+                _, items_total, pages_total, started, stop = await self._call(_pipeline, r, [
+                    ("hset", p + "workers", self.worker, orjson.dumps(record)),
+                    ("hincrby", p + "counts", "items", new_items - items),
+                    ("hget", p + "counts", "pages"),
+                    ("get", p + "started"), ("get", p + "stop")])
+                pages, items = new_pages, new_items
+                reason = stop.decode() if stop else self._limit(
+                    now, int(pages_total or 0), int(items_total), float(started or now))
+                if reason is not None and self.stopped is None:
+                    self.stopped = reason
+                    await self._call(r.set, p + "stop", reason, nx=True)
+                    self._stop(reason)
+                self._changed()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a heartbeat failing must not end the crawl: try again
+                logger.exception("frontier heartbeat failed")
+
+    def _limit(self, now: float, pages: int, items: int, started: float) -> str | None:
+        if self._max_pages is not None and pages >= self._max_pages:
+            return "max_pages"
+        if self._max_items is not None and items >= self._max_items:
+            return "max_items"
+        if self._max_duration is not None and now - started >= self._max_duration:
+            return "max_duration"
+        return None
+
+    async def _call(self, fn: Any, *args: Any, retry: bool = True, **kwargs: Any) -> Any:
+        """`fn(*args)` against Redis, riding out an outage of up to `outage` seconds:
+        retried with backoff, logged once; past that, the error goes up."""
+        from redis.exceptions import BusyLoadingError
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        delay = 0.1
+        while True:
+            try:
+                result = await fn(*args, **kwargs)
+            except (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError) as exc:
+                if not retry:
+                    raise
+                now = time.monotonic()
+                if self._outage_since is None:
+                    self._outage_since = now
+                    logger.warning("the frontier at %s is unreachable (%s): waiting for it "
+                                   "(up to %.0f s)", self.url, exc, self._outage)
+                elif now - self._outage_since > self._outage:
+                    raise StartupError(f"the frontier at {self.url} was unreachable for "
+                                       f"{self._outage:.0f} s: giving up; run again to "
+                                       "resume") from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if self._outage_since is not None:
+                logger.warning("the frontier at %s is back after %.1f s", self.url,
+                               time.monotonic() - self._outage_since)
+                self._outage_since = None
+            return result
+
+
+async def _pipeline(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Several commands in one round trip (MULTI/EXEC)."""
+    async with client.pipeline(transaction=True) as pipe:
+        for name, *args in commands:
+            getattr(pipe, name)(*args)
+        return list(await pipe.execute())
+
+
+def _priority(request: Request) -> int:
+    return max(-_PRIORITY, min(_PRIORITY, request.priority))
+
+
+async def read_status(url: str, spider: str, job: str | None = None) -> dict[str, Any]:
+    """A shared crawl's progress, for `python -m crawler status`: its counts, leases,
+    seen-set size, state, and each worker's last heartbeat. StartupError when Redis does
+    not answer."""
+    import redis.asyncio as aioredis
+
+    prefix = f"crawler:{spider}:{job or spider}:"
+    client = aioredis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+    try:
+        (seconds, micros), counts, leased, seen, workers, seeded, seeding, stop = \
+            await _pipeline(client, [
+                ("time",), ("hgetall", prefix + "counts"), ("zcard", prefix + "leased"),
+                ("scard", prefix + "seen"), ("hgetall", prefix + "workers"),
+                ("get", prefix + "seeded"), ("get", prefix + "seeding"),
+                ("get", prefix + "stop")])
+    except Exception as exc:
+        raise StartupError(f"cannot read the frontier at {url}: {exc}") from None
+    finally:
+        await client.aclose()
+    now = seconds + micros / 1e6
+    counts = {k.decode(): int(v) for k, v in counts.items()}
+    queued = counts.get("queued", 0)
+    if not (seeded or seeding or seen):
+        state = "not started (no such crawl)"
+    elif stop:
+        state = f"stopping or stopped ({stop.decode()})"
+    elif seeded and not queued and not leased:
+        state = "finished"
+    else:
+        state = "running"
+    heartbeats = {}
+    for name, record in workers.items():
+        beat = orjson.loads(record)
+        beat["age"] = now - beat["heartbeat"]
+        heartbeats[name.decode()] = beat
+    return {"prefix": prefix, "counts": counts, "leased": leased, "seen": seen,
+            "state": state, "workers": heartbeats}
