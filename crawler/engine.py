@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 _SEED_BATCH = 256  # start requests queued before yielding to the workers
 _UNLIMITED = 1 << 30
+_CANCEL_TRIES, _CANCEL_WAIT = 3, 2.0  # re-cancel a task that swallowed it; seconds between
 
 
 class Crawler:
@@ -367,10 +368,27 @@ class Crawler:
                     handle.cancel()
             if self._idle is not None:
                 tasks.append(self._idle)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._cancel(tasks)
             self.scheduler.close()
+
+    async def _cancel(self, tasks: list[asyncio.Task[Any]]) -> None:
+        """Cancel and wait for `tasks`; one that swallows its cancellation (a library's bug)
+        is cancelled again, and after a few tries left behind, logged, rather than waited
+        for forever."""
+        pending = set(tasks)
+        for _ in range(_CANCEL_TRIES):
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=_CANCEL_WAIT)
+            if not pending:
+                break
+        for task in tasks:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: _task_ended logged what mattered
+        if pending:
+            logger.error("internal task(s) %s did not stop when cancelled: left behind",
+                         ", ".join(sorted(t.get_name() for t in pending)))
+            self.stats.errors[Kind.INTERNAL] += 1
 
     def _task_ended(self, task: asyncio.Task[Any]) -> None:
         """An internal task that dies would leave the crawl waiting forever: end it."""
