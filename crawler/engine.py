@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 _SEED_BATCH = 256  # start requests queued before yielding to the workers
 _UNLIMITED = 1 << 30
+_ACK_EVERY = 0.2  # seconds between acknowledgements to a shared frontier (after a flush)
 _CANCEL_TRIES, _CANCEL_WAIT = 3, 2.0  # re-cancel a task that swallowed it; seconds between
 
 
@@ -339,6 +340,8 @@ class Crawler:
             try:
                 await self._run_tasks()
             finally:
+                if self._frontier.shared:  # what the last flush left unacknowledged
+                    await self._processor.ack_written()
                 if self.job is not None:  # what the last commit missed, and if it finished
                     finished = not self.stats.finish_reason and \
                         await self.scheduler.pending() == 0
@@ -355,6 +358,8 @@ class Crawler:
         if self.job is not None:
             tasks.append(asyncio.create_task(self.job.commit_periodically(self.stats),
                                              name="job-commits"))
+        if self._frontier.shared:
+            tasks.append(asyncio.create_task(self._acking(), name="acks"))
         for task in tasks:
             task.add_done_callback(self._task_ended)
         loop = asyncio.get_running_loop()
@@ -370,6 +375,11 @@ class Crawler:
                 tasks.append(self._idle)
             await self._cancel(tasks)
             self.scheduler.close()
+
+    async def _acking(self) -> None:
+        while True:
+            await asyncio.sleep(_ACK_EVERY)
+            await self._processor.ack_written()
 
     async def _cancel(self, tasks: list[asyncio.Task[Any]]) -> None:
         """Cancel and wait for `tasks`; one that swallows its cancellation (a library's bug)

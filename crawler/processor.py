@@ -51,6 +51,7 @@ class Processor:
         self.chain = MiddlewareChain([])  # the crawl's, once its middlewares are built
         self._robots_chain = self.chain
         self.downloader: Downloader | None = None  # set when the crawl opens it
+        self._acks: list[Request] = []  # complete, items not yet flushed (shared frontier)
 
     def use(self, chain: MiddlewareChain) -> None:
         """Send requests through `chain` (its middlewares again, unobserved, for robots)."""
@@ -62,9 +63,25 @@ class Processor:
         outputs when it is complete, together with its completion (crawler/jobs.py)."""
         if self._job is None:
             if not await self._process(request):
-                await self._scheduler.frontier.ack(request)
+                if self._scheduler.frontier.shared:
+                    self._acks.append(request)  # once its items are flushed: ack_written()
+                else:
+                    await self._scheduler.frontier.ack(request)
         else:
             await self._completing(request, self._process(request))
+
+    async def ack_written(self) -> None:
+        """Shared frontier: flush the outputs, then acknowledge the requests completed
+        before the flush, so that a page is acknowledged only once its items are in the
+        files (a worker killed before that leaves them leased: another worker redoes them).
+        Nothing is acknowledged when an output failed."""
+        if not self._acks:
+            return
+        acks, self._acks = self._acks, []
+        await self._outputs.flush()
+        if self._outputs.failed:
+            return
+        await self._scheduler.frontier.ack_many(acks)
 
     async def _completing(self, request: Request, handling: Awaitable[bool]) -> None:
         job = self._job

@@ -68,6 +68,9 @@ class Frontier(Protocol):
         outputs. Until then a popped request is leased, not gone: a durable store gives it
         back after a crash (the memory store forgets it at pop)."""
 
+    async def ack_many(self, requests: Sequence[Request]) -> None:
+        """`ack` for each, at once."""
+
     async def pause_host(self, host: str, seconds: float) -> None:
         """Start nothing on `host` (a `host_key`) for `seconds` (Retry-After)."""
 

@@ -203,6 +203,10 @@ class MemoryFrontier:
     async def ack(self, request: Request) -> None:
         return None  # nothing to give back after a crash: the process is the store
 
+    async def ack_many(self, requests: Sequence[Request]) -> None:
+        for request in requests:
+            await self.ack(request)
+
     def watch(self, changed: Callable[[], None], stop: Callable[[str], None], *,
               pages: Callable[[], int], items: Callable[[], int]) -> None:
         return None  # nobody else changes it

@@ -352,6 +352,7 @@ class RedisFrontier:
         self._items: Callable[[], int] = lambda: 0
         self._pages: Callable[[], int] = lambda: 0
         self._outage_since: float | None = None
+        self._reported = (0, 0, time.monotonic())  # pages, items, when: the last report
         self.stopped: str | None = None
 
     def _now(self) -> float:
@@ -386,7 +387,8 @@ class RedisFrontier:
                 await self._heartbeat
             self._heartbeat = None
         if self._redis is not None:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # the last counts; then it leaves the fleet
+                await asyncio.wait_for(self._report(), 5)
                 await self._call(self._redis.hdel, self.prefix + "workers", self.worker,
                                  retry=False)
                 if self._seeder:
@@ -527,6 +529,11 @@ class RedisFrontier:
         if sid is not None:
             await self.ack_ids([str(sid)])
 
+    async def ack_many(self, requests: Sequence[Request]) -> None:
+        ids = [str(sid) for sid in map(store_id, requests) if sid is not None]
+        if ids:
+            await self.ack_ids(ids)
+
     async def ack_ids(self, ids: list[str]) -> None:
         for rid in ids:
             self._leased.discard(rid)
@@ -566,10 +573,25 @@ class RedisFrontier:
         return int(await self._call(self._scripts["heartbeat"], args=[
             self.prefix, now, self.policy.concurrency, now + self._lease, *self._leased]))
 
+    async def _report(self) -> list[Any]:
+        """This worker's heartbeat record and its items since the last report; the fleet's
+        items, pages, start and stop reason."""
+        r, p = self._redis, self.prefix
+        pages, items = self._pages(), self._items()
+        now = time.monotonic()
+        elapsed = max(now - self._reported[2], 1e-3)
+        record = {"heartbeat": self.clock(), "pages": pages, "items": items,
+                  "pages_per_second": round((pages - self._reported[0]) / elapsed, 1),
+                  "in_flight": self._in_flight}
+        answer = await self._call(_pipeline, r, [
+            ("hset", p + "workers", self.worker, orjson.dumps(record)),
+            ("hincrby", p + "counts", "items", items - self._reported[1]),
+            ("hget", p + "counts", "pages"), ("get", p + "started"), ("get", p + "stop")])
+        self._reported = (pages, items, now)
+        return list(answer[1:])
+
     async def _beat(self) -> None:
         r, p = self._redis, self.prefix
-        pages = items = 0
-        last = time.monotonic()
         assert self._every is not None
         while True:
             await asyncio.sleep(self._every)
@@ -578,18 +600,7 @@ class RedisFrontier:
                 await self.beat()
                 if self._seeder:
                     await self._call(r.expire, p + "seeding", max(5, int(self._lease)))
-                new_pages, new_items = self._pages(), self._items()
-                elapsed = time.monotonic() - last
-                last = time.monotonic()
-                record = {"heartbeat": now, "pages": new_pages, "items": new_items,
-                          "pages_per_second": round((new_pages - pages) / elapsed, 1),
-                          "in_flight": self._in_flight}
-                _, items_total, pages_total, started, stop = await self._call(_pipeline, r, [
-                    ("hset", p + "workers", self.worker, orjson.dumps(record)),
-                    ("hincrby", p + "counts", "items", new_items - items),
-                    ("hget", p + "counts", "pages"),
-                    ("get", p + "started"), ("get", p + "stop")])
-                pages, items = new_pages, new_items
+                items_total, pages_total, started, stop = await self._report()
                 reason = stop.decode() if stop else self._limit(
                     now, int(pages_total or 0), int(items_total), float(started or now))
                 if reason is not None and self.stopped is None:

@@ -1,0 +1,294 @@
+"""Shared crawls on a real Redis: real `python -m crawler run --frontier` worker processes
+against local sites on two hosts. Together they write every page; a SIGKILLed worker
+loses nothing; per-host limits hold across the fleet (checked by the server's own arrival
+times, against a control that breaks them); start() runs once; max_pages is global; a
+Redis restart mid-crawl is ridden out. The frontier contract itself runs against Redis in
+tests/test_frontier.py."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import textwrap
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from tests.conftest import finish, spawn
+
+PAGES = 600  # per host
+ARRIVALS = web.AppKey("arrivals", list)  # (page, arrival, departure) per request
+
+SPIDER = '''
+    from crawler import Spider
+
+    class Fleet(Spider):
+        name = "fleet"
+        custom_settings = {"log_interval": 0, "concurrency": 8, "obey_robots": False}
+
+        def __init__(self, bases, **kw):
+            super().__init__(**kw)
+            self.bases = bases.split(",")
+            self.start_urls = [base + "/p/0" for base in self.bases]
+
+        def parse(self, response):
+            yield {"url": response.url}
+            for link in response.css("a"):
+                yield response.follow(link, callback=self.parse)
+'''
+
+
+def _site(delay: float = 0.01, other: list[str] | None = None) -> web.Application:
+    """PAGES pages; page i links to 2i+1, 2i+2, i//2, and the same page on the other
+    host(s) (`other`, filled in once they are up)."""
+    app = web.Application()
+    app[ARRIVALS] = []
+    others = other if other is not None else []
+
+    async def page(request: web.Request) -> web.Response:
+        i = int(request.match_info["i"])
+        arrived = time.monotonic()
+        await asyncio.sleep(delay)
+        request.app[ARRIVALS].append((i, arrived, time.monotonic()))
+        links = [f"/p/{j}" for j in (2 * i + 1, 2 * i + 2, i // 2) if j < PAGES]
+        links += [f"{base}/p/{i}" for base in others]
+        body = "".join(f'<a href="{href}">x</a>' for href in links)
+        return web.Response(text=f"<html><body>{body}</body></html>", content_type="text/html")
+
+    app.router.add_get("/p/{i}", page)
+    return app
+
+
+async def _two_hosts(aiohttp_server, delay: float = 0.01,
+                     ) -> tuple[list[str], list[web.Application]]:
+    links_a: list[str] = []
+    links_b: list[str] = []
+    apps = [_site(delay, links_a), _site(delay, links_b)]
+    servers = [await aiohttp_server(app) for app in apps]
+    bases = [str(s.make_url("")).rstrip("/") for s in servers]
+    links_a.append(bases[1])
+    links_b.append(bases[0])
+    return bases, apps
+
+
+def _project(tmp_path: Path) -> Path:
+    (tmp_path / "spiders").mkdir()
+    (tmp_path / "spiders" / "__init__.py").write_text("")
+    (tmp_path / "spiders" / "fleet.py").write_text(textwrap.dedent(SPIDER))
+    return tmp_path
+
+
+def _worker(bases: list[str], url: str, job: str, worker: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "crawler", "run", "fleet", "-a", f"bases={','.join(bases)}",
+            "--frontier", url, "--job", job, "--worker-id", worker,
+            "-O", "out.{worker}.jsonl", "--stats", f"stats.{worker}.json", *extra]
+
+
+def _items(project: Path) -> Counter[str]:
+    urls: Counter[str] = Counter()
+    for path in project.glob("out.*.jsonl"):
+        urls.update(json.loads(line)["url"] for line in path.read_bytes().splitlines())
+    return urls
+
+
+def _every_page(bases: list[str]) -> Counter[str]:
+    return Counter(f"{base}/p/{i}" for base in bases for i in range(PAGES))
+
+
+def _stats(project: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(project.glob("stats.*.json"))]
+
+
+async def _run_fleet(commands: list[list[str]], project: Path, limit: float = 120,
+                     ) -> list[tuple[int, str]]:
+    procs = [await spawn(*cmd, cwd=project) for cmd in commands]
+    outcomes = []
+    for proc in procs:
+        _, err = await finish(proc, limit)
+        outcomes.append((proc.returncode, err.decode()))
+    return outcomes
+
+
+async def test_three_workers_write_every_page_once(aiohttp_server, tmp_path, redis_url):
+    bases, _ = await _two_hosts(aiohttp_server)
+    project = _project(tmp_path)
+    job = uuid.uuid4().hex
+    outcomes = await _run_fleet([_worker(bases, redis_url, job, f"w{n}") for n in range(3)],
+                                project)
+    for code, err in outcomes:
+        assert code == 0, err
+    assert _items(project) == _every_page(bases)
+    stats = _stats(project)
+    assert sum(s["start_requests"] for s in stats) == 2  # start() ran once, in one worker
+    assert sum(1 for s in stats if s["pages"]) >= 2  # the work was shared
+    proc = await spawn(sys.executable, "-m", "crawler", "status", "fleet", "--frontier",
+                       redis_url, "--job", job, cwd=project)
+    out, err = await finish(proc, 30)
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert "state:       finished" in text and f"pages:       {2 * PAGES}" in text, text
+    assert f"items:       {2 * PAGES}" in text, text
+
+
+async def test_a_killed_worker_loses_no_page(aiohttp_server, tmp_path, redis_url):
+    bases, _ = await _two_hosts(aiohttp_server, delay=0.03)
+    project = _project(tmp_path)
+    job = uuid.uuid4().hex
+    lease = ("-s", "frontier_lease=2")
+    procs = [await spawn(*_worker(bases, redis_url, job, f"w{n}", *lease), cwd=project)
+             for n in range(3)]
+    await asyncio.sleep(2.0)
+    assert procs[1].returncode is None, "the crawl ended before the kill: slow the site"
+    procs[1].send_signal(signal.SIGKILL)
+    await procs[1].wait()
+    for proc in (procs[0], procs[2]):
+        _, err = await finish(proc, 120)
+        assert proc.returncode == 0, err.decode()
+    items = _items(project)
+    every = _every_page(bases)
+    assert set(items) == set(every)  # at least once: none lost
+    redelivered = await _count(redis_url, job, "redelivered")
+    assert redelivered >= 1  # the killed worker's leases came back
+    assert sum(items.values()) - len(every) <= redelivered  # twice: only re-deliveries
+
+
+async def test_per_host_limits_hold_across_workers(aiohttp_server, tmp_path, redis_url):
+    """One request at a time and 0.1 s between starts, for the whole fleet; the control
+    (the same three workers, each with a frontier of its own) breaks both."""
+    app = _site(delay=0.02)
+    server = await aiohttp_server(app)
+    base = str(server.make_url("")).rstrip("/")
+    project = _project(tmp_path)
+    limits = ("-s", "per_host_concurrency=1", "-s", "download_delay=0.1",
+              "-s", "randomize_download_delay=false", "-s", "max_pages=20")
+    job = uuid.uuid4().hex
+    shared = [_worker([base], redis_url, job, f"w{n}", *limits) for n in range(3)]
+    for code, err in await _run_fleet(shared, project):
+        assert code == 0, err
+    arrivals = sorted(app[ARRIVALS], key=lambda a: a[1])
+    assert len(arrivals) == 20  # max_pages, for the fleet
+    gaps = [b[1] - a[1] for a, b in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 0.09, gaps
+    assert all(b[1] >= a[2] - 0.005 for a, b in itertools.pairwise(arrivals))
+
+    app[ARRIVALS].clear()
+    control = [[sys.executable, "-m", "crawler", "run", "fleet", "-a", f"bases={base}",
+                *limits, "-O", f"control{n}.jsonl"] for n in range(3)]
+    for code, err in await _run_fleet(control, project):
+        assert code == 0, err
+    arrivals = sorted(app[ARRIVALS], key=lambda a: a[1])
+    gaps = [b[1] - a[1] for a, b in itertools.pairwise(arrivals)]
+    assert min(gaps) < 0.09  # three separate frontiers: three times the rate
+
+
+async def test_start_runs_once_under_a_race_and_max_pages_is_global(aiohttp_server, tmp_path,
+                                                                    redis_url):
+    bases, _ = await _two_hosts(aiohttp_server)
+    project = _project(tmp_path)
+    job = uuid.uuid4().hex
+    commands = [_worker(bases, redis_url, job, f"w{n}", "-s", "max_pages=150")
+                for n in range(4)]
+    for code, err in await _run_fleet(commands, project):
+        assert code == 0, err
+    stats = _stats(project)
+    assert sum(s["start_requests"] for s in stats) == 2
+    assert sum(s["pages"] for s in stats) == 150
+    assert sum(_items(project).values()) == 150
+
+
+async def _count(url: str, job: str, name: str) -> int:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+    try:
+        return int(await client.hget(f"crawler:fleet:{job}:counts", name) or 0)
+    finally:
+        await client.aclose()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_a_redis_restart_mid_crawl_loses_nothing(aiohttp_server, tmp_path):
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CRAWLER_REQUIRE_REDIS"):
+            pytest.fail("redis-server is needed to restart a server (CRAWLER_REQUIRE_REDIS)")
+        pytest.skip("no redis-server binary to start and restart (apt-get install redis-server)")
+    port = _free_port()
+    data = tmp_path / "redis"
+    data.mkdir()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+               "--appendonly", "yes", "--appendfsync", "always", "--save", ""]
+
+    async def start() -> asyncio.subprocess.Process:
+        server = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        for _ in range(200):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return server
+            await asyncio.sleep(0.05)
+        server.kill()
+        raise AssertionError("redis-server did not start")
+
+    server = await start()
+    try:
+        bases, _ = await _two_hosts(aiohttp_server, delay=0.03)
+        (tmp_path / "p").mkdir()
+        project = _project(tmp_path / "p")
+        url = f"redis://127.0.0.1:{port}/0"
+        procs = [await spawn(*_worker(bases, url, "restart", f"w{n}"), cwd=project)
+                 for n in range(2)]
+        await asyncio.sleep(1.5)
+        assert all(p.returncode is None for p in procs), "the crawl ended before the restart"
+        server.terminate()  # a clean shutdown: the append-only file has every write
+        await server.wait()
+        await asyncio.sleep(3)
+        server = await start()
+        for proc in procs:
+            _, err = await finish(proc, 120)
+            assert proc.returncode == 0, err.decode()
+            assert "unreachable" in err.decode()  # said once, and then that it is back
+        assert set(_items(project)) == set(_every_page(bases))
+    finally:
+        if server.returncode is None:
+            server.terminate()
+            await server.wait()
+
+
+async def test_a_cancelled_command_raises_cancelled(redis_url):
+    """The redis client must let a task's cancellation through (8.0 and 8.1 swallow it
+    during a command, and the crawl hangs at shutdown): the version pin's reason."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    script = client.register_script("return 1")
+
+    async def loop() -> None:
+        while True:
+            await script(args=["x"])
+
+    try:
+        for i in range(100):
+            task = asyncio.create_task(loop())
+            await asyncio.sleep(0.001 * (i % 5))
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=2)
+            assert done, f"cancellation swallowed on try {i}"
+            assert task.cancelled() or isinstance(task.exception(), Exception)
+    finally:
+        await client.aclose()
