@@ -1,10 +1,13 @@
 """Ours vs the floor on one generated site, alternating runs: python -m benchmarks.quick
 
     python -m benchmarks.quick [--shape dup|tree|pgdocs|pydocs] [--pages 20000] [--runs 2]
-                               [--hosts 1] [--rev REV]
+                               [--hosts 1] [--rev REV] [--jobdir] [--shared 1,2]
 
 `--rev REV` adds the crawler as of a git revision (checked out in a temporary worktree) as a
 third contender, for before/after comparisons of a change within one alternating run.
+`--jobdir` adds ours with a job directory; `--shared 1,2` adds ours on a Redis frontier
+(`--redis URL`, default redis://127.0.0.1:6379/13) with 1 and 2 worker processes
+(`run --workers N`), their per-worker outputs counted together.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +46,11 @@ class Run:
 
 
 def _measure(name: str, cmd: list[str], out: Path) -> Run:
+    shared = "JOB" in cmd  # a fresh crawl name each run; outputs out.<worker>.jsonl
+    if shared:
+        cmd = [uuid.uuid4().hex if arg == "JOB" else arg for arg in cmd]
+        for old in out.parent.glob(f"{out.stem}.*.jsonl"):
+            old.unlink()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -50,13 +59,17 @@ def _measure(name: str, cmd: list[str], out: Path) -> Run:
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode:
         raise RuntimeError(f"{name} failed ({proc.returncode}): {err[-2000:]}")
-    with out.open("rb") as f:
-        pages = sum(1 for _ in f)
+    parts = sorted(out.parent.glob(f"{out.stem}.*.jsonl")) if shared else [out]
+    pages = 0
+    for part in parts:
+        with part.open("rb") as f:
+            pages += sum(1 for _ in f)
     return Run(name, pages, wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def contenders(starts: list[str], tmp: Path, concurrency: int, max_pages: int | None,
                rev_root: Path | None = None, jobdir: bool = False,
+               shared: tuple[int, ...] = (), redis: str = "",
                ) -> dict[str, tuple[list[str], Path]]:
     names = ("floor", "ours", "jobdir") if jobdir else ("floor", "ours")
     plan = {name: (command(name, starts, tmp / f"{name}.jsonl", concurrency,
@@ -66,6 +79,14 @@ def contenders(starts: list[str], tmp: Path, concurrency: int, max_pages: int | 
         rev_out = tmp / "rev.jsonl"
         ours = command("ours", starts, rev_out, concurrency, max_pages=max_pages)
         plan["rev"] = (["env", "-C", str(rev_root), f"PYTHONPATH={rev_root}", *ours], rev_out)
+    for n in shared:  # one output per worker, no --stats (the workers would share it)
+        out = tmp / f"redis{n}.jsonl"
+        cmd = command("ours", starts, out, concurrency, max_pages=max_pages)
+        cmd = [*cmd[:cmd.index("-O")], "-O", str(tmp / f"redis{n}.{{worker}}.jsonl")]
+        if max_pages:
+            cmd += ["-s", f"max_pages={max_pages}"]
+        plan[f"redis{n}"] = ([*cmd, "--frontier", redis, "--job", "JOB", "--workers",
+                              str(n)], out)
     return plan
 
 
@@ -96,14 +117,18 @@ def main() -> None:
     parser.add_argument("--shape", default="dup", help="dup, tree, pgdocs or pydocs")
     parser.add_argument("--jobdir", action="store_true",
                         help="also run ours with a job directory (--job-dir)")
+    parser.add_argument("--shared", default="",
+                        help="also run ours on a Redis frontier with these worker counts: 1,2")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
     args = parser.parse_args()
+    shared = tuple(int(n) for n in args.shared.split(",") if n)
     site = shape(args.shape, args.pages // args.hosts if args.shape == "dup" else args.pages)
     runs: dict[str, list[Run]] = {}
     with serve(site.root, args.hosts) as (server, bases), tempfile.TemporaryDirectory() as tmp, \
             worktree(args.rev) as rev_root:
         starts = [b + site.start for b in bases]
         plan = contenders(starts, Path(tmp), args.concurrency, site.max_pages, rev_root,
-                          args.jobdir)
+                          args.jobdir, shared, args.redis)
         print(f"server: {server}; {site.title}, {args.hosts} host(s)")
         for _ in range(args.runs):
             for name, (cmd, out) in plan.items():
@@ -119,7 +144,7 @@ def main() -> None:
         print(f"ours/rev = {medians['ours'] / medians['rev']:.2f} (rev = {args.rev})")
     # this machine's speed drifts: the ratio within each round (runs minutes apart at most)
     # is steadier than a ratio of medians
-    for other in ("floor", "rev", "jobdir"):
+    for other in ("floor", "rev", "jobdir", *(f"redis{n}" for n in shared)):
         if other in runs:
             per_round = [o.rate / f.rate for o, f in zip(runs["ours"], runs[other], strict=True)]
             print(f"ours/{other} per round: {', '.join(f'{r:.2f}' for r in per_round)}; "

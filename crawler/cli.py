@@ -25,6 +25,7 @@ from crawler.engine import Crawler, CrawlResult
 from crawler.exceptions import StartupError, UsageError
 from crawler.exporters import file_identity, make_exporter
 from crawler.feeds import output_sink
+from crawler.fleet import run_workers, without_workers_flag
 from crawler.frontier.redisstore import default_worker_id, read_status
 from crawler.interrupts import EXIT_KILLED, Interrupts
 from crawler.jobs import clear_job, read_job
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of `python -m crawler` and the `crawler` script."""
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         code = args.command(args)
     except (UsageError, StartupError) as exc:
@@ -81,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a spider", epilog=_EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("spider", help="a spider name from ./spiders/, or a path to a .py file")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="with --frontier: run N worker processes on this machine (one per "
+                          "core), each writing its own outputs ({worker} in -o)")
     _crawl_options(run)
     run.set_defaults(command=_cmd_run)
 
@@ -169,6 +174,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     crawler = _build(spider_cls, args, {}, default_overwrite=True)
+    if args.workers != 1:  # checked, now run as N processes
+        if args.workers < 1:
+            raise UsageError("--workers must be >= 1")
+        if crawler.settings.frontier is None:
+            raise UsageError("--workers needs a shared frontier: give --frontier "
+                             "redis://HOST:PORT/DB (or the frontier setting)")
+        if any("{worker}" not in spec for spec in (*args.output, *args.overwrite_output)):
+            raise UsageError("with --workers, each output needs {worker} in its name (one "
+                             "file per worker), e.g. -o 'output/items.{worker}.jsonl'")
+        return run_workers(without_workers_flag(args.argv), args.workers,
+                           crawler.settings.worker_id or default_worker_id())
     return _finish(asyncio.run(_run_with_signals(crawler)), args)
 
 

@@ -122,6 +122,7 @@ class Crawler:
         if self._frontier.shared:  # robots.txt is checked as each request is fetched
             self.scheduler.admission.hold_robots = False
         self._busy = 0
+        self._frontier_open = False
         self._seeding = True
         self._done = asyncio.Event()
         self._check = asyncio.Event()  # something ended: is the crawl over? (_watch_done)
@@ -164,6 +165,8 @@ class Crawler:
             await self._open_crawl_close()
         finally:
             self._plugin_thread.close()
+            if self._frontier_open:
+                await self._frontier.close()
             if self.job is not None:
                 await self.job.close()
             self._watch.finish()
@@ -187,6 +190,9 @@ class Crawler:
             if job.resumed:
                 job.restore_stats(self.stats)
         self._check_start_urls()
+        # before any output is touched: an unreachable shared frontier is a startup error
+        await self._frontier.open(self.spider)
+        self._frontier_open = True
         await self.outputs.check()
         opened: list[Any] = []
         try:
@@ -330,8 +336,6 @@ class Crawler:
                 self.scheduler.use_robots(RobotsCache(
                     self._processor.fetch_robots, user_agent=s.user_agent,
                     retry=RetryPolicy.from_settings(s)))
-            await self._frontier.open(self.spider)
-            stack.push_async_callback(self._frontier.close)
             stats = self.stats
             self._frontier.watch(self._check_done, self.stop, pages=lambda: stats.pages,
                                  items=lambda: stats.items)

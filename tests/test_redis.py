@@ -292,3 +292,50 @@ async def test_a_cancelled_command_raises_cancelled(redis_url):
             assert task.cancelled() or isinstance(task.exception(), Exception)
     finally:
         await client.aclose()
+
+
+async def test_workers_flag_runs_n_processes_on_one_frontier(aiohttp_server, tmp_path,
+                                                            redis_url):
+    bases, _ = await _two_hosts(aiohttp_server)
+    project = _project(tmp_path)
+    proc = await spawn(sys.executable, "-m", "crawler", "run", "fleet", "-a",
+                       f"bases={','.join(bases)}", "--frontier", redis_url, "--job",
+                       uuid.uuid4().hex, "--workers", "2", "-O", "out.{worker}.jsonl",
+                       cwd=project)
+    _, err = await finish(proc, 120)
+    assert proc.returncode == 0, err.decode()
+    assert _items(project) == _every_page(bases)
+    assert len(list(project.glob("out.*.jsonl"))) == 2
+    assert err.decode().count("crawl finished") == 2
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--workers", "2"], "--workers needs a shared frontier"),
+    (["--workers", "2", "--frontier", "redis://127.0.0.1:1/0", "-o", "x.jsonl"],
+     "each output needs {worker}"),
+    (["--frontier", "http://127.0.0.1/"], "must be a redis://HOST:PORT/DB URL"),
+    (["--job", "x"], "give --frontier URL"),
+    (["--frontier", "redis://127.0.0.1:1/0", "--job-dir", "j"], "give no job dir"),
+])
+async def test_bad_shared_crawl_options_are_one_line_errors(tmp_path, args, message):
+    project = _project(tmp_path)
+    proc = await spawn(sys.executable, "-m", "crawler", "run", "fleet", "-a", "bases=x",
+                       *args, cwd=project)
+    _, err = await finish(proc, 60)
+    assert proc.returncode == 2, err.decode()
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not list(project.glob("*.jsonl")) and not (project / "output").exists()
+
+
+async def test_an_unreachable_frontier_is_a_one_line_error(tmp_path):
+    project = _project(tmp_path)
+    port = _free_port()
+    (project / "out.jsonl").write_text("kept\n")
+    proc = await spawn(sys.executable, "-m", "crawler", "run", "fleet", "-a",
+                       "bases=http://127.0.0.1:9", "--frontier", f"redis://127.0.0.1:{port}/0",
+                       "-O", "out.jsonl", cwd=project)
+    _, err = await finish(proc, 60)
+    assert proc.returncode == 2, err.decode()
+    assert f"cannot reach the frontier at redis://127.0.0.1:{port}/0" in err.decode()
+    assert (project / "out.jsonl").read_text() == "kept\n"  # before any output is touched
