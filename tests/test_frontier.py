@@ -87,6 +87,7 @@ async def done(frontier: MemoryFrontier, request: Request, now: float, **kw: Any
 async def hosts_held(frontier: Any) -> int:
     """Per-host records the store keeps."""
     if isinstance(frontier, RedisFrontier):
+        await frontier.flush()
         return len([k async for k in frontier._redis.scan_iter(frontier.prefix + "slot:*")])
     return len(frontier._hosts)
 

@@ -58,10 +58,16 @@ _DIGEST = 12  # bytes of a fingerprint kept in the seen-set: 96 bits, no collisi
 _PRIORITY = 4000  # |priority| beyond this ranks as this (scores are doubles)
 _HEARTBEAT = 0.5  # seconds between heartbeats: leases extended, expired ones reclaimed
 _OUTAGE = 60.0  # seconds of Redis outage ridden out before the crawl gives up
+_KNOWN = 1_000_000  # fingerprints remembered as recorded, for seen_many(): ~70 MB at most
 
-# shared by the scripts: ARGV[1] is the key prefix
+# Shared by the scripts. ARGV[1] is the key prefix; ARGV[2] carries the fetches that
+# ended since the last script (done() is not a round trip of its own) as JSON: [now,
+# concurrency, autothrottle, policy delay, target concurrency, max delay, [[id, host,
+# latency or -1, status or -1, cached, backoff, when it ended], ...]], or ''. It is taken
+# out of ARGV, so each script's own arguments start at ARGV[2], and applied first.
 _LUA_COMMON = """
 local P = ARGV[1]
+local DONES = table.remove(ARGV, 2)
 local function parse(rec)
   local a = string.find(rec, '|', 1, true)
   local b = string.find(rec, '|', a + 1, true)
@@ -93,6 +99,44 @@ local function push(host, id, prio, now, conc)
   redis.call('ZADD', P..'q:'..host, -prio * 1e12 + tonumber(id), id)
   if not redis.call('ZSCORE', P..'sleeping', host) then
     place(host, now, conc)
+  end
+end
+local function finish(id, host, now, conc, latency, status, cached, backoff, at, pdelay,
+                      target, max_delay)
+  -- a fetch ended: free its host's slot; with autothrottle, move the delay toward
+  -- latency / target (HostSlot.finish); a cached response takes back its gap
+  if redis.call('SREM', P..'fetching', id) == 0 then
+    return  -- its lease expired and it was given back: the slot was freed then
+  end
+  if status >= 0 then redis.call('HINCRBY', P..'counts', 'pages', 1) end
+  local key = P..'slot:'..host
+  local s = redis.call('HMGET', key, 'a', 'ns', 'ps', 'd', 'cd', 'ls')
+  local active = math.max((tonumber(s[1]) or 1) - 1, 0)
+  local ns, ps = tonumber(s[2]) or 0, tonumber(s[3]) or 0
+  local d, cd, ls = tonumber(s[4]) or 0, tonumber(s[5]) or 0, tonumber(s[6]) or 0
+  if cached then
+    if ns > now then ns = math.max(ps, now) end
+  elseif at and latency >= 0 then
+    local floor = math.max(pdelay, cd)
+    if backoff then
+      d = math.min(max_delay, math.max(d * 2, latency, 1.0, floor))
+      ns = math.max(ns, now + d)
+    else
+      local new = (d + latency / target) / 2
+      if not (status >= 0 and (status < 200 or status >= 300) and new < d) then
+        d = math.min(max_delay, math.max(floor, new))
+        ns = math.max(ns, ls + d)
+      end
+    end
+  end
+  redis.call('HSET', key, 'a', active, 'ns', ns, 'd', d)
+  redis.call('ZREM', P..'sleeping', host)
+  place(host, now, conc)
+end
+if DONES ~= '' then
+  local b = cjson.decode(DONES)
+  for _, x in ipairs(b[7]) do
+    finish(x[1], x[2], x[7], b[2], x[3], x[4], x[5] == 1, x[6] == 1, b[3] == 1, b[4], b[5], b[6])
   end
 end
 """
@@ -191,46 +235,11 @@ end
 return {out, wake}
 """
 
-# ARGV: prefix, now, concurrency, id, host, latency (-1: none), status (-1: none),
-# cached, autothrottle, policy delay, target concurrency, max delay, backoff (1: a
-# 429/503 answer)
-_DONE = _LUA_COMMON + """
-local now, conc, id, host = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local latency, status, cached = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8] == '1'
-if redis.call('SREM', P..'fetching', id) == 0 then
-  return 0  -- its lease expired and it was given back: the slot was freed then
-end
-if status >= 0 then redis.call('HINCRBY', P..'counts', 'pages', 1) end
-local key = P..'slot:'..host
-local s = redis.call('HMGET', key, 'a', 'ns', 'ps', 'd', 'cd', 'ls')
-local active = math.max((tonumber(s[1]) or 1) - 1, 0)
-local ns, ps = tonumber(s[2]) or 0, tonumber(s[3]) or 0
-local d, cd, ls = tonumber(s[4]) or 0, tonumber(s[5]) or 0, tonumber(s[6]) or 0
-if cached then
-  if ns > now then ns = math.max(ps, now) end
-elseif ARGV[9] == '1' and latency >= 0 then
-  local floor = math.max(tonumber(ARGV[10]), cd)
-  local max_delay = tonumber(ARGV[12])
-  if ARGV[13] == '1' then
-    d = math.min(max_delay, math.max(d * 2, latency, 1.0, floor))
-    ns = math.max(ns, now + d)
-  else
-    local new = (d + latency / tonumber(ARGV[11])) / 2
-    if not (status >= 0 and (status < 200 or status >= 300) and new < d) then
-      d = math.min(max_delay, math.max(floor, new))
-      ns = math.max(ns, ls + d)
-    end
-  end
-end
-redis.call('HSET', key, 'a', active, 'ns', ns, 'd', d)
-redis.call('ZREM', P..'sleeping', host)
-place(host, now, conc)
-return 1
-"""
+# only the fetches that ended (ARGV[2])
+_DONE = _LUA_COMMON + "return 1"
 
 # ARGV: prefix, id...: the requests are complete
-_ACK = """
-local P = ARGV[1]
+_ACK = _LUA_COMMON + """
 local n = 0
 for i = 2, #ARGV do
   if redis.call('ZREM', P..'leased', ARGV[i]) == 1 then
@@ -244,8 +253,8 @@ return n
 """
 
 # ARGV: prefix, id, priority, host, data, not before: a retry waits out its backoff
-_RETRY = """
-local P, id = ARGV[1], ARGV[2]
+_RETRY = _LUA_COMMON + """
+local id = ARGV[2]
 if redis.call('ZREM', P..'leased', id) == 0 then
   return 0  -- its lease expired: it was queued again then
 end
@@ -344,6 +353,10 @@ class RedisFrontier:
         self._codec: RequestCodec | None = None
         self._leased: set[str] = set()  # ids this worker holds
         self._in_flight = 0  # popped here, done() not yet called
+        # fetches that ended, sent with the next script: (id, host, latency, status,
+        # cached, backoff, when)
+        self._dones: list[tuple[str, str, float, int, int, int, float]] = []
+        self._known: set[int] = set()  # digests this worker saw recorded (bounded)
         self._wake: float | None = None  # from the last pop
         self._heartbeat: asyncio.Task[None] | None = None
         self._changed: Callable[[], None] = lambda: None
@@ -387,7 +400,8 @@ class RedisFrontier:
                 await self._heartbeat
             self._heartbeat = None
         if self._redis is not None:
-            with contextlib.suppress(Exception):  # the last counts; then it leaves the fleet
+            with contextlib.suppress(Exception):  # the last ends and counts; then it leaves
+                await asyncio.wait_for(self.flush(), 5)
                 await asyncio.wait_for(self._report(), 5)
                 await self._call(self._redis.hdel, self.prefix + "workers", self.worker,
                                  retry=False)
@@ -429,15 +443,20 @@ class RedisFrontier:
         return (await self.seen_many([fingerprint]))[0]
 
     async def seen_many(self, fingerprints: Sequence[bytes]) -> list[bool]:
-        if not fingerprints:
-            return []
-        found = await self._call(self._redis.smismember, self.prefix + "seen",
-                                 [fp[:_DIGEST] for fp in fingerprints])
-        return [bool(x) for x in found]
+        """From what this worker saw recorded, without a round trip: False may be a
+        fingerprint another worker recorded (add_many() decides, in Redis)."""
+        known = self._known
+        return [hash(fp[:_DIGEST]) in known for fp in fingerprints]
+
+    def _saw(self, digest: bytes) -> None:
+        if len(self._known) >= _KNOWN:
+            self._known.clear()  # a cache: forgetting costs a duplicate's admission work
+        self._known.add(hash(digest))
 
     async def mark_seen(self, fingerprint: bytes, request: Request | None = None) -> bool:
-        return bool(await self._call(self._redis.sadd, self.prefix + "seen",
-                                     fingerprint[:_DIGEST]))
+        digest = fingerprint[:_DIGEST]
+        self._saw(digest)
+        return bool(await self._call(self._redis.sadd, self.prefix + "seen", digest))
 
     async def add_many(self, entries: Sequence[tuple[Request, bytes, bool]]) -> list[bool]:
         codec = self._codec
@@ -450,8 +469,9 @@ class RedisFrontier:
                      "" if sid is None else str(sid))
         if len(args) == 3:
             return []
-        added = await self._call(self._scripts["add"], args=args)
-        for request, _, _ in entries:
+        added = await self._run("add", args)
+        for request, fp, _ in entries:
+            self._saw(fp[:_DIGEST])
             sid = store_id(request)
             if sid is not None:
                 self._leased.discard(str(sid))
@@ -466,7 +486,7 @@ class RedisFrontier:
             await self.add_many([(request, b"", True)])
             return
         self._leased.discard(str(sid))
-        await self._call(self._scripts["retry"], args=[
+        await self._run("retry", [
             self.prefix, str(sid), _priority(request), request.host, data,
             self.clock() + delay])
 
@@ -482,7 +502,7 @@ class RedisFrontier:
         delay0 = max(policy.delay, policy.start_delay) if policy.autothrottle \
             else policy.delay
         factors = [random.uniform(0.5, 1.5) if policy.randomize else 0 for _ in range(n)]
-        out, wake = await self._call(self._scripts["pop"], args=[
+        out, wake = await self._run("pop", [
             self.prefix, now, policy.concurrency, delay0, now + self._lease, n,
             -1 if self._max_pages is None else self._max_pages, *factors])
         self._wake = min((float(w) for w in wake), default=None)
@@ -498,7 +518,7 @@ class RedisFrontier:
                 request = codec.decode(data, rid)
             except (ValueError, TypeError) as exc:
                 logger.error("a shared request cannot be restored (%s): dropped", exc)
-                await self.done_id(rid, host)
+                self._done_id(rid, host)
                 await self.ack_ids([rid])
                 continue
             request._host = host
@@ -507,22 +527,36 @@ class RedisFrontier:
 
     async def done(self, request: Request, *, latency: float | None = None,
                    status: int | None = None, cached: bool = False) -> None:
+        """Kept, and sent with the next script (a pop, an add, the acks that follow within
+        0.2 s): not a round trip of its own."""
         sid = store_id(request)
         if sid is None:
             return
-        self._in_flight -= 1
-        p = self.policy
-        await self._call(self._scripts["done"], args=[
-            self.prefix, self.clock(), p.concurrency, str(sid), request.host,
-            -1 if latency is None else latency, -1 if status is None else status,
-            int(cached), int(p.autothrottle), p.delay, p.target_concurrency, p.max_delay,
-            int(status in BACKOFF_STATUSES)])
+        self._done_id(str(sid), request.host, latency, status, cached)
 
-    async def done_id(self, rid: str, host: str) -> None:
+    def _done_id(self, rid: str, host: str, latency: float | None = None,
+                 status: int | None = None, cached: bool = True) -> None:
         self._in_flight -= 1
-        await self._call(self._scripts["done"], args=[
-            self.prefix, self.clock(), self.policy.concurrency, rid, host, -1, -1, 1, 0, 0,
-            1, 0, 0])
+        self._dones.append((rid, host, -1 if latency is None else latency,
+                            -1 if status is None else status, int(cached),
+                            int(status in BACKOFF_STATUSES), self.clock()))
+
+    async def flush(self) -> None:
+        """Send the fetches that ended and were not sent yet."""
+        if self._dones:
+            await self._run("done", [self.prefix])
+
+    async def _run(self, name: str, args: list[Any]) -> Any:
+        """Script `name` with `args` (the prefix first), carrying the fetches that ended
+        since the last script. Sent again as it is if the connection drops: applying the
+        same ends twice changes nothing (a slot is freed once per id)."""
+        dones = b""
+        if self._dones:
+            p = self.policy
+            dones = orjson.dumps([self.clock(), p.concurrency, int(p.autothrottle), p.delay,
+                                  p.target_concurrency, p.max_delay, self._dones])
+            self._dones = []
+        return await self._call(self._scripts[name], args=[args[0], dones, *args[1:]])
 
     async def ack(self, request: Request) -> None:
         sid = store_id(request)
@@ -537,15 +571,15 @@ class RedisFrontier:
     async def ack_ids(self, ids: list[str]) -> None:
         for rid in ids:
             self._leased.discard(rid)
-        await self._call(self._scripts["ack"], args=[self.prefix, *ids])
+        await self._run("ack", [self.prefix, *ids])
 
     async def pause_host(self, host: str, seconds: float) -> None:
-        await self._call(self._scripts["pause"], args=[self.prefix, host,
+        await self._run("pause", [self.prefix, host,
                                                        self.clock() + seconds])
 
     async def set_crawl_delay(self, host: str, delay: float) -> None:
         p = self.policy
-        await self._call(self._scripts["pause"], args=[
+        await self._run("pause", [
             self.prefix, host, 0, min(delay, p.max_delay),
             max(p.delay, p.start_delay) if p.autothrottle else p.delay])
 
@@ -570,7 +604,7 @@ class RedisFrontier:
         """Extend this worker's leases and give back every expired one (a dead worker's);
         how many were given back."""
         now = self.clock()
-        return int(await self._call(self._scripts["heartbeat"], args=[
+        return int(await self._run("heartbeat", [
             self.prefix, now, self.policy.concurrency, now + self._lease, *self._leased]))
 
     async def _report(self) -> list[Any]:
