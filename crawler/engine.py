@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 _SEED_BATCH = 256  # start requests queued before yielding to the workers
 _UNLIMITED = 1 << 30
-_ACK_EVERY = 0.2  # seconds between acknowledgements to a shared frontier (after a flush)
+_ACK_EVERY = 0.5  # seconds between acknowledgements to a shared frontier (after a flush)
 _CANCEL_TRIES, _CANCEL_WAIT = 3, 2.0  # re-cancel a task that swallowed it; seconds between
 
 

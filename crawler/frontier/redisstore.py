@@ -58,6 +58,7 @@ _DIGEST = 12  # bytes of a fingerprint kept in the seen-set: 96 bits, no collisi
 _PRIORITY = 4000  # |priority| beyond this ranks as this (scores are doubles)
 _HEARTBEAT = 0.5  # seconds between heartbeats: leases extended, expired ones reclaimed
 _OUTAGE = 60.0  # seconds of Redis outage ridden out before the crawl gives up
+_QUEUED_FRESH = 1.0  # seconds a non-zero queued count is used again
 _KNOWN = 1_000_000  # fingerprints remembered as recorded, for seen_many(): ~70 MB at most
 
 # Shared by the scripts. ARGV[1] is the key prefix; ARGV[2] carries the fetches that
@@ -357,6 +358,7 @@ class RedisFrontier:
         # cached, backoff, when)
         self._dones: list[tuple[str, str, float, int, int, int, float]] = []
         self._known: set[int] = set()  # digests this worker saw recorded (bounded)
+        self._queued = (0, 0.0)  # the fleet's queued count, and when it was read
         self._wake: float | None = None  # from the last pop
         self._heartbeat: asyncio.Task[None] | None = None
         self._changed: Callable[[], None] = lambda: None
@@ -528,7 +530,7 @@ class RedisFrontier:
     async def done(self, request: Request, *, latency: float | None = None,
                    status: int | None = None, cached: bool = False) -> None:
         """Kept, and sent with the next script (a pop, an add, the acks that follow within
-        0.2 s): not a round trip of its own."""
+        0.5 s): not a round trip of its own."""
         sid = store_id(request)
         if sid is None:
             return
@@ -588,11 +590,18 @@ class RedisFrontier:
         return self._wake
 
     async def queued(self) -> int:
-        """Requests waiting, fleet-wide; a start() under way anywhere counts as one."""
+        """Requests waiting, fleet-wide; a start() under way anywhere counts as one. A
+        count above zero may be up to 1 s old (admission asks for every page); zero is
+        asked for again each time (the crawl may be over)."""
+        now = time.monotonic()
+        if self._queued[0] and now - self._queued[1] < _QUEUED_FRESH:
+            return self._queued[0]
         r, p = self._redis, self.prefix
         queued, seeding = await self._call(_pipeline, r, [
             ("hget", p + "counts", "queued"), ("exists", p + "seeding")])
-        return int(queued or 0) + int(seeding)
+        count = int(queued or 0) + int(seeding)
+        self._queued = (count, now)
+        return count
 
     async def in_flight(self) -> int:
         """Requests leased by any worker and not acknowledged."""
