@@ -26,7 +26,7 @@ from crawler.exceptions import StartupError, UsageError
 from crawler.exporters import file_identity, make_exporter
 from crawler.feeds import output_sink
 from crawler.fleet import run_workers, without_workers_flag
-from crawler.frontier.redisstore import default_worker_id, read_status
+from crawler.frontier.redisstore import UNREACHABLE, default_worker_id, read_status
 from crawler.interrupts import EXIT_KILLED, Interrupts
 from crawler.jobs import clear_job, read_job
 from crawler.loader import discover, load_spider
@@ -359,6 +359,10 @@ def _finish(outcome: tuple[CrawlResult, bool], args: argparse.Namespace) -> int:
     for output in result.failed_outputs:
         print(f"crawler: error: cannot write {output.name}: {output.error}; it ends at its "
               "last complete record", file=sys.stderr)
+        code = code or EXIT_FAILED
+    if stats["finish_reason"] == UNREACHABLE:
+        print("crawler: error: the shared frontier was unreachable for too long: stopped; "
+              "run again to resume", file=sys.stderr)
         code = code or EXIT_FAILED
     why = nothing_done(stats)
     if why is not None and stats["counters"].get("frontier/joined"):

@@ -81,7 +81,12 @@ class Processor:
         await self._outputs.flush()
         if self._outputs.failed:
             return
-        await self._scheduler.frontier.ack_many(acks)
+        try:
+            await self._scheduler.frontier.ack_many(acks)
+        except Exception as exc:  # the frontier is gone: their leases expire, others redo them
+            logger.warning("%d page(s) could not be acknowledged (%s): another worker will "
+                           "fetch them again", len(acks), exc)
+            self._stats.errors["unacknowledged"] += len(acks)
 
     async def _completing(self, request: Request, handling: Awaitable[bool]) -> None:
         job = self._job

@@ -90,6 +90,7 @@ class Settings:
     frontier_job: str | None = None
     worker_id: str | None = None
     frontier_lease: float = 30.0
+    frontier_outage: float = 60.0  # seconds a shared frontier may be unreachable mid-crawl
     # (scheme, sink class or dotted path) pairs, from {scheme: sink}: -o SCHEME://...
     sinks: tuple[tuple[str, Any], ...] = ()
     # plugins' own settings: any name with a dot ("myext.api_key"), read with get()
@@ -146,6 +147,7 @@ class Settings:
             "redis", "rediss", "unix"), "must be a redis://HOST:PORT/DB URL (or rediss://, "
             "unix://)")
         _check("frontier_lease", self.frontier_lease >= 1, "must be >= 1 second")
+        _check("frontier_outage", self.frontier_outage >= 0, "must be >= 0 seconds")
         for name in ("frontier_job", "worker_id"):
             value = getattr(self, name)
             _check(name, value is None or (value.strip() != "" and "/" not in value

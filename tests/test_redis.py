@@ -270,6 +270,46 @@ async def test_a_redis_restart_mid_crawl_loses_nothing(aiohttp_server, tmp_path)
             await server.wait()
 
 
+async def test_an_outage_past_its_limit_stops_the_worker_with_an_error(aiohttp_server,
+                                                                        tmp_path):
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CRAWLER_REQUIRE_REDIS"):
+            pytest.fail("redis-server is needed (CRAWLER_REQUIRE_REDIS)")
+        pytest.skip("no redis-server binary to start and stop (apt-get install redis-server)")
+    port = _free_port()
+    server = await asyncio.create_subprocess_exec(
+        binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        "--dir", str(tmp_path), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            await asyncio.sleep(0.05)
+        bases, _ = await _two_hosts(aiohttp_server, delay=0.05)
+        (tmp_path / "p").mkdir()
+        project = _project(tmp_path / "p")
+        proc = await spawn(*_worker(bases, f"redis://127.0.0.1:{port}/0", "outage", "w0",
+                                    "-s", "frontier_outage=2"), cwd=project)
+        await asyncio.sleep(1.5)
+        assert proc.returncode is None, "the crawl ended before the outage"
+        server.kill()
+        await server.wait()
+        started = time.monotonic()
+        _, err = await finish(proc, 60)
+        assert time.monotonic() - started < 30
+        assert proc.returncode == 1, err.decode()
+        assert "the shared frontier was unreachable for too long" in err.decode()
+        assert json.loads((project / "stats.w0.json").read_text())["finish_reason"] == \
+            "frontier_unreachable"
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+
+
 async def test_a_cancelled_command_raises_cancelled(redis_url):
     """The redis client must let a task's cancellation through (8.0 and 8.1 swallow it
     during a command, and the crawl hangs at shutdown): the version pin's reason."""

@@ -50,10 +50,11 @@ from crawler.exceptions import StartupError
 from crawler.http import Request
 from crawler.ratelimit import BACKOFF_STATUSES, HostPolicy
 
-__all__ = ["RedisFrontier", "default_worker_id"]
+__all__ = ["UNREACHABLE", "RedisFrontier", "default_worker_id", "read_status"]
 
 logger = logging.getLogger(__name__)
 
+UNREACHABLE = "frontier_unreachable"  # the finish reason after too long an outage
 _DIGEST = 12  # bytes of a fingerprint kept in the seen-set: 96 bits, no collision in 10^12
 _PRIORITY = 4000  # |priority| beyond this ranks as this (scores are doubles)
 _HEARTBEAT = 0.5  # seconds between heartbeats: leases extended, expired ones reclaimed
@@ -677,7 +678,7 @@ class RedisFrontier:
             try:
                 result = await fn(*args, **kwargs)
             except (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError) as exc:
-                if not retry:
+                if not retry or self.stopped == UNREACHABLE:
                     raise
                 now = time.monotonic()
                 if self._outage_since is None:
@@ -685,9 +686,13 @@ class RedisFrontier:
                     logger.warning("the frontier at %s is unreachable (%s): waiting for it "
                                    "(up to %.0f s)", self.url, exc, self._outage)
                 elif now - self._outage_since > self._outage:
-                    raise StartupError(f"the frontier at {self.url} was unreachable for "
-                                       f"{self._outage:.0f} s: giving up; run again to "
-                                       "resume") from None
+                    if self.stopped != UNREACHABLE:  # the crawl stops; the rest fail fast
+                        logger.error("the frontier at %s was unreachable for %.0f s: "
+                                     "stopping; run again to resume", self.url,
+                                     self._outage)
+                        self.stopped = UNREACHABLE
+                        self._stop(UNREACHABLE)
+                    raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
