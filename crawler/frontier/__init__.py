@@ -36,7 +36,8 @@ class Frontier(Protocol):
 
     async def seen_many(self, fingerprints: Sequence[bytes]) -> list[bool]:
         """Whether each fingerprint was recorded: a pre-check for a page's links at once, so
-        that duplicates skip robots and per-host work; add_many() still decides."""
+        that duplicates skip robots and per-host work; add_many() still decides (a shared
+        store may say False for what another process recorded)."""
 
     async def mark_seen(self, fingerprint: bytes, request: Request | None = None) -> bool:
         """Record `fingerprint` without queueing anything (`request`, held for its host's

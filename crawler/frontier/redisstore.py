@@ -516,10 +516,11 @@ class RedisFrontier:
             rid, rec = out[i].decode(), out[i + 1].decode()
             self._leased.add(rid)
             self._in_flight += 1
-            _, host, data = rec.split("|", 2)
+            _, host, data = rec.split("|", 2) if rec.count("|") >= 2 else ("", "", "")
             try:
                 request = codec.decode(data, rid)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, IndexError) as exc:
+                # a record another version wrote, or a callback the spider lost
                 logger.error("a shared request cannot be restored (%s): dropped", exc)
                 self._done_id(rid, host)
                 await self.ack_ids([rid])
