@@ -334,9 +334,11 @@ class Crawler:
                 self._downloader = await stack.enter_async_context(HttpDownloader(s))
             self._processor.downloader = self._downloader
             if s.obey_robots:
+                frontier = self._frontier
                 self.scheduler.use_robots(RobotsCache(
                     self._processor.fetch_robots, user_agent=s.user_agent,
-                    retry=RetryPolicy.from_settings(s)))
+                    retry=RetryPolicy.from_settings(s),
+                    shared=frontier if isinstance(frontier, RedisFrontier) else None))
             stats = self.stats
             self._frontier.watch(self._check_done, self.stop, pages=lambda: stats.pages,
                                  items=lambda: stats.items)

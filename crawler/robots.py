@@ -24,6 +24,8 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Protocol
 
 from protego import Protego
 from yarl import URL
@@ -32,7 +34,7 @@ from crawler.exceptions import DownloadError, http_kind
 from crawler.http import Request, Response
 from crawler.retry import RetryPolicy, backoff
 
-__all__ = ["RobotsCache"]
+__all__ = ["RobotsCache", "SharedRules"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,15 @@ _UNREACHABLE = frozenset({429})  # treated like 5xx: the host asks us to back of
 Verdict = bool | str | None
 """True: allowed; False: disallowed; a str: the host's robots.txt is unreachable (why: the
 failure's kind), so nothing there is fetched; None: not known yet, load() it."""
+
+
+class SharedRules(Protocol):
+    """Where processes that crawl together keep what each host's robots.txt said."""
+
+    async def rules(self, origin: str, fetch: Callable[[], Awaitable[bytes | bool | str]],
+                    ) -> bytes | bool | str:
+        """The outcome of fetching `origin`'s robots.txt (its text, True: allow all, or
+        why it is unreachable), calling `fetch` only when no other process has or does."""
 
 
 class RobotsCache:
@@ -68,6 +79,7 @@ class RobotsCache:
         parsed_bytes: int = PARSED_BYTES,
         stored_bytes: int = STORED_BYTES,
         max_hosts: int = MAX_HOSTS,
+        shared: SharedRules | None = None,
     ) -> None:
         self._fetch = fetch
         self._user_agent = user_agent
@@ -75,6 +87,7 @@ class RobotsCache:
         self._parsed_budget = parsed_bytes
         self._stored_budget = stored_bytes
         self._max_hosts = max_hosts
+        self._shared = shared  # a fleet's store: each robots.txt fetched once for all
         # host -> True (allow all), a reason (unreachable) or the digest of its robots.txt
         self._hosts: OrderedDict[str, Verdict | bytes] = OrderedDict()
         self._texts: dict[bytes, _Stored] = {}  # digest -> the text, compressed
@@ -118,7 +131,10 @@ class RobotsCache:
             origin = request.yurl.origin()
             # through the same proxy as the request it is fetched for, if it names one
             proxy = request._meta.get("proxy") if request._meta else None
-            outcome = await self._fetch_rules(origin.with_path("/robots.txt"), proxy)
+            robots_url = origin.with_path("/robots.txt")
+            outcome = await (self._shared.rules(str(origin), partial(
+                self._fetch_rules, robots_url, proxy)) if self._shared is not None
+                else self._fetch_rules(robots_url, proxy))
             logger.debug("robots.txt for %s: %s", origin,
                          "fetched" if isinstance(outcome, bytes) else outcome)
             if not isinstance(outcome, bytes):

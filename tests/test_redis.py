@@ -28,6 +28,7 @@ from tests.conftest import finish, spawn
 
 PAGES = 600  # per host
 ARRIVALS = web.AppKey("arrivals", list)  # (page, arrival, departure) per request
+ROBOTS = web.AppKey("robots", list)  # one entry per robots.txt fetch
 
 SPIDER = '''
     from crawler import Spider
@@ -53,7 +54,13 @@ def _site(delay: float = 0.01, other: list[str] | None = None) -> web.Applicatio
     host(s) (`other`, filled in once they are up)."""
     app = web.Application()
     app[ARRIVALS] = []
+    app[ROBOTS] = []
     others = other if other is not None else []
+
+    async def robots(request: web.Request) -> web.Response:
+        request.app[ROBOTS].append(time.monotonic())
+        await asyncio.sleep(0.2)  # slow enough that every worker wants it meanwhile
+        return web.Response(text="User-agent: *\nDisallow: /private\n")
 
     async def page(request: web.Request) -> web.Response:
         i = int(request.match_info["i"])
@@ -66,6 +73,7 @@ def _site(delay: float = 0.01, other: list[str] | None = None) -> web.Applicatio
         return web.Response(text=f"<html><body>{body}</body></html>", content_type="text/html")
 
     app.router.add_get("/p/{i}", page)
+    app.router.add_get("/robots.txt", robots)
     return app
 
 
@@ -138,6 +146,18 @@ async def test_three_workers_write_every_page_once(aiohttp_server, tmp_path, red
     text = out.decode()
     assert "state:       finished" in text and f"pages:       {2 * PAGES}" in text, text
     assert f"items:       {2 * PAGES}" in text, text
+
+
+async def test_robots_txt_is_fetched_once_for_the_fleet(aiohttp_server, tmp_path, redis_url):
+    bases, apps = await _two_hosts(aiohttp_server)
+    project = _project(tmp_path)
+    job = uuid.uuid4().hex
+    commands = [_worker(bases, redis_url, job, f"w{n}", "-s", "obey_robots=true")
+                for n in range(3)]
+    for code, err in await _run_fleet(commands, project):
+        assert code == 0, err
+    assert _items(project) == _every_page(bases)
+    assert [len(app[ROBOTS]) for app in apps] == [1, 1]
 
 
 async def test_a_killed_worker_loses_no_page(aiohttp_server, tmp_path, redis_url):

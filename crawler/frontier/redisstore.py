@@ -40,7 +40,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -60,6 +60,9 @@ _PRIORITY = 4000  # |priority| beyond this ranks as this (scores are doubles)
 _HEARTBEAT = 0.5  # seconds between heartbeats: leases extended, expired ones reclaimed
 _OUTAGE = 60.0  # seconds of Redis outage ridden out before the crawl gives up
 _QUEUED_FRESH = 1.0  # seconds a non-zero queued count is used again
+_ROBOTS_LOCK = 60  # seconds one worker may take to fetch a robots.txt for the fleet
+_ROBOTS_POLL = 0.1  # seconds between looks for it by the others
+_ROBOTS_KEPT = 86_400  # seconds a robots.txt outcome is kept in Redis
 _KNOWN = 1_000_000  # fingerprints remembered as recorded, for seen_many(): ~70 MB at most
 
 # Shared by the scripts. ARGV[1] is the key prefix; ARGV[2] carries the fetches that
@@ -609,6 +612,32 @@ class RedisFrontier:
         """Requests leased by any worker and not acknowledged."""
         return int(await self._call(self._redis.zcard, self.prefix + "leased"))
 
+    # -- robots.txt, once for the fleet ------------------------------------------------------
+
+    async def rules(self, origin: str, fetch: Callable[[], Awaitable[bytes | bool | str]],
+                    ) -> bytes | bool | str:
+        """`origin`'s robots.txt outcome, kept in Redis for a day: the first worker to
+        need it fetches it (holding a lock), the others wait for its answer; if that
+        worker dies, the lock expires and another fetches it."""
+        r, key = self._redis, f"{self.prefix}robots:{origin}"
+        deadline = time.monotonic() + _ROBOTS_LOCK
+        while True:
+            stored = await self._call(r.get, key)
+            if stored is not None:
+                return _outcome(stored)
+            if await self._call(r.set, key + ":lock", self.worker, nx=True, ex=_ROBOTS_LOCK):
+                break
+            if time.monotonic() > deadline:  # the fetcher is slow or gone: fetch here too
+                return await fetch()
+            await asyncio.sleep(_ROBOTS_POLL)
+        try:
+            outcome = await fetch()
+            await self._call(r.set, key, _stored(outcome), ex=_ROBOTS_KEPT)
+        finally:
+            with contextlib.suppress(Exception):
+                await self._call(r.delete, key + ":lock", retry=False)
+        return outcome
+
     # -- heartbeats, limits, outages -----------------------------------------------------
 
     async def beat(self) -> int:
@@ -710,6 +739,23 @@ async def _pipeline(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
         for name, *args in commands:
             getattr(pipe, name)(*args)
         return list(await pipe.execute())
+
+
+def _stored(outcome: bytes | bool | str) -> bytes:
+    if isinstance(outcome, bytes):
+        return b"B" + outcome
+    if outcome is True:
+        return b"T"
+    return b"R" + str(outcome).encode()
+
+
+def _outcome(stored: bytes) -> bytes | bool | str:
+    kind, rest = stored[:1], stored[1:]
+    if kind == b"B":
+        return rest
+    if kind == b"T":
+        return True
+    return rest.decode()
 
 
 def _priority(request: Request) -> int:
