@@ -182,6 +182,27 @@ async def test_a_killed_worker_loses_no_page(aiohttp_server, tmp_path, redis_url
     assert sum(items.values()) - len(every) <= redelivered  # twice: only re-deliveries
 
 
+async def test_a_stopped_worker_gives_its_requests_back_and_a_rerun_finishes(
+        aiohttp_server, tmp_path, redis_url):
+    """SIGINT: the worker finishes what it fetches and leaves no lease behind for others
+    to wait out; running a worker again finishes the crawl."""
+    bases, _ = await _two_hosts(aiohttp_server, delay=0.03)
+    project = _project(tmp_path)
+    job = uuid.uuid4().hex
+    proc = await spawn(*_worker(bases, redis_url, job, "w0"), cwd=project)
+    await asyncio.sleep(2.0)
+    assert proc.returncode is None, "the crawl ended before the stop: slow the site"
+    proc.send_signal(signal.SIGINT)
+    _, err = await finish(proc, 60)
+    assert proc.returncode == 0, err.decode()
+    assert await _zcard(redis_url, job, "leased") == 0
+    assert await _count(redis_url, job, "queued") > 0
+    proc = await spawn(*_worker(bases, redis_url, job, "w1"), cwd=project)
+    _, err = await finish(proc, 120)
+    assert proc.returncode == 0, err.decode()
+    assert set(_items(project)) == set(_every_page(bases))
+
+
 async def test_per_host_limits_hold_across_workers(aiohttp_server, tmp_path, redis_url):
     """One request at a time and 0.1 s between starts, for the whole fleet; the control
     (the same three workers, each with a frontier of its own) breaks both."""
@@ -232,6 +253,16 @@ async def _count(url: str, job: str, name: str) -> int:
     client = aioredis.from_url(url)
     try:
         return int(await client.hget(f"crawler:fleet:{job}:counts", name) or 0)
+    finally:
+        await client.aclose()
+
+
+async def _zcard(url: str, job: str, name: str) -> int:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+    try:
+        return int(await client.zcard(f"crawler:fleet:{job}:{name}"))
     finally:
         await client.aclose()
 

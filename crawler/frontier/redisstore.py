@@ -408,6 +408,7 @@ class RedisFrontier:
         if self._redis is not None:
             with contextlib.suppress(Exception):  # the last ends and counts; then it leaves
                 await asyncio.wait_for(self.flush(), 5)
+                await asyncio.wait_for(self._release(), 5)
                 await asyncio.wait_for(self._report(), 5)
                 await self._call(self._redis.hdel, self.prefix + "workers", self.worker,
                                  retry=False)
@@ -663,6 +664,16 @@ class RedisFrontier:
             ("hget", p + "counts", "pages"), ("get", p + "started"), ("get", p + "stop")])
         self._reported = (pages, items, now)
         return list(answer[1:])
+
+    async def _release(self) -> None:
+        """Give back at once what this worker still holds (taken and not done when it
+        stopped), rather than after its leases expire: ends the fleet's wait for them."""
+        if not self._leased:
+            return
+        held, self._leased = sorted(self._leased), set()
+        await self._call(self._redis.zadd, self.prefix + "leased", dict.fromkeys(held, 0),
+                         xx=True)
+        await self.beat()
 
     async def _beat(self) -> None:
         r, p = self._redis, self.prefix
