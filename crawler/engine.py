@@ -127,6 +127,7 @@ class Crawler:
         self._seeding = True
         self._done = asyncio.Event()
         self._check = asyncio.Event()  # something ended: is the crawl over? (_watch_done)
+        self._reseed: asyncio.Task[None] | None = None  # start() again, for a dead seeder
         self._idle: asyncio.Task[None] | None = None  # engine_idle handlers running
         self._stopping = asyncio.Event()  # stop() or kill(): cuts an opening hook short
         self._killed = asyncio.Event()  # kill(): cuts a closing hook short
@@ -378,8 +379,7 @@ class Crawler:
             for handle in (timer, self._kill_timer):
                 if handle is not None:
                     handle.cancel()
-            if self._idle is not None:
-                tasks.append(self._idle)
+            tasks += [t for t in (self._idle, self._reseed) if t is not None]
             await self._cancel(tasks)
             self.scheduler.close()
 
@@ -435,6 +435,14 @@ class Crawler:
             if await self.scheduler.pending() or self._busy or self._seeding \
                     or self._idle is not None or self._done.is_set():
                 continue  # (anything may have changed while the frontier answered)
+            if self.state is CrawlState.RUNNING and await self._frontier.claim_seeding():
+                # a shared crawl whose seeder died before start() ended: run it here
+                logger.warning("the worker running start() stopped before it ended: "
+                               "running start() here (its duplicates are filtered)")
+                self._seeding = True
+                self._reseed = asyncio.create_task(self._seed(claimed=True), name="reseeder")
+                self._reseed.add_done_callback(self._task_ended)
+                continue
             if self.state is CrawlState.STOPPING:
                 self._done.set()
             elif self.signals.wants(Signal.ENGINE_IDLE):
@@ -465,8 +473,9 @@ class Crawler:
 
     # work -----------------------------------------------------------------------------------
 
-    async def _seed(self) -> None:
-        joined = not await self._frontier.claim_seeding()  # start() runs in another process
+    async def _seed(self, *, claimed: bool = False) -> None:
+        # start() runs in another process unless this one claims it
+        joined = not claimed and not await self._frontier.claim_seeding()
         if joined:
             self.stats.counters["frontier/joined"] = 1
         if joined or (self.job is not None and self.job.seeded):  # or ran to its end before

@@ -31,16 +31,28 @@ ARRIVALS = web.AppKey("arrivals", list)  # (page, arrival, departure) per reques
 ROBOTS = web.AppKey("robots", list)  # one entry per robots.txt fetch
 
 SPIDER = '''
-    from crawler import Spider
+    import asyncio
+
+    from crawler import Request, Spider
 
     class Fleet(Spider):
         name = "fleet"
         custom_settings = {"log_interval": 0, "concurrency": 8, "obey_robots": False}
 
-        def __init__(self, bases, **kw):
+        def __init__(self, bases, slow_start="", **kw):
             super().__init__(**kw)
             self.bases = bases.split(",")
             self.start_urls = [base + "/p/0" for base in self.bases]
+            self.slow_start = slow_start
+
+        async def start(self):
+            if not self.slow_start:  # every page of the first host, one each 10 ms
+                async for request in super().start():
+                    yield request
+                return
+            for i in range(int(self.slow_start)):
+                await asyncio.sleep(0.01)
+                yield Request(f"{self.bases[0]}/p/{i}", callback=self.parse)
 
         def parse(self, response):
             yield {"url": response.url}
@@ -200,6 +212,26 @@ async def test_a_stopped_worker_gives_its_requests_back_and_a_rerun_finishes(
     proc = await spawn(*_worker(bases, redis_url, job, "w1"), cwd=project)
     _, err = await finish(proc, 120)
     assert proc.returncode == 0, err.decode()
+    assert set(_items(project)) == set(_every_page(bases))
+
+
+async def test_a_seeder_killed_in_start_is_taken_over(aiohttp_server, tmp_path, redis_url):
+    """The worker running start() dies half way through it: once its seeding lease ends,
+    another worker runs start() again (duplicates filtered) and every page is crawled."""
+    bases, _ = await _two_hosts(aiohttp_server)
+    project = _project(tmp_path)
+    job = uuid.uuid4().hex
+    extra = ("-a", f"slow_start={PAGES}", "-s", "frontier_lease=2")
+    seeder = await spawn(*_worker(bases, redis_url, job, "w0", *extra), cwd=project)
+    await asyncio.sleep(2.0)  # ~200 of 600 start requests yielded
+    assert seeder.returncode is None, "start() ended before the kill: slow it"
+    other = await spawn(*_worker(bases, redis_url, job, "w1", *extra), cwd=project)
+    await asyncio.sleep(0.5)
+    seeder.send_signal(signal.SIGKILL)
+    await seeder.wait()
+    _, err = await finish(other, 120)
+    assert other.returncode == 0, err.decode()
+    assert "running start() here" in err.decode()
     assert set(_items(project)) == set(_every_page(bases))
 
 

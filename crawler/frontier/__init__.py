@@ -95,7 +95,8 @@ class Frontier(Protocol):
         this process's `pages()` and `items()` for the fleet's counts."""
 
     async def claim_seeding(self) -> bool:
-        """Whether this process runs the spider's start(): once per crawl in a fleet."""
+        """Whether this process runs the spider's start(): True once per crawl (in a fleet,
+        again for another process if the one running it died before it ended)."""
 
     async def seeding_done(self) -> None:
         """start() ran to its end."""

@@ -78,6 +78,7 @@ class MemoryFrontier:
         self._seq = itertools.count()
         self._queued = 0  # in host queues; retries waiting in _delayed are added in queued()
         self._in_flight = 0
+        self._seed_claimed = False
 
     async def open(self, spider: object | None = None) -> None:
         """`spider` lets queued requests name their callback instead of holding it."""
@@ -212,7 +213,8 @@ class MemoryFrontier:
         return None  # nobody else changes it
 
     async def claim_seeding(self) -> bool:
-        return True
+        claimed, self._seed_claimed = not self._seed_claimed, True
+        return claimed  # once: the crawl's one process runs start() once
 
     async def seeding_done(self) -> None:
         return None
