@@ -236,13 +236,14 @@ async def test_a_seeder_killed_in_start_is_taken_over(aiohttp_server, tmp_path, 
 
 
 async def test_per_host_limits_hold_across_workers(aiohttp_server, tmp_path, redis_url):
-    """One request at a time and 0.1 s between starts, for the whole fleet; the control
-    (the same three workers, each with a frontier of its own) breaks both."""
+    """One request at a time and 0.2 s between starts, for the whole fleet (arrivals may
+    come closer by the network's jitter: 0.15 s is asserted); the control (the same three
+    workers, each with a frontier of its own) breaks it."""
     app = _site(delay=0.02)
     server = await aiohttp_server(app)
     base = str(server.make_url("")).rstrip("/")
     project = _project(tmp_path)
-    limits = ("-s", "per_host_concurrency=1", "-s", "download_delay=0.1",
+    limits = ("-s", "per_host_concurrency=1", "-s", "download_delay=0.2",
               "-s", "randomize_download_delay=false", "-s", "max_pages=20")
     job = uuid.uuid4().hex
     shared = [_worker([base], redis_url, job, f"w{n}", *limits) for n in range(3)]
@@ -251,7 +252,7 @@ async def test_per_host_limits_hold_across_workers(aiohttp_server, tmp_path, red
     arrivals = sorted(app[ARRIVALS], key=lambda a: a[1])
     assert len(arrivals) == 20  # max_pages, for the fleet
     gaps = [b[1] - a[1] for a, b in itertools.pairwise(arrivals)]
-    assert min(gaps) >= 0.09, gaps
+    assert min(gaps) >= 0.15, gaps
     assert all(b[1] >= a[2] - 0.005 for a, b in itertools.pairwise(arrivals))
 
     app[ARRIVALS].clear()
@@ -261,7 +262,7 @@ async def test_per_host_limits_hold_across_workers(aiohttp_server, tmp_path, red
         assert code == 0, err
     arrivals = sorted(app[ARRIVALS], key=lambda a: a[1])
     gaps = [b[1] - a[1] for a, b in itertools.pairwise(arrivals)]
-    assert min(gaps) < 0.09  # three separate frontiers: three times the rate
+    assert min(gaps) < 0.15  # three separate frontiers: three times the rate
 
 
 async def test_start_runs_once_under_a_race_and_max_pages_is_global(aiohttp_server, tmp_path,
