@@ -101,7 +101,12 @@ local function place(host, now, conc)
   end
 end
 local function push(host, id, prio, now, conc)
-  redis.call('ZADD', P..'q:'..host, -prio * 1e12 + tonumber(id), id)
+  local score = -prio * 1e12 + tonumber(id)
+  redis.call('ZADD', P..'q:'..host, score, id)
+  local ready = tonumber(redis.call('ZSCORE', P..'ready', host))
+  if ready and ready <= score then
+    return  -- the host is ready and its head ranks first: nothing moves (most links)
+  end
   if not redis.call('ZSCORE', P..'sleeping', host) then
     place(host, now, conc)
   end
@@ -135,8 +140,12 @@ local function finish(id, host, now, conc, latency, status, cached, backoff, at,
     end
   end
   redis.call('HSET', key, 'a', active, 'ns', ns, 'd', d)
-  redis.call('ZREM', P..'sleeping', host)
-  place(host, now, conc)
+  if cached or active + 1 >= conc or not redis.call('ZSCORE', P..'ready', host) then
+    -- it was full, sleeping, or its gap was taken back: it may be ready now (else a ready
+    -- host stays ready; pop() checks its time)
+    redis.call('ZREM', P..'sleeping', host)
+    place(host, now, conc)
+  end
 end
 if DONES ~= '' then
   local b = cjson.decode(DONES)
@@ -228,7 +237,15 @@ while #out < 2 * n and tries < n + 100 do
       redis.call('HINCRBY', P..'counts', 'queued', -1)
       out[#out + 1] = id
       out[#out + 1] = redis.call('HGET', P..'req', id) or ''
-      place(host, now, conc)
+      local head = redis.call('ZRANGE', P..'q:'..host, 0, 0, 'WITHSCORES')
+      if #head == 0 or active + 1 >= conc then  -- (as place(), with the slot at hand)
+        redis.call('ZREM', P..'ready', host)
+      elseif next_start > now then
+        redis.call('ZREM', P..'ready', host)
+        redis.call('ZADD', P..'sleeping', next_start, host)
+      else
+        redis.call('ZADD', P..'ready', head[2], host)
+      end
     end
   end
 end
