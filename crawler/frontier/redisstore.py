@@ -21,12 +21,16 @@ Keys (prefix `crawler:{spider}:{job}:`; one Redis server, not Redis Cluster):
     started    the crawl's start, wall time (max_duration)
     stop       why the crawl stops for everyone (max_pages, max_items, max_duration)
     workers    HASH worker id -> its last heartbeat, as JSON
+    robots:ORIGIN  what ORIGIN's robots.txt said, for a day (and ...:lock while one
+               worker fetches it for the fleet)
 
 Every change is one Lua script, so no interleaving of workers loses or double-takes a
-request. A request taken by pop() is leased: the worker extends the lease while it
-works on it and acknowledges it once its items are written; an expired lease (a dead
-worker) puts the request back in the queue, counted as redelivered. Output is at least
-once: a page whose lease expired after it was written appears twice, never zero times.
+request; a script also applies the fetch ends this worker kept since its last one (done()
+is not a round trip of its own). A request taken by pop() is leased: the worker extends
+the lease while it works on it and acknowledges it once its items are flushed; an
+expired lease (a dead worker) puts the request back in the queue, counted as redelivered.
+Output is at least once: a page whose lease expired after it was written appears twice,
+never zero times.
 Times are the Redis server's clock (`clock` is wall time corrected by the offset
 measured at open), so that workers on several machines agree on delays and leases.
 """
