@@ -101,7 +101,7 @@ class Crawler:
                 s.frontier, spider=spider.name, job=s.frontier_job,
                 policy=HostPolicy.from_settings(s), worker=s.worker_id, lease=s.frontier_lease,
                 max_pages=s.max_pages, max_items=s.max_items, max_duration=s.max_duration,
-                outage=s.frontier_outage)
+                outage=s.frontier_outage, stats=self.stats)
         self._frontier = frontier or MemoryFrontier(HostPolicy.from_settings(s))
         self.frontier = self._frontier
         self.signals = Signals(self.stats)

@@ -149,6 +149,29 @@ async def test_delay_puts_host_to_sleep_with_wakeup_time(make):
     assert (await pop(f, 12.0)).url == "http://a/2"
 
 
+async def test_a_shared_request_that_cannot_be_restored_is_dropped_and_counted(redis_url):
+    """A record the spider cannot turn back into a request (a callback it lost, another
+    version's text) is logged, counted and acknowledged, never handed out or left leased."""
+    import redis.asyncio as aioredis
+
+    stats = Stats()
+    f = RedisFrontier(redis_url, spider="contract", job=f"bad-{os.getpid()}",
+                      clock=FakeClock(), heartbeat=None, stats=stats)
+    await f.open(_JobSpider())
+    try:
+        req = Request("http://a/2")
+        await f.add(req, fingerprint(req))
+        client = aioredis.from_url(redis_url)  # its record now names a callback that is gone
+        await client.hset(f.prefix + "req", "1", '0|http://a:80|["http://a/2","gone",0,0]')
+        await client.aclose()
+        assert await pop(f, 0.0) is None
+        assert stats.errors == {"unrestorable_request": 1}
+        await f.flush()
+        assert await f.in_flight() == 0 and await f.queued() == 0
+    finally:
+        await f.close()
+
+
 async def test_hosts_are_forgotten_when_idle(make):
     f = await make()
     await add(f, "http://a/1")

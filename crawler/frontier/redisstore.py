@@ -53,6 +53,7 @@ from crawler.codec import STORE_ID, RequestCodec, store_id
 from crawler.exceptions import StartupError
 from crawler.http import Request
 from crawler.ratelimit import BACKOFF_STATUSES, HostPolicy
+from crawler.stats import Stats
 
 __all__ = ["UNREACHABLE", "RedisFrontier", "default_worker_id", "read_status"]
 
@@ -361,7 +362,7 @@ class RedisFrontier:
                  lease: float = 30.0, max_pages: int | None = None,
                  max_items: int | None = None, max_duration: float | None = None,
                  outage: float = _OUTAGE, clock: Callable[[], float] | None = None,
-                 heartbeat: float | None = _HEARTBEAT) -> None:
+                 heartbeat: float | None = _HEARTBEAT, stats: Stats | None = None) -> None:
         self.url = url
         self.policy = policy or HostPolicy()
         self.worker = worker or default_worker_id()
@@ -394,6 +395,7 @@ class RedisFrontier:
         self._outage_since: float | None = None
         self._reported = (0, 0, time.monotonic())  # pages, items, when: the last report
         self.stopped: str | None = None
+        self._stats = stats or Stats()  # the crawl's: requests that cannot be restored
 
     def _now(self) -> float:
         return time.time() + self._offset
@@ -547,6 +549,7 @@ class RedisFrontier:
             except (ValueError, TypeError, IndexError) as exc:
                 # a record another version wrote, or a callback the spider lost
                 logger.error("a shared request cannot be restored (%s): dropped", exc)
+                self._stats.errors["unrestorable_request"] += 1
                 self._done_id(rid, host)
                 await self.ack_ids([rid])
                 continue
