@@ -265,6 +265,15 @@ return {out, wake}
 # only the fetches that ended (ARGV[2])
 _DONE = _LUA_COMMON + "return 1"
 
+# ARGV: prefix, worker, seconds: 1 when the worker is to run start(): nobody ran it to
+# its end and nobody runs it (one step: a check then a set could let a second worker in
+# between the first one's end and its release of the key)
+_CLAIM = _LUA_COMMON + """
+if redis.call('EXISTS', P..'seeded') == 1 then return 0 end
+if redis.call('SET', P..'seeding', ARGV[2], 'NX', 'EX', tonumber(ARGV[3])) then return 1 end
+return 0
+"""
+
 # ARGV: prefix, id...: the requests are complete
 _ACK = _LUA_COMMON + """
 local n = 0
@@ -416,7 +425,7 @@ class RedisFrontier:
         self._redis = client
         for name, lua in (("add", _ADD), ("pop", _POP), ("done", _DONE), ("ack", _ACK),
                           ("retry", _RETRY), ("heartbeat", _HEARTBEAT_LUA),
-                          ("pause", _PAUSE)):
+                          ("pause", _PAUSE), ("claim", _CLAIM)):
             self._scripts[name] = client.register_script(lua)
         await client.set(self.prefix + "started", str(self.clock()), nx=True)
         if self._every is not None:
@@ -450,11 +459,8 @@ class RedisFrontier:
     async def claim_seeding(self) -> bool:
         """True when this worker should run start(): none did, or the one that did died
         before it finished. Only one worker at a time gets True."""
-        r, p = self._redis, self.prefix
-        if await self._call(r.exists, p + "seeded"):
-            return False
-        won = bool(await self._call(r.set, p + "seeding", self.worker, nx=True,
-                                    ex=max(5, int(self._lease))))
+        won = bool(await self._run("claim", [self.prefix, self.worker,
+                                             max(5, int(self._lease))]))
         self._seeder = won
         return won
 
