@@ -83,12 +83,9 @@ local function parse(rec)
   local b = string.find(rec, '|', a + 1, true)
   return tonumber(string.sub(rec, 1, a - 1)), string.sub(rec, a + 1, b - 1)
 end
-local function place(host, now, conc)
-  -- put a host with queued requests where it belongs: ready, sleeping, or (when full)
-  -- nowhere until one of its requests is done
-  local head = redis.call('ZRANGE', P..'q:'..host, 0, 0, 'WITHSCORES')
-  local s = redis.call('HMGET', P..'slot:'..host, 'a', 'ns')
-  local active, ns = tonumber(s[1]) or 0, tonumber(s[2]) or 0
+local function settle(host, head, active, ns, now, conc)
+  -- put a host where it belongs, given its queue's head and its slot: ready, sleeping,
+  -- or (when full) nowhere until one of its requests is done
   if #head == 0 then
     redis.call('ZREM', P..'ready', host)
     if active == 0 and ns <= now then
@@ -104,6 +101,11 @@ local function place(host, now, conc)
   else
     redis.call('ZADD', P..'ready', head[2], host)
   end
+end
+local function place(host, now, conc)
+  local s = redis.call('HMGET', P..'slot:'..host, 'a', 'ns')
+  settle(host, redis.call('ZRANGE', P..'q:'..host, 0, 0, 'WITHSCORES'), tonumber(s[1]) or 0,
+         tonumber(s[2]) or 0, now, conc)
 end
 local function push(host, id, prio, now, conc)
   local score = -prio * 1e12 + tonumber(id)
@@ -242,15 +244,8 @@ while #out < 2 * n and tries < n + 100 do
       redis.call('HINCRBY', P..'counts', 'queued', -1)
       out[#out + 1] = id
       out[#out + 1] = redis.call('HGET', P..'req', id) or ''
-      local head = redis.call('ZRANGE', P..'q:'..host, 0, 0, 'WITHSCORES')
-      if #head == 0 or active + 1 >= conc then  -- (as place(), with the slot at hand)
-        redis.call('ZREM', P..'ready', host)
-      elseif next_start > now then
-        redis.call('ZREM', P..'ready', host)
-        redis.call('ZADD', P..'sleeping', next_start, host)
-      else
-        redis.call('ZADD', P..'ready', head[2], host)
-      end
+      settle(host, redis.call('ZRANGE', P..'q:'..host, 0, 0, 'WITHSCORES'), active + 1,
+             next_start, now, conc)  -- as place(), with the slot at hand
     end
   end
 end
