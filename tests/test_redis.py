@@ -129,24 +129,19 @@ def _stats(project: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(project.glob("stats.*.json"))]
 
 
-async def _run_fleet(commands: list[list[str]], project: Path, limit: float = 120,
-                     ) -> list[tuple[int, str]]:
+async def _run_fleet(commands: list[list[str]], project: Path, limit: float = 120) -> None:
+    """Run the commands at once; each must exit 0."""
     procs = [await spawn(*cmd, cwd=project) for cmd in commands]
-    outcomes = []
     for proc in procs:
         _, err = await finish(proc, limit)
-        outcomes.append((proc.returncode, err.decode()))
-    return outcomes
+        assert proc.returncode == 0, err.decode()
 
 
 async def test_three_workers_write_every_page_once(aiohttp_server, tmp_path, redis_url):
     bases, _ = await _two_hosts(aiohttp_server)
     project = _project(tmp_path)
     job = uuid.uuid4().hex
-    outcomes = await _run_fleet([_worker(bases, redis_url, job, f"w{n}") for n in range(3)],
-                                project)
-    for code, err in outcomes:
-        assert code == 0, err
+    await _run_fleet([_worker(bases, redis_url, job, f"w{n}") for n in range(3)], project)
     assert _items(project) == _every_page(bases)
     stats = _stats(project)
     assert sum(s["start_requests"] for s in stats) == 2  # start() ran once, in one worker
@@ -166,8 +161,7 @@ async def test_robots_txt_is_fetched_once_for_the_fleet(aiohttp_server, tmp_path
     job = uuid.uuid4().hex
     commands = [_worker(bases, redis_url, job, f"w{n}", "-s", "obey_robots=true")
                 for n in range(3)]
-    for code, err in await _run_fleet(commands, project):
-        assert code == 0, err
+    await _run_fleet(commands, project)
     assert _items(project) == _every_page(bases)
     assert [len(app[ROBOTS]) for app in apps] == [1, 1]
 
@@ -247,8 +241,7 @@ async def test_per_host_limits_hold_across_workers(aiohttp_server, tmp_path, red
               "-s", "randomize_download_delay=false", "-s", "max_pages=20")
     job = uuid.uuid4().hex
     shared = [_worker([base], redis_url, job, f"w{n}", *limits) for n in range(3)]
-    for code, err in await _run_fleet(shared, project):
-        assert code == 0, err
+    await _run_fleet(shared, project)
     arrivals = sorted(app[ARRIVALS], key=lambda a: a[1])
     assert len(arrivals) == 20  # max_pages, for the fleet
     gaps = [b[1] - a[1] for a, b in itertools.pairwise(arrivals)]
@@ -258,8 +251,7 @@ async def test_per_host_limits_hold_across_workers(aiohttp_server, tmp_path, red
     app[ARRIVALS].clear()
     control = [[sys.executable, "-m", "crawler", "run", "fleet", "-a", f"bases={base}",
                 *limits, "-O", f"control{n}.jsonl"] for n in range(3)]
-    for code, err in await _run_fleet(control, project):
-        assert code == 0, err
+    await _run_fleet(control, project)
     arrivals = sorted(app[ARRIVALS], key=lambda a: a[1])
     gaps = [b[1] - a[1] for a, b in itertools.pairwise(arrivals)]
     assert min(gaps) < 0.15  # three separate frontiers: three times the rate
@@ -272,8 +264,7 @@ async def test_start_runs_once_under_a_race_and_max_pages_is_global(aiohttp_serv
     job = uuid.uuid4().hex
     commands = [_worker(bases, redis_url, job, f"w{n}", "-s", "max_pages=150")
                 for n in range(4)]
-    for code, err in await _run_fleet(commands, project):
-        assert code == 0, err
+    await _run_fleet(commands, project)
     stats = _stats(project)
     assert sum(s["start_requests"] for s in stats) == 2
     assert sum(s["pages"] for s in stats) == 150
@@ -306,30 +297,38 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_a_redis_restart_mid_crawl_loses_nothing(aiohttp_server, tmp_path):
+def _redis_server_command(port: int, directory: Path, *options: str) -> list[str]:
+    """A redis-server of the test's own (to stop and start); fail in CI, else skip, when
+    there is no binary."""
     binary = shutil.which("redis-server")
     if binary is None:
         if os.environ.get("CRAWLER_REQUIRE_REDIS"):
-            pytest.fail("redis-server is needed to restart a server (CRAWLER_REQUIRE_REDIS)")
-        pytest.skip("no redis-server binary to start and restart (apt-get install redis-server)")
+            pytest.fail("redis-server is needed to stop and start a server (CRAWLER_REQUIRE_REDIS)")
+        pytest.skip("no redis-server binary to stop and start (apt-get install redis-server)")
+    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+            "--save", "", *options]
+
+
+async def _start_redis(command: list[str], port: int) -> asyncio.subprocess.Process:
+    """Start it and wait until it listens."""
+    server = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    for _ in range(200):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return server
+        await asyncio.sleep(0.05)
+    server.kill()
+    raise AssertionError("redis-server did not start")
+
+
+async def test_a_redis_restart_mid_crawl_loses_nothing(aiohttp_server, tmp_path):
     port = _free_port()
     data = tmp_path / "redis"
     data.mkdir()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-               "--appendonly", "yes", "--appendfsync", "always", "--save", ""]
-
-    async def start() -> asyncio.subprocess.Process:
-        server = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        for _ in range(200):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    return server
-            await asyncio.sleep(0.05)
-        server.kill()
-        raise AssertionError("redis-server did not start")
-
-    server = await start()
+    command = _redis_server_command(port, data, "--appendonly", "yes",
+                                    "--appendfsync", "always")
+    server = await _start_redis(command, port)
     try:
         bases, _ = await _two_hosts(aiohttp_server, delay=0.03)
         (tmp_path / "p").mkdir()
@@ -342,7 +341,7 @@ async def test_a_redis_restart_mid_crawl_loses_nothing(aiohttp_server, tmp_path)
         server.terminate()  # a clean shutdown: the append-only file has every write
         await server.wait()
         await asyncio.sleep(3)
-        server = await start()
+        server = await _start_redis(command, port)
         for proc in procs:
             _, err = await finish(proc, 120)
             assert proc.returncode == 0, err.decode()
@@ -356,22 +355,10 @@ async def test_a_redis_restart_mid_crawl_loses_nothing(aiohttp_server, tmp_path)
 
 async def test_an_outage_past_its_limit_stops_the_worker_with_an_error(aiohttp_server,
                                                                         tmp_path):
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CRAWLER_REQUIRE_REDIS"):
-            pytest.fail("redis-server is needed (CRAWLER_REQUIRE_REDIS)")
-        pytest.skip("no redis-server binary to start and stop (apt-get install redis-server)")
     port = _free_port()
-    server = await asyncio.create_subprocess_exec(
-        binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-        "--dir", str(tmp_path), stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL)
+    server = await _start_redis(
+        _redis_server_command(port, tmp_path, "--appendonly", "no"), port)
     try:
-        for _ in range(200):
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            await asyncio.sleep(0.05)
         bases, _ = await _two_hosts(aiohttp_server, delay=0.05)
         (tmp_path / "p").mkdir()
         project = _project(tmp_path / "p")
