@@ -25,16 +25,20 @@ from crawler.exporters import Exporter, make_exporter
 from crawler.frontier import Frontier
 from crawler.frontier.memory import MemoryFrontier
 from crawler.http import Failure, FormRequest, JsonRequest, Request, Response
+from crawler.links import Link, LinkExtractor
 from crawler.middlewares import Retry
+from crawler.rules import CrawlSpider, Rule
 from crawler.settings import Settings
 from crawler.signals import Signal
 from crawler.sinks import Sink
+from crawler.sitemaps import SitemapSpider
 from crawler.spider import Spider
 from crawler.stats import Stats
 
 __all__ = [
     "CloseSpider",
     "CrawlResult",
+    "CrawlSpider",
     "Crawler",
     "CrawlerError",
     "DownloadError",
@@ -49,6 +53,8 @@ __all__ = [
     "IgnoreRequest",
     "JsonRequest",
     "Kind",
+    "Link",
+    "LinkExtractor",
     "MemoryFrontier",
     "NotConfigured",
     "OutputError",
@@ -56,10 +62,12 @@ __all__ = [
     "RequestFailed",
     "Response",
     "Retry",
+    "Rule",
     "Settings",
     "SettingsError",
     "Signal",
     "Sink",
+    "SitemapSpider",
     "Spider",
     "StartupError",
     "Stats",

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import datetime
 import logging
+import logging.handlers
 import os
+import queue
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -21,6 +24,7 @@ from typing import Any
 import orjson
 
 from crawler import __version__
+from crawler.contracts import contracts_of, judge
 from crawler.engine import Crawler, CrawlResult
 from crawler.exceptions import StartupError, UsageError
 from crawler.exporters import file_identity, make_exporter
@@ -28,14 +32,19 @@ from crawler.feeds import output_sink
 from crawler.fleet import run_workers, without_workers_flag
 from crawler.frontier.redisstore import UNREACHABLE, default_worker_id, read_status
 from crawler.interrupts import EXIT_KILLED, Interrupts
+from crawler.items import encode
 from crawler.jobs import clear_job, read_job
 from crawler.loader import discover, load_spider
 from crawler.middlewares.httpcache import clear_cache
 from crawler.plugins import describe
+from crawler.probe import ProbeRequest, callback_for, probe
+from crawler.project import find_project
 from crawler.settings import Settings
 from crawler.sinks import Sink
 from crawler.spider import Spider
 from crawler.stats import nothing_done, summary
+from crawler.templates import TEMPLATES, new_spider
+from crawler.urls import parse_url
 
 __all__ = ["main"]
 
@@ -48,10 +57,18 @@ EXIT_USAGE = 2
 _DESCRIPTION = """\
 crawler: an asyncio web crawling and scraping framework.
 
-commands: run (a spider), list (the spiders), demo (crawl a bundled local shop),
-bench (pages/s on this machine), jobs (the state of a --job-dir), status (a shared crawl's
-progress, with --frontier).
+commands:
+  run      run a spider                       new      write a spider from a template
+  list     list the project's spiders          fetch    fetch a URL as a spider would
+  demo     crawl a bundled local bookshop      parse    run a callback on one URL
+  bench    pages/s on this machine             shell    try selectors on a page
+  jobs     the state of a --job-dir            check    run the spiders' contracts
+  status   a shared crawl's progress (--frontier)
 `python -m crawler COMMAND --help` for each.
+
+The project is the nearest directory, from here upwards, with a crawler.toml or a
+pyproject.toml with [tool.crawler] (its settings), else this one; spiders are found in
+its spiders/ package.
 """
 _EPILOG = """\
 exit codes: 0 the crawl fetched something and every output was closed; 1 the crawl ran but
@@ -115,10 +132,129 @@ def _parser() -> argparse.ArgumentParser:
                         help="the shared frontier (redis://HOST:PORT/DB)")
     status.add_argument("--job", metavar="NAME", help="the crawl's name (default: the spider's)")
     status.set_defaults(command=_cmd_status)
+
+    new = commands.add_parser(
+        "new", help="write spiders/NAME.py from a template", epilog=_NEW_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    new.add_argument("name", help="the spider's name (and module): lower case, digits, _")
+    new.add_argument("url", help="where it starts: a URL or a domain")
+    new.add_argument("-t", "--template", default="basic", choices=sorted(TEMPLATES),
+                     help="basic: follow every link (default); crawl: a CrawlSpider with "
+                          "rules; sitemap: a SitemapSpider")
+    new.set_defaults(command=_cmd_new)
+
+    fetch = commands.add_parser(
+        "fetch", help="fetch a URL with a spider's settings and print it",
+        epilog=_FETCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fetch.add_argument("url")
+    fetch.add_argument("--spider", metavar="NAME",
+                       help="use this spider's settings (user agent, robots.txt, cache, "
+                            "middlewares)")
+    fetch.add_argument("--headers", action="store_true",
+                       help="print the status line and response headers, not the body")
+    fetch.add_argument("--no-redirect", action="store_true", help="do not follow redirects")
+    _spider_options(fetch)
+    fetch.set_defaults(command=_cmd_fetch)
+
+    parse = commands.add_parser(
+        "parse", help="run a spider's callback on one URL and print what it yields",
+        epilog=_PARSE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parse.add_argument("url")
+    parse.add_argument("--spider", required=True, metavar="NAME")
+    parse.add_argument("-c", "--callback", metavar="CB",
+                       help="the method to run (default: a CrawlSpider rule's, else parse)")
+    parse.add_argument("-d", "--depth", type=int, default=1, metavar="N",
+                       help="follow the requests it yields N-1 levels further (default 1)")
+    parse.add_argument("-m", "--meta", metavar="JSON", help="the request's meta, a JSON object")
+    parse.add_argument("--cb-kwargs", metavar="JSON",
+                       help="keyword arguments for the callback, a JSON object")
+    parse.add_argument("--noitems", action="store_true", help="do not print items")
+    parse.add_argument("--nolinks", action="store_true", help="do not print requests")
+    _spider_options(parse)
+    parse.set_defaults(command=_cmd_parse)
+
+    shell = commands.add_parser(
+        "shell", help="an asyncio console with a fetched page, to try selectors",
+        epilog=_SHELL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    shell.add_argument("url", nargs="?", help="a page to fetch first")
+    shell.add_argument("--spider", metavar="NAME", help="fetch with this spider's settings")
+    _spider_options(shell)
+    shell.set_defaults(command=_cmd_shell)
+
+    check = commands.add_parser(
+        "check", help="run the contracts in the spiders' callback docstrings",
+        epilog=_CHECK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    check.add_argument("spider", nargs="?", help="one spider (default: every spider)")
+    check.add_argument("-l", "--list", action="store_true",
+                       help="list the contracts, do not run them")
+    _spider_options(check)
+    check.set_defaults(command=_cmd_check)
     return parser
 
 
+_NEW_EPILOG = """\
+examples:
+  python -m crawler new books http://127.0.0.1:8000/
+  python -m crawler new shop shop.example --template crawl
+  python -m crawler new shop_map https://shop.example/sitemap.xml -t sitemap
+The spider is polite to someone else's site (per_host_concurrency 1, download_delay 1,
+robots.txt obeyed, autothrottle); an existing file or spider name is never overwritten.
+"""
+_FETCH_EPILOG = """\
+examples:
+  python -m crawler fetch https://example.com/ > page.html
+  python -m crawler fetch --headers --no-redirect http://example.com/old
+  python -m crawler fetch --spider books http://127.0.0.1:8000/
+exit codes: 0 a response came back (any status); 1 it could not be fetched; 2 usage.
+"""
+_PARSE_EPILOG = """\
+examples:
+  python -m crawler parse --spider books -c parse_book URL
+  python -m crawler parse --spider books --depth 2 http://127.0.0.1:8000/
+  python -m crawler parse --spider books -c parse_page --meta '{"page": 2}' URL
+Items and requests are printed, never written to outputs. Exit code 1 when the page could
+not be fetched or the callback raised.
+"""
+_SHELL_EPILOG = """\
+examples:
+  python -m crawler shell http://127.0.0.1:8000/
+  >>> response.css_text("h1")
+  >>> response.sel.css("li.book a::attr(href)").getall()
+  >>> fetch(response.urljoin("catalogue/category/travel/page-1.html"))
+  >>> view(response)
+"""
+_CHECK_EPILOG = """\
+contracts are lines in a callback's docstring:
+  @url http://127.0.0.1:8000/catalogue/some-book-1/index.html
+  @returns items 1 1
+  @returns requests 0 2
+  @scrapes title price
+  (@meta and @cb_kwargs take JSON objects)
+exit codes: 0 every contract held; 1 one failed; 2 usage (a malformed contract).
+"""
+
+
+def _log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-L", "--loglevel", metavar="LEVEL", type=str.upper,
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+                        help="DEBUG, INFO, WARNING, ERROR or CRITICAL (the log_level setting)")
+    parser.add_argument("--log-file", metavar="PATH",
+                        help="write log lines to PATH (appended) instead of stderr")
+    parser.add_argument("--nolog", action="store_true", help="no log lines at all")
+
+
+def _spider_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-s", "--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting; repeatable")
+    parser.add_argument("-a", "--arg", action="append", default=[], metavar="NAME=VALUE",
+                        help="spider argument, passed to the spider's __init__; repeatable")
+    _log_options(parser)
+
+
 def _crawl_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true",
+                        help="periodic log lines instead of the live display on a terminal")
+    _log_options(parser)
     parser.add_argument(
         "-o", "--output", action="append", default=[], metavar="PATH",
         help="append items to PATH: .jsonl, .json or .csv (or PATH:FORMAT), a file:// URI, "
@@ -161,7 +297,7 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    spiders, errors = discover(Path.cwd())
+    spiders, errors = discover(find_project().root)
     for error in errors:
         print(f"warning: {error}", file=sys.stderr)
     for name in sorted(spiders):
@@ -170,9 +306,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    spider_cls, warnings = load_spider(args.spider)
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    spider_cls = _load(args.spider)
     crawler = _build(spider_cls, args, {}, default_overwrite=True)
     if args.workers != 1:  # checked, now run as N processes
         if args.workers < 1:
@@ -266,15 +400,9 @@ def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[
            *, default_overwrite: bool) -> Crawler:
     """Everything that can be checked before the loop runs: spider, settings, outputs, the
     stats path, plugins. Nothing is opened for writing here."""
-    spider_args = {**extra_args, **_pairs(args.arg, "-a")}
-    try:
-        spider = spider_cls(**spider_args)
-    except TypeError as exc:
-        raise UsageError(f"bad spider arguments for {spider_cls.name!r}: {exc}") from None
-    except Exception as exc:
-        raise UsageError(f"spider {spider_cls.name!r} failed to start: {describe(exc)}") \
-            from None
-    settings = Settings.for_spider(spider).merge_strings(_pairs(args.set, "-s"))
+    args.arg = [*(f"{k}={v}" for k, v in extra_args.items()), *args.arg]
+    spider, _ = _spider(spider_cls, args)
+    settings = _settings(spider, args)
     if args.cache or args.cache_clear:
         settings = settings.merge({"http_cache": True})
     if args.job_dir is not None:
@@ -286,7 +414,11 @@ def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[
         raise UsageError("--job and --worker-id name a shared crawl: give --frontier URL")
     if args.restart and settings.job_dir is None:
         raise UsageError("--restart needs a job: give --job-dir DIR")
-    _configure_logging(settings)
+    if not args.no_progress and not args.nolog and "progress" not in _pairs(args.set, "-s") \
+            and sys.stderr.isatty() and getattr(args, "workers", 1) == 1:
+        settings = settings.merge({"progress": True})
+    args.live = settings.progress  # the end: a stats table rather than the summary line
+    _configure_logging(settings, args, spider.name)
     outputs = _outputs(spider, args, settings, default_overwrite=default_overwrite)
     if args.stats:
         _check_stats_path(Path(args.stats), outputs)
@@ -352,7 +484,12 @@ def _finish(outcome: tuple[CrawlResult, bool], args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_OK
     stats = result.stats.as_dict()
-    print(summary(stats), file=sys.stderr)
+    if getattr(args, "live", False):
+        from crawler.progress import progress_console, stats_table
+
+        progress_console().print(stats_table(stats))
+    else:
+        print(summary(stats), file=sys.stderr)
     code = EXIT_KILLED if killed else EXIT_OK
     if args.stats and not _write_stats(Path(args.stats), stats):
         code = code or EXIT_FAILED
@@ -392,9 +529,215 @@ def _write_stats(path: Path, stats: dict[str, Any]) -> bool:
     return True
 
 
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level_number,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _configure_logging(settings: Settings, args: argparse.Namespace, spider: str) -> None:
+    """Log lines carry the spider's name; --log-file writes them from a thread (the event
+    loop never waits on the disk); with the live display, rich prints them above it."""
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    if args.nolog:
+        root.addHandler(logging.NullHandler())
+        root.setLevel(logging.CRITICAL + 1)
+        return
+    name = spider.replace("%", "%%")
+    handler: logging.Handler
+    if args.log_file:
+        try:
+            file_handler: logging.Handler = logging.FileHandler(args.log_file, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--log-file {args.log_file}: {exc.strerror}") from None
+        file_handler.setFormatter(logging.Formatter(
+            f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s"))
+        log_queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        listener = logging.handlers.QueueListener(log_queue, file_handler)
+        listener.start()
+        atexit.register(listener.stop)  # flushes what is queued when the process ends
+        handler = logging.handlers.QueueHandler(log_queue)
+    elif settings.progress:
+        from rich.logging import RichHandler
+
+        from crawler.progress import progress_console
+
+        rich_handler = RichHandler(console=progress_console(), show_path=False, markup=False)
+        rich_handler.setFormatter(logging.Formatter(f"[{name}] %(name)s: %(message)s"))
+        handler = rich_handler
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(
+            f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(settings.log_level_number)
+
+
+def _load(target: str) -> type[Spider]:
+    """A spider class by name (in the project's spiders/) or .py path; warnings printed."""
+    spider_cls, warnings = load_spider(target, find_project().root)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return spider_cls
+
+
+def _settings(spider: Spider, args: argparse.Namespace, **defaults: Any) -> Settings:
+    """defaults < the project file < `defaults` (a command's) < the spider's own < -s < -L."""
+    base = find_project().base()
+    if defaults:
+        base = base.merge(defaults)
+    settings = Settings.for_spider(spider, base).merge_strings(_pairs(args.set, "-s"))
+    if args.loglevel:
+        settings = settings.merge({"log_level": args.loglevel})
+    return settings
+
+
+def _spider(spider_cls: type[Spider], args: argparse.Namespace) -> tuple[Spider, dict[str, str]]:
+    spider_args = _pairs(args.arg, "-a")
+    try:
+        return spider_cls(**spider_args), spider_args
+    except TypeError as exc:
+        raise UsageError(f"bad spider arguments for {spider_cls.name!r}: {exc}") from None
+    except Exception as exc:
+        raise UsageError(f"spider {spider_cls.name!r} failed to start: {describe(exc)}") \
+            from None
+
+
+def _tool_setup(args: argparse.Namespace, spider_name: str | None
+                ) -> tuple[type[Spider], Settings, dict[str, str]]:
+    """fetch/parse/shell/check: the spider (or a bare one), settings and logging. These
+    commands log warnings only unless -L says otherwise."""
+    spider_cls = _load(spider_name) if spider_name else _BareSpider
+    spider, spider_args = _spider(spider_cls, args)
+    settings = _settings(spider, args, log_level="WARNING")
+    if spider_name is None and not any(p.startswith("log_level=") for p in args.set) \
+            and not args.loglevel:
+        settings = settings.merge({"log_level": "WARNING"})
+    _configure_logging(settings, args, spider.name)
+    return spider_cls, settings, spider_args
+
+
+class _BareSpider(Spider):
+    """What fetch and shell use without --spider: the defaults and the project's settings."""
+
+    name = "fetch"
+
+
+def _json_object(text: str | None, flag: str) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"{flag}: not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{flag} expects a JSON object, got {text!r}")
+    return value
+
+
+def _check_url(url: str) -> str:
+    parsed = parse_url(url)
+    if isinstance(parsed, str):
+        raise UsageError(f"bad URL {url!r}: not an absolute http(s) URL "
+                         f"({parsed.replace('_', ' ')})")
+    return url
+
+
+def _cmd_new(args: argparse.Namespace) -> int:
+    root = find_project().root
+    spiders, _ = discover(root)
+    path = new_spider(root, args.name, args.url, args.template, frozenset(spiders))
+    print(f"wrote {path}\nrun it:   python -m crawler run {args.name}\n"
+          f"check it: python -m crawler check {args.name}")
+    return EXIT_OK
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    url = _check_url(args.url)
+    spider_cls, settings, spider_args = _tool_setup(args, args.spider)
+    result = asyncio.run(probe(spider_cls, [ProbeRequest(url, redirect=not args.no_redirect)],
+                               settings, spider_args=spider_args))
+    if not result.responses:
+        why = f"{result.failures[0].kind}: {result.failures[0].exception}" \
+            if result.failures else "nothing came back (see the log)"
+        print(f"crawler: error: cannot fetch {url}: {why}", file=sys.stderr)
+        return EXIT_FAILED
+    response = result.responses[-1]
+    if args.headers:
+        print(f"{response.status} {response.url}")
+        for name, value in response.headers.items():
+            print(f"{name}: {value}")
+    else:
+        sys.stdout.buffer.write(response.body)
+        sys.stdout.buffer.flush()
+    return EXIT_OK
+
+
+def _cmd_parse(args: argparse.Namespace) -> int:
+    url = _check_url(args.url)
+    if args.depth < 1:
+        raise UsageError("--depth must be >= 1")
+    meta = _json_object(args.meta, "--meta")
+    cb_kwargs = _json_object(args.cb_kwargs, "--cb-kwargs")
+    spider_cls, settings, spider_args = _tool_setup(args, args.spider)
+    callback = callback_for(spider_cls(**spider_args), url, args.callback)
+    wanted = ProbeRequest(url, callback, meta=meta, cb_kwargs=cb_kwargs)
+    result = asyncio.run(probe(spider_cls, [wanted], settings, depth=args.depth,
+                               spider_args=spider_args))
+    for depth, level in enumerate(result.levels, 1):
+        print(f">>> depth {depth}: {len(level.items)} items, {len(level.requests)} "
+              "requests <<<")
+        if not args.noitems:
+            for item in level.items:
+                print(encode(item).decode())
+        if not args.nolinks:
+            for request in level.requests:
+                name = getattr(request.callback, "__name__", "parse")
+                print(f"{request.method} {request.url}  -> {name}")
+    for failure in result.failures:
+        print(f"crawler: error: {failure.request.url}: {failure.kind}: {failure.exception}",
+              file=sys.stderr)
+    if not result.responses:
+        return EXIT_FAILED
+    if result.errors:
+        print(f"crawler: error: the callback raised {result.errors} time(s) (logged above)",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _cmd_shell(args: argparse.Namespace) -> int:
+    from crawler.shell import Shell
+
+    if args.url:
+        _check_url(args.url)
+    spider_cls, settings, spider_args = _tool_setup(args, args.spider)
+    Shell(spider_cls if args.spider else None, settings, spider_args).interact(args.url)
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    if args.spider:
+        targets = {args.spider: _load(args.spider)}
+    else:
+        targets, errors = discover(find_project().root)
+        for error in errors:
+            print(f"warning: {error}", file=sys.stderr)
+    plans = {name: contracts_of(cls) for name, cls in sorted(targets.items())}
+    total = sum(len(contracts) for contracts in plans.values())
+    if args.list:
+        for name, contracts in plans.items():
+            for contract in contracts:
+                print(f"{name}.{contract.method}  {contract.url}")
+        return EXIT_OK
+    failed = 0
+    for name, contracts in plans.items():
+        if not contracts:
+            continue
+        spider_cls, settings, spider_args = _tool_setup(args, name)
+        result = asyncio.run(probe(spider_cls, [c.request() for c in contracts], settings,
+                                   spider_args=spider_args))
+        for contract in contracts:
+            problems = list(judge(contract, result))
+            failed += bool(problems)
+            print(f"{'FAIL' if problems else 'ok  '}  {name}.{contract.method}")
+            for problem in problems:
+                print(f"        {problem}")
+    print(f"{total} contract(s) run, {failed} failed", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK

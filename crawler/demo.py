@@ -2,7 +2,8 @@
 spider that crawls it.
 
 Home -> 8 category pages (paginated, 12 books a page) -> 240 book pages, each linking back
-to its category and to two related books. `python -m crawler demo` crawls it offline, from
+to its category and to two related books. robots.txt names a sitemap index of two
+sitemaps (the category pages; the books, gzipped). `python -m crawler demo` crawls it offline, from
 any directory: the spider ships in the package (`spiders/books.py` is the same spider as a
 project example).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import html
 import random
 from collections.abc import AsyncIterator
@@ -21,7 +23,7 @@ from aiohttp import web
 from crawler.http import Request, Response
 from crawler.spider import Spider
 
-__all__ = ["BooksSpider", "build_site", "make_app", "serve_forever", "serving"]
+__all__ = ["BooksSpider", "build_site", "make_app", "serve_forever", "serving", "sitemaps"]
 
 CATEGORIES = ("Travel", "Mystery", "Poetry", "History", "Science", "Fantasy", "Romance", "Humor")
 BOOKS_PER_CATEGORY = 30
@@ -83,15 +85,53 @@ def build_site(seed: int = 7) -> dict[str, str]:
     return pages
 
 
+def sitemaps(pages: dict[str, str], origin: str) -> dict[str, bytes]:
+    """robots.txt (with a Sitemap: line), a sitemap index, the category pages' sitemap and
+    the books' sitemap, gzipped, all with absolute URLs on `origin`."""
+    def urlset(paths: list[str]) -> bytes:
+        entries = "".join(f"<url><loc>{origin}{html.escape(p)}</loc></url>" for p in paths)
+        return (f'<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns='
+                f'"http://www.sitemaps.org/schemas/sitemap/0.9">{entries}</urlset>').encode()
+
+    books = sorted(p for p in pages if p.endswith("/index.html"))
+    categories = sorted(p for p in pages if "/category/" in p)
+    index = "".join(f"<sitemap><loc>{origin}/sitemaps/{name}</loc></sitemap>"
+                    for name in ("categories.xml", "books.xml.gz"))
+    return {
+        "/robots.txt": f"User-agent: *\nDisallow: /private/\n\nSitemap: {origin}/sitemap.xml\n"
+                       .encode(),
+        "/sitemap.xml": (f'<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex xmlns='
+                         f'"http://www.sitemaps.org/schemas/sitemap/0.9">{index}'
+                         "</sitemapindex>").encode(),
+        "/sitemaps/categories.xml": urlset(categories),
+        "/sitemaps/books.xml.gz": gzip.compress(urlset(books), mtime=0),
+    }
+
+
+_TYPES = {".txt": "text/plain", ".xml": "application/xml", ".gz": "application/gzip"}
+
+
 def make_app(pages: dict[str, str] | None = None) -> web.Application:
-    """An aiohttp app serving the site (and a 404 for anything else)."""
+    """An aiohttp app serving the site, its robots.txt and sitemaps (and a 404 for anything
+    else)."""
     site = pages if pages is not None else build_site()
+    extra: dict[str, dict[str, bytes]] = {}  # by origin: sitemaps name absolute URLs
 
     async def handle(request: web.Request) -> web.Response:
         body = site.get(request.path)
-        if body is None:
+        if body is not None:
+            return web.Response(text=body, content_type="text/html")
+        origin = f"{request.scheme}://{request.host}"
+        files = extra.get(origin)
+        if files is None:
+            if len(extra) >= 8:  # a Host header per request must not grow this
+                extra.clear()
+            files = extra[origin] = sitemaps(site, origin)
+        data = files.get(request.path)
+        if data is None:
             raise web.HTTPNotFound(text="not found")
-        return web.Response(text=body, content_type="text/html")
+        suffix = request.path[request.path.rfind("."):]
+        return web.Response(body=data, content_type=_TYPES[suffix])
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", handle)

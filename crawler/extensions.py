@@ -25,6 +25,7 @@ from typing import Any
 
 from crawler.monitor import log_progress
 from crawler.plugins import build
+from crawler.progress import LiveProgress
 from crawler.signals import Signal
 
 __all__ = ["BUILTIN", "LogStats", "load_extensions"]
@@ -41,7 +42,7 @@ class LogStats:
     @classmethod
     def from_crawler(cls, crawler: Any) -> LogStats:
         ext = cls(crawler)
-        if crawler.settings.log_interval:
+        if crawler.settings.log_interval and not crawler.settings.progress:
             crawler.signals.connect(Signal.SPIDER_OPENED, ext.spider_opened)
             crawler.signals.connect(Signal.SPIDER_CLOSED, ext.spider_closed)
         return ext
@@ -60,7 +61,7 @@ class LogStats:
             self._task = None
 
 
-BUILTIN: tuple[Any, ...] = (LogStats,)
+BUILTIN: tuple[Any, ...] = (LogStats, LiveProgress)
 
 
 def load_extensions(specs: tuple[Any, ...], crawler: Any) -> list[Any]:

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import orjson
 from multidict import CIMultiDict, CIMultiDictProxy
-from selectolax.lexbor import LexborHTMLParser, LexborNode
+from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 from yarl import URL
 
 from crawler import encoding, parsing
@@ -321,8 +321,8 @@ class Response:
     """
 
     __slots__ = ("_base", "_base_dir", "_base_path", "_encoding", "_host_key", "_is_html",
-                 "_origin", "_parser", "_refused", "_text", "_yurl", "body", "flags",
-                 "headers", "request", "status", "url")
+                 "_origin", "_parser", "_refused", "_selector", "_text", "_yurl", "body",
+                 "flags", "headers", "request", "status", "url")
 
     def __init__(
         self,
@@ -351,6 +351,7 @@ class Response:
         self._host_key: str | None = None  # the base's host key, when it is http(s)
         self._base_path: str | None = None  # the base's path when plain (and no query)
         self._base_dir: str | None = None  # ... up to its last "/"
+        self._selector: Any = None  # a parsel Selector, built on first use of sel/xpath
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -444,11 +445,56 @@ class Response:
     def css(self, selector: str) -> list[LexborNode]:
         """All nodes matching a CSS selector; empty for non-HTML responses."""
         parser = self._html()
-        return parser.css(selector) if parser is not None else []
+        if parser is None:
+            return []
+        try:
+            return parser.css(selector)
+        except SelectolaxError as exc:
+            raise ValueError(_bad_css(selector, exc)) from None
 
     def css_first(self, selector: str) -> LexborNode | None:
+        """The first node matching a CSS selector, or None."""
         parser = self._html()
-        return parser.css_first(selector) if parser is not None else None
+        if parser is None:
+            return None
+        try:
+            return parser.css_first(selector)
+        except SelectolaxError as exc:
+            raise ValueError(_bad_css(selector, exc)) from None
+
+    def css_text(self, selector: str, default: str | None = None) -> str | None:
+        """The text of the first node matching `selector`, its descendants' included, with
+        runs of whitespace as one space, or `default`: `response.css_text("h1")`."""
+        node = self.css_first(selector)
+        return default if node is None else " ".join(node.text(deep=True).split())
+
+    def css_texts(self, selector: str) -> list[str]:
+        """The text of every node matching `selector` (as `css_text` gives it)."""
+        return [" ".join(node.text(deep=True).split()) for node in self.css(selector)]
+
+    def css_attr(self, selector: str, name: str, default: str | None = None) -> str | None:
+        """Attribute `name` of the first node matching `selector` that has it, or `default`:
+        `response.css_attr("a.next", "href")`."""
+        for node in self.css(selector):
+            value = node.attributes.get(name)
+            if value is not None:
+                return value
+        return default
+
+    @property
+    def sel(self) -> Any:
+        """A parsel `Selector` over the page, for Scrapy-style code:
+        `response.sel.css("h1::text").get()`, `.xpath(...)`, `.re(...)`. Parsed on first use
+        (lxml; the `selectors` extra); `css()` stays the fast selectolax path."""
+        if self._selector is None:
+            from crawler.selectors import selector_for
+
+            self._selector = selector_for(self)
+        return self._selector
+
+    def xpath(self, query: str, **namespaces: Any) -> Any:
+        """`response.sel.xpath(query)`: a parsel SelectorList, as in Scrapy."""
+        return self.sel.xpath(query, **namespaces)
 
     @property
     def base_url(self) -> URL:
@@ -592,6 +638,14 @@ class Failure:
 
     def __repr__(self) -> str:
         return f"<Failure {self.kind} {self.request.url}>"
+
+
+def _bad_css(selector: str, exc: Exception) -> str:
+    hint = ""
+    if "::" in selector:
+        hint = ("; ::text and ::attr() are Scrapy's (parsel's) pseudo-elements: use "
+                "response.sel.css(...), or response.css_text()/css_attr()")
+    return f"bad CSS selector {selector!r}: {str(exc).rstrip('.')}{hint}"
 
 
 def _plain_path(path: str) -> bool:

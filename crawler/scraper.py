@@ -94,8 +94,11 @@ class Scraper:
             self._context.stop(exc.reason)
         except IgnoreRequest:
             pass
-        except Exception:
-            self._callback_failed(callback, request)
+        except Exception as exc:
+            if _is_validation_error(exc):
+                self._invalid_item(exc, callback, request)
+            else:
+                self._callback_failed(callback, request)
         try:
             await self.queue_links(links)  # what came before an error is kept
         except Exception:  # a request that cannot be queued (a job's unstorable one)
@@ -104,6 +107,14 @@ class Scraper:
     def _callback_failed(self, callback: Callable[..., Any], request: Request) -> None:
         self._stats.errors["callback"] += 1
         logger.exception("spider error in %s for %s", _name(callback), request.url)
+
+    def _invalid_item(self, exc: Any, callback: Callable[..., Any], request: Request) -> None:
+        """A model (pydantic) refused the values the callback built it from: the item is
+        dropped with one line naming the fields, not a traceback."""
+        self._stats.errors["invalid_item"] += 1
+        self._stats.items_dropped += 1
+        logger.warning("item dropped in %s for %s: %s", _name(callback), request.url,
+                       _validation_summary(exc))
 
     async def queue_links(self, links: list[Request]) -> None:
         if links and self._context.running():
@@ -181,6 +192,22 @@ class Scraper:
                                          spider=self._spider)
         if limit is not None and stats.items + len(page or ()) >= limit:
             self._context.stop("max_items")
+
+
+def _is_validation_error(exc: Exception) -> bool:
+    """A pydantic ValidationError (checked by shape: pydantic is the user's import)."""
+    return type(exc).__name__ == "ValidationError" and callable(getattr(exc, "errors", None)) \
+        and type(exc).__module__.startswith("pydantic")
+
+
+def _validation_summary(exc: Any) -> str:
+    """'Product: price: Input should be a valid number (got 'abc')', one per bad field."""
+    try:
+        problems = [f"{'.'.join(str(p) for p in e.get('loc', ())) or '(model)'}: {e.get('msg')}"
+                    f" (got {e.get('input')!r:.60})" for e in exc.errors()]
+    except Exception:  # an unexpected shape: its own message
+        return str(exc).splitlines()[0]
+    return f"{getattr(exc, 'title', 'model')}: " + "; ".join(problems)
 
 
 def _name(callback: Callable[..., Any] | str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from crawler import __version__
 from crawler.exceptions import SettingsError
 
-__all__ = ["Settings", "spider_settings"]
+__all__ = ["Settings", "known_setting", "spider_settings"]
 
 DEFAULT_USER_AGENT = f"crawler/{__version__} (+https://github.com/crawler-dev/crawler)"
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -97,6 +97,9 @@ class Settings:
     plugin: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
     feed_fields: tuple[str, ...] | None = None
     log_level: str = "INFO"
+    # the live display on a terminal instead of the progress line (the CLI turns it on
+    # when stderr is a terminal; --no-progress keeps it off)
+    progress: bool = False
     log_interval: float = 10.0
     shutdown_timeout: float | None = None
     # politeness
@@ -180,10 +183,10 @@ class Settings:
         return int(getattr(logging, self.log_level.upper()))
 
     @classmethod
-    def for_spider(cls, spider: object) -> Settings:
-        """Defaults < the spider's Scrapy-style attributes (`download_delay = 2`, ...) < its
-        `custom_settings`."""
-        return cls().merge(spider_settings(spider)).merge(
+    def for_spider(cls, spider: object, base: Settings | None = None) -> Settings:
+        """`base` (the defaults, or the project's settings) < the spider's Scrapy-style
+        attributes (`download_delay = 2`, ...) < its `custom_settings`."""
+        return (base or cls()).merge(spider_settings(spider)).merge(
             getattr(spider, "custom_settings", None) or {})
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -230,6 +233,13 @@ _HINTS: dict[str, Any] = {
     k: v for k, v in typing.get_type_hints(Settings).items()
     if not k.startswith("_") and k != "plugin"
 }
+
+
+def known_setting(name: str) -> bool:
+    """Whether `name` is one of ours (not a plugin's)."""
+    return name in _HINTS
+
+
 _PLUGIN_LISTS = frozenset({"item_pipelines", "extensions"})
 
 

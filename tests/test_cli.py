@@ -345,7 +345,8 @@ async def test_help_describes_the_commands():
     assert code == 0
     assert "only module" not in out
     assert out.splitlines()[2].startswith("crawler: an asyncio web crawling")
-    assert "bench (pages/s on this machine)" in out and "exit codes:" in out
+    assert "pages/s on this machine" in out and "exit codes:" in out
+    assert all(f"  {c} " in out for c in ("new", "fetch", "parse", "shell", "check"))
 
 
 async def test_ctrl_c_on_demo_serve_exits_quietly():

@@ -1,0 +1,152 @@
+"""`python -m crawler shell [URL]`: an interactive console for trying selectors.
+
+Top-level `await` works as in `python -m asyncio`, and a bare `fetch(url)` is awaited for
+you, so Scrapy's `fetch(url)` habit works too. Ready in the namespace: `response`,
+`request`, `spider`, `settings`, `fetch(url_or_request)`, `view(response)`, `shelp()`.
+IPython is used when it is installed (and stdin is a terminal).
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import code
+import inspect
+import os
+import sys
+import tempfile
+import types
+import webbrowser
+from collections.abc import Callable
+from typing import Any
+
+from crawler.http import Request, Response
+from crawler.probe import ProbeRequest, probe
+from crawler.settings import Settings
+from crawler.spider import Spider
+
+__all__ = ["Shell", "view"]
+
+_BANNER = """\
+crawler shell: {where}
+  response   the last page fetched (response.css(), .css_text(), .sel.css('h1::text').get(),
+             .xpath(), .follow())
+  fetch(url) fetch a URL or Request with the spider's settings (await it, or not)
+  view(r)    open a response in a browser (or print where it was saved)
+  spider, settings, request; shelp() shows this again; Ctrl-D quits
+"""
+
+
+class _ShellSpider(Spider):
+    name = "shell"
+
+
+class Shell:
+    """The console's state: the spider and settings fetches use, and the last response."""
+
+    def __init__(self, spider_cls: type[Spider] | None, settings: Settings,
+                 spider_args: dict[str, Any]) -> None:
+        self.spider_cls = spider_cls or _ShellSpider
+        self.settings = settings
+        self.spider_args = spider_args
+        self.namespace: dict[str, Any] = {
+            "fetch": self.fetch, "view": view, "shelp": self.help, "response": None,
+            "request": None, "settings": settings, "Request": Request,
+            "spider": self.spider_cls(**spider_args),
+        }
+
+    async def fetch(self, target: str | Request, redirect: bool = True) -> Response | None:
+        """Fetch a URL (or a Request's URL) and make it `response`."""
+        url = target.url if isinstance(target, Request) else str(target)
+        result = await probe(self.spider_cls, [ProbeRequest(url, redirect=redirect)],
+                             self.settings, spider_args=self.spider_args)
+        if not result.responses:
+            why = result.failures[0].exception if result.failures else "nothing came back"
+            print(f"fetch failed: {url}: {why}", file=sys.stderr)
+            return None
+        response = result.responses[-1]
+        self.namespace.update(response=response, request=response.request)
+        print(f"fetched {response}", file=sys.stderr)
+        return response
+
+    def help(self) -> None:
+        """Print the banner."""
+        response = self.namespace.get("response")
+        print(_BANNER.format(where=response or "no page yet"), file=sys.stderr)
+
+    def interact(self, url: str | None) -> None:
+        """Fetch `url` if given, then read commands until end of input."""
+        loop = asyncio.new_event_loop()
+        try:
+            if url:
+                loop.run_until_complete(self.fetch(url))
+            if sys.stdin.isatty() and _ipython(self.namespace, _BANNER):
+                return
+            self.help()
+            _AsyncConsole(self.namespace, loop).interact(banner="", exitmsg="")
+        finally:
+            loop.close()
+
+
+class _AsyncConsole(code.InteractiveConsole):
+    """A console that runs top-level `await` (and bare awaitables) on one event loop."""
+
+    def __init__(self, namespace: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(namespace)
+        self.compile.compiler.flags |= ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        self.loop = loop
+        self._show: Callable[[object], Any] = sys.displayhook
+
+    def runcode(self, code_object: types.CodeType) -> None:
+        previous = sys.displayhook
+        sys.displayhook = self._display
+        try:
+            result = types.FunctionType(code_object, self.locals)()
+            if inspect.iscoroutine(result):
+                self.loop.run_until_complete(result)
+        except SystemExit:
+            raise
+        except BaseException:
+            self.showtraceback()
+        finally:
+            sys.displayhook = previous
+
+    def _display(self, value: object) -> None:
+        if inspect.isawaitable(value):  # `fetch(url)` without await: awaited here
+            value = self.loop.run_until_complete(_awaited(value))
+        self._show(value)
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _ipython(namespace: dict[str, Any], banner: str) -> bool:
+    try:
+        from IPython.terminal.embed import InteractiveShellEmbed  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    shell = InteractiveShellEmbed(user_ns=namespace, banner1=banner.format(
+        where=namespace.get("response") or "no page yet"))
+    shell.autoawait = True
+    shell()
+    return True
+
+
+def view(response: Response) -> str:
+    """Save the page to a temporary .html file (with a <base> so that its links and styles
+    resolve) and open it in a browser when this machine has a display; returns the path."""
+    body = response.body
+    if b"<base" not in body[:4096].lower():
+        base = f'<base href="{response.url}">'.encode()
+        head = body.lower().find(b"<head")
+        end = body.find(b">", head) + 1 if head != -1 else 0
+        body = body[:end] + base + body[end:]
+    fd, path = tempfile.mkstemp(prefix="crawler-view-", suffix=".html")
+    with os.fdopen(fd, "wb") as file:
+        file.write(body)
+    if sys.platform in ("darwin", "win32") or os.environ.get("DISPLAY") or \
+            os.environ.get("WAYLAND_DISPLAY"):
+        webbrowser.open(f"file://{path}")
+    print(f"saved to {path}", file=sys.stderr)
+    return path
