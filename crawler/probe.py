@@ -26,6 +26,9 @@ __all__ = ["Level", "ProbeRequest", "ProbeResult", "callback_for", "probe"]
 
 logger = logging.getLogger(__name__)
 
+_ALL_STATUSES = list(range(100, 600))
+_SHOWN = [status for status in _ALL_STATUSES if not 300 <= status < 400]  # redirects followed
+
 
 @dataclass
 class ProbeRequest:
@@ -103,7 +106,9 @@ def _probe_class(spider_cls: type[Spider], requests: Sequence[ProbeRequest],
                 meta = dict(wanted.meta)
                 if not wanted.redirect:
                     meta["dont_redirect"] = True
-                meta["handle_httpstatus_all"] = wanted.callback is None  # fetch shows any
+                if wanted.callback is None:  # fetch shows any status; 3xx followed or shown
+                    meta.setdefault("handle_httpstatus_list", _SHOWN if wanted.redirect
+                                    else _ALL_STATUSES)
                 callback = getattr(self, wanted.callback) if wanted.callback else None
                 yield Request(wanted.url, meta=meta, cb_kwargs=wanted.cb_kwargs,
                               dont_filter=True,
@@ -141,6 +146,9 @@ def _watched(spider: Spider, callback: Callable[..., Any] | None, level: int, de
                 if mine is not None:
                     mine.items.append(obj)
 
+    if callback is not None:  # log lines name the spider's callback, not this wrapper
+        watched.__name__ = getattr(callback, "__name__", "callback")
+        watched.__qualname__ = getattr(callback, "__qualname__", watched.__name__)
     return watched
 
 

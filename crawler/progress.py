@@ -101,7 +101,7 @@ def _panel(name: str, stats: Stats, rate: float, in_flight: int, queued: int,
     if hosts:
         table = Table("host", "requests", "mean latency", box=None, padding=(0, 2))
         for host, (requests, total) in hosts:
-            table.add_row(host, str(int(requests)), f"{total / requests * 1000:.0f} ms")
+            table.add_row(host, str(int(requests)), f"{total / requests * 1000:.1f} ms")
         parts.append(table)
     return Group(*parts)
 

@@ -134,15 +134,16 @@ def _ipython(namespace: dict[str, Any], banner: str) -> bool:
 
 
 def view(response: Response) -> str:
-    """Save the page to a temporary .html file (with a <base> so that its links and styles
-    resolve) and open it in a browser when this machine has a display; returns the path."""
+    """Save the page to a temporary file (an HTML page with a <base>, so that its links and
+    styles resolve) and open it in a browser when this machine has a display; returns the path."""
     body = response.body
-    if b"<base" not in body[:4096].lower():
+    suffix = ".html" if response.is_html else ".txt"
+    if response.is_html and b"<base" not in body[:4096].lower():
         base = f'<base href="{response.url}">'.encode()
         head = body.lower().find(b"<head")
         end = body.find(b">", head) + 1 if head != -1 else 0
         body = body[:end] + base + body[end:]
-    fd, path = tempfile.mkstemp(prefix="crawler-view-", suffix=".html")
+    fd, path = tempfile.mkstemp(prefix="crawler-view-", suffix=suffix)
     with os.fdopen(fd, "wb") as file:
         file.write(body)
     if sys.platform in ("darwin", "win32") or os.environ.get("DISPLAY") or \
