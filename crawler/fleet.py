@@ -36,7 +36,8 @@ def without_workers_flag(argv: Sequence[str]) -> list[str]:
 def run_workers(argv: Sequence[str], count: int, name: str) -> int:
     """Run `python -m crawler` with `argv` in `count` processes, worker ids NAME-1..N."""
     children = [subprocess.Popen(  # own sessions: a terminal's Ctrl-C reaches them once, here
-        [sys.executable, "-m", "crawler", *argv, "--worker-id", f"{name}-{i}"],
+        # one live display per worker on one terminal would be noise: log lines instead
+        [sys.executable, "-m", "crawler", *argv, "--no-progress", "--worker-id", f"{name}-{i}"],
         start_new_session=True) for i in range(1, count + 1)]
 
     def forward(signum: int, frame: FrameType | None) -> None:
