@@ -1,7 +1,7 @@
 """`python -m crawler shell [URL]`: an interactive console for trying selectors.
 
-Top-level `await` works as in `python -m asyncio`, and a bare `fetch(url)` is awaited for
-you, so Scrapy's `fetch(url)` habit works too. Ready in the namespace: `response`,
+Top-level `await` works as in `python -m asyncio`; `fetch(url)` runs at once when called
+bare (Scrapy's habit) and is awaitable inside an `await` statement. Ready in the namespace: `response`,
 `request`, `spider`, `settings`, `fetch(url_or_request)`, `view(response)`, `shelp()`.
 IPython is used when it is installed (and stdin is a terminal).
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 import ast
 import asyncio
 import code
+import importlib
 import inspect
 import os
 import sys
 import tempfile
 import types
 import webbrowser
-from collections.abc import Callable
 from typing import Any
 
 from crawler.http import Request, Response
@@ -49,14 +49,26 @@ class Shell:
         self.spider_cls = spider_cls or _ShellSpider
         self.settings = settings
         self.spider_args = spider_args
+        self.loop: asyncio.AbstractEventLoop | None = None  # the plain console's
         self.namespace: dict[str, Any] = {
             "fetch": self.fetch, "view": view, "shelp": self.help, "response": None,
             "request": None, "settings": settings, "Request": Request,
             "spider": self.spider_cls(**spider_args),
         }
 
-    async def fetch(self, target: str | Request, redirect: bool = True) -> Response | None:
-        """Fetch a URL (or a Request's URL) and make it `response`."""
+    def fetch(self, target: str | Request, redirect: bool = True) -> Any:
+        """Fetch a URL (or a Request's URL) and make it `response`: at once when called
+        bare, as in Scrapy's shell, or awaitable where a loop runs (`await fetch(url)`)."""
+        coro = self._fetch(target, redirect)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a plain statement: run it here and now
+            if self.loop is not None and not self.loop.is_closed():
+                return self.loop.run_until_complete(coro)
+            return asyncio.run(coro)
+        return coro
+
+    async def _fetch(self, target: str | Request, redirect: bool) -> Response | None:
         url = target.url if isinstance(target, Request) else str(target)
         result = await probe(self.spider_cls, [ProbeRequest(url, redirect=redirect)],
                              self.settings, spider_args=self.spider_args)
@@ -76,10 +88,10 @@ class Shell:
 
     def interact(self, url: str | None) -> None:
         """Fetch `url` if given, then read commands until end of input."""
-        loop = asyncio.new_event_loop()
+        loop = self.loop = asyncio.new_event_loop()
         try:
             if url:
-                loop.run_until_complete(self.fetch(url))
+                self.fetch(url)
             if sys.stdin.isatty() and _ipython(self.namespace, _BANNER):
                 return
             self.help()
@@ -89,44 +101,30 @@ class Shell:
 
 
 class _AsyncConsole(code.InteractiveConsole):
-    """A console that runs top-level `await` (and bare awaitables) on one event loop."""
+    """A console that runs top-level `await` on one event loop (as `python -m asyncio`)."""
 
     def __init__(self, namespace: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(namespace)
         self.compile.compiler.flags |= ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
         self.loop = loop
-        self._show: Callable[[object], Any] = sys.displayhook
 
     def runcode(self, code_object: types.CodeType) -> None:
-        previous = sys.displayhook
-        sys.displayhook = self._display
         try:
             result = types.FunctionType(code_object, self.locals)()
-            if inspect.iscoroutine(result):
+            if inspect.iscoroutine(result):  # the statement awaits: run it on the loop
                 self.loop.run_until_complete(result)
         except SystemExit:
             raise
         except BaseException:
             self.showtraceback()
-        finally:
-            sys.displayhook = previous
-
-    def _display(self, value: object) -> None:
-        if inspect.isawaitable(value):  # `fetch(url)` without await: awaited here
-            value = self.loop.run_until_complete(_awaited(value))
-        self._show(value)
-
-
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
 
 
 def _ipython(namespace: dict[str, Any], banner: str) -> bool:
-    try:
-        from IPython.terminal.embed import InteractiveShellEmbed  # type: ignore[import-not-found]
+    try:  # optional: typed as Any whether or not it is installed
+        embed: Any = importlib.import_module("IPython.terminal.embed")
     except ImportError:
         return False
-    shell = InteractiveShellEmbed(user_ns=namespace, banner1=banner.format(
+    shell = embed.InteractiveShellEmbed(user_ns=namespace, banner1=banner.format(
         where=namespace.get("response") or "no page yet"))
     shell.autoawait = True
     shell()
