@@ -39,6 +39,7 @@ class Run:
     wall: float
     rss_mb: float
     cpu: float
+    busy: float = 0.0  # core-seconds the whole machine was busy (server and Redis included)
 
     @property
     def rate(self) -> float:
@@ -51,10 +52,12 @@ def _measure(name: str, cmd: list[str], out: Path) -> Run:
         cmd = [uuid.uuid4().hex if arg == "JOB" else arg for arg in cmd]
         for old in out.parent.glob(f"{out.stem}.*.jsonl"):
             old.unlink()
+    busy_before = _machine_busy()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
+    busy = _machine_busy() - busy_before
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode:
@@ -64,7 +67,21 @@ def _measure(name: str, cmd: list[str], out: Path) -> Run:
     for part in parts:
         with part.open("rb") as f:
             pages += sum(1 for _ in f)
-    return Run(name, pages, wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+    return Run(name, pages, wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
+               busy)
+
+
+def _machine_busy() -> float:
+    """Core-seconds every CPU of the machine has spent busy since boot (/proc/stat), so
+    that a run's share of the server's and Redis's work shows: on 2 cores, busy / wall
+    near 2 means the machine, not the crawler, was the limit. 0 where /proc is absent."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def contenders(starts: list[str], tmp: Path, concurrency: int, max_pages: int | None,
@@ -135,7 +152,8 @@ def main() -> None:
                 run = _measure(name, cmd, out)
                 runs.setdefault(name, []).append(run)
                 print(f"  {name:6} {run.pages:7} pages {run.wall:6.2f}s {run.rate:7.0f} pages/s "
-                      f"rss {run.rss_mb:5.0f} MB cpu {run.cpu:5.1f}s")
+                      f"rss {run.rss_mb:5.0f} MB cpu {run.cpu:5.1f}s "
+                      f"machine {run.busy / run.wall:4.2f} cores busy")
     medians = {n: statistics.median(r.rate for r in rs) for n, rs in runs.items()}
     for name, rate in medians.items():
         print(f"{name}: median {rate:.0f} pages/s")
