@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -369,3 +370,19 @@ async def test_a_model_validation_error_drops_the_item_naming_field_and_url(
     line = next(r.getMessage() for r in caplog.records if "item dropped" in r.getMessage())
     assert re.search(r"Book: price: .*valid number.*'cheap'", line)
     assert str(server.make_url("/b")) in line
+
+
+def test_without_parsel_sel_says_which_extra_to_install():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['parsel'] = None\n"
+            "from crawler import Request, Response\n"
+            "r = Response('http://a/', 200, {}, b'<h1>x</h1>', Request('http://a/'))\n"
+            "print(r.css_text('h1'))\n"
+            "try:\n    r.sel\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parent.parent).stdout
+    assert out.splitlines() == [
+        "x", "MissingParsel response.sel and response.xpath() need parsel: "
+        "pip install 'crawler[selectors]'"]
