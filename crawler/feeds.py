@@ -49,7 +49,9 @@ def output_sink(spec: str, *, overwrite: bool, fields: tuple[str, ...] | None,
             factory = sink_factory(scheme.group(1), sinks)
         except OutputError as exc:
             raise OutputError(f"cannot write to {spec!r}: {exc}") from None
-        return _built(factory, _fill(spec, spider, started, spec, worker), overwrite, fields)
+        sink = _built(factory, _fill(spec, spider, started, spec, worker), overwrite, fields)
+        sink.spider_name = str(getattr(spider, "name", "") or "")
+        return sink
     if scheme:
         parts = urlsplit(target)
         if parts.netloc not in ("", "localhost"):

@@ -210,30 +210,39 @@ class Job:
                                "over")
 
     async def prepare_outputs(self, sinks: Sequence[Sink]) -> None:
-        """Only files can be cut back; on resume, cut each to its stored length and
-        append from there (before any output is checked or opened)."""
+        """Files are cut back: on resume, each to its stored length, appended from there
+        (before any output is checked or opened). A sink whose writes are idempotent (a
+        database upsert) rewrites what a resumed job redoes; any other is refused."""
         from crawler.exporters import Exporter  # the file sinks
 
         for sink in sinks:
+            if getattr(sink, "idempotent", False) and not isinstance(sink, Exporter):
+                continue
             if not isinstance(sink, Exporter) or sink._stream:
+                hint = getattr(sink, "job_hint", "")
                 raise StartupError(f"output {sink.name} cannot be used with a job dir: only "
-                                   "files can be cut back to their last committed item")
+                                   f"files can be cut back to their last committed item{hint}")
         self._outputs = list(sinks)
         if self.resumed:
             await asyncio.to_thread(self._cut_back, sinks)
 
     def _cut_back(self, sinks: Sequence[Sink]) -> None:
+        from crawler.exporters import Exporter
+
         for sink in sinks:
+            if not isinstance(sink, Exporter):
+                sink.overwrite = False  # idempotent: kept, and what the job redoes rewritten
+                continue
             length = self._lengths.get(sink.name)
             if length is None:
                 continue  # an output this job did not have before: as the command says
-            path = Path(sink.path)  # type: ignore[attr-defined]
+            path = Path(sink.path)
             size = path.stat().st_size if path.exists() else -1
             if size < length:
                 raise StartupError(f"output {sink.name} is shorter ({max(size, 0)} bytes) "
                                    f"than the job committed ({length}): it was changed or "
                                    "removed; use --restart to start the job over")
-            sink.cut_back(length)  # type: ignore[attr-defined]
+            sink.cut_back(length)
             if size > length:
                 logger.info("%s cut back to its last committed item", sink.name)
             sink.overwrite = False
@@ -382,6 +391,9 @@ class Job:
                         "stats": orjson.dumps(_kept(stats)).decode(),
                         "state": self._state()}
             lengths = [(sink.name, await sink.write_cut(cut)) for sink, cut in cuts]
+            for sink in self._outputs:  # an idempotent sink: committed up to (past) the cut
+                if not isinstance(sink, Exporter):
+                    await sink.flush()
             if seeded:
                 meta["seeded"] = "1"
             if finished:

@@ -1,8 +1,9 @@
 """`python -m crawler shell [URL]`: an interactive console for trying selectors.
 
 Top-level `await` works as in `python -m asyncio`; `fetch(url)` runs at once when called
-bare (Scrapy's habit) and is awaitable inside an `await` statement. Ready in the namespace: `response`,
-`request`, `spider`, `settings`, `fetch(url_or_request)`, `view(response)`, `shelp()`.
+bare (Scrapy's habit) and is awaitable inside an `await` statement. Ready in the
+namespace: `response`, `request`, `spider`, `settings`, `fetch(url_or_request)`,
+`view(response)`, `shelp()`.
 IPython is used when it is installed (and stdin is a terminal).
 """
 

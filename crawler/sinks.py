@@ -49,6 +49,7 @@ class Sink:
         self.overwrite = overwrite
         self.fields = fields
         self.count = 0  # records written
+        self.spider_name = ""  # the crawl's spider (set by output_sink)
         self.error: str | None = None  # why the sink stopped taking records
         self.on_error: Callable[[Sink], None] = lambda sink: None
 
@@ -85,6 +86,12 @@ class Sink:
             self.on_error(self)
 
 
+def _postgres(uri: str, **kwargs: Any) -> Sink:
+    from crawler.postgres import PostgresSink  # asyncpg only when asked for
+
+    return PostgresSink(uri, **kwargs)
+
+
 def register_sink(scheme: str, factory: SinkFactory) -> None:
     """Make `-o SCHEME://...` build its sink with `factory`."""
     scheme = scheme.lower()
@@ -109,3 +116,7 @@ def sink_factory(scheme: str, configured: Iterable[tuple[str, Any]] = ()) -> Sin
                           "path, or - for standard output; a plugin adds a scheme with the "
                           "sinks setting)")
     return factory
+
+
+register_sink("postgresql", _postgres)
+register_sink("postgres", _postgres)

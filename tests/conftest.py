@@ -172,3 +172,30 @@ def redis_url(redis_server) -> Iterator[str]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A PostgreSQL URL for the sink's tests: CRAWLER_TEST_POSTGRES_URL (default
+    postgresql://postgres@127.0.0.1:5432/test) when it answers; else skip, unless
+    CRAWLER_REQUIRE_POSTGRES=1 (CI), where the tests must run."""
+    url = os.environ.get("CRAWLER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        import asyncpg
+    except ImportError:
+        asyncpg = None
+    problem = "asyncpg is not installed (pip install -e '.[test]')" if asyncpg is None else None
+    if asyncpg is not None:
+        async def ping() -> None:
+            conn = await asyncpg.connect(url, timeout=5)
+            await conn.close()
+
+        try:
+            asyncio.run(ping())
+        except Exception as exc:
+            problem = f"no PostgreSQL at {url} ({type(exc).__name__}: {exc})"
+    if problem is not None:
+        if os.environ.get("CRAWLER_REQUIRE_POSTGRES"):
+            pytest.fail(f"{problem} (CRAWLER_REQUIRE_POSTGRES)")
+        pytest.skip(f"{problem}: the PostgreSQL sink's tests need one")
+    return url

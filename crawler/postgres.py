@@ -1,0 +1,328 @@
+"""Items into PostgreSQL: `-o postgresql://USER@HOST:PORT/DB?table=NAME[&key=FIELD]`.
+
+The table is created when missing: `id bigserial`, `spider text`, `item jsonb`,
+`scraped_at timestamptz`. With `key=FIELD` a unique index on (spider, item->>FIELD) makes
+every write an upsert: a re-crawl updates its rows instead of adding more. `-O` empties
+the table (this spider's rows) before the crawl.
+
+Items are written by one connection in batches, one INSERT ... SELECT FROM unnest() per
+batch in its own transaction, off the crawl's path: `write()` only appends to a bounded
+buffer and waits when it is full (backpressure, never a drop). If the server goes away,
+the batch is retried with backoff until it is committed (logged once per outage); `flush()`
+returns when everything before it is committed, so a job directory or a shared frontier
+acknowledges pages only once their items are in the table. An item PostgreSQL cannot
+store (a NUL character, say) is logged, counted (`rejected`) and left out of its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import re
+import time
+from collections import deque
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+
+from crawler.exceptions import OutputError
+from crawler.items import Record
+from crawler.sinks import Sink
+
+__all__ = ["PostgresSink"]
+
+logger = logging.getLogger(__name__)
+
+BATCH = 1000  # records per INSERT
+BUFFER = 20_000  # records held while the server is slow or away; write() waits beyond
+_LINGER = 0.2  # seconds a partial batch waits for more records
+_BACKOFF = (0.25, 0.5, 1.0, 2.0, 5.0)  # seconds between tries while the server is away
+CLOSE_PATIENCE = 30.0  # seconds close() keeps retrying an unreachable server
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+class PostgresSink(Sink):
+    """The `postgresql://` and `postgres://` sink (see the module docstring)."""
+
+    def __init__(self, uri: str, *, overwrite: bool = False,
+                 fields: tuple[str, ...] | None = None) -> None:
+        super().__init__(_masked(uri), overwrite=overwrite, fields=fields)
+        self._dsn, self.table, self.key = _parse(uri)
+        self._identity = _masked(self._dsn) + f"#{self.table}"
+        self._conn: Any = None
+        self._buffer: deque[bytes] = deque()
+        self._taken = 0  # records put in the buffer
+        self._settled = 0  # of those, committed or refused by the server
+        self._room = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._committed = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._deadline: float | None = None  # close(): give up on the server after it
+        # with a key, writing an item again updates its row: a resumed job may redo pages
+        self.idempotent = self.key is not None
+        self.job_hint = " (or a database sink with ?key=FIELD: upserts)"
+        self.rejected = 0  # items PostgreSQL cannot store
+        self.retries = 0  # batches tried again after the server went away
+
+    def identity(self) -> object:
+        return self._identity
+
+    async def open(self) -> None:
+        """Connect, create the table (and the key's index), check the rights: every
+        problem is a one-line OutputError before any page is fetched."""
+        asyncpg = _asyncpg()
+        try:
+            self._conn = await self._connect(asyncpg)
+        except asyncpg.InvalidAuthorizationSpecificationError as exc:
+            raise OutputError(f"{self.name}: {exc}") from None
+        except asyncpg.InvalidPasswordError:
+            raise OutputError(f"{self.name}: password authentication failed") from None
+        except asyncpg.InvalidCatalogNameError as exc:
+            raise OutputError(f"{self.name}: {exc}") from None
+        except asyncpg.PostgresError as exc:
+            raise OutputError(f"{self.name}: {exc}") from None
+        except (OSError, TimeoutError) as exc:
+            raise OutputError(f"{self.name}: cannot connect: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
+        try:
+            await self._prepare()
+        except BaseException as exc:
+            await self._conn.close()
+            self._conn = None
+            if isinstance(exc, asyncpg.PostgresError):
+                raise OutputError(f"{self.name}: cannot prepare table {self.table}: {exc}") \
+                    from None
+            raise
+
+    async def _connect(self, asyncpg: Any) -> Any:
+        settings = {} if "application_name" in self._dsn else {
+            "application_name": f"crawler {self.spider_name}"[:63]}  # pg_stat_activity
+        return await asyncpg.connect(self._dsn, timeout=10, server_settings=settings)
+
+    async def _prepare(self) -> None:
+        conn, table = self._conn, self._quoted()
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {table} (id bigserial PRIMARY KEY, spider text NOT "
+            "NULL, item jsonb NOT NULL, scraped_at timestamptz NOT NULL DEFAULT now())")
+        if self.key is not None:
+            index = _quote(f"{self.table.split('.')[-1]}_{self.key}_key"[:63])
+            await conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {table} "
+                               f"(spider, (item->>{_literal(self.key)}))")
+        allowed = await conn.fetchval("SELECT has_table_privilege($1, 'INSERT')", self.table)
+        if not allowed:
+            raise OutputError(f"{self.name}: permission denied to insert into {self.table}")
+
+    async def begin(self) -> None:
+        if self.overwrite:
+            await self._conn.execute(f"DELETE FROM {self._quoted()} WHERE spider = $1",
+                                     self.spider_name)
+        self._writer = asyncio.create_task(self._write_batches(), name=f"sink {self.name}")
+
+    async def write(self, record: Record) -> None:
+        data = record.json
+        if b"\\u0000" in data:  # jsonb has no NUL character: refused before a round trip
+            self._reject(record.fields, "a string holds a NUL character (\\u0000), which "
+                                        "PostgreSQL text cannot store")
+            return
+        if self.key is not None and record.fields.get(self.key) is None:
+            self._reject(record.fields, f"no {self.key!r} field to upsert on (?key=)")
+            return
+        while len(self._buffer) >= BUFFER and self.error is None:
+            self._room.clear()  # backpressure: the crawl waits for the server
+            await self._room.wait()
+        if self.error is not None:
+            return
+        self._buffer.append(data)
+        self._taken += 1
+        if len(self._buffer) >= BATCH:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Return once every record written before the call is committed."""
+        target = self._taken
+        while self._settled < target and self.error is None \
+                and self._writer is not None and not self._writer.done():
+            self._committed.clear()
+            self._wake.set()
+            await self._committed.wait()
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._deadline = time.monotonic() + CLOSE_PATIENCE
+            try:
+                await self.flush()
+            finally:
+                self._closing = True
+                self._wake.set()
+                try:
+                    await self._writer
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # reported as the sink's failure
+                    self.failed(f"{type(exc).__name__}: {exc}")
+                self._writer = None
+        if self._buffer and self.error is None:
+            self.failed(f"{len(self._buffer)} item(s) could not be written: PostgreSQL "
+                        f"unreachable for {CLOSE_PATIENCE:.0f} s")
+        if self._conn is not None:
+            try:
+                await asyncio.wait_for(self._conn.close(), 5)
+            except Exception:  # a dead connection needs no goodbye
+                self._conn.terminate()
+            self._conn = None
+
+    async def discard(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def _write_batches(self) -> None:
+        while True:
+            if not self._buffer:
+                self._committed.set()
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if len(self._buffer) < BATCH and not self._closing:
+                try:  # a partial batch waits a moment for company
+                    await asyncio.wait_for(self._wake.wait(), _LINGER)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+            batch = [self._buffer[i] for i in range(min(BATCH, len(self._buffer)))]
+            stored = await self._commit(batch)
+            if stored is None:
+                return  # gave up (close() past its patience)
+            for _ in batch:
+                self._buffer.popleft()
+            self._settled += len(batch)
+            self.count += stored
+            self._room.set()
+            self._committed.set()
+
+    async def _commit(self, batch: list[bytes]) -> int | None:
+        """Write `batch` in one transaction, riding out a server that goes away; items the
+        server refuses are rejected one by one. How many rows were stored; None when
+        close() stopped waiting."""
+        asyncpg = _asyncpg()
+        tries = 0
+        while True:
+            try:
+                if self._conn is None or self._conn.is_closed():
+                    self._conn = await self._connect(asyncpg)
+                await self._insert([b.decode() for b in batch])
+                if tries:
+                    logger.warning("%s: PostgreSQL is back; writing again", self.name)
+                return len(batch)
+            except asyncpg.DataError:
+                return await self._insert_one_by_one(batch)
+            except (OSError, TimeoutError, asyncpg.PostgresConnectionError,
+                    asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+                    asyncpg.AdminShutdownError, asyncpg.ConnectionDoesNotExistError) as exc:
+                if tries == 0:
+                    logger.warning("%s: PostgreSQL unreachable (%s): %d item(s) held, "
+                                   "retrying; the crawl waits when %d are held", self.name,
+                                   _one_line(exc), len(self._buffer), BUFFER)
+                tries += 1
+                self.retries += 1
+                if self._conn is not None:
+                    self._conn.terminate()
+                    self._conn = None
+                if self._deadline is not None and time.monotonic() > self._deadline:
+                    return None
+                await asyncio.sleep(_BACKOFF[min(tries - 1, len(_BACKOFF) - 1)])
+
+    async def _insert(self, items: list[str]) -> None:
+        table = self._quoted()
+        if self.key is None:
+            sql = (f"INSERT INTO {table} (spider, item) SELECT $1, x FROM "
+                   "unnest($2::jsonb[]) AS x")
+        else:
+            items = _last_per_key(items, self.key)  # one row may be updated once per INSERT
+            sql = (f"INSERT INTO {table} (spider, item) SELECT $1, x FROM unnest($2::jsonb[]) "
+                   f"AS x ON CONFLICT (spider, (item->>{_literal(self.key)})) DO UPDATE SET "
+                   "item = EXCLUDED.item, scraped_at = now()")
+        await self._conn.execute(sql, self.spider_name, items)
+
+    async def _insert_one_by_one(self, batch: list[bytes]) -> int:
+        asyncpg = _asyncpg()
+        stored = 0
+        for data in batch:
+            try:
+                await self._insert([data.decode()])
+                stored += 1
+            except asyncpg.DataError as exc:
+                self._reject(orjson.loads(data), _one_line(exc))
+        return stored
+
+    def _reject(self, fields: dict[str, Any], why: str) -> None:
+        self.rejected += 1
+        url = fields.get("url") if isinstance(fields, dict) else None
+        logger.warning("%s: item not stored: %s%s", self.name, why,
+                       f" (url {url})" if url else "")
+
+    def _quoted(self) -> str:
+        return ".".join(_quote(part) for part in self.table.split("."))
+
+
+def _parse(uri: str) -> tuple[str, str, str | None]:
+    """(the DSN asyncpg gets, the table, the key field) from the -o URI."""
+    parts = urlsplit(uri)
+    if not parts.hostname and not parts.path.strip("/"):
+        raise OutputError(f"{_masked(uri)}: give a server and a database, e.g. "
+                          "postgresql://USER@HOST:5432/DB?table=items")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in query if k in ("table", "key")}
+    table = ours.get("table", "items")
+    if not all(_IDENT.fullmatch(part) for part in table.split(".")) or table.count(".") > 1:
+        raise OutputError(f"{_masked(uri)}: table {table!r} is not a plain name "
+                          "(letters, digits, _; optionally schema.table)")
+    key = ours.get("key")
+    if key is not None and not key:
+        raise OutputError(f"{_masked(uri)}: key= needs an item field name")
+    rest = urlencode([(k, v) for k, v in query if k not in ("table", "key")])
+    scheme = "postgresql"
+    return urlunsplit((scheme, parts.netloc, parts.path, rest, "")), table, key
+
+
+def _masked(uri: str) -> str:
+    """The URI without its password, for logs."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _last_per_key(items: list[str], key: str) -> list[str]:
+    last: dict[Any, str] = {}
+    for text in items:
+        value = orjson.loads(text).get(key)
+        last[orjson.dumps(value)] = text
+    return list(last.values())
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _asyncpg() -> Any:
+    try:
+        return importlib.import_module("asyncpg")
+    except ImportError:
+        raise OutputError("postgresql:// outputs need asyncpg: pip install "
+                          "'crawler[postgres]'") from None
