@@ -1,19 +1,21 @@
 """Ours vs the floor on one generated site, alternating runs: python -m benchmarks.quick
 
     python -m benchmarks.quick [--shape dup|tree|pgdocs|pydocs] [--pages 20000] [--runs 2]
-                               [--hosts 1] [--rev REV] [--jobdir] [--shared 1,2]
+                               [--hosts 1] [--rev REV] [--jobdir] [--shared 1,2] [--pg]
 
 `--rev REV` adds the crawler as of a git revision (checked out in a temporary worktree) as a
 third contender, for before/after comparisons of a change within one alternating run.
 `--jobdir` adds ours with a job directory; `--shared 1,2` adds ours on a Redis frontier
 (`--redis URL`, default redis://127.0.0.1:6379/13) with 1 and 2 worker processes
-(`run --workers N`), their per-worker outputs counted together.
+(`run --workers N`), their per-worker outputs counted together. `--pg [URL]` adds ours
+writing its items to PostgreSQL (table crawler_bench, emptied by -O) instead of a file.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -64,6 +66,11 @@ def _measure(name: str, cmd: list[str], out: Path) -> Run:
         raise RuntimeError(f"{name} failed ({proc.returncode}): {err[-2000:]}")
     parts = sorted(out.parent.glob(f"{out.stem}.*.jsonl")) if shared else [out]
     pages = 0
+    stats = out.with_suffix(".stats.json")
+    if not out.exists() and stats.exists():  # a database output: the items it stored
+        outputs = json.loads(stats.read_bytes())["outputs"]
+        pages = sum(o["items"] for o in outputs.values())
+        parts = []
     for part in parts:
         with part.open("rb") as f:
             pages += sum(1 for _ in f)
@@ -86,7 +93,7 @@ def _machine_busy() -> float:
 
 def contenders(starts: list[str], tmp: Path, concurrency: int, max_pages: int | None,
                rev_root: Path | None = None, jobdir: bool = False,
-               shared: tuple[int, ...] = (), redis: str = "",
+               shared: tuple[int, ...] = (), redis: str = "", postgres: str = "",
                ) -> dict[str, tuple[list[str], Path]]:
     names = ("floor", "ours", "jobdir") if jobdir else ("floor", "ours")
     plan = {name: (command(name, starts, tmp / f"{name}.jsonl", concurrency,
@@ -96,6 +103,12 @@ def contenders(starts: list[str], tmp: Path, concurrency: int, max_pages: int | 
         rev_out = tmp / "rev.jsonl"
         ours = command("ours", starts, rev_out, concurrency, max_pages=max_pages)
         plan["rev"] = (["env", "-C", str(rev_root), f"PYTHONPATH={rev_root}", *ours], rev_out)
+    if postgres:  # ours writing to PostgreSQL instead of a file (the table emptied by -O)
+        out = tmp / "pg.jsonl"
+        cmd = command("ours", starts, out, concurrency, max_pages=max_pages)
+        at = cmd.index("-O")
+        cmd[at + 1] = f"{postgres}?table=crawler_bench"
+        plan["pg"] = (cmd, out)
     for n in shared:  # one output per worker, no --stats (the workers would share it)
         out = tmp / f"redis{n}.jsonl"
         cmd = command("ours", starts, out, concurrency, max_pages=max_pages)
@@ -137,6 +150,10 @@ def main() -> None:
     parser.add_argument("--shared", default="",
                         help="also run ours on a Redis frontier with these worker counts: 1,2")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--pg", nargs="?", const="postgresql://postgres@127.0.0.1:5432/test",
+                        default="", metavar="URL",
+                        help="also run ours writing to PostgreSQL (default URL: "
+                             "postgresql://postgres@127.0.0.1:5432/test)")
     args = parser.parse_args()
     shared = tuple(int(n) for n in args.shared.split(",") if n)
     site = shape(args.shape, args.pages // args.hosts if args.shape == "dup" else args.pages)
@@ -145,7 +162,7 @@ def main() -> None:
             worktree(args.rev) as rev_root:
         starts = [b + site.start for b in bases]
         plan = contenders(starts, Path(tmp), args.concurrency, site.max_pages, rev_root,
-                          args.jobdir, shared, args.redis)
+                          args.jobdir, shared, args.redis, args.pg)
         print(f"server: {server}; {site.title}, {args.hosts} host(s)")
         for _ in range(args.runs):
             for name, (cmd, out) in plan.items():
@@ -162,7 +179,7 @@ def main() -> None:
         print(f"ours/rev = {medians['ours'] / medians['rev']:.2f} (rev = {args.rev})")
     # this machine's speed drifts: the ratio within each round (runs minutes apart at most)
     # is steadier than a ratio of medians
-    for other in ("floor", "rev", "jobdir", *(f"redis{n}" for n in shared)):
+    for other in ("floor", "rev", "jobdir", "pg", *(f"redis{n}" for n in shared)):
         if other in runs:
             per_round = [o.rate / f.rate for o, f in zip(runs["ours"], runs[other], strict=True)]
             print(f"ours/{other} per round: {', '.join(f'{r:.2f}' for r in per_round)}; "
