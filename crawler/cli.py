@@ -281,6 +281,15 @@ def _crawl_options(parser: argparse.ArgumentParser) -> None:
                              "(redis://HOST:PORT/DB; the frontier setting)")
     parser.add_argument("--job", metavar="NAME",
                         help="with --frontier: the crawl's name in it (default: the spider's)")
+    parser.add_argument("--status-port", type=int, metavar="PORT",
+                        help="serve a live status page of the crawl on PORT (0: any free "
+                             "one), with pause/resume/stop; on 127.0.0.1 unless --status-host")
+    parser.add_argument("--status-host", metavar="ADDR",
+                        help="the status page's address (default 127.0.0.1; any other needs "
+                             "the token for every request)")
+    parser.add_argument("--status-token", metavar="TOKEN",
+                        help="the status page's token (default: a random one, logged with "
+                             "the page's URL)")
     parser.add_argument("--worker-id", metavar="ID",
                         help="with --frontier: this process's name in the fleet and in "
                              "{worker} (default: host name and pid)")
@@ -408,7 +417,8 @@ def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[
     if args.job_dir is not None:
         settings = settings.merge({"job_dir": args.job_dir})
     shared = {"frontier": args.frontier, "frontier_job": args.job,
-              "worker_id": args.worker_id}
+              "worker_id": args.worker_id, "status_port": args.status_port,
+              "status_host": args.status_host, "status_token": args.status_token}
     settings = settings.merge({k: v for k, v in shared.items() if v is not None})
     if settings.frontier is None and (args.job or args.worker_id):
         raise UsageError("--job and --worker-id name a shared crawl: give --frontier URL")

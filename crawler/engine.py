@@ -245,6 +245,24 @@ class Crawler:
             self.settings.timeout if grace is None else grace, self.kill)
         self._check_done()
 
+    @property
+    def paused(self) -> bool:
+        return self.scheduler.held
+
+    def pause(self) -> None:
+        """Start no new request until resume(); those in flight finish (the status page's
+        pause button). The crawl does not end while paused."""
+        if self.state is CrawlState.RUNNING and not self.scheduler.held:
+            logger.info("paused: %d request(s) in progress finish, nothing new starts",
+                        self._busy)
+            self.scheduler.hold(True)
+
+    def resume(self) -> None:
+        """Start requests again after pause()."""
+        if self.scheduler.held:
+            logger.info("resumed")
+            self.scheduler.hold(False)
+
     def kill(self) -> None:
         """Stop at once: abandon requests in progress and cut user hooks short; outputs are
         still flushed and closed."""

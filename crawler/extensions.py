@@ -27,6 +27,7 @@ from crawler.monitor import log_progress
 from crawler.plugins import build
 from crawler.progress import LiveProgress
 from crawler.signals import Signal
+from crawler.status import StatusPage
 
 __all__ = ["BUILTIN", "LogStats", "load_extensions"]
 
@@ -61,7 +62,7 @@ class LogStats:
             self._task = None
 
 
-BUILTIN: tuple[Any, ...] = (LogStats, LiveProgress)
+BUILTIN: tuple[Any, ...] = (LogStats, LiveProgress, StatusPage)
 
 
 def load_extensions(specs: tuple[Any, ...], crawler: Any) -> list[Any]:

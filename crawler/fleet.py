@@ -33,11 +33,26 @@ def without_workers_flag(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def _without_status_port(argv: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--status-port":
+            skip = True
+        elif not arg.startswith("--status-port="):
+            out.append(arg)
+    return out
+
+
 def run_workers(argv: Sequence[str], count: int, name: str) -> int:
-    """Run `python -m crawler` with `argv` in `count` processes, worker ids NAME-1..N."""
+    """Run `python -m crawler` with `argv` in `count` processes, worker ids NAME-1..N.
+    Only the first serves --status-port: its page shows the whole fleet."""
     children = [subprocess.Popen(  # own sessions: a terminal's Ctrl-C reaches them once, here
         # one live display per worker on one terminal would be noise: log lines instead
-        [sys.executable, "-m", "crawler", *argv, "--no-progress", "--worker-id", f"{name}-{i}"],
+        [sys.executable, "-m", "crawler", *(argv if i == 1 else _without_status_port(argv)),
+         "--no-progress", "--worker-id", f"{name}-{i}"],
         start_new_session=True) for i in range(1, count + 1)]
 
     def forward(signum: int, frame: FrameType | None) -> None:

@@ -58,6 +58,8 @@ def build(spec: Any, crawler: Any, what: str) -> Any:
         return factory(crawler) if callable(factory) else obj()
     except NotConfigured:
         return None
+    except StartupError:  # the plugin's own one-line reason
+        raise
     except Exception as exc:
         hint = "" if callable(factory) else \
             " (a plugin that needs arguments gets them in a from_crawler(crawler) classmethod)"

@@ -217,7 +217,7 @@ class PostgresSink(Sink):
                     self._conn = await self._connect(asyncpg)
                 await self._insert([b.decode() for b in batch])
                 if tries:
-                    logger.warning("%s: PostgreSQL is back; writing again", self.name)
+                    logger.info("%s: PostgreSQL is back; writing again", self.name)
                 return len(batch)
             except asyncpg.DataError:
                 return await self._insert_one_by_one(batch)

@@ -60,6 +60,7 @@ class Scheduler:
         self.room = self.admission.room
         self._dispatch_room = dispatch_room  # how many more may start (max_pages)
         self._paused = False
+        self.held = False  # pause(): nothing new starts until resume; admission goes on
         self._idle_workers = 0
         self.in_flight = 0  # popped here and not yet done (this process's share)
         self._wakeup = asyncio.Event()
@@ -74,6 +75,12 @@ class Scheduler:
         """Take and dispatch nothing new (the crawl is stopping)."""
         self._paused = True
         self.admission.pause()
+        self._wakeup.set()
+
+    def hold(self, held: bool) -> None:
+        """Start no new request while `held` (a user's pause); requests in flight finish
+        and the links they find are still queued."""
+        self.held = held
         self._wakeup.set()
 
     async def retry(self, request: Request, delay: float) -> None:
@@ -122,7 +129,7 @@ class Scheduler:
         frontier, queue = self.frontier, self.queue
         while True:
             self._wakeup.clear()
-            while not self._paused:
+            while not self._paused and not self.held:
                 n = min(self._idle_workers - queue.qsize(), self._dispatch_room())
                 if n <= 0:
                     break
@@ -134,7 +141,8 @@ class Scheduler:
                     break
             await self.admission.check_room()
             at = await frontier.wakeup_at()
-            if frontier.shared and self._idle_workers > queue.qsize() and not self._paused:
+            if frontier.shared and self._idle_workers > queue.qsize() and not self._paused \
+                    and not self.held:
                 # other processes add work and free hosts: look again soon
                 soon = frontier.clock() + SHARED_POLL
                 at = soon if at is None else min(at, soon)

@@ -100,6 +100,11 @@ class Settings:
     # the live display on a terminal instead of the progress line (the CLI turns it on
     # when stderr is a terminal; --no-progress keeps it off)
     progress: bool = False
+    # the live status page (--status-port): served by the crawl itself; any address but
+    # 127.0.0.1/localhost needs the token for every page, the controls always need it
+    status_port: int | None = None
+    status_host: str = "127.0.0.1"
+    status_token: str | None = None
     log_interval: float = 10.0
     shutdown_timeout: float | None = None
     # politeness
@@ -149,6 +154,11 @@ class Settings:
         _check("frontier", self.frontier is None or self.frontier.split("://")[0] in (
             "redis", "rediss", "unix"), "must be a redis://HOST:PORT/DB URL (or rediss://, "
             "unix://)")
+        _check("status_port", self.status_port is None or 0 <= self.status_port <= 65535,
+               "must be a TCP port (0-65535; 0 picks a free one)")
+        _check("status_host", bool(self.status_host.strip()), "must be an address to bind")
+        _check("status_token", self.status_token is None or len(self.status_token) >= 8,
+               "must be at least 8 characters (it guards the pause and stop buttons)")
         _check("frontier_lease", self.frontier_lease >= 1, "must be >= 1 second")
         _check("frontier_outage", self.frontier_outage >= 0, "must be >= 0 seconds")
         for name in ("frontier_job", "worker_id"):

@@ -236,6 +236,16 @@ class MemoryFrontier:
         times = [heap[0][0] for heap in (self._sleeping, self._delayed) if heap]
         return min(times) if times else None
 
+    def host_states(self, hosts: Sequence[str]) -> dict[str, tuple[int, float]]:
+        """(requests in flight, current delay in seconds) of each of `hosts` known here."""
+        out = {}
+        for host in hosts:
+            queue = self._hosts.get(host)
+            if queue is not None:
+                slot = queue.slot
+                out[host] = (slot.active, max(slot.delay, slot.crawl_delay))
+        return out
+
     async def queued(self) -> int:
         return self._queued + len(self._delayed)
 
