@@ -259,3 +259,19 @@ async def test_the_page_in_a_real_browser(aiohttp_server, tmp_path):
     finally:
         crawler.stop()
         await asyncio.wait_for(task, 30)
+
+
+async def test_a_shared_crawl_shows_the_fleet(aiohttp_server, aiohttp_client, redis_url):
+    server = await aiohttp_server(slow_site(300, 0.02))
+    crawler, task = await started(server, frontier=redis_url, frontier_job="status-fleet",
+                                  worker_id="w1")
+    client = await aiohttp_client(client_app(crawler, token_for_all=False))
+    for _ in range(50):  # until the worker's first heartbeat is read (every 2 s at most)
+        fleet = (await (await client.get("/api/stats")).json())["fleet"]
+        if fleet.get("workers"):
+            break
+        await asyncio.sleep(0.1)
+    assert "w1" in fleet["workers"] and fleet["counts"].get("pages", 0) >= 1
+    assert "seen" in fleet and "leased" in fleet
+    crawler.stop()
+    await asyncio.wait_for(task, 30)
