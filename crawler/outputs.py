@@ -103,7 +103,7 @@ class Outputs:
             entry: dict[str, object] = {"items": sink.count}
             if sink.error is not None:
                 entry["error"] = sink.error
-            for counter in ("rejected", "retries"):  # a database sink's
+            for counter in ("rejected", "retries", "reconnects"):  # a database sink's
                 if getattr(sink, counter, 0):
                     entry[counter] = getattr(sink, counter)
             dropped = getattr(sink, "fields_dropped", None)

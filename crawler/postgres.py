@@ -66,6 +66,7 @@ class PostgresSink(Sink):
         self.job_hint = " (or a database sink with ?key=FIELD: upserts)"
         self.rejected = 0  # items PostgreSQL cannot store
         self.retries = 0  # batches tried again after the server went away
+        self.reconnects = 0  # new connections after the first (a restart, a cut one)
 
     def identity(self) -> object:
         return self._identity
@@ -215,6 +216,7 @@ class PostgresSink(Sink):
             try:
                 if self._conn is None or self._conn.is_closed():
                     self._conn = await self._connect(asyncpg)
+                    self.reconnects += 1
                 await self._insert([b.decode() for b in batch])
                 if tries:
                     logger.info("%s: PostgreSQL is back; writing again", self.name)
@@ -222,8 +224,10 @@ class PostgresSink(Sink):
             except asyncpg.DataError:
                 return await self._insert_one_by_one(batch)
             except (OSError, TimeoutError, asyncpg.PostgresConnectionError,
-                    asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
-                    asyncpg.AdminShutdownError, asyncpg.ConnectionDoesNotExistError) as exc:
+                    asyncpg.InterfaceError, asyncpg.InternalClientError,
+                    asyncpg.exceptions.OperatorInterventionError) as exc:
+                # the connection is gone or out of step (a backend terminated while idle
+                # leaves asyncpg's protocol mid-operation): a new one, the batch again
                 if tries == 0:
                     logger.warning("%s: PostgreSQL unreachable (%s): %d item(s) held, "
                                    "retrying; the crawl waits when %d are held", self.name,

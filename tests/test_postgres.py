@@ -154,7 +154,7 @@ async def test_connections_cut_by_the_server_lose_no_item(db, aiohttp_server):
     finally:
         cutter.cancel()
     assert killed >= 3
-    assert sink.error is None and sink.retries >= 1
+    assert sink.error is None and sink.reconnects >= 1
     assert crawler.stats.pages == 800
     assert await conn.fetchval(f"SELECT count(DISTINCT item->>'url') FROM {table}") == 800
     assert crawler.stats.outputs[sink.name]["items"] >= 800
