@@ -17,6 +17,7 @@ store (a NUL character, say) is logged, counted (`rejected`) and left out of its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import re
@@ -121,6 +122,16 @@ class PostgresSink(Sink):
             await self._conn.execute(f"DELETE FROM {self._quoted()} WHERE spider = $1",
                                      self.spider_name)
         self._writer = asyncio.create_task(self._write_batches(), name=f"sink {self.name}")
+        self._writer.add_done_callback(self._writer_ended)
+
+    def _writer_ended(self, task: asyncio.Task[None]) -> None:
+        """A writer that died (the table dropped, a right revoked) fails the sink at once,
+        so that write() and flush() stop waiting for it and the crawl stops."""
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self.failed(f"{type(exc).__name__}: {exc}")
+        self._room.set()
+        self._committed.set()
 
     async def write(self, record: Record) -> None:
         data = record.json
@@ -158,12 +169,8 @@ class PostgresSink(Sink):
             finally:
                 self._closing = True
                 self._wake.set()
-                try:
+                with contextlib.suppress(Exception):  # reported by _writer_ended
                     await self._writer
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # reported as the sink's failure
-                    self.failed(f"{type(exc).__name__}: {exc}")
                 self._writer = None
         if self._buffer and self.error is None:
             self.failed(f"{len(self._buffer)} item(s) could not be written: PostgreSQL "

@@ -89,7 +89,8 @@ async def probe(spider_cls: type[Spider], requests: Sequence[ProbeRequest], sett
     those yield are followed `depth - 1` levels further. Items go nowhere but the result."""
     result = ProbeResult()
     spider = _probe_class(spider_cls, requests, result, depth)(**(spider_args or {}))
-    settings = settings.merge({"frontier": None, "job_dir": None, "max_depth": None})
+    settings = settings.merge({"frontier": None, "job_dir": None, "max_depth": None,
+                               "status_port": None, "progress": False})
     crawler = Crawler(spider, settings=settings)
     await crawler.run()
     result.errors = crawler.stats.errors.get("callback", 0)

@@ -270,3 +270,20 @@ async def test_kill_9_with_a_job_dir_keeps_every_item(db, aiohttp_server, tmp_pa
     assert proc.returncode == 0, err.decode()
     urls = await conn.fetch(f"SELECT item->>'url' AS url FROM {table}")
     assert len(urls) == 1000 and len({r["url"] for r in urls}) == 1000
+
+
+async def test_a_table_dropped_mid_crawl_fails_the_sink_and_stops_the_crawl(
+        db, aiohttp_server):
+    url, conn, table = db
+    server = await aiohttp_server(chain_site(2000, delay=0.01))
+    spider = Pages(str(server.make_url("/")))
+    task = asyncio.create_task(crawl_to(spider, sink_url(url, table), per_host_concurrency=2))
+    for _ in range(300):  # until the first batch is in
+        if await conn.fetchval(f"SELECT to_regclass('{table}') IS NOT NULL") and \
+                await conn.fetchval(f"SELECT count(*) FROM {table}"):
+            break
+        await asyncio.sleep(0.1)
+    await conn.execute(f"DROP TABLE {table}")
+    crawler, sink = await asyncio.wait_for(task, 60)  # no hang: the crawl stops
+    assert crawler.stats.finish_reason == "output_failed"
+    assert "UndefinedTableError" in sink.error and crawler.stats.pages < 2000

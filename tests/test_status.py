@@ -192,7 +192,8 @@ async def test_cli_serves_the_page_and_refuses_a_busy_port(aiohttp_server, tmp_p
     if busy.returncode == 2:  # (the first may have closed its page already)
         assert err.decode().strip().startswith("crawler: error: status page: cannot listen "
                                                f"on 127.0.0.1:{port}")
-    code, err = await _cli("run", str(spider), "--status-token", "short", cwd=ROOT)
+    code, err = await _cli("run", str(spider), "-a", f"base={server.make_url('/')}",
+                           "--status-token", "short", cwd=ROOT)
     assert code == 2 and "setting 'status_token' must be at least 8 characters" in err
 
 
