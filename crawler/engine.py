@@ -20,7 +20,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from crawler.downloader import Downloader, HttpDownloader
-from crawler.exceptions import CloseSpider, Kind, StartupError
+from crawler.exceptions import CloseSpider, FrontierUnavailable, Kind, StartupError
 from crawler.extensions import load_extensions
 from crawler.frontier import Frontier, JournaledFrontier, MemoryFrontier, RedisFrontier
 from crawler.http import Request
@@ -428,6 +428,10 @@ class Crawler:
     def _task_ended(self, task: asyncio.Task[Any]) -> None:
         """An internal task that dies would leave the crawl waiting forever: end it."""
         if task.cancelled() or task.exception() is None:
+            return
+        if isinstance(task.exception(), FrontierUnavailable):  # stopping already, and said
+            logger.debug("%s ended: %s", task.get_name(), task.exception())
+            self._done.set()
             return
         logger.error("internal task %s failed; stopping the crawl", task.get_name(),
                      exc_info=task.exception())

@@ -9,6 +9,7 @@ CrawlerError
  ├── DropItem              raised by a pipeline to discard an item (Scrapy's name)
  ├── IgnoreRequest         raised anywhere to drop a request silently (Scrapy's name)
  ├── CloseSpider           raised in a callback to end the crawl with `reason`
+ ├── FrontierUnavailable   a shared frontier gone for longer than frontier_outage
  └── RequestFailed         a request that produced no usable response; `kind` says why
       ├── DownloadError    transport: timeout, connection, dns, too_large, payload, ...
       └── HttpError        a response whose status the spider does not handle
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 
 
 __all__ = [
-    "CloseSpider", "CrawlerError", "DownloadError", "DropItem", "HttpError", "IgnoreRequest",
+    "CloseSpider", "CrawlerError", "DownloadError", "DropItem", "FrontierUnavailable",
+    "HttpError", "IgnoreRequest",
     "Kind", "NotConfigured", "OutputError", "RequestFailed", "SettingsError", "StartupError",
     "UsageError", "http_kind",
 ]
@@ -103,6 +105,11 @@ class CloseSpider(CrawlerError):
     def __init__(self, reason: str = "cancelled") -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class FrontierUnavailable(CrawlerError):
+    """A shared frontier that stayed unreachable past `frontier_outage`: the crawl stops
+    (finish reason frontier_unreachable); what was not acknowledged is redone on resume."""
 
 
 class RequestFailed(CrawlerError):

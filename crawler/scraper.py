@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from crawler.exceptions import CloseSpider, DropItem, IgnoreRequest
+from crawler.exceptions import CloseSpider, DropItem, FrontierUnavailable, IgnoreRequest
 from crawler.http import Failure, Request, Response
 from crawler.items import ItemError, is_item, to_record
 from crawler.jobs import PAGE_RECORDS
@@ -94,6 +94,9 @@ class Scraper:
             self._context.stop(exc.reason)
         except IgnoreRequest:
             pass
+        except FrontierUnavailable:  # the crawl is stopping: the page, unacknowledged, is
+            self._unqueued(request)  # redone when the crawl resumes
+            return
         except Exception as exc:
             if _is_validation_error(exc):
                 self._invalid_item(exc, callback, request)
@@ -101,8 +104,15 @@ class Scraper:
                 self._callback_failed(callback, request)
         try:
             await self.queue_links(links)  # what came before an error is kept
+        except FrontierUnavailable:
+            self._unqueued(request)
         except Exception:  # a request that cannot be queued (a job's unstorable one)
             self._callback_failed(callback, request)
+
+    def _unqueued(self, request: Request) -> None:
+        self._stats.counters["frontier/links_not_queued"] += 1
+        logger.debug("links of %s not queued: the shared frontier is unreachable (the page "
+                     "is fetched again on resume)", request.url)
 
     def _callback_failed(self, callback: Callable[..., Any], request: Request) -> None:
         self._stats.errors["callback"] += 1

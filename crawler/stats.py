@@ -79,8 +79,9 @@ class Stats:
             "robots_disallowed": self.robots_disallowed,
             "slow_callbacks": self.slow_callbacks,
             "status_counts": {str(k): v for k, v in sorted(self.status_counts.items())},
-            "errors": dict(sorted(self.errors.items())),
-            "counters": dict(sorted(self.counters.items())),
+            # str(): a Kind key (a StrEnum) is its text; JSON encoders take plain str keys
+            "errors": {str(k): v for k, v in sorted(self.errors.items())},
+            "counters": {str(k): v for k, v in sorted(self.counters.items())},
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "max_loop_stall_seconds": round(self.max_loop_stall, 4),
             "peak_rss_mb": _peak_rss_mb(),

@@ -373,6 +373,7 @@ async def test_an_outage_past_its_limit_stops_the_worker_with_an_error(aiohttp_s
         assert time.monotonic() - started < 30
         assert proc.returncode == 1, err.decode()
         assert "the shared frontier was unreachable for too long" in err.decode()
+        assert "spider error" not in err.decode() and "internal" not in err.decode()
         assert json.loads((project / "stats.w0.json").read_text())["finish_reason"] == \
             "frontier_unreachable"
     finally:

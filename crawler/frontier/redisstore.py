@@ -50,7 +50,7 @@ from typing import Any
 import orjson
 
 from crawler.codec import STORE_ID, RequestCodec, store_id
-from crawler.exceptions import StartupError
+from crawler.exceptions import FrontierUnavailable, StartupError
 from crawler.http import Request
 from crawler.ratelimit import BACKOFF_STATUSES, HostPolicy
 from crawler.stats import Stats
@@ -744,7 +744,10 @@ class RedisFrontier:
             try:
                 result = await fn(*args, **kwargs)
             except (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError) as exc:
-                if not retry or self.stopped == UNREACHABLE:
+                if self.stopped == UNREACHABLE:
+                    raise FrontierUnavailable(f"the frontier at {self.url} is unreachable") \
+                        from exc
+                if not retry:
                     raise
                 now = time.monotonic()
                 if self._outage_since is None:
@@ -758,7 +761,8 @@ class RedisFrontier:
                                      self._outage)
                         self.stopped = UNREACHABLE
                         self._stop(UNREACHABLE)
-                    raise
+                    raise FrontierUnavailable(f"the frontier at {self.url} is unreachable") \
+                        from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
