@@ -49,6 +49,7 @@ _HISTORY = 900  # seconds of pages/s kept for the chart (one point a second)
 _FAILURES = 30  # recent failures kept
 _HOSTS = 10  # busiest hosts shown
 _FLEET_EVERY = 2.0  # seconds between reads of a shared frontier's fleet status
+MAX_STREAMS = 16  # event streams served at once: each costs a snapshot a second
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
                                "style-src 'self'; script-src 'self'; frame-ancestors 'none'; "
@@ -196,6 +197,7 @@ def status_app(view: StatusView, *, token: str, token_for_all: bool,
     any); `controls`: pause/resume/stop actions; `closing` ends the event streams."""
     closing = closing or asyncio.Event()
     actions = controls or {}
+    streams = 0
 
     @web.middleware
     async def guard(request: web.Request,
@@ -238,6 +240,16 @@ def status_app(view: StatusView, *, token: str, token_for_all: bool,
                             headers={"X-Content-Type-Options": "nosniff"})
 
     async def events(request: web.Request) -> web.StreamResponse:
+        nonlocal streams
+        if streams >= MAX_STREAMS:
+            return _refused(503, f"{MAX_STREAMS} event streams are open already")
+        streams += 1
+        try:
+            return await stream(request)
+        finally:
+            streams -= 1
+
+    async def stream(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-store",
                                                **_SECURITY_HEADERS})

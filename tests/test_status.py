@@ -276,3 +276,23 @@ async def test_a_shared_crawl_shows_the_fleet(aiohttp_server, aiohttp_client, re
     assert "seen" in fleet and "leased" in fleet
     crawler.stop()
     await asyncio.wait_for(task, 30)
+
+
+async def test_event_streams_are_bounded(aiohttp_server, aiohttp_client):
+    from crawler import status
+
+    server = await aiohttp_server(slow_site(200, 0.05))
+    crawler, task = await started(server)
+    client = await aiohttp_client(client_app(crawler, token_for_all=False))
+    opened = [await client.get("/api/events") for _ in range(status.MAX_STREAMS)]
+    assert all(r.status == 200 for r in opened)
+    assert (await client.get("/api/events")).status == 503
+    opened.pop().close()
+    await asyncio.sleep(1.2)  # the handler notices the closed stream at its next write
+    again = await client.get("/api/events")
+    assert again.status == 200
+    again.close()
+    for response in opened:
+        response.close()
+    crawler.stop()
+    await asyncio.wait_for(task, 30)
