@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 BATCH = 1000  # records per INSERT
 BUFFER = 20_000  # records held while the server is slow or away; write() waits beyond
+BUFFER_BYTES = 64 * 1024 * 1024  # ... or this many bytes of them (large items)
+BATCH_BYTES = 8 * 1024 * 1024  # a batch ends at BATCH records or this many bytes
 _LINGER = 0.2  # seconds a partial batch waits for more records
 _BACKOFF = (0.25, 0.5, 1.0, 2.0, 5.0)  # seconds between tries while the server is away
 CLOSE_PATIENCE = 30.0  # seconds close() keeps retrying an unreachable server
@@ -54,6 +56,7 @@ class PostgresSink(Sink):
         self._identity = _masked(self._dsn) + f"#{self.table}"
         self._conn: Any = None
         self._buffer: deque[bytes] = deque()
+        self._buffered = 0  # bytes in _buffer
         self._taken = 0  # records put in the buffer
         self._settled = 0  # of those, committed or refused by the server
         self._room = asyncio.Event()
@@ -142,12 +145,14 @@ class PostgresSink(Sink):
         if self.key is not None and record.fields.get(self.key) is None:
             self._reject(record.fields, f"no {self.key!r} field to upsert on (?key=)")
             return
-        while len(self._buffer) >= BUFFER and self.error is None:
+        while (len(self._buffer) >= BUFFER or self._buffered >= BUFFER_BYTES) \
+                and self.error is None:
             self._room.clear()  # backpressure: the crawl waits for the server
             await self._room.wait()
         if self.error is not None:
             return
         self._buffer.append(data)
+        self._buffered += len(data)
         self._taken += 1
         if len(self._buffer) >= BATCH:
             self._wake.set()
@@ -202,12 +207,19 @@ class PostgresSink(Sink):
                 except TimeoutError:
                     pass
                 self._wake.clear()
-            batch = [self._buffer[i] for i in range(min(BATCH, len(self._buffer)))]
+            batch: list[bytes] = []
+            size = 0
+            for data in self._buffer:  # up to BATCH records or BATCH_BYTES, at least one
+                if batch and (len(batch) >= BATCH or size + len(data) > BATCH_BYTES):
+                    break
+                batch.append(data)
+                size += len(data)
             stored = await self._commit(batch)
             if stored is None:
                 return  # gave up (close() past its patience)
             for _ in batch:
                 self._buffer.popleft()
+            self._buffered -= size
             self._settled += len(batch)
             self.count += stored
             self._room.set()
