@@ -14,6 +14,7 @@ the engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
@@ -127,6 +128,7 @@ class Crawler:
         self._seeding = True
         self._done = asyncio.Event()
         self._check = asyncio.Event()  # something ended: is the crawl over? (_watch_done)
+        self._ack_soon = asyncio.Event()  # a shared crawl's worker went idle: ack now
         self._reseed: asyncio.Task[None] | None = None  # start() again, for a dead seeder
         self._idle: asyncio.Task[None] | None = None  # engine_idle handlers running
         self._stopping = asyncio.Event()  # stop() or kill(): cuts an opening hook short
@@ -402,9 +404,15 @@ class Crawler:
             self.scheduler.close()
 
     async def _acking(self) -> None:
+        """Acknowledge written pages every _ACK_EVERY, and at once when this worker has
+        nothing in progress (the fleet's end waits for the last acknowledgements)."""
+        soon = self._ack_soon
         while True:
-            await asyncio.sleep(_ACK_EVERY)
-            await self._processor.ack_written()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(soon.wait(), _ACK_EVERY)
+            soon.clear()
+            if await self._processor.ack_written():
+                self._check_done()
 
     async def _cancel(self, tasks: list[asyncio.Task[Any]]) -> None:
         """Cancel and wait for `tasks`; one that swallows its cancellation (a library's bug)
@@ -444,6 +452,8 @@ class Crawler:
         when nothing is pending either, which the done-watcher asks the frontier."""
         if self._done.is_set() or self._busy:
             return
+        if self._processor.acks_pending():
+            self._ack_soon.set()  # idle: what was written is acknowledged now
         if self.state is CrawlState.STOPPING:
             self._done.set()
         elif not self._seeding and self._idle is None:

@@ -70,23 +70,28 @@ class Processor:
         else:
             await self._completing(request, self._process(request))
 
-    async def ack_written(self) -> None:
+    def acks_pending(self) -> bool:
+        return bool(self._acks)
+
+    async def ack_written(self) -> bool:
         """Shared frontier: flush the outputs, then acknowledge the requests completed
         before the flush, so that a page is acknowledged only once its items are in the
         files (a worker killed before that leaves them leased: another worker redoes them).
-        Nothing is acknowledged when an output failed."""
+        Nothing is acknowledged when an output failed. True when some were."""
         if not self._acks:
-            return
+            return False
         acks, self._acks = self._acks, []
         await self._outputs.flush()
         if self._outputs.failed:
-            return
+            return False
         try:
             await self._scheduler.frontier.ack_many(acks)
         except Exception as exc:  # the frontier is gone: their leases expire, others redo them
             logger.warning("%d page(s) could not be acknowledged (%s): another worker will "
                            "fetch them again", len(acks), exc)
             self._stats.errors["unacknowledged"] += len(acks)
+            return False
+        return True
 
     async def _completing(self, request: Request, handling: Awaitable[bool]) -> None:
         job = self._job

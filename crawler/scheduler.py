@@ -51,6 +51,7 @@ class Scheduler:
         dispatch_room: Callable[[], int] = lambda: 1 << 30,
     ) -> None:
         self.frontier = frontier
+        self._settled = settled
         self.queue: asyncio.Queue[Request] = asyncio.Queue()
         self.admission = Admission(frontier, stats=stats, fingerprint=fingerprint,
                                    poke=self._poke, allowed_domains=allowed_domains,
@@ -146,6 +147,8 @@ class Scheduler:
                 # other processes add work and free hosts: look again soon
                 soon = frontier.clock() + SHARED_POLL
                 at = soon if at is None else min(at, soon)
+                if not self.in_flight and not queue.qsize():
+                    self._settled()  # idle here: the crawl may be over for the fleet
             self._arm_timer(loop, at)
             await self._wakeup.wait()
 

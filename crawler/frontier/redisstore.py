@@ -389,6 +389,7 @@ class RedisFrontier:
         self._dones: list[tuple[str, str, float, int, int, int, float]] = []
         self._known: set[int] = set()  # digests this worker saw recorded (bounded)
         self._queued = (0, 0.0)  # the fleet's queued count, and when it was read
+        self._dry = False  # the last pop found nothing to take
         self._wake: float | None = None  # from the last pop
         self._heartbeat: asyncio.Task[None] | None = None
         self._changed: Callable[[], None] = lambda: None
@@ -537,6 +538,7 @@ class RedisFrontier:
             self.prefix, now, policy.concurrency, delay0, now + self._lease, n,
             -1 if self._max_pages is None else self._max_pages, *factors])
         self._wake = min((float(w) for w in wake), default=None)
+        self._dry = not out  # nothing to take: queued() asks Redis again
         codec = self._codec
         assert codec is not None
         requests = []
@@ -622,10 +624,11 @@ class RedisFrontier:
 
     async def queued(self) -> int:
         """Requests waiting, fleet-wide; a start() under way anywhere counts as one. A
-        count above zero may be up to 1 s old (admission asks for every page); zero is
-        asked for again each time (the crawl may be over)."""
+        count above zero may be up to 1 s old (admission asks for every page) while pops
+        find work; zero, or after a pop that found none, is asked for again each time (the
+        crawl may be over)."""
         now = time.monotonic()
-        if self._queued[0] and now - self._queued[1] < _QUEUED_FRESH:
+        if self._queued[0] and now - self._queued[1] < _QUEUED_FRESH and not self._dry:
             return self._queued[0]
         r, p = self._redis, self.prefix
         queued, seeding = await self._call(_pipeline, r, [
@@ -740,9 +743,14 @@ class RedisFrontier:
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
         delay = 0.1
+        task = asyncio.current_task()
         while True:
             try:
                 result = await fn(*args, **kwargs)
+                if task is not None and task.cancelling():
+                    # redis-py can swallow a cancellation that lands in a command (seen
+                    # with 7.4 as a 2 s stall at the end of a crawl): raise it here
+                    raise asyncio.CancelledError
             except (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError) as exc:
                 if self.stopped == UNREACHABLE:
                     raise FrontierUnavailable(f"the frontier at {self.url} is unreachable") \
