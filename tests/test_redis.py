@@ -451,3 +451,28 @@ async def test_an_unreachable_frontier_is_a_one_line_error(tmp_path):
     assert proc.returncode == 2, err.decode()
     assert f"cannot reach the frontier at redis://127.0.0.1:{port}/0" in err.decode()
     assert (project / "out.jsonl").read_text() == "kept\n"  # before any output is touched
+
+
+async def test_a_cancellation_a_client_swallows_is_raised_anyway():
+    """redis-py can catch a cancellation that lands in a command and return normally; the
+    frontier's calls raise it, so that a crawl's tasks stop when cancelled (a done-watcher
+    that swallowed it held a crawl's end for 2 s)."""
+    from crawler.frontier.redisstore import RedisFrontier
+
+    frontier = RedisFrontier("redis://127.0.0.1:1/0", spider="s", heartbeat=None)
+    entered = asyncio.Event()
+
+    async def swallowing() -> str:
+        entered.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            pass  # what the client library did
+        return "answer"
+
+    task = asyncio.create_task(frontier._call(swallowing))
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert task.cancelled()
