@@ -51,7 +51,8 @@ class Run:
 def _measure(name: str, cmd: list[str], out: Path) -> Run:
     shared = "JOB" in cmd  # a fresh crawl name each run; outputs out.<worker>.jsonl
     if shared:
-        cmd = [uuid.uuid4().hex if arg == "JOB" else arg for arg in cmd]
+        job = uuid.uuid4().hex
+        cmd = [job if arg == "JOB" else arg for arg in cmd]
         for old in out.parent.glob(f"{out.stem}.*.jsonl"):
             old.unlink()
     busy_before = _machine_busy()
@@ -60,6 +61,8 @@ def _measure(name: str, cmd: list[str], out: Path) -> Run:
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     busy = _machine_busy() - busy_before
+    if shared:  # the run's keys go: runs would otherwise pile up in the user's Redis
+        _forget_job(cmd[cmd.index("--frontier") + 1], job)
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode:
@@ -76,6 +79,18 @@ def _measure(name: str, cmd: list[str], out: Path) -> Run:
             pages += sum(1 for _ in f)
     return Run(name, pages, wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
                busy)
+
+
+def _forget_job(url: str, job: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(f"crawler:*:{job}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def _machine_busy() -> float:
