@@ -257,7 +257,7 @@ async def test_kill_9_with_a_job_dir_keeps_every_item(db, aiohttp_server, tmp_pa
     args = [sys.executable, "-m", "crawler", "run", str(spider), "-a", f"base={base}",
             "-o", sink_url(url, table, "url"), "--job-dir", str(tmp_path / "job"),
             "-s", "concurrency=2", "-s", "per_host_concurrency=2"]  # about 5 s in all
-    for wait in (1.5, 1.0):
+    for wait in (2.5, 1.5):  # (the sink commits about once a second)
         proc = await spawn(*args, cwd=ROOT)
         await asyncio.sleep(wait)
         assert proc.returncode is None
