@@ -20,7 +20,6 @@ then the `extensions` setting's, in order:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from crawler.monitor import log_progress
@@ -28,6 +27,7 @@ from crawler.plugins import build
 from crawler.progress import LiveProgress
 from crawler.signals import Signal
 from crawler.status import StatusPage
+from crawler.tasks import cancel_and_wait
 
 __all__ = ["BUILTIN", "LogStats", "load_extensions"]
 
@@ -55,11 +55,8 @@ class LogStats:
             name="progress")
 
     async def spider_closed(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
 
 BUILTIN: tuple[Any, ...] = (LogStats, LiveProgress, StatusPage)

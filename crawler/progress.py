@@ -7,7 +7,6 @@ On when the `progress` setting is (the CLI sets it when stderr is a terminal and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from rich.console import Console, Group
@@ -16,6 +15,7 @@ from rich.table import Table
 
 from crawler.signals import Signal
 from crawler.stats import Stats
+from crawler.tasks import cancel_and_wait
 
 __all__ = ["LiveProgress", "stats_table"]
 
@@ -45,11 +45,8 @@ class LiveProgress:
         self._task = asyncio.create_task(self._draw(), name="live progress")
 
     async def spider_closed(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _draw(self) -> None:
         c = self._crawler

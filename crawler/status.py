@@ -40,6 +40,7 @@ from aiohttp import web
 
 from crawler.exceptions import StartupError
 from crawler.signals import Signal
+from crawler.tasks import cancel_and_wait
 
 __all__ = ["StatusPage", "StatusView", "prometheus", "status_app"]
 
@@ -372,10 +373,8 @@ class StatusPage:
 
     async def spider_closed(self) -> None:
         self._closing.set()
-        if self._sampler is not None:
-            self._sampler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sampler
+        await cancel_and_wait(self._sampler)
+        self._sampler = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

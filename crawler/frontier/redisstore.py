@@ -54,6 +54,7 @@ from crawler.exceptions import FrontierUnavailable, StartupError
 from crawler.http import Request
 from crawler.ratelimit import BACKOFF_STATUSES, HostPolicy
 from crawler.stats import Stats
+from crawler.tasks import cancel_and_wait
 
 __all__ = ["UNREACHABLE", "RedisFrontier", "default_worker_id", "read_status"]
 
@@ -428,11 +429,8 @@ class RedisFrontier:
             self._heartbeat = asyncio.create_task(self._beat(), name="frontier-heartbeat")
 
     async def close(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
+        await cancel_and_wait(self._heartbeat)
+        self._heartbeat = None
         if self._redis is not None:
             with contextlib.suppress(Exception):  # the last ends and counts; then it leaves
                 await asyncio.wait_for(self.flush(), 5)
