@@ -409,8 +409,7 @@ def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[
            *, default_overwrite: bool) -> Crawler:
     """Everything that can be checked before the loop runs: spider, settings, outputs, the
     stats path, plugins. Nothing is opened for writing here."""
-    args.arg = [*(f"{k}={v}" for k, v in extra_args.items()), *args.arg]
-    spider, _ = _spider(spider_cls, args)
+    spider, _ = _spider(spider_cls, args, extra_args)
     settings = _settings(spider, args)
     if args.cache or args.cache_clear:
         settings = settings.merge({"http_cache": True})
@@ -598,8 +597,10 @@ def _settings(spider: Spider, args: argparse.Namespace, **defaults: Any) -> Sett
     return settings
 
 
-def _spider(spider_cls: type[Spider], args: argparse.Namespace) -> tuple[Spider, dict[str, str]]:
-    spider_args = _pairs(args.arg, "-a")
+def _spider(spider_cls: type[Spider], args: argparse.Namespace,
+            extra_args: dict[str, str] | None = None) -> tuple[Spider, dict[str, str]]:
+    """The spider built with `extra_args` (the demo's) and -a's; UsageError if it fails."""
+    spider_args = {**(extra_args or {}), **_pairs(args.arg, "-a")}
     try:
         return spider_cls(**spider_args), spider_args
     except TypeError as exc:
@@ -610,17 +611,14 @@ def _spider(spider_cls: type[Spider], args: argparse.Namespace) -> tuple[Spider,
 
 
 def _tool_setup(args: argparse.Namespace, spider_name: str | None
-                ) -> tuple[type[Spider], Settings, dict[str, str]]:
-    """fetch/parse/shell/check: the spider (or a bare one), settings and logging. These
-    commands log warnings only unless -L says otherwise."""
+                ) -> tuple[Spider, Settings, dict[str, str]]:
+    """fetch/parse/shell/check: the spider (or a bare one) with its arguments, settings and
+    logging. These commands log warnings only unless the spider, -s or -L say otherwise."""
     spider_cls = _load(spider_name) if spider_name else _BareSpider
     spider, spider_args = _spider(spider_cls, args)
     settings = _settings(spider, args, log_level="WARNING")
-    if spider_name is None and not any(p.startswith("log_level=") for p in args.set) \
-            and not args.loglevel:
-        settings = settings.merge({"log_level": "WARNING"})
     _configure_logging(settings, args, spider.name)
-    return spider_cls, settings, spider_args
+    return spider, settings, spider_args
 
 
 class _BareSpider(Spider):
@@ -660,8 +658,8 @@ def _cmd_new(args: argparse.Namespace) -> int:
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
     url = _check_url(args.url)
-    spider_cls, settings, spider_args = _tool_setup(args, args.spider)
-    result = asyncio.run(probe(spider_cls, [ProbeRequest(url, redirect=not args.no_redirect)],
+    spider, settings, spider_args = _tool_setup(args, args.spider)
+    result = asyncio.run(probe(type(spider), [ProbeRequest(url, redirect=not args.no_redirect)],
                                settings, spider_args=spider_args))
     if not result.responses:
         why = f"{result.failures[0].kind}: {result.failures[0].exception}" \
@@ -685,10 +683,10 @@ def _cmd_parse(args: argparse.Namespace) -> int:
         raise UsageError("--depth must be >= 1")
     meta = _json_object(args.meta, "--meta")
     cb_kwargs = _json_object(args.cb_kwargs, "--cb-kwargs")
-    spider_cls, settings, spider_args = _tool_setup(args, args.spider)
-    callback = callback_for(spider_cls(**spider_args), url, args.callback)
+    spider, settings, spider_args = _tool_setup(args, args.spider)
+    callback = callback_for(spider, url, args.callback)
     wanted = ProbeRequest(url, callback, meta=meta, cb_kwargs=cb_kwargs)
-    result = asyncio.run(probe(spider_cls, [wanted], settings, depth=args.depth,
+    result = asyncio.run(probe(type(spider), [wanted], settings, depth=args.depth,
                                spider_args=spider_args))
     for depth, level in enumerate(result.levels, 1):
         print(f">>> depth {depth}: {len(level.items)} items, {len(level.requests)} "
@@ -717,8 +715,8 @@ def _cmd_shell(args: argparse.Namespace) -> int:
 
     if args.url:
         _check_url(args.url)
-    spider_cls, settings, spider_args = _tool_setup(args, args.spider)
-    Shell(spider_cls if args.spider else None, settings, spider_args).interact(args.url)
+    spider, settings, spider_args = _tool_setup(args, args.spider)
+    Shell(spider, settings, spider_args).interact(args.url)
     return EXIT_OK
 
 
@@ -740,8 +738,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     for name, contracts in plans.items():
         if not contracts:
             continue
-        spider_cls, settings, spider_args = _tool_setup(args, name)
-        result = asyncio.run(probe(spider_cls, [c.request() for c in contracts], settings,
+        spider, settings, spider_args = _tool_setup(args, name)
+        result = asyncio.run(probe(type(spider), [c.request() for c in contracts], settings,
                                    spider_args=spider_args))
         for contract in contracts:
             problems = list(judge(contract, result))

@@ -76,10 +76,9 @@ def callback_for(spider: Spider, url: str, name: str | None) -> str:
         return name
     for rule in getattr(spider, "rules", ()):
         matches = getattr(rule.link_extractor, "matches", None)
-        if matches is not None and matches(url) and isinstance(rule.callback, str):
-            return rule.callback
-        if matches is not None and matches(url) and callable(rule.callback):
-            return str(rule.callback.__name__)
+        if rule.callback is not None and matches is not None and matches(url):
+            callback = rule.callback
+            return callback if isinstance(callback, str) else str(callback.__name__)
     return "parse"
 
 

@@ -38,23 +38,20 @@ crawler shell: {where}
 """
 
 
-class _ShellSpider(Spider):
-    name = "shell"
-
-
 class Shell:
-    """The console's state: the spider and settings fetches use, and the last response."""
+    """The console's state: the spider (the project's, or a bare one) and settings fetches
+    use, and the last response."""
 
-    def __init__(self, spider_cls: type[Spider] | None, settings: Settings,
+    def __init__(self, spider: Spider, settings: Settings,
                  spider_args: dict[str, Any]) -> None:
-        self.spider_cls = spider_cls or _ShellSpider
+        self.spider_cls = type(spider)  # each fetch builds its own, with spider_args
         self.settings = settings
         self.spider_args = spider_args
         self.loop: asyncio.AbstractEventLoop | None = None  # the plain console's
         self.namespace: dict[str, Any] = {
             "fetch": self.fetch, "view": view, "shelp": self.help, "response": None,
             "request": None, "settings": settings, "Request": Request,
-            "spider": self.spider_cls(**spider_args),
+            "spider": spider,
         }
 
     def fetch(self, target: str | Request, redirect: bool = True) -> Any:
