@@ -216,12 +216,13 @@ class Job:
         from crawler.exporters import Exporter  # the file sinks
 
         for sink in sinks:
-            if getattr(sink, "idempotent", False) and not isinstance(sink, Exporter):
+            if sink.idempotent and not isinstance(sink, Exporter):
                 continue
             if not isinstance(sink, Exporter) or sink._stream:
-                hint = getattr(sink, "job_hint", "")
                 raise StartupError(f"output {sink.name} cannot be used with a job dir: only "
-                                   f"files can be cut back to their last committed item{hint}")
+                                   "files can be cut back to their last committed item (or "
+                                   "an idempotent sink: a database sink with ?key=FIELD "
+                                   "upserts)")
         self._outputs = list(sinks)
         if self.resumed:
             await asyncio.to_thread(self._cut_back, sinks)

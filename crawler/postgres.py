@@ -67,7 +67,6 @@ class PostgresSink(Sink):
         self._deadline: float | None = None  # close(): give up on the server after it
         # with a key, writing an item again updates its row: a resumed job may redo pages
         self.idempotent = self.key is not None
-        self.job_hint = " (or a database sink with ?key=FIELD: upserts)"
         self.rejected = 0  # items PostgreSQL cannot store
         self.retries = 0  # batches tried again after the server went away
         self.reconnects = 0  # new connections after the first (a restart, a cut one)

@@ -43,6 +43,10 @@ _REGISTRY: dict[str, SinkFactory] = {}
 class Sink:
     """Base of every sink: the state the crawl reads, and methods that do nothing."""
 
+    # writing a record again leaves the target as writing it once (an upsert): a job dir
+    # may then redo pages into it after a kill, as files are instead cut back
+    idempotent: bool = False
+
     def __init__(self, uri: str, *, overwrite: bool = False,
                  fields: tuple[str, ...] | None = None) -> None:
         self.name = uri  # how logs and stats name it
