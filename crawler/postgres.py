@@ -43,6 +43,7 @@ BATCH_BYTES = 8 * 1024 * 1024  # a batch ends at BATCH records or this many byte
 _LINGER = 0.2  # seconds a partial batch waits for more records
 _BACKOFF = (0.25, 0.5, 1.0, 2.0, 5.0)  # seconds between tries while the server is away
 CLOSE_PATIENCE = 30.0  # seconds close() keeps retrying an unreachable server
+_Entry = tuple[bytes, bytes | None]  # an item's JSON, and its key's JSON with ?key=
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
@@ -55,7 +56,8 @@ class PostgresSink(Sink):
         self._dsn, self.table, self.key = _parse(uri)
         self._identity = _masked(self._dsn) + f"#{self.table}"
         self._conn: Any = None
-        self._buffer: deque[bytes] = deque()
+        # (item JSON, its key's JSON when ?key=): the key read once, when the item comes
+        self._buffer: deque[_Entry] = deque()
         self._buffered = 0  # bytes in _buffer
         self._taken = 0  # records put in the buffer
         self._settled = 0  # of those, committed or refused by the server
@@ -141,16 +143,20 @@ class PostgresSink(Sink):
             self._reject(record.fields, "a string holds a NUL character (\\u0000), which "
                                         "PostgreSQL text cannot store")
             return
-        if self.key is not None and record.fields.get(self.key) is None:
-            self._reject(record.fields, f"no {self.key!r} field to upsert on (?key=)")
-            return
+        key = None
+        if self.key is not None:
+            value = record.fields.get(self.key)
+            if value is None:
+                self._reject(record.fields, f"no {self.key!r} field to upsert on (?key=)")
+                return
+            key = orjson.dumps(value)
         while (len(self._buffer) >= BUFFER or self._buffered >= BUFFER_BYTES) \
                 and self.error is None:
             self._room.clear()  # backpressure: the crawl waits for the server
             await self._room.wait()
         if self.error is not None:
             return
-        self._buffer.append(data)
+        self._buffer.append((data, key))
         self._buffered += len(data)
         self._taken += 1
         if len(self._buffer) >= BATCH:
@@ -206,13 +212,13 @@ class PostgresSink(Sink):
                 except TimeoutError:
                     pass
                 self._wake.clear()
-            batch: list[bytes] = []
+            batch: list[_Entry] = []
             size = 0
-            for data in self._buffer:  # up to BATCH records or BATCH_BYTES, at least one
-                if batch and (len(batch) >= BATCH or size + len(data) > BATCH_BYTES):
+            for entry in self._buffer:  # up to BATCH records or BATCH_BYTES, at least one
+                if batch and (len(batch) >= BATCH or size + len(entry[0]) > BATCH_BYTES):
                     break
-                batch.append(data)
-                size += len(data)
+                batch.append(entry)
+                size += len(entry[0])
             stored = await self._commit(batch)
             if stored is None:
                 return  # gave up (close() past its patience)
@@ -224,7 +230,7 @@ class PostgresSink(Sink):
             self._room.set()
             self._committed.set()
 
-    async def _commit(self, batch: list[bytes]) -> int | None:
+    async def _commit(self, batch: list[_Entry]) -> int | None:
         """Write `batch` in one transaction, riding out a server that goes away; items the
         server refuses are rejected one by one. How many rows were stored; None when
         close() stopped waiting."""
@@ -235,7 +241,7 @@ class PostgresSink(Sink):
                 if self._conn is None or self._conn.is_closed():
                     self._conn = await self._connect(asyncpg)
                     self.reconnects += 1
-                await self._insert([b.decode() for b in batch])
+                await self._insert(batch)
                 if tries:
                     logger.info("%s: PostgreSQL is back; writing again", self.name)
                 return len(batch)
@@ -259,27 +265,28 @@ class PostgresSink(Sink):
                     return None
                 await asyncio.sleep(_BACKOFF[min(tries - 1, len(_BACKOFF) - 1)])
 
-    async def _insert(self, items: list[str]) -> None:
+    async def _insert(self, batch: list[_Entry]) -> None:
         table = self._quoted()
         if self.key is None:
             sql = (f"INSERT INTO {table} (spider, item) SELECT $1, x FROM "
                    "unnest($2::jsonb[]) AS x")
         else:
-            items = _last_per_key(items, self.key)  # one row may be updated once per INSERT
+            # one row may be updated once per INSERT: the last item of each key
+            batch = list({key: (data, key) for data, key in batch}.values())
             sql = (f"INSERT INTO {table} (spider, item) SELECT $1, x FROM unnest($2::jsonb[]) "
                    f"AS x ON CONFLICT (spider, (item->>{_literal(self.key)})) DO UPDATE SET "
                    "item = EXCLUDED.item, scraped_at = now()")
-        await self._conn.execute(sql, self.spider_name, items)
+        await self._conn.execute(sql, self.spider_name, [data.decode() for data, _ in batch])
 
-    async def _insert_one_by_one(self, batch: list[bytes]) -> int:
+    async def _insert_one_by_one(self, batch: list[_Entry]) -> int:
         asyncpg = _asyncpg()
         stored = 0
-        for data in batch:
+        for entry in batch:
             try:
-                await self._insert([data.decode()])
+                await self._insert([entry])
                 stored += 1
             except asyncpg.DataError as exc:
-                self._reject(orjson.loads(data), _one_line(exc))
+                self._reject(orjson.loads(entry[0]), _one_line(exc))
         return stored
 
     def _reject(self, fields: dict[str, Any], why: str) -> None:
@@ -327,14 +334,6 @@ def _quote(name: str) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def _last_per_key(items: list[str], key: str) -> list[str]:
-    last: dict[Any, str] = {}
-    for text in items:
-        value = orjson.loads(text).get(key)
-        last[orjson.dumps(value)] = text
-    return list(last.values())
 
 
 def _one_line(exc: BaseException) -> str:

@@ -287,3 +287,23 @@ async def test_a_table_dropped_mid_crawl_fails_the_sink_and_stops_the_crawl(
     crawler, sink = await asyncio.wait_for(task, 60)  # no hang: the crawl stops
     assert crawler.stats.finish_reason == "output_failed"
     assert "UndefinedTableError" in sink.error and crawler.stats.pages < 2000
+
+
+async def test_an_item_repeated_in_one_batch_keeps_its_last_version(db, aiohttp_server):
+    """ON CONFLICT DO UPDATE may touch a row once per statement: a batch holding one key
+    twice keeps the later item (without that, PostgreSQL refuses the whole batch)."""
+    url, conn, table = db
+    server = await aiohttp_server(chain_site(20))
+
+    class Twice(Pages):
+        async def parse(self, response):
+            async for obj in super().parse(response):
+                if isinstance(obj, dict):
+                    yield {**obj, "run": "first"}
+                    obj = {**obj, "run": "second"}
+                yield obj
+
+    crawler, sink = await crawl_to(Twice(str(server.make_url("/"))),
+                                   sink_url(url, table, "url"))
+    rows = await conn.fetch(f"SELECT item->>'run' AS run FROM {table}")
+    assert sink.error is None and len(rows) == 20 and {r["run"] for r in rows} == {"second"}
