@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 from xml.parsers import expat
 
 from protego import Protego
 
+from crawler.compression import DecodingError, Inflater
 from crawler.exceptions import CrawlerError
 from crawler.http import Request, Response
 from crawler.spider import Spider
@@ -142,10 +142,11 @@ def _refuse_external(*args: Any) -> int:
 
 
 def _gunzip(body: bytes, max_size: int) -> bytes:
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    """The bodies' bounded inflater (at most one byte past `max_size`); a gzip cut short
+    gives what precedes the cut, as a broken sitemap keeps its entries before a break."""
     try:
-        out = inflater.decompress(body, max_size + 1)
-    except zlib.error as exc:
+        out = b"".join(Inflater(True, max_size).feed(body))
+    except DecodingError as exc:
         raise SitemapError(f"bad gzip data: {exc}") from None
     if len(out) > max_size:
         raise SitemapError(f"the sitemap inflates to more than {max_size:,} bytes "
