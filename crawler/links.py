@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from yarl import URL
 
+from crawler.urls import AllowedDomains
+
 if TYPE_CHECKING:
     from crawler.http import Response
 
@@ -68,8 +70,9 @@ class LinkExtractor:
                  unique: bool = True, strip: bool = True, canonicalize: bool = False) -> None:
         self.allow = _patterns(allow)
         self.deny = _patterns(deny)
-        self.allow_domains = frozenset(d.lower().strip(".") for d in _strings(allow_domains))
-        self.deny_domains = frozenset(d.lower().strip(".") for d in _strings(deny_domains))
+        # the spiders' allowed_domains rule: a host and its subdomains (a port if given)
+        self.allow_domains = AllowedDomains(_strings(allow_domains))
+        self.deny_domains = AllowedDomains(_strings(deny_domains))
         self.restrict_css = _strings(restrict_css)
         self.restrict_xpaths = _strings(restrict_xpaths)
         self.tags = frozenset(t.lower() for t in _strings(tags))
@@ -163,10 +166,9 @@ class LinkExtractor:
                 parsed = URL(url)
             except ValueError:
                 return False
-            host = (parsed.host or "").lower()
-            if self.allow_domains and not _in_domains(host, self.allow_domains):
+            if self.allow_domains and not self.allow_domains.admits(parsed):
                 return False
-            if self.deny_domains and _in_domains(host, self.deny_domains):
+            if self.deny_domains and self.deny_domains.admits(parsed):
                 return False
             if extensions and self.deny_extensions:
                 path = parsed.path.lower()
@@ -175,14 +177,6 @@ class LinkExtractor:
                         ".tar.gz" in self.deny_extensions):
                     return False
         return not self.restrict_text or any(p.search(text) for p in self.restrict_text)
-
-
-def _in_domains(host: str, domains: frozenset[str]) -> bool:
-    """`host` is one of `domains` or a subdomain of one."""
-    if host in domains:
-        return True
-    parts = host.split(".")
-    return any(".".join(parts[i:]) in domains for i in range(1, len(parts)))
 
 
 def _strings(value: str | Iterable[str]) -> tuple[str, ...]:
