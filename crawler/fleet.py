@@ -19,29 +19,21 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 def without_workers_flag(argv: Sequence[str]) -> list[str]:
     """`argv` for one worker: without `--workers N` and --worker-id (given per worker),
     and --cache-clear as --cache (cleared once, before they start)."""
+    # cleared once, here, before the workers start
+    return ["--cache" if arg == "--cache-clear" else arg
+            for arg in _without(argv, ("--workers", "--worker-id"))]
+
+
+def _without(argv: Sequence[str], options: tuple[str, ...]) -> list[str]:
+    """`argv` without `options` and their values (`--opt VALUE` and `--opt=VALUE`)."""
     out: list[str] = []
     skip = False
     for arg in argv:
         if skip:
             skip = False
-        elif arg in ("--workers", "--worker-id"):
+        elif arg in options:
             skip = True
-        elif arg == "--cache-clear":
-            out.append("--cache")  # cleared once, here, before the workers start
-        elif not arg.startswith(("--workers=", "--worker-id=")):
-            out.append(arg)
-    return out
-
-
-def _without_status_port(argv: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--status-port":
-            skip = True
-        elif not arg.startswith("--status-port="):
+        elif not arg.startswith(tuple(f"{option}=" for option in options)):
             out.append(arg)
     return out
 
@@ -51,7 +43,7 @@ def run_workers(argv: Sequence[str], count: int, name: str) -> int:
     Only the first serves --status-port: its page shows the whole fleet."""
     children = [subprocess.Popen(  # own sessions: a terminal's Ctrl-C reaches them once, here
         # one live display per worker on one terminal would be noise: log lines instead
-        [sys.executable, "-m", "crawler", *(argv if i == 1 else _without_status_port(argv)),
+        [sys.executable, "-m", "crawler", *(argv if i == 1 else _without(argv, ("--status-port",))),
          "--no-progress", "--worker-id", f"{name}-{i}"],
         start_new_session=True) for i in range(1, count + 1)]
 

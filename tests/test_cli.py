@@ -386,3 +386,14 @@ async def test_a_spider_that_fails_to_start_is_one_line(tmp_path):
     assert err.strip().splitlines()[-1] == (
         "crawler: error: nothing was crawled: the spider's start() raised before its first "
         "request (the error is logged above)")
+
+
+def test_a_workers_argv_drops_what_each_worker_is_given_itself():
+    from crawler.fleet import _without, without_workers_flag
+
+    argv = ["run", "s", "--workers", "2", "--worker-id=w", "--cache-clear", "-o", "x",
+            "--status-port", "8080", "--frontier", "redis://h/0"]
+    assert without_workers_flag(argv) == [
+        "run", "s", "--cache", "-o", "x", "--status-port", "8080", "--frontier", "redis://h/0"]
+    assert _without(["--status-port=1", "a", "--status-port", "2", "b"],
+                    ("--status-port",)) == ["a", "b"]
