@@ -118,6 +118,11 @@ def contenders(starts: list[str], tmp: Path, concurrency: int, max_pages: int | 
         rev_out = tmp / "rev.jsonl"
         ours = command("ours", starts, rev_out, concurrency, max_pages=max_pages)
         plan["rev"] = (["env", "-C", str(rev_root), f"PYTHONPATH={rev_root}", *ours], rev_out)
+        if jobdir:  # and its job directory, for before/after of the job dir's own path
+            rev_job = tmp / "revjob.jsonl"
+            cmd = command("jobdir", starts, rev_job, concurrency, max_pages=max_pages)
+            plan["revjob"] = (["env", "-C", str(rev_root), f"PYTHONPATH={rev_root}", *cmd],
+                              rev_job)
     if postgres:  # ours writing to PostgreSQL instead of a file (the table emptied by -O)
         out = tmp / "pg.jsonl"
         cmd = command("ours", starts, out, concurrency, max_pages=max_pages)
@@ -194,6 +199,11 @@ def main() -> None:
         print(f"ours/rev = {medians['ours'] / medians['rev']:.2f} (rev = {args.rev})")
     # this machine's speed drifts: the ratio within each round (runs minutes apart at most)
     # is steadier than a ratio of medians
+    if "revjob" in runs:
+        per_round = [j.rate / r.rate for j, r in zip(runs["jobdir"], runs["revjob"],
+                                                     strict=True)]
+        print(f"jobdir/revjob per round: {', '.join(f'{r:.2f}' for r in per_round)}; "
+              f"median {statistics.median(per_round):.2f}")
     for other in ("floor", "rev", "jobdir", "pg", *(f"redis{n}" for n in shared)):
         if other in runs:
             per_round = [o.rate / f.rate for o, f in zip(runs["ours"], runs[other], strict=True)]

@@ -22,7 +22,7 @@ pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    {access_log};
     sendfile on;
     tcp_nopush on;
     keepalive_requests 100000;
@@ -81,9 +81,11 @@ def tree_filler(size: int = 4096, used: int = 700) -> str:
 
 
 @contextlib.contextmanager
-def serve(root: Path | list[Path] | None, hosts: int = 1) -> Iterator[tuple[str, list[str]]]:
+def serve(root: Path | list[Path] | None, hosts: int = 1, *,
+          access_log: Path | None = None) -> Iterator[tuple[str, list[str]]]:
     """Serve `root` (None: the endless tree; a list: one root per host) as `hosts` distinct
-    hosts (one port each); yields (server, base URLs)."""
+    hosts (one port each); yields (server, base URLs). `access_log`: nginx logs each
+    request's URI there, a line each (to count fetches)."""
     roots = root if isinstance(root, list) else [root] * hosts if root else None
     ports = free_ports(hosts)
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
@@ -102,12 +104,15 @@ def serve(root: Path | list[Path] | None, hosts: int = 1) -> Iterator[tuple[str,
             conf = Path(tmp) / "nginx.conf"
             # run as root, nginx's workers drop to nobody, who cannot read a 0700 checkout
             user = "user root;\n" if os.geteuid() == 0 else ""
-            conf.write_text(_NGINX_CONF.format(user=user, tmp=tmp, servers=servers))
+            log = "access_log off" if access_log is None else \
+                f"log_format uris '$request_uri'; access_log {access_log} uris"
+            conf.write_text(_NGINX_CONF.format(user=user, tmp=tmp, servers=servers,
+                                               access_log=log))
             cmd = [nginx, "-c", str(conf), "-p", tmp, "-e", f"{tmp}/error.log"]
             kind = "nginx"
         else:
-            if isinstance(root, list):
-                raise RuntimeError("one root per host needs nginx")
+            if isinstance(root, list) or access_log is not None:
+                raise RuntimeError("one root per host, or an access log, needs nginx")
             cmd = [sys.executable, "-m", "benchmarks.static", str(root or "--tree"),
                    *map(str, ports)]
             kind = "aiohttp (nginx not installed: slower server, lower figures)"

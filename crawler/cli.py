@@ -33,7 +33,7 @@ from crawler.fleet import run_workers, without_workers_flag
 from crawler.frontier.redisstore import UNREACHABLE, default_worker_id, read_status
 from crawler.interrupts import EXIT_KILLED, Interrupts
 from crawler.items import encode
-from crawler.jobs import clear_job, read_job
+from crawler.jobs import read_job
 from crawler.loader import discover, load_spider
 from crawler.middlewares.httpcache import clear_cache
 from crawler.plugins import describe
@@ -362,7 +362,8 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
           f"queued:   {state['queued']} (in progress at the last stop included; "
           f"{state['waiting_to_retry']} waiting to retry)\n"
           f"failed:   {state['failed']}\n"
-          f"state:    {done}{_reason(state['finish_reason'])}")
+          f"state:    {done}{_reason(state['finish_reason'])}"
+          + (f"\nnote:     {state['note']}" if state["note"] else ""))
     return EXIT_OK
 
 
@@ -431,13 +432,7 @@ def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[
     outputs = _outputs(spider, args, settings, default_overwrite=default_overwrite)
     if args.stats:
         _check_stats_path(Path(args.stats), outputs)
-    crawler = Crawler(spider, settings=settings, outputs=outputs)
-    if args.restart and settings.job_dir is not None:
-        try:
-            if clear_job(settings.job_dir):
-                logger.info("the job in %s starts over", settings.job_dir)
-        except OSError as exc:
-            raise UsageError(f"--restart: cannot remove the job: {exc}") from None
+    crawler = Crawler(spider, settings=settings, outputs=outputs, restart=args.restart)
     if args.cache_clear:  # last: only a crawl that can start loses its cache
         try:
             if clear_cache(settings.http_cache_dir, spider.name):
@@ -505,6 +500,13 @@ def _finish(outcome: tuple[CrawlResult, bool], args: argparse.Namespace) -> int:
     for output in result.failed_outputs:
         print(f"crawler: error: cannot write {output.name}: {output.error}; it ends at its "
               "last complete record", file=sys.stderr)
+        code = code or EXIT_FAILED
+    if result.problem is not None:
+        print(f"crawler: error: {result.problem}", file=sys.stderr)
+        code = code or EXIT_FAILED
+    elif stats["errors"].get("internal"):
+        print(f"crawler: error: {stats['errors']['internal']} internal error(s) (a bug in the "
+              "crawler or a plugin; logged above): requests failed", file=sys.stderr)
         code = code or EXIT_FAILED
     if stats["finish_reason"] == UNREACHABLE:
         print("crawler: error: the shared frontier was unreachable for too long: stopped; "

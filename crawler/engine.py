@@ -21,7 +21,13 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from crawler.downloader import Downloader, HttpDownloader
-from crawler.exceptions import CloseSpider, FrontierUnavailable, Kind, StartupError
+from crawler.exceptions import (
+    CloseSpider,
+    FrontierUnavailable,
+    JobFailed,
+    Kind,
+    StartupError,
+)
 from crawler.extensions import load_extensions
 from crawler.frontier import Frontier, JournaledFrontier, MemoryFrontier, RedisFrontier
 from crawler.http import Request
@@ -56,6 +62,12 @@ _ACK_EVERY = 0.5  # seconds between acknowledgements to a shared frontier (after
 _CANCEL_TRIES, _CANCEL_WAIT = 3, 2.0  # re-cancel a task that swallowed it; seconds between
 
 
+def _max_wait(s: Settings) -> float:
+    """The longest any wait a job stored may last once restored: a Retry-After pause or a
+    backoff (retry_backoff_max), a delay or Crawl-delay (autothrottle_max_delay)."""
+    return max(s.retry_backoff_max, s.autothrottle_max_delay, s.download_delay * 1.5, 1.0)
+
+
 class Crawler:
     """Runs one spider to completion. Pipelines are built here (with `from_crawler(self)`
     when they define it), so a StartupError comes before anything is opened.
@@ -75,6 +87,7 @@ class Crawler:
         frontier: Frontier | None = None,
         downloader: Downloader | None = None,
         fingerprint: Callable[[Request], bytes] = default_fingerprint,
+        restart: bool = False,
     ) -> None:
         self.spider = spider
         self.settings = settings if settings is not None else Settings.for_spider(spider)
@@ -89,11 +102,13 @@ class Crawler:
         for warning in self._allowed.warnings:
             logger.warning("%s", warning)
         self.outputs = Outputs(outputs, self.stats, on_failure=self._output_failed)
-        self.job = Job(s.job_dir, spider) if s.job_dir is not None else None
+        # restart: the job dir's state is forgotten once its lock is taken (--restart)
+        self.job = Job(s.job_dir, spider, restart=restart) if s.job_dir is not None else None
         if self.job is not None:
             if frontier is not None:
                 raise StartupError("a job dir keeps its own frontier: pass no frontier")
-            frontier = JournaledFrontier(self.job, fingerprint, HostPolicy.from_settings(s))
+            frontier = JournaledFrontier(self.job, fingerprint, HostPolicy.from_settings(s),
+                                         max_wait=_max_wait(s))
         if s.frontier is not None:
             if frontier is not None or self.job is not None:
                 raise StartupError("a shared frontier (the frontier setting) keeps the crawl's "
@@ -135,6 +150,7 @@ class Crawler:
         self._killed = asyncio.Event()  # kill(): cuts a closing hook short
         self._kill_timer: asyncio.TimerHandle | None = None
         self._watch = LoopWatch(self.stats)
+        self._problem: str | None = None  # why the crawl failed (one line), if it did
         self._plugin_thread = PluginThread()  # sync plugin code runs there, off the loop
         self._pipelines = load_pipelines(s.item_pipelines, self)
         context = CrawlContext(self.spider, s, self.stats, self.signals, self.scheduler,
@@ -178,12 +194,14 @@ class Crawler:
             self.stats.elapsed_seconds = loop.time() - started
             self.stats.finish_reason = self.stats.finish_reason or "finished"
             self.state = CrawlState.CLOSED
-        return CrawlResult(self.stats, tuple(self.outputs.failed))
+        return CrawlResult(self.stats, tuple(self.outputs.failed), self._problem)
 
     async def _open_crawl_close(self) -> None:
         job = self.job
         if job is not None:
             await job.open()
+            if job.restarted:
+                logger.info("the job in %s starts over", job.directory)
             if job.finished:
                 job.restore_stats(self.stats)
                 self.stats.finish_reason = "job_finished"
@@ -373,7 +391,10 @@ class Crawler:
                 if self.job is not None:  # what the last commit missed, and if it finished
                     finished = not self.stats.finish_reason and \
                         await self.scheduler.pending() == 0
-                    await self.job.commit(self.stats, finished=finished)
+                    try:
+                        await self.job.commit(self.stats, finished=finished)
+                    except JobFailed as exc:
+                        self._failed("job_failed", str(exc))
 
     async def _run_tasks(self) -> None:
         s = self.settings
@@ -437,15 +458,25 @@ class Crawler:
         """An internal task that dies would leave the crawl waiting forever: end it."""
         if task.cancelled() or task.exception() is None:
             return
-        if isinstance(task.exception(), FrontierUnavailable):  # stopping already, and said
-            logger.debug("%s ended: %s", task.get_name(), task.exception())
-            self._done.set()
-            return
-        logger.error("internal task %s failed; stopping the crawl", task.get_name(),
-                     exc_info=task.exception())
-        self.stats.errors[Kind.INTERNAL] += 1
-        self.stats.finish_reason = self.stats.finish_reason or "internal_error"
+        exc = task.exception()
+        assert exc is not None
+        if isinstance(exc, FrontierUnavailable):  # stopping already, and said
+            logger.debug("%s ended: %s", task.get_name(), exc)
+        elif isinstance(exc, JobFailed):
+            self._failed("job_failed", str(exc))
+        else:
+            logger.debug("internal task %s failed", task.get_name(), exc_info=exc)
+            self.stats.errors[Kind.INTERNAL] += 1
+            self._failed("internal_error", f"internal error in {task.get_name()}: "
+                         f"{describe(exc)} (-L DEBUG logs the traceback)")
         self._done.set()
+
+    def _failed(self, reason: str, problem: str) -> None:
+        """The crawl cannot go on: said once, in one line, and it exits non-zero."""
+        if self._problem is None:
+            self._problem = problem
+            logger.error("%s: stopping the crawl", problem)
+        self.stats.finish_reason = self.stats.finish_reason or reason
 
     def _check_done(self) -> None:
         """Something ended: a stopping crawl is over when no worker is busy; a running one
@@ -510,26 +541,35 @@ class Crawler:
         joined = not claimed and not await self._frontier.claim_seeding()
         if joined:
             self.stats.counters["frontier/joined"] = 1
-        if joined or (self.job is not None and self.job.seeded):  # or ran to its end before
             self._seeding = False
             self._check_done()
             return
+        job = self.job
+        resumed = job is not None and job.resumed  # start() again: only what is new
+        new = skipped = 0
         try:
             count = 0
             async for obj in iterate(self.spider.start()):
                 await self.scheduler.room()  # backpressure: start() is read as needed
                 if self.state is not CrawlState.RUNNING:
                     break
+                if resumed and await self._known_before(obj):
+                    skipped += 1
+                    continue
                 if isinstance(obj, Request):
                     self.stats.start_requests += 1
+                    new += 1
                 await self._scraper.handle_output(obj, 0, None, "start()")
                 count += 1
                 if count % _SEED_BATCH == 0:
                     await asyncio.sleep(0)
             else:
-                if self.job is not None:
-                    self.job.seeding_done()
+                if job is not None:
+                    job.seeding_done()
                 await self._frontier.seeding_done()
+                if resumed and new:
+                    logger.info("start() gave %d request(s) the job had not seen: queued "
+                                "(%d seen before, skipped)", new, skipped)
         except asyncio.CancelledError:
             raise
         except CloseSpider as exc:
@@ -540,6 +580,17 @@ class Crawler:
         finally:
             self._seeding = False
             self._check_done()
+
+    async def _known_before(self, obj: Any) -> bool:
+        """On a job's resume: whether start() yielded this before. A request whose
+        fingerprint the job has seen was (dont_filter or not); an item was written by the
+        run in which start() reached its end."""
+        if not isinstance(obj, Request):
+            return self.job is not None and self.job.seeded
+        if isinstance(parse_url(obj.url), str):
+            return False  # admission drops it, counted and said
+        fingerprint = self.fingerprint(obj)
+        return (await self._frontier.seen_many([fingerprint]))[0]
 
     async def _worker(self) -> None:
         scheduler = self.scheduler

@@ -10,6 +10,7 @@ CrawlerError
  ├── IgnoreRequest         raised anywhere to drop a request silently (Scrapy's name)
  ├── CloseSpider           raised in a callback to end the crawl with `reason`
  ├── FrontierUnavailable   a shared frontier gone for longer than frontier_outage
+ ├── JobFailed             a job dir whose progress cannot be stored (a full disk)
  └── RequestFailed         a request that produced no usable response; `kind` says why
       ├── DownloadError    transport: timeout, connection, dns, too_large, payload, ...
       └── HttpError        a response whose status the spider does not handle
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CloseSpider", "CrawlerError", "DownloadError", "DropItem", "FrontierUnavailable",
-    "HttpError", "IgnoreRequest",
+    "HttpError", "IgnoreRequest", "JobFailed",
     "Kind", "NotConfigured", "OutputError", "RequestFailed", "SettingsError", "StartupError",
     "UsageError", "http_kind",
 ]
@@ -110,6 +111,11 @@ class CloseSpider(CrawlerError):
 class FrontierUnavailable(CrawlerError):
     """A shared frontier that stayed unreachable past `frontier_outage`: the crawl stops
     (finish reason frontier_unreachable); what was not acknowledged is redone on resume."""
+
+
+class JobFailed(CrawlerError):
+    """A job dir could not store the crawl's progress (a full disk, a read-only file): the
+    crawl stops (finish reason job_failed) and resumes from its last commit."""
 
 
 class RequestFailed(CrawlerError):

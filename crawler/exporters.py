@@ -2,9 +2,11 @@
 
 An exporter is checked (`check`, reads only), opened without truncating (`open`), then
 started (`begin`: an overwrite truncates here, after every output opened). Records are
-buffered and written in batches through aiofiles, each batch at the offset where the last
-complete record ends. A failed write (a full disk) cuts the file back to that offset, so a
-.json array stays closed and valid and no torn line is left; the exporter is then marked
+buffered and written in batches by the file's own thread (crawler/threads.py), each batch
+handed over at once and written at the offset where the last complete record ends, so
+batches land in the order they were taken and the loop never waits on the disk. A failed
+write (a full disk) cuts the file back to that offset, so a .json array stays closed and
+valid and no torn line is left; nothing after it is written, and the exporter is marked
 failed and reports it through `on_error`. Writes never raise into a callback.
 """
 
@@ -17,26 +19,58 @@ import logging
 import os
 import stat
 from collections import Counter
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import aiofiles
 import orjson
 
 from crawler.exceptions import OutputError
 from crawler.items import Record, csv_value
 from crawler.sinks import Sink
+from crawler.threads import OrderedThread
 
 __all__ = [
-    "CsvExporter", "Exporter", "JsonExporter", "JsonLinesExporter", "exporter_class",
+    "CsvExporter", "Cut", "Exporter", "JsonExporter", "JsonLinesExporter", "exporter_class",
     "file_identity", "make_exporter",
 ]
 
 logger = logging.getLogger(__name__)
 
 _BATCH_BYTES = 64 * 1024
+TAIL_BYTES = 4096  # the bytes before a committed length whose digest a job dir checks
 _VALIDATE_JSON_BYTES = 64 * 1024 * 1024  # a .json to append to is parsed whole up to this
 STDOUT = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """A batch handed over for writing: the file's length once it is written (its last
+    record's end), up to TAIL_BYTES before that, the file thread's future and the loop's."""
+
+    length: int
+    tail: bytes
+    done: Future[None]
+    written: asyncio.Future[None]
+
+
+_NOTHING_TO_WRITE: Future[None] = Future()
+_NOTHING_TO_WRITE.set_result(None)
+
+
+def _settled_future() -> asyncio.Future[None]:
+    future = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future
+
+
+async def _settled(future: asyncio.Future[None]) -> None:
+    """Wait for `future` without taking its outcome (a failed write is the exporter's to
+    report) and without cancelling it when the waiter is cancelled."""
+    if not future.done():
+        await asyncio.wait([future])
 
 
 class Exporter(Sink):
@@ -53,12 +87,17 @@ class Exporter(Sink):
         self._pending = 0  # records in the buffer
         self._buffer: list[bytes] = []
         self._buffered = 0
-        self._file: Any = None
+        self._fd = -1  # the open file, written by _thread only
+        self._file: object | None = None  # set while open
+        self._thread = OrderedThread("output")
         self._stream = path == STDOUT  # no offsets: nothing to truncate back to
-        self._size = 0  # offset after the last complete record
+        self._size = 0  # offset after the last complete record (handed over for writing)
         self._existing = 0  # size found by check()
         self._created = False
-        self._lock = asyncio.Lock()  # one write at a time, in the order batches were cut
+        self._last_write: asyncio.Future[None] | None = None  # the last batch handed over
+        self._io_error: OSError | None = None  # set by the thread: nothing more is written
+        self._restore_error: OSError | None = None
+        self._tail = b""  # the last bytes before _size (what a job dir checks on resume)
 
     # -- before anything is written ------------------------------------------------------
 
@@ -112,23 +151,35 @@ class Exporter(Sink):
         else:
             assert isinstance(self.path, Path)
             existed = self.path.exists()
-            await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
+            await self._thread.run(partial(self.path.parent.mkdir, parents=True,
+                                           exist_ok=True))
             try:
-                fd = await asyncio.to_thread(os.open, self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                fd = await self._thread.run(os.open, self.path, os.O_RDWR | os.O_CREAT, 0o666)
             except OSError as exc:
                 raise OutputError(f"cannot open {self.path}: {exc.strerror}") from None
             self._created = not existed
-        self._file = await aiofiles.open(fd, "r+b" if not self._stream else "wb", buffering=0)
+        self._fd = fd
+        self._file = self.path
 
     async def begin(self) -> None:
         """Start writing: truncate for an overwrite, continue an existing file otherwise."""
         if self._stream:
             return
         if self.overwrite:
-            await self._file.truncate(0)
+            await self._thread.run(os.ftruncate, self._fd, 0)
             self._size = 0
+            self._tail = b""
         else:
             self._size = self._existing
+            self._tail = await self._read_back(self._size)
+
+    async def _read_back(self, end: int) -> bytes:
+        """Up to TAIL_BYTES of the file before offset `end`."""
+        start = max(0, end - TAIL_BYTES)
+        if start == end:
+            return b""
+        data: bytes = await self._thread.run(os.pread, self._fd, end - start, start)
+        return data
 
     async def discard(self) -> None:
         """Undo open() when the crawl could not start: close, and remove a file it made."""
@@ -153,35 +204,86 @@ class Exporter(Sink):
         raise NotImplementedError
 
     async def flush(self) -> None:
-        """Write what is buffered. A cancelled caller does not cancel the write: the batch
-        has left the buffer, so it must reach the file."""
+        """Write what is buffered and wait for it. A cancelled caller does not cancel the
+        write: the batch has left the buffer, so it must reach the file."""
         if not self._buffer or self._file is None or self.error is not None:
             return
+        await _settled(self.cut().written)
+
+    def cut(self) -> Cut:
+        """Take what is buffered now and hand it to the file's thread at once, after every
+        batch taken before it and before any taken later. The Cut says, as of now, where
+        its last record will end and the bytes before that; its `done` is the thread's
+        future (None, or the OSError that failed the file). A job's commit takes its cut
+        this way, under its lock, so that the length it stores covers exactly the pages
+        completed before, and waits for `done` in its own thread (see crawler/jobs.py)."""
         batch, self._buffer, self._buffered = self._buffer, [], 0
         records, self._pending = self._pending, 0
-        await asyncio.shield(self._write_in_turn(batch, records))
+        if self.error is not None:  # the file is whole only up to before the failure
+            failed: Future[None] = Future()
+            failed.set_exception(self._io_error or OSError(self.error))
+            return Cut(self._size, self._tail, failed, _settled_future())
+        if not batch or self._file is None:
+            return Cut(self._size, self._tail, _NOTHING_TO_WRITE, _settled_future())
+        good = self._size  # where the file is whole if this write fails
+        offset, data, piece = self._layout(batch)
+        self._size = good + len(piece) if not self._stream else self._size
+        self._keep_tail(piece)
+        done = self._thread.submit(self._write_sync, offset, data, good)
+        written = asyncio.wrap_future(done)
+        written.add_done_callback(partial(self._wrote, records))
+        self._last_write = written
+        return Cut(self._size, self._tail, done, written)
 
-    async def _write_in_turn(self, batch: list[bytes], records: int) -> int:
-        """Write a batch after every earlier one; where its last record ends then."""
-        async with self._lock:
-            if self.error is None and batch:
+    def _layout(self, batch: list[bytes]) -> tuple[int, bytes, bytes]:
+        """Where to write a batch, what, and the part of it that is records (the file's
+        length grows by that much)."""
+        data = b"".join(batch)
+        return self._size, data, data
+
+    def _write_sync(self, offset: int, data: bytes, good: int) -> None:
+        """In the file's thread: write `data` at `offset` (a stream: in order). After a
+        failure nothing more is written; the failed write cut the file back to `good`."""
+        if self._io_error is not None:
+            raise self._io_error
+        fd = self._fd
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view) if self._stream else os.pwrite(fd, view, offset)
+                view, offset = view[written:], offset + written
+        except OSError as exc:  # ENOSPC, EIO, EPIPE
+            self._io_error = exc
+            if not self._stream:
                 try:
-                    await self._write_batch(batch)
-                except (OSError, ValueError) as exc:  # ENOSPC, EIO, EPIPE, a closed file
-                    await self._failed(exc)
-                else:
-                    self.count += records
-            return self._size
+                    self._restore_sync(good)
+                except OSError as again:
+                    self._restore_error = again
+            raise
 
-    def cut(self) -> tuple[list[bytes], int]:
-        """Take what is buffered now (a job's commit point; see crawler/jobs.py)."""
-        batch, self._buffer, self._buffered = self._buffer, [], 0
-        records, self._pending = self._pending, 0
-        return batch, records
+    def _restore_sync(self, good: int) -> None:
+        os.ftruncate(self._fd, good)
 
-    async def write_cut(self, cut: tuple[list[bytes], int]) -> int:
-        """Write a cut after every earlier batch; where its last record ends."""
-        return await asyncio.shield(self._write_in_turn(*cut))
+    def _wrote(self, records: int, written: asyncio.Future[None]) -> None:
+        """On the loop, once a batch's write ended: count it, or fail the output."""
+        if written.cancelled():
+            return
+        exc = written.exception()
+        if exc is None:
+            self.count += records
+            return
+        if self.error is None:
+            self.error = _reason(exc)
+            if self._restore_error is not None:
+                self.error += ("; cutting it back failed too: "
+                               f"{self._restore_error.strerror}")
+            self._buffer, self._buffered, self._pending = [], 0, 0
+            self.on_error(self)
+
+    async def _written(self) -> None:
+        """Wait for every batch handed over so far."""
+        if self._last_write is not None:
+            await _settled(self._last_write)
 
     def cut_back(self, length: int) -> None:
         """Cut the file back to where a record ended, leaving it whole (blocking)."""
@@ -189,32 +291,12 @@ class Exporter(Sink):
         with self.path.open("r+b") as file:
             file.truncate(length)
 
-    async def _write_batch(self, batch: list[bytes]) -> None:
-        data = b"".join(batch)
-        await self._write_at(self._size, data)
-        self._size += len(data)
+    def _keep_tail(self, data: bytes) -> None:
+        self._tail = (self._tail + data[-TAIL_BYTES:])[-TAIL_BYTES:]
 
     async def _write_at(self, offset: int, data: bytes) -> None:
-        if not self._stream:
-            await self._file.seek(offset)
-        view = memoryview(data)
-        while view:
-            written = await self._file.write(view)
-            view = view[written:]
-
-    async def _failed(self, exc: OSError | ValueError) -> None:
-        """Cut the file back to its last complete record and stop taking records."""
-        self.error = _reason(exc)
-        self._buffer, self._buffered, self._pending = [], 0, 0
-        if not self._stream:
-            try:
-                await self._restore()
-            except OSError as again:
-                self.error += f"; cutting it back failed too: {again.strerror}"
-        self.on_error(self)
-
-    async def _restore(self) -> None:
-        await self._file.truncate(self._size)
+        """Before records are written (begin, close of a stream): in the file's thread."""
+        await self._thread.run(self._write_sync, offset, data, offset)
 
     async def close(self) -> None:
         if self._file is None:
@@ -222,18 +304,19 @@ class Exporter(Sink):
         try:
             await self.flush()
         finally:
-            async with self._lock:  # writes of cancelled flushes finish first
-                await self._close_file()
+            await self._written()  # writes of cancelled flushes finish first
+            await self._close_file()
 
     async def _close_file(self) -> None:
         if self._file is not None:
-            file, self._file = self._file, None
+            self._file = None
             try:
-                await file.close()
+                await self._thread.run(os.close, self._fd)
             except OSError as exc:
                 if self.error is None:
                     self.error = _reason(exc)
                     self.on_error(self)
+        self._thread.stop()
 
 
 class _LineExporter(Exporter):
@@ -256,6 +339,7 @@ class _LineExporter(Exporter):
                            "before the new records", self.name)
             await self._write_at(self._size, b"\n")
             self._size += 1
+            self._keep_tail(b"\n")
 
 
 class JsonLinesExporter(_LineExporter):
@@ -311,16 +395,13 @@ class JsonExporter(Exporter):
         if self._size == 0:
             await self._write_at(0, b"[" + self._TAIL)
             self._size = 1
+            self._tail = b"["
         else:  # continue an array: a normalised tail, from where its bracket was
-            head = await self._read_back(self._size)
+            head = self._tail
             self._size -= len(head) - len(head.rstrip())
-            await self._file.truncate(self._size)
+            self._tail = head.rstrip()
+            await self._thread.run(os.ftruncate, self._fd, self._size)
             await self._write_at(self._size, self._TAIL)
-
-    async def _read_back(self, end: int) -> bytes:
-        start = max(0, end - 4096)
-        await self._file.seek(start)
-        return bytes(await self._file.read(end - start))
 
     def encode(self, record: Record) -> bytes:
         return record.json
@@ -332,29 +413,25 @@ class JsonExporter(Exporter):
             file.seek(length)
             file.write(self._TAIL)
 
-    async def _write_batch(self, batch: list[bytes]) -> None:
+    def _layout(self, batch: list[bytes]) -> tuple[int, bytes, bytes]:
         sep = b"\n" if self._empty else b",\n"
         piece = sep + b",\n".join(batch)
-        if self._stream:
-            await self._write_at(0, piece)
-        else:
-            await self._write_at(self._size, piece + self._TAIL)
-        self._size += len(piece)
         self._empty = False
+        return self._size, piece if self._stream else piece + self._TAIL, piece
 
-    async def _restore(self) -> None:
-        # the old tail sat at _size; rewriting it within the file's length needs no new space
-        await self._file.truncate(self._size + len(self._TAIL))
-        await self._write_at(self._size, self._TAIL)
+    def _restore_sync(self, good: int) -> None:
+        # the old tail sat at `good`; rewriting it within the file's length needs no space
+        os.ftruncate(self._fd, good + len(self._TAIL))
+        os.pwrite(self._fd, self._TAIL, good)
 
     async def close(self) -> None:
         if self._stream and self._file is not None and self.error is None:
             await self.flush()
-            async with self._lock:
-                try:
-                    await self._write_at(0, self._TAIL)
-                except (OSError, ValueError) as exc:
-                    await self._failed(exc)
+            await self._written()
+            try:
+                await self._write_at(0, self._TAIL)
+            except OSError as exc:
+                self.failed(_reason(exc))
         await super().close()
 
 

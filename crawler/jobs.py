@@ -11,33 +11,46 @@ The guarantee, by construction:
 2. A page's items do not reach the outputs while its callback runs: they are kept with the
    page, and when it is complete they are appended to the outputs' buffers and the row's
    deletion is noted, together, under one lock.
-3. A commit (every `_COMMIT_EVERY` seconds, and at the end) takes, under that lock, the
-   notes and each output's buffer; writes the buffers (after every earlier write) and
-   reads the length each file then has, a length at which it is whole (whole lines, a
-   closed JSON array); then stores, in one SQLite transaction, the new rows and seen
-   fingerprints, the deletions, those lengths, the stats and `spider.state`.
-4. On resume each output file is cut back to its stored length: what lies beyond came
-   from pages whose completion was not stored. Every row still there (queued, waiting out
-   a backoff, in flight at the kill) is queued again, and those pages are fetched again.
+3. A commit (soon after pages complete, at most `_COMMIT_EVERY` seconds apart, and at
+   the end) takes, under that lock, the notes and each output's buffer, handing the
+   buffer over for writing after every batch taken before it and before any taken later
+   (crawler/exporters.py `cut`); the length each file has at the end of that batch is one
+   at which it is whole (whole lines, a closed JSON array) and holds exactly the records
+   of the pages completed before the cut. Then it stores, in one SQLite transaction, the
+   new rows and seen fingerprints, the deletions, those lengths with a digest of the
+   bytes just before each, the stats as of the cut and `spider.state`.
+4. On resume every output file is checked first (its stored length within it, the digest
+   of the bytes before that length unchanged: a file edited since is refused, one line,
+   before any file is touched), then each is cut back to its stored length: what lies
+   beyond came from pages whose completion was not stored. Every row still there (queued,
+   waiting out a backoff, in flight at the kill) is queued again, and those pages are
+   fetched again; the `pages` count stored with a commit leaves out pages whose request
+   was not settled by it, so that a page fetched again is counted once.
 
 So the items in a file are exactly those of the completed rows, whenever the process
 died: none lost, none twice. Fetches may repeat (a page in flight is fetched again);
-outputs do not. Limits: only file outputs can be cut back, so standard output and other
-sinks are refused with a job dir; items that start() yields itself (not a callback's)
-are written as they come; requests that start() yields are stored once it is exhausted,
-and a start() cut short runs again on resume (duplicates are filtered, `dont_filter`
-ones are not).
+outputs do not. A page's records are held in bounded memory however many its callback
+yields (crawler/pagerecords.py spills the rest to the job dir). Limits: only file
+outputs can be cut back, so standard output and other sinks are refused with a job dir
+(except idempotent ones: upserts); items that start() yields itself (not a callback's)
+are written as they come. start() runs again on every resume: requests it yields that the
+job has seen are skipped (`dont_filter` ones too), so a start URL added since is crawled
+and the others are not fetched again; after a start() that had run to its end, the items
+it yields are skipped as well.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import fcntl
+import hashlib
 import logging
 import os
 import sqlite3
 from collections.abc import Sequence
+from concurrent.futures import Future
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -46,18 +59,23 @@ import orjson
 
 from crawler import sqlitedb
 from crawler.codec import STORE_ID, RequestCodec, store_id
-from crawler.exceptions import StartupError
+from crawler.exceptions import JobFailed, StartupError
 from crawler.http import Request
-from crawler.items import Record
+from crawler.pagerecords import PageRecords
 from crawler.sinks import Sink
 from crawler.stats import Stats
+from crawler.threads import OrderedThread
 
-__all__ = ["JOB_FILE", "PAGE_RECORDS", "Job", "clear_job", "read_job"]
+__all__ = ["JOB_FILE", "PAGE_RECORDS", "Job", "read_job"]
 
 logger = logging.getLogger(__name__)
 
 JOB_FILE = "job.sqlite3"
-_COMMIT_EVERY = 0.25  # seconds between commits
+_COMMIT_EVERY = 0.25  # seconds at most between commits
+# after a page completes, the next commit waits this long for others to complete with it:
+# a kill redoes about what was in flight plus what completed in this time and a commit's
+_COMMIT_GAP = 0.01
+_UNRESTORABLE_LOGGED = 5  # stored requests that cannot be restored named in the log
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS job (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY, data TEXT NOT NULL,
@@ -68,7 +86,8 @@ CREATE INDEX IF NOT EXISTS waiting_by_host ON requests (host, priority DESC, id)
 -- a commit's new fingerprints of one size, end to end: the frontier's memory decides what
 -- is new, so the table is only appended to, and only read on resume
 CREATE TABLE IF NOT EXISTS seen (size INTEGER NOT NULL, fps BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS outputs (name TEXT PRIMARY KEY, length INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outputs (name TEXT PRIMARY KEY, length INTEGER NOT NULL,
+                                    tail TEXT);
 CREATE TABLE IF NOT EXISTS hosts (host TEXT PRIMARY KEY, slot TEXT NOT NULL);
 """
 _SCHEMA_VERSION = "2"
@@ -89,35 +108,51 @@ _STATS_KEPT = ("start_requests", "pages", "items", "items_dropped", "requests_sc
 
 # the records (with their items) of the page a worker is handling, with a job; None:
 # write them as they come
-PAGE_RECORDS: ContextVar[list[tuple[Record, Any]] | None] = ContextVar("page_records",
-                                                                       default=None)
-
-
-def clear_job(directory: str | Path) -> bool:
-    """Delete a job's database (blocking); True when there was one."""
-    return sqlitedb.remove(Path(directory) / JOB_FILE)
+PAGE_RECORDS: ContextVar[PageRecords | None] = ContextVar("page_records", default=None)
 
 
 def read_job(directory: str | Path) -> dict[str, Any]:
-    """A job's state for `python -m crawler jobs DIR` (blocking)."""
+    """A job's state for `python -m crawler jobs DIR` (blocking); StartupError, one line,
+    for what cannot be read. On a read-only mount the database is read as it is on disk
+    (`note` says that commits still in its write-ahead log may be missing)."""
     path = Path(directory) / JOB_FILE
     if not path.is_file():
         raise StartupError(f"{directory} holds no job ({JOB_FILE} not found)")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    note = ""
     try:
-        meta = dict(db.execute("SELECT key, value FROM job"))
-        queued, waiting = db.execute(
-            "SELECT COUNT(*), COUNT(not_before) FROM requests").fetchone()
-    finally:
-        db.close()
-    stats = orjson.loads(meta.get("stats", "{}"))
+        meta, queued, waiting = _read_meta(f"file:{path}?mode=ro")
+    except sqlite3.OperationalError:  # read-only: the WAL index cannot be made beside it
+        try:
+            meta, queued, waiting = _read_meta(f"file:{path}?immutable=1")
+        except sqlite3.Error as exc:
+            raise StartupError(f"cannot read the job in {directory}: {exc}") from None
+        note = "read-only: the last commits may be missing"
+    except sqlite3.Error as exc:
+        raise StartupError(f"cannot read the job in {directory}: {exc}") from None
+    try:
+        stats = orjson.loads(meta.get("stats", "{}"))
+    except orjson.JSONDecodeError:
+        raise StartupError(f"the job in {directory} is damaged: its stored stats are not "
+                           "JSON") from None
     return {
         "spider": meta.get("spider", "?"), "started": meta.get("created", "?"),
         "updated": meta.get("updated", "?"), "pages": stats.get("pages", 0),
         "items": stats.get("items", 0), "failed": stats.get("requests_failed", 0),
         "queued": queued, "waiting_to_retry": waiting,
         "finished": meta.get("finished") == "1", "finish_reason": meta.get("finish_reason", ""),
+        "note": note,
     }
+
+
+def _read_meta(uri: str) -> tuple[dict[str, str], int, int]:
+    db = sqlite3.connect(uri, uri=True)
+    try:
+        meta = dict(db.execute("SELECT key, value FROM job"))
+        queued, waiting = db.execute(
+            "SELECT COUNT(*), COUNT(not_before) FROM requests").fetchone()
+    finally:
+        db.close()
+    return meta, queued, waiting
 
 
 class Job:
@@ -126,39 +161,47 @@ class Job:
     Usage (the engine's): `await job.open()`, `await job.prepare_outputs(sinks)`, the
     journaled frontier calls `row`/`store`/`added`/`seen`/`retried`/`complete` (its
     `ack`) and `load`, a task runs `commit_periodically`, `commit(finished=...)` ends the
-    crawl and `await job.close()` releases it.
+    crawl and `await job.close()` releases it. `restart=True` forgets what the directory
+    held, once its lock is taken.
     """
 
-    def __init__(self, directory: str | Path, spider: Any) -> None:
+    def __init__(self, directory: str | Path, spider: Any, *, restart: bool = False) -> None:
         self.directory = Path(directory)
         self.path = self.directory / JOB_FILE
         self._spider = spider
-        self._worker = sqlitedb.Worker("job")  # every SQLite call, off the loop
+        self._restart = restart
+        self._worker = OrderedThread("job")  # every SQLite call, off the loop
         self._db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
         self._codec = RequestCodec(spider, STORE_ID)
         self.lock = asyncio.Lock()  # a page's completion vs a commit's cut
         self._committing = asyncio.Lock()  # one commit at a time, in order
+        self._completed = asyncio.Event()  # a page completed since the last commit
         self.resumed = False
         self.finished = False  # the job had finished before this run
         self.seeded = False  # start() was exhausted in an earlier run
+        self.restarted = False  # restart=True found a job and forgot it
         self.meta: dict[str, str] = {}
         self._next_id = 1
         self._rows: dict[int, _Row] = {}  # rows to insert or replace, by id
         self._done: set[int] = set()
         self._seen: list[bytes] = []
         self._slots: dict[str, str] = {}  # host -> its politeness record, as JSON
-        self._lengths: dict[str, int] = {}  # output name -> stored length
+        self._lengths: dict[str, tuple[int, str | None]] = {}  # output -> length, tail
         self._outputs: list[Sink] = []
         self._seed_done = False
         self._state_warned = False
+        # pages received by requests whose outcome no commit holds yet (row id -> pages):
+        # a kill fetches them again, so a commit's count leaves them out
+        self._unsettled: dict[int, int] = {}
+        self._unrestorable = 0
         self.stats = Stats()  # the crawl's, from its first commit
 
     # -- opening ------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Create or reopen the job; StartupError for another spider's job, or one that
-        another crawl runs."""
+        """Create or reopen the job; StartupError for another spider's job, one that
+        another crawl runs, or one that cannot be read."""
         try:
             await self._worker.run(self._connect)
         except StartupError:
@@ -170,7 +213,6 @@ class Job:
             raise StartupError(f"{self.directory} is a job of spider {name!r}, not "
                                f"{self._spider.name!r}: use another --job-dir, or --restart "
                                "to start it over")
-        self.resumed = name is not None
         self.finished = self.meta.get("finished") == "1"
         self.seeded = self.meta.get("seeded") == "1"
 
@@ -191,12 +233,21 @@ class Job:
         self._lock_fd = fd
 
     def _connect(self) -> None:
-        self._lock()
+        self._lock()  # first: --restart must not remove the database of a running crawl
+        if self._restart:
+            self.restarted = sqlitedb.remove(self.path)
         db = self._db = sqlitedb.connect(self.path, _SCHEMA)
+        if "tail" not in {row[1] for row in db.execute("PRAGMA table_info(outputs)")}:
+            db.execute("ALTER TABLE outputs ADD COLUMN tail TEXT")  # a job from before
         self.meta = dict(db.execute("SELECT key, value FROM job"))
-        self._lengths = dict(db.execute("SELECT name, length FROM outputs"))
+        self._lengths = {name: (length, tail) for name, length, tail in
+                         db.execute("SELECT name, length, tail FROM outputs")}
+        self.resumed = "spider" in self.meta  # (before a new job's meta is written)
         top = db.execute("SELECT MAX(id) FROM requests").fetchone()[0]
-        self._next_id = max(int(self.meta.get("next_id", 1)), (top or 0) + 1)
+        try:
+            self._next_id = max(int(self.meta.get("next_id", 1)), (top or 0) + 1)
+        except ValueError:
+            raise StartupError(self._damaged("its next request id is not a number")) from None
         if "spider" not in self.meta:
             now = _now()
             meta = {"spider": self._spider.name, "created": now, "updated": now,
@@ -208,6 +259,9 @@ class Job:
             raise StartupError(f"the job in {self.directory} was made by another version of "
                                "the crawler: use another --job-dir, or --restart to start it "
                                "over")
+
+    def _damaged(self, what: str) -> str:
+        return f"the job in {self.directory} is damaged ({what}): --restart starts it over"
 
     async def prepare_outputs(self, sinks: Sequence[Sink]) -> None:
         """Files are cut back: on resume, each to its stored length, appended from there
@@ -228,35 +282,61 @@ class Job:
             await asyncio.to_thread(self._cut_back, sinks)
 
     def _cut_back(self, sinks: Sequence[Sink]) -> None:
+        """Check every file, then cut each back: a changed file stops the resume before
+        any file is touched."""
         from crawler.exporters import Exporter
 
+        cuts = []
         for sink in sinks:
             if not isinstance(sink, Exporter):
                 sink.overwrite = False  # idempotent: kept, and what the job redoes rewritten
                 continue
-            length = self._lengths.get(sink.name)
-            if length is None:
-                continue  # an output this job did not have before: as the command says
-            path = Path(sink.path)
-            size = path.stat().st_size if path.exists() else -1
-            if size < length:
-                raise StartupError(f"output {sink.name} is shorter ({max(size, 0)} bytes) "
-                                   f"than the job committed ({length}): it was changed or "
-                                   "removed; use --restart to start the job over")
-            sink.cut_back(length)
-            if size > length:
+            stored = self._lengths.get(sink.name)
+            if stored is not None:  # else an output this job did not have: as the command says
+                self._check_output(sink, *stored)
+                cuts.append((sink, stored[0]))
+        for sink, length in cuts:
+            longer = Path(sink.path).stat().st_size > length
+            sink.cut_back(length)  # (a .json gets its closing bracket again in any case)
+            if longer:
                 logger.info("%s cut back to its last committed item", sink.name)
-            sink.overwrite = False
+            sink.overwrite = False  # appended from its last committed item
+
+    def _check_output(self, sink: Any, length: int, tail: str | None) -> None:
+        path = Path(sink.path)
+        changed = (f"output {sink.name} was changed since the job wrote it", "use --restart "
+                   "to start the job over (or put the file back)")
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise StartupError(f"output {sink.name} was removed since the job wrote it "
+                               f"({length} bytes committed): {changed[1]}") from None
+        if size < length:
+            raise StartupError(f"{changed[0]}: it is shorter ({size} bytes) than the job "
+                               f"committed ({length}): {changed[1]}")
+        if tail is None:
+            return  # a job from before digests were kept
+        size_text, _, digest = tail.partition(":")
+        want = int(size_text)
+        with path.open("rb") as file:
+            file.seek(length - want)
+            if _digest(file.read(want)) != digest:
+                raise StartupError(f"{changed[0]}: the bytes before its last committed "
+                                   f"record differ: {changed[1]}")
 
     async def restore(self) -> tuple[list[bytes], dict[str, int], dict[str, dict[str, float]]]:
         """The seen fingerprints; how many stored requests each host has (every one, queued,
         waiting out a backoff or in flight at the last stop, waits on disk again); and the
         hosts' politeness records (pauses, Crawl-delays)."""
-        seen, waiting, slots = await self._worker.run(self._reload)
+        try:
+            seen, waiting, slots = await self._worker.run(self._reload)
+            records = {host: orjson.loads(slot) for host, slot in slots}
+        except (sqlite3.Error, ValueError) as exc:
+            raise StartupError(self._damaged(f"{type(exc).__name__}: {exc}")) from None
         if waiting or seen:
             logger.info("resuming the job in %s: %d request(s) to do, %d seen",
                         self.directory, sum(waiting.values()), len(seen))
-        return seen, waiting, {host: orjson.loads(slot) for host, slot in slots}
+        return seen, waiting, {h: r for h, r in records.items() if isinstance(r, dict)}
 
     def _reload(self) -> tuple[list[bytes], dict[str, int], list[tuple[str, str]]]:
         db = self._db
@@ -281,9 +361,17 @@ class Job:
         for rid, data, not_before in rows:
             try:
                 request = self._codec.decode(data, rid)
-            except (ValueError, TypeError) as exc:  # the spider lost a method since
-                logger.error("a stored request cannot be restored (%s): dropped", exc)
+                if not_before is not None:
+                    not_before = float(not_before)
+            except (ValueError, TypeError, IndexError, KeyError) as exc:
+                # the spider lost a method since, or the row is damaged
+                self._unrestorable += 1
                 self.stats.errors["unrestorable_request"] += 1
+                if self._unrestorable <= _UNRESTORABLE_LOGGED:
+                    logger.error("a stored request cannot be restored (%s): dropped%s", exc,
+                                 "; further ones are only counted (errors."
+                                 "unrestorable_request)"
+                                 if self._unrestorable == _UNRESTORABLE_LOGGED else "")
                 self._done.add(rid)
                 continue
             requests.append((request, not_before))
@@ -302,16 +390,23 @@ class Job:
         return rows
 
     def restore_stats(self, stats: Stats) -> None:
-        """The counts of earlier runs, so that the job's totals add up."""
-        saved = orjson.loads(self.meta.get("stats", "{}"))
-        for name in _STATS_KEPT:
-            setattr(stats, name, saved.get(name, 0))
-        stats.status_counts.update({int(k): v for k, v in saved.get("status_counts", {}).items()})
-        stats.errors.update(saved.get("errors", {}))
-        stats.counters.update(saved.get("counters", {}))
-        state = self.meta.get("state")
-        if state:
-            self._spider.state = orjson.loads(state)
+        """The counts of earlier runs, so that the job's totals add up (StartupError, one
+        line, for a damaged record)."""
+        try:
+            saved = orjson.loads(self.meta.get("stats", "{}"))
+            for name in _STATS_KEPT:
+                setattr(stats, name, int(saved.get(name, 0)))
+            stats.status_counts.update({int(k): int(v) for k, v in
+                                        saved.get("status_counts", {}).items()})
+            stats.errors.update(saved.get("errors", {}))
+            stats.counters.update(saved.get("counters", {}))
+            state = self.meta.get("state")
+            if state:
+                self._spider.state = orjson.loads(state)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise StartupError(self._damaged(f"its stored stats or spider.state: {exc}")) \
+                from None
+        stats.pages_before = stats.pages
 
     # -- what happens to requests (called on the loop, never blocking) --------------------
 
@@ -333,10 +428,12 @@ class Job:
               waiting: bool = False, not_before: float | None = None) -> None:
         """A request entered the frontier (or is held for robots.txt, or waits out a
         backoff until wall time `not_before`): keep its row. `waiting`: it is on disk only,
-        for the frontier to load when its host has room."""
+        for the frontier to load when its host has room. A retry or a redirect replacing
+        its row settles the pages its request received."""
         rid, data = row
         self._rows[rid] = (rid, data, not_before, request._host or request.host,
                            request.priority, int(waiting))
+        self._unsettled.pop(rid, None)
         if fingerprint is not None:
             self._seen.append(fingerprint)
 
@@ -350,6 +447,13 @@ class Job:
         """A retry replaces its row, with the (wall) time before which it may not start."""
         self.store(self.row(request), request, None, not_before=not_before)
 
+    def fetched(self, request: Request) -> None:
+        """A page (a response) was received for `request`: unsettled until its outcome is
+        stored (its completion, or the retry or redirect that replaces its row)."""
+        rid = store_id(request)
+        if rid is not None:
+            self._unsettled[rid] = self._unsettled.get(rid, 0) + 1
+
     def complete(self, request: Request) -> None:
         """`request` is done for good: its row goes (call under `lock`, right after its
         page's records were handed to the outputs)."""
@@ -357,6 +461,8 @@ class Job:
         if rid is not None:
             self._rows.pop(rid, None)
             self._done.add(rid)
+            self._unsettled.pop(rid, None)
+            self._completed.set()
 
     def host(self, host: str, record: dict[str, float]) -> None:
         """A host's politeness changed (a Retry-After pause, a Crawl-delay): keep it."""
@@ -365,12 +471,16 @@ class Job:
     def seeding_done(self) -> None:
         self._seed_done = True
 
+    def page_records(self) -> PageRecords:
+        """A holder for the records of one page until it is complete."""
+        return PageRecords(self.directory)
+
     # -- committing -----------------------------------------------------------------------
 
     async def commit(self, stats: Stats | None = None, *, finished: bool = False) -> None:
         """Store what happened since the last commit, with where each output's last record
         ends. A cancelled caller does not cancel it (what it took must be stored), and
-        commits run one after another."""
+        commits run one after another. JobFailed when the database cannot be written."""
         if stats is not None:
             self.stats = stats
         await asyncio.shield(self._commit(self.stats, finished))
@@ -380,30 +490,53 @@ class Job:
 
         async with self._committing:  # the whole commit; the page lock only for its cut
             async with self.lock:
+                self._completed.clear()
                 rows, self._rows = self._rows, {}
                 done, self._done = self._done, set()
                 seen, self._seen = self._seen, []
                 slots, self._slots = self._slots, {}
                 seeded = self._seed_done
+                # each output's buffer is handed over for writing now, in order: the
+                # lengths cover exactly the pages completed before this point
                 cuts = [(sink, sink.cut()) for sink in self._outputs
                         if isinstance(sink, Exporter)]
-                # the counts as of the cut: items of pages completed later are not in it
+                # the counts as of the cut: items of pages completed later are not in it,
+                # pages whose requests are not settled are fetched again after a kill
+                kept = _kept(stats, unsettled=sum(self._unsettled.values()))
                 meta = {"updated": _now(), "next_id": str(self._next_id),
-                        "stats": orjson.dumps(_kept(stats)).decode(),
-                        "state": self._state()}
-            lengths = [(sink.name, await sink.write_cut(cut)) for sink, cut in cuts]
-            for sink in self._outputs:  # an idempotent sink: committed up to (past) the cut
-                if not isinstance(sink, Exporter):
-                    await sink.flush()
+                        "stats": orjson.dumps(kept).decode(), "state": self._state()}
+            for other in self._outputs:  # an idempotent sink: committed up to (past) the cut
+                if not isinstance(other, Exporter):
+                    await other.flush()
             if seeded:
                 meta["seeded"] = "1"
             if finished:
                 meta.update(finished="1", finish_reason=stats.finish_reason or "finished")
-            await self._worker.run(self._store, rows, done, seen, slots, lengths, meta)
+            lengths = [(sink.name, cut.length, f"{len(cut.tail)}:{_digest(cut.tail)}")
+                       for sink, cut in cuts]
+            try:
+                # one trip: the job's thread waits there for the files' threads to write
+                # the cuts, then stores (nothing, if a file failed: it is cut back to its
+                # last commit's length and the crawl stops)
+                await self._worker.run(self._store_after, [cut.done for _, cut in cuts],
+                                       rows, done, seen, slots, lengths, meta)
+            except _OutputFailed:
+                return
+            except (sqlite3.Error, OSError) as exc:
+                raise JobFailed(f"cannot store the job's progress in {self.directory}: "
+                                f"{exc}; it resumes from its last commit") from None
+
+    def _store_after(self, writes: list[Future[None]], *args: Any) -> None:
+        for write in writes:
+            try:
+                write.result()
+            except OSError:
+                raise _OutputFailed from None
+        self._store(*args)
 
     def _store(self, rows: dict[int, _Row], done: set[int],
                seen: list[bytes], slots: dict[str, str],
-               lengths: list[tuple[str, int]], meta: dict[str, str],
+               lengths: list[tuple[str, int, str]], meta: dict[str, str],
                ) -> None:
         db = self._db
         assert db is not None
@@ -419,7 +552,7 @@ class Job:
             if done:
                 db.execute(f"DELETE FROM requests WHERE id IN {_IDS}",
                            (orjson.dumps(list(done)),))
-            db.executemany("INSERT OR REPLACE INTO outputs VALUES (?, ?)", lengths)
+            db.executemany("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?)", lengths)
             db.executemany("INSERT OR REPLACE INTO hosts VALUES (?, ?)", slots.items())
             if "finished" in meta and db.execute("SELECT 1 FROM requests LIMIT 1").fetchone():
                 # rows this run could not load stay for the next one: not finished
@@ -438,11 +571,21 @@ class Job:
             return self.meta.get("state", "{}")
 
     async def commit_periodically(self, stats: Stats) -> None:
+        """Commit soon after pages complete (`_COMMIT_GAP` later, so that pages completing
+        together share a commit), and every `_COMMIT_EVERY` seconds anyway."""
+        completed = self._completed
         while True:
-            await asyncio.sleep(_COMMIT_EVERY)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(completed.wait(), _COMMIT_EVERY)
+            if completed.is_set():
+                await asyncio.sleep(_COMMIT_GAP)
             await self.commit(stats)
 
     async def close(self) -> None:
+        if self._unrestorable:
+            logger.warning("%d stored request(s) could not be restored and were dropped "
+                           "(a callback renamed or removed since they were stored?)",
+                           self._unrestorable)
         if self._db is not None:
             await self._worker.run(self._db.close)
             self._db = None
@@ -452,12 +595,22 @@ class Job:
         self._worker.stop()
 
 
-def _kept(stats: Stats) -> dict[str, Any]:
+class _OutputFailed(Exception):
+    """A cut could not be written: its commit is not stored."""
+
+
+def _kept(stats: Stats, *, unsettled: int = 0) -> dict[str, Any]:
     kept: dict[str, Any] = {name: getattr(stats, name) for name in _STATS_KEPT}
+    kept["pages"] = max(0, stats.pages - unsettled)
     kept["status_counts"] = {str(k): v for k, v in stats.status_counts.items()}
-    kept["errors"] = dict(stats.errors)
-    kept["counters"] = dict(stats.counters)
+    # str(): a Kind key (a StrEnum) is its text; orjson takes plain str keys only
+    kept["errors"] = {str(k): v for k, v in stats.errors.items()}
+    kept["counters"] = {str(k): v for k, v in stats.counters.items()}
     return kept
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _now() -> str:

@@ -12,16 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import Any
 
 from crawler.codec import store_id
 from crawler.downloader import Downloader
 from crawler.exceptions import DownloadError, IgnoreRequest, Kind, RequestFailed
 from crawler.http import Failure, Request, Response
-from crawler.items import Record
 from crawler.jobs import PAGE_RECORDS, Job
 from crawler.middlewares import MiddlewareChain, Outcome, Retry
 from crawler.outputs import Outputs
+from crawler.pagerecords import PageRecords
 from crawler.parsing import TooComplex
 from crawler.retry import RetryPolicy
 from crawler.scraper import Scraper
@@ -96,7 +95,7 @@ class Processor:
     async def _completing(self, request: Request, handling: Awaitable[bool]) -> None:
         job = self._job
         assert job is not None
-        records: list[tuple[Record, Any]] = []
+        records = job.page_records()
         token = PAGE_RECORDS.set(records)
         try:
             keep = await handling
@@ -109,17 +108,18 @@ class Processor:
             await self._complete(job, request, records, keep)
         finally:
             PAGE_RECORDS.reset(token)
+            records.close()
 
-    async def _complete(self, job: Job, request: Request,
-                        records: list[tuple[Record, Any]], keep: bool) -> None:
+    async def _complete(self, job: Job, request: Request, records: PageRecords,
+                        keep: bool) -> None:
         async with job.lock:
-            for record, _ in records:
+            async for record, _ in records.replay():
                 await self._outputs.write(record)
             self._stats.items += len(records)
             if not keep:
                 await self._scheduler.frontier.ack(request)
-        if records and self._signals.wants(Signal.ITEM_SCRAPED):  # now they are written
-            for _, item in records:
+        if len(records) and self._signals.wants(Signal.ITEM_SCRAPED):  # now they are written
+            async for _, item in records.replay():
                 await self._signals.send(Signal.ITEM_SCRAPED, item=item, request=request,
                                          spider=self._spider)
 
@@ -146,6 +146,8 @@ class Processor:
                 response = await self.downloader.fetch(sent)
                 status = response.status
                 self._stats.pages += 1  # before done(): max_pages counts pages + in flight
+                if self._job is not None:
+                    self._job.fetched(request)
             except RequestFailed:
                 raise
             except Exception as exc:
@@ -206,6 +208,8 @@ class Processor:
         stats = self._stats
         if response.flags and "cached" in response.flags:  # a page the network did not count
             stats.pages += 1
+            if self._job is not None:
+                self._job.fetched(request)
             self._check_max_pages()
         stats.status_counts[response.status] += 1
         if self._signals.wants(Signal.RESPONSE_RECEIVED):

@@ -63,6 +63,9 @@ def _load(path: Path) -> dict[str, Any]:
             return tomllib.load(file)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: not UTF-8 text (byte {exc.start})") \
+            from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read it: {exc.strerror}") from None
 

@@ -193,7 +193,7 @@ class Scraper:
             return
         page = PAGE_RECORDS.get()
         if page is not None:  # a job: written, counted and said when the page is complete
-            page.append((record, item))
+            await page.add(record, item)
         else:
             await self._outputs.write(record)
             stats.items += 1

@@ -46,6 +46,8 @@ class CrawlResult:
 
     stats: Stats
     failed_outputs: tuple[Any, ...] = ()  # the outputs (sinks) that could not be written
+    problem: str | None = None  # why the crawl failed, in one line (a job dir that could
+    # not be written, an internal error), or None
 
     @property
     def finish_reason(self) -> str:

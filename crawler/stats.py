@@ -20,6 +20,7 @@ class Stats:
 
     start_requests: int = 0  # requests seeded by the spider's start()
     pages: int = 0  # responses received, any status
+    pages_before: int = 0  # ... of those, by earlier runs of the same job (--job-dir)
     items: int = 0  # items written to the outputs
     items_dropped: int = 0  # by pipelines (DropItem or None)
     requests_scheduled: int = 0
@@ -61,6 +62,7 @@ class Stats:
         return {
             "start_requests": self.start_requests,
             "pages": self.pages,
+            "pages_before": self.pages_before,
             "items": self.items,
             "items_dropped": self.items_dropped,
             "requests_scheduled": self.requests_scheduled,
@@ -85,7 +87,9 @@ class Stats:
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "max_loop_stall_seconds": round(self.max_loop_stall, 4),
             "peak_rss_mb": _peak_rss_mb(),
-            "pages_per_second": round(self.pages / self.elapsed_seconds, 1)
+            # this run's pages over this run's time (a resumed job counts earlier runs' too)
+            "pages_per_second": round((self.pages - self.pages_before)
+                                      / self.elapsed_seconds, 1)
             if self.elapsed_seconds
             else 0.0,
             "finish_reason": self.finish_reason,
@@ -116,7 +120,10 @@ def summary(stats: dict[str, Any]) -> str:
     """The one-line report printed at the end of a crawl."""
     dropped = ", ".join(f"{stats[key]} {label}" for key, label in _DROPPED if stats[key])
     errors = ", ".join(f"{k}={v}" for k, v in stats["errors"].items()) or "none"
-    return (f"crawl {stats['finish_reason']}: {stats['pages']} pages, {stats['items']} items, "
+    resumed = f" ({stats['pages'] - stats['pages_before']} this run)" \
+        if stats.get("pages_before") else ""
+    return (f"crawl {stats['finish_reason']}: {stats['pages']} pages{resumed}, "
+            f"{stats['items']} items, "
             f"{stats['requests_failed']} failed in {stats['elapsed_seconds']:.1f}s "
             f"({stats['pages_per_second']} pages/s); dropped: {dropped or 'none'}; "
             f"errors: {errors}")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import pytest
 
@@ -107,7 +108,8 @@ async def test_unknown_format_is_an_output_error(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json", "csv"])
-async def test_a_failed_write_cuts_the_file_back_to_its_last_record(tmp_path, fmt):
+async def test_a_failed_write_cuts_the_file_back_to_its_last_record(tmp_path, fmt,
+                                                                    monkeypatch):
     path = tmp_path / f"x.{fmt}"
     exporter = await start(make_exporter(path, overwrite=True))
     failures: list[Exporter] = []
@@ -115,18 +117,20 @@ async def test_a_failed_write_cuts_the_file_back_to_its_last_record(tmp_path, fm
     await exporter.write(to_record({"a": 1}))
     await exporter.flush()
     good = path.read_bytes()
-    real_write, tell = exporter._file.write, exporter._file.tell
+    real_write = os.pwrite
     capacity = len(good) + 10  # a disk that fills up 10 bytes past the first record
 
-    async def full_disk(data):
-        room = capacity - await tell()
+    def full_disk(fd, data, offset):
+        if fd != exporter._fd:
+            return real_write(fd, data, offset)
+        room = capacity - offset
         if len(data) <= room:
-            return await real_write(data)
+            return real_write(fd, data, offset)
         if room > 0:
-            return await real_write(data[:room])  # a short write, then ENOSPC
+            return real_write(fd, data[:room], offset)  # a short write, then ENOSPC
         raise OSError(28, "No space left on device")
 
-    exporter._file.write = full_disk
+    monkeypatch.setattr(os, "pwrite", full_disk)
     await exporter.write(to_record({"a": "x" * 100}))
     await exporter.flush()  # never raises into the caller
     assert failures == [exporter]

@@ -46,10 +46,14 @@ class JournaledFrontier(MemoryFrontier):
 
     def __init__(self, job: Job, fingerprint: Callable[[Request], bytes],
                  policy: HostPolicy | None = None, *, window: int = WINDOW,
-                 host_window: int = HOST_WINDOW,
+                 host_window: int = HOST_WINDOW, max_wait: float = 3600.0,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(policy, clock=clock)  # wall time: stored times outlive the process
         self.job = job
+        # the longest a stored time may hold a host or a retry back once restored: a
+        # clock set back between runs must not turn a minute's pause into a day's
+        self._max_wait = max_wait
+        self._changed: Callable[[], None] = lambda: None
         self._fingerprint = fingerprint
         self._window = window
         self._host_window = host_window
@@ -69,6 +73,8 @@ class JournaledFrontier(MemoryFrontier):
             if record.get("crawl_delay") and len(self._crawl_delays) < DELAYS_KEPT:
                 self._crawl_delays[host] = record["crawl_delay"]
             if record.get("next_start", 0.0) > now:
+                record = {**record, "next_start": min(record["next_start"],
+                                                      now + self._max_wait)}
                 self._queue(host).slot = HostSlot.from_record(record, self.policy)
         for host, count in waiting.items():
             self._on_disk[host] = count
@@ -151,7 +157,7 @@ class JournaledFrontier(MemoryFrontier):
             now = self.clock()
             for request, not_before in requests:
                 if not_before is not None and not_before > now:
-                    await super().retry(request, not_before - now)
+                    await super().retry(request, min(not_before - now, self._max_wait))
                 else:
                     self._push(request)
             on_disk = self._on_disk.get(host, 0)
@@ -172,6 +178,13 @@ class JournaledFrontier(MemoryFrontier):
                              "the next run", lost, host)
         finally:
             self._loading.discard(host)
+            self._changed()  # what is pending changed: the crawl may be over (none loaded)
+
+    def watch(self, changed: Callable[[], None], stop: Callable[[str], None], *,
+              pages: Callable[[], int], items: Callable[[], int]) -> None:
+        """`changed()` after each load from disk: a load whose rows could not be restored
+        leaves nothing to fetch, and nobody else would ask whether the crawl is over."""
+        self._changed = changed
 
     async def pause_host(self, host: str, seconds: float) -> None:
         await super().pause_host(host, seconds)

@@ -26,6 +26,7 @@ from crawler import sqlitedb
 from crawler.exceptions import NotConfigured, StartupError
 from crawler.http import Request, Response
 from crawler.signals import Signal
+from crawler.threads import OrderedThread
 
 __all__ = ["HttpCacheMiddleware", "cache_path", "clear_cache"]
 
@@ -62,7 +63,7 @@ class HttpCacheMiddleware:
         self._fingerprint = crawler.fingerprint
         self._counters = crawler.stats.counters
         self._db: sqlite3.Connection | None = None
-        self._worker = sqlitedb.Worker("http-cache")  # every SQLite call, off the loop
+        self._worker = OrderedThread("http-cache")  # every SQLite call, off the loop
         self._check_dir()
         crawler.signals.connect(Signal.SPIDER_OPENED, self.open)
         crawler.signals.connect(Signal.SPIDER_CLOSED, self.close)
