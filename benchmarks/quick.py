@@ -130,13 +130,18 @@ def contenders(starts: list[str], tmp: Path, concurrency: int, max_pages: int | 
         cmd[at + 1] = f"{postgres}?table=crawler_bench"
         plan["pg"] = (cmd, out)
     for n in shared:  # one output per worker, no --stats (the workers would share it)
-        out = tmp / f"redis{n}.jsonl"
-        cmd = command("ours", starts, out, concurrency, max_pages=max_pages)
-        cmd = [*cmd[:cmd.index("-O")], "-O", str(tmp / f"redis{n}.{{worker}}.jsonl")]
-        if max_pages:
-            cmd += ["-s", f"max_pages={max_pages}"]
-        plan[f"redis{n}"] = ([*cmd, "--frontier", redis, "--job", "JOB", "--workers",
-                              str(n)], out)
+        for name, root in ((f"redis{n}", None), (f"revredis{n}", rev_root)):
+            if name.startswith("rev") and root is None:
+                continue
+            out = tmp / f"{name}.jsonl"
+            cmd = command("ours", starts, out, concurrency, max_pages=max_pages)
+            cmd = [*cmd[:cmd.index("-O")], "-O", str(tmp / f"{name}.{{worker}}.jsonl")]
+            if max_pages:
+                cmd += ["-s", f"max_pages={max_pages}"]
+            cmd += ["--frontier", redis, "--job", "JOB", "--workers", str(n)]
+            if root is not None:
+                cmd = ["env", "-C", str(root), f"PYTHONPATH={root}", *cmd]
+            plan[name] = (cmd, out)
     return plan
 
 
@@ -199,11 +204,12 @@ def main() -> None:
         print(f"ours/rev = {medians['ours'] / medians['rev']:.2f} (rev = {args.rev})")
     # this machine's speed drifts: the ratio within each round (runs minutes apart at most)
     # is steadier than a ratio of medians
-    if "revjob" in runs:
-        per_round = [j.rate / r.rate for j, r in zip(runs["jobdir"], runs["revjob"],
-                                                     strict=True)]
-        print(f"jobdir/revjob per round: {', '.join(f'{r:.2f}' for r in per_round)}; "
-              f"median {statistics.median(per_round):.2f}")
+    for new, old in (("jobdir", "revjob"),
+                     *((f"redis{n}", f"revredis{n}") for n in shared)):
+        if old in runs:
+            per_round = [j.rate / r.rate for j, r in zip(runs[new], runs[old], strict=True)]
+            print(f"{new}/{old} per round: {', '.join(f'{r:.2f}' for r in per_round)}; "
+                  f"median {statistics.median(per_round):.2f}")
     for other in ("floor", "rev", "jobdir", "pg", *(f"redis{n}" for n in shared)):
         if other in runs:
             per_round = [o.rate / f.rate for o, f in zip(runs["ours"], runs[other], strict=True)]

@@ -30,7 +30,7 @@ from crawler.exceptions import StartupError, UsageError
 from crawler.exporters import file_identity, make_exporter
 from crawler.feeds import output_sink
 from crawler.fleet import run_workers, without_workers_flag
-from crawler.frontier.redisstore import UNREACHABLE, default_worker_id, read_status
+from crawler.frontier.redisstore import default_worker_id, read_status
 from crawler.interrupts import EXIT_KILLED, Interrupts
 from crawler.items import encode
 from crawler.jobs import read_job
@@ -507,10 +507,6 @@ def _finish(outcome: tuple[CrawlResult, bool], args: argparse.Namespace) -> int:
     elif stats["errors"].get("internal"):
         print(f"crawler: error: {stats['errors']['internal']} internal error(s) (a bug in the "
               "crawler or a plugin; logged above): requests failed", file=sys.stderr)
-        code = code or EXIT_FAILED
-    if stats["finish_reason"] == UNREACHABLE:
-        print("crawler: error: the shared frontier was unreachable for too long: stopped; "
-              "run again to resume", file=sys.stderr)
         code = code or EXIT_FAILED
     why = nothing_done(stats)
     if why is not None and stats["counters"].get("frontier/joined"):

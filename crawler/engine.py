@@ -193,6 +193,7 @@ class Crawler:
             watch.cancel()
             self.stats.elapsed_seconds = loop.time() - started
             self.stats.finish_reason = self.stats.finish_reason or "finished"
+            self._problem = self._problem or self._frontier.failure
             self.state = CrawlState.CLOSED
         return CrawlResult(self.stats, tuple(self.outputs.failed), self._problem)
 
@@ -462,6 +463,7 @@ class Crawler:
         assert exc is not None
         if isinstance(exc, FrontierUnavailable):  # stopping already, and said
             logger.debug("%s ended: %s", task.get_name(), exc)
+            self._problem = self._problem or self._frontier.failure or str(exc)
         elif isinstance(exc, JobFailed):
             self._failed("job_failed", str(exc))
         else:

@@ -1,13 +1,15 @@
-"""A page's records while its callback runs, with a job dir: held until the page is
-complete (crawler/jobs.py), in bounded memory whatever the callback yields.
+"""A page's records while its callback runs, with a job dir or a shared frontier: held
+until the page is complete (crawler/jobs.py) and, in a fleet, its lease checked, in
+bounded memory whatever the callback yields.
 
 The first `MEMORY_RECORDS` records (or `MEMORY_BYTES` of their JSON) are kept in memory
 with their items; past that, records go to an unnamed temporary file in the job
-directory as JSON lines (orjson writes no raw newline), `SPILL_CHUNK` at a time through
-a thread, and are read back in order when the page is handed to the outputs. The file
-has no name, so a killed process leaves nothing behind. A spilled record comes back as
-its JSON and the fields parsed from it: the item_scraped signal of such a record gets the
-fields dict instead of the object the callback yielded.
+directory (else the system's temporary directory) as JSON lines (orjson writes no raw
+newline), `SPILL_CHUNK` at a time through a thread, and are read back in order when the
+page is handed to the outputs. The file has no name, so a killed process leaves nothing
+behind. A spilled record comes back as its JSON and the fields parsed from it: the
+item_scraped signal of such a record gets the fields dict instead of the object the
+callback yielded.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class PageRecords:
     callback yields; `async for record, item in page.replay()` when the page is complete;
     `page.close()` on every path."""
 
-    def __init__(self, directory: Path, *, memory_records: int = MEMORY_RECORDS,
+    def __init__(self, directory: Path | None, *, memory_records: int = MEMORY_RECORDS,
                  memory_bytes: int = MEMORY_BYTES) -> None:
         self._directory = directory
         self._memory_records = memory_records

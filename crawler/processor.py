@@ -12,16 +12,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from typing import Any
 
 from crawler.codec import store_id
 from crawler.downloader import Downloader
-from crawler.exceptions import DownloadError, IgnoreRequest, Kind, RequestFailed
+from crawler.exceptions import (
+    DownloadError,
+    FrontierUnavailable,
+    IgnoreRequest,
+    Kind,
+    RequestFailed,
+)
 from crawler.http import Failure, Request, Response
 from crawler.jobs import PAGE_RECORDS, Job
 from crawler.middlewares import MiddlewareChain, Outcome, Retry
 from crawler.outputs import Outputs
 from crawler.pagerecords import PageRecords
 from crawler.parsing import TooComplex
+from crawler.redact import redact
 from crawler.retry import RetryPolicy
 from crawler.scraper import Scraper
 from crawler.signals import Signal
@@ -50,7 +58,8 @@ class Processor:
         self.chain = MiddlewareChain([])  # the crawl's, once its middlewares are built
         self._robots_chain = self.chain
         self.downloader: Downloader | None = None  # set when the crawl opens it
-        self._acks: list[Request] = []  # complete, items not yet flushed (shared frontier)
+        # shared frontier: pages complete, their items not yet written (ack_written())
+        self._acks: list[tuple[Request, PageRecords]] = []
 
     def use(self, chain: MiddlewareChain) -> None:
         """Send requests through `chain` (its middlewares again, unobserved, for robots)."""
@@ -59,13 +68,11 @@ class Processor:
 
     async def process(self, request: Request) -> None:
         """Fetch `request` and hand its outcome on. With a job, the page's items reach the
-        outputs when it is complete, together with its completion (crawler/jobs.py)."""
-        if self._job is None:
+        outputs when it is complete, together with its completion (crawler/jobs.py); with
+        a shared frontier, when it is complete and this worker still holds its lease."""
+        if self._job is None and not self._scheduler.frontier.shared:
             if not await self._process(request):
-                if self._scheduler.frontier.shared:
-                    self._acks.append(request)  # once its items are flushed: ack_written()
-                else:
-                    await self._scheduler.frontier.ack(request)
+                await self._scheduler.frontier.ack(request)
         else:
             await self._completing(request, self._process(request))
 
@@ -73,55 +80,101 @@ class Processor:
         return bool(self._acks)
 
     async def ack_written(self) -> bool:
-        """Shared frontier: flush the outputs, then acknowledge the requests completed
-        before the flush, so that a page is acknowledged only once its items are in the
-        files (a worker killed before that leaves them leased: another worker redoes them).
-        Nothing is acknowledged when an output failed. True when some were."""
+        """Shared frontier: write the pages completed since the last call whose leases this
+        worker still holds (the others are dropped: another worker redoes them), flush the
+        outputs, then acknowledge them, so that a page is acknowledged only once its items
+        are in the files (a worker killed before that leaves them leased: another worker
+        redoes them) and written only while its lease is this worker's. Nothing is
+        acknowledged when an output failed. True when some were."""
         if not self._acks:
             return False
-        acks, self._acks = self._acks, []
-        await self._outputs.flush()
-        if self._outputs.failed:
-            return False
+        pending, self._acks = self._acks, []
         try:
-            await self._scheduler.frontier.ack_many(acks)
+            held = await self._held(pending)
+            for _, records in held:
+                await self._write(records)
+            await self._outputs.flush()
+            if self._outputs.failed:
+                return False
+            for request, records in held:
+                await self._scraped(request, records)
+        finally:
+            for _, records in pending:
+                records.close()
+        try:
+            await self._scheduler.frontier.ack_many([request for request, _ in held])
         except Exception as exc:  # the frontier is gone: their leases expire, others redo them
             logger.warning("%d page(s) could not be acknowledged (%s): another worker will "
-                           "fetch them again", len(acks), exc)
-            self._stats.errors["unacknowledged"] += len(acks)
+                           "fetch them again", len(held), redact(str(exc)))
+            self._stats.errors["unacknowledged"] += len(held)
             return False
         return True
 
+    async def _held(self, pending: list[tuple[Request, PageRecords]],
+                    ) -> list[tuple[Request, PageRecords]]:
+        """The pages whose leases this worker still holds: known without asking while its
+        heartbeat is fresh, else asked (one script); a lost one's items are dropped."""
+        frontier: Any = self._scheduler.frontier
+        unsure = [(r, p) for r, p in pending
+                  if store_id(r) is not None and not frontier.lease_fresh(r)]
+        if not unsure:
+            return pending
+        try:
+            answers = await frontier.owns([r for r, _ in unsure])
+        except FrontierUnavailable:
+            answers = [False] * len(unsure)  # stopping: they stay leased, and are redone
+        lost = {id(r) for (r, p), held in zip(unsure, answers, strict=True) if not held}
+        for request, records in unsure:
+            if id(request) in lost and not self._outputs.failed:
+                frontier.lease_lost(request, len(records))
+        return [(r, p) for r, p in pending if id(r) not in lost]
+
     async def _completing(self, request: Request, handling: Awaitable[bool]) -> None:
         job = self._job
-        assert job is not None
-        records = job.page_records()
+        records = job.page_records() if job is not None else PageRecords(None)
         token = PAGE_RECORDS.set(records)
+        kept = False
         try:
             keep = await handling
         except asyncio.CancelledError:
-            raise  # stopped at once: the row stays for the next run
+            raise  # stopped at once: the row (or the lease) stays for the next run
         except Exception:  # a bug of ours: the page ends as it would without a job
-            await self._complete(job, request, records, False)
+            kept = await self._complete(request, records, False)
             raise
         else:
-            await self._complete(job, request, records, keep)
+            kept = await self._complete(request, records, keep)
         finally:
             PAGE_RECORDS.reset(token)
-            records.close()
+            if not kept:
+                records.close()
 
-    async def _complete(self, job: Job, request: Request, records: PageRecords,
-                        keep: bool) -> None:
+    async def _complete(self, request: Request, records: PageRecords, keep: bool) -> bool:
+        """The page is complete: its items go to the outputs (a job: now, with its
+        completion; a shared frontier: with the next acknowledgements). True when the
+        records were kept for later."""
+        job = self._job
+        if job is None:
+            if keep:
+                return False  # a retry or a redirect goes on under the same lease
+            self._acks.append((request, records))  # written and acknowledged together
+            return True
         async with job.lock:
-            async for record, _ in records.replay():
-                await self._outputs.write(record)
-            self._stats.items += len(records)
+            await self._write(records)
             if not keep:
                 await self._scheduler.frontier.ack(request)
+        await self._scraped(request, records)
+        return False
+
+    async def _scraped(self, request: Request, records: PageRecords) -> None:
         if len(records) and self._signals.wants(Signal.ITEM_SCRAPED):  # now they are written
             async for _, item in records.replay():
                 await self._signals.send(Signal.ITEM_SCRAPED, item=item, request=request,
                                          spider=self._spider)
+
+    async def _write(self, records: PageRecords) -> None:
+        async for record, _ in records.replay():
+            await self._outputs.write(record)
+        self._stats.items += len(records)
 
     async def _process(self, request: Request) -> bool:
         """True when the request goes on (a retry, a redirect) or was not handled."""
@@ -249,7 +302,9 @@ class Processor:
 
     async def refused(self, request: Request, exc: Exception, kind: str) -> None:
         """robots.txt refused the request, or could not be read: its errback is called."""
-        if self._job is None:
+        if self._job is None and (not self._scheduler.frontier.shared
+                                  or store_id(request) is not None):
+            # (a shared frontier's request refused as it is processed: process() completes)
             await self._refused(request, exc, kind)
         else:
             await self._completing(request, self._refused(request, exc, kind))

@@ -38,7 +38,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from crawler.connlimit import ConnectionLimits, guarded_factory
 from crawler.exceptions import StartupError
+from crawler.redact import redact
 from crawler.signals import Signal
 from crawler.tasks import cancel_and_wait
 
@@ -51,6 +53,12 @@ _FAILURES = 30  # recent failures kept
 _HOSTS = 10  # busiest hosts shown
 _FLEET_EVERY = 2.0  # seconds between reads of a shared frontier's fleet status
 MAX_STREAMS = 16  # event streams served at once: each costs a snapshot a second
+MAX_CONNECTIONS = 64  # connections open at once (the crawl's file descriptors are its own)
+HEADER_TIMEOUT = 10.0  # seconds a request may take to send its headers (slowloris)
+KEEPALIVE = 15.0  # seconds an idle kept-alive connection stays open
+# what the page loads by itself, holding no data: served without the token (the page's
+# own URL carries it; a browser does not add it to its script and style requests)
+_PUBLIC = frozenset({"/status.js", "/status.css"})
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
                                "style-src 'self'; script-src 'self'; frame-ancestors 'none'; "
@@ -77,7 +85,7 @@ class StatusView:
 
     def failed(self, request: Any, failure: Any) -> None:
         """REQUEST_FAILED handler."""
-        self.failures.appendleft({"url": request.url, "kind": failure.kind,
+        self.failures.appendleft({"url": redact(request.url), "kind": failure.kind,
                                   "at": round(time.monotonic() - self.started, 1)})
 
     def sample(self) -> None:
@@ -207,7 +215,7 @@ def status_app(view: StatusView, *, token: str, token_for_all: bool,
         host = (request.host or "").rsplit(":", 1)[0].strip("[]").lower()
         if hosts is not None and host not in hosts:
             return _refused(403, "unknown Host header (DNS rebinding?)")
-        if token_for_all or request.method == "POST":
+        if (token_for_all and request.path not in _PUBLIC) or request.method == "POST":
             if not _token_ok(request, token):
                 return _refused(401, "the status page's token is needed (X-Crawler-Token, "
                                      "Authorization: Bearer, or ?token=)")
@@ -260,6 +268,8 @@ def status_app(view: StatusView, *, token: str, token_for_all: bool,
                 await response.write(b"data: " + orjson.dumps(await view.snapshot()) + b"\n\n")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(closing.wait(), 1.0)
+            # the crawl's last numbers, then that it closed
+            await response.write(b"data: " + orjson.dumps(await view.snapshot()) + b"\n\n")
             await response.write(b"event: closed\ndata: {}\n\n")
         return response
 
@@ -322,6 +332,9 @@ class StatusPage:
         self._sock = sock
         self._finalizer = weakref.finalize(self, sock.close)  # a crawl that never opened
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self.limits = ConnectionLimits(max_connections=MAX_CONNECTIONS,
+                                       header_timeout=HEADER_TIMEOUT, what="status page")
         self._sampler: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         host = crawler.settings.status_host
@@ -356,9 +369,13 @@ class StatusPage:
                          hosts=self._hosts, closing=self._closing,
                          controls={"pause": c.pause, "resume": c.resume,
                                    "stop": lambda: c.stop("status_page")})
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0,
+                                     keepalive_timeout=KEEPALIVE)
         await self._runner.setup()
-        await web.SockSite(self._runner, self._sock).start()
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            guarded_factory(server, self.limits), sock=self._sock)
         self._sampler = asyncio.create_task(self._sample(), name="status sampler")
         where = f"{self.url}?token={self.token}"
         if self._generated:
@@ -375,9 +392,14 @@ class StatusPage:
         self._closing.set()
         await cancel_and_wait(self._sampler)
         self._sampler = None
+        if self._server is not None:
+            self._server.close()  # no new connection
         if self._runner is not None:
-            await self._runner.cleanup()
+            await self._runner.cleanup()  # the open ones end
             self._runner = None
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
         self._finalizer()
 
 

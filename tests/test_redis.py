@@ -476,3 +476,169 @@ async def test_a_cancellation_a_client_swallows_is_raised_anyway():
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
     assert task.cancelled()
+
+
+def _redis_client(url: str):
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+async def test_the_crawls_state_deleted_mid_crawl_stops_every_worker_with_one_line(
+        aiohttp_server, tmp_path, redis_url):
+    bases, _ = await _two_hosts(aiohttp_server, delay=0.05)
+    project = _project(tmp_path)
+    job = uuid.uuid4().hex
+    procs = [await spawn(*_worker(bases, redis_url, job, f"w{n}"), cwd=project)
+             for n in range(2)]
+    await asyncio.sleep(1.5)
+    assert all(p.returncode is None for p in procs), "the crawl ended before the deletion"
+    client = _redis_client(redis_url)
+    try:
+        keys = list(client.scan_iter(f"crawler:fleet:{job}:*"))
+        client.delete(*keys)  # another client's FLUSHDB, or an eviction
+    finally:
+        client.close()
+    for proc in procs:
+        _, err = await finish(proc, 30)
+        text = err.decode()
+        assert proc.returncode == 1, text
+        errors = [line for line in text.splitlines() if line.startswith("crawler: error:")]
+        assert len(errors) == 1 and "vanished mid-crawl" in errors[0], text
+        assert "Traceback" not in text
+
+
+async def test_a_redis_that_may_evict_the_crawl_is_refused(tmp_path):
+    port = _free_port()
+    server = await _start_redis(_redis_server_command(
+        port, tmp_path, "--appendonly", "no", "--maxmemory", "100mb",
+        "--maxmemory-policy", "allkeys-lru"), port)
+    try:
+        project = _project(tmp_path / "p") if (tmp_path / "p").mkdir() is None else None
+        assert project is not None
+        (project / "out.jsonl").write_text("kept\n")
+        proc = await spawn(*_worker(["http://127.0.0.1:9"], f"redis://127.0.0.1:{port}/0",
+                                    "evict", "w0"), cwd=project)
+        _, err = await finish(proc, 60)
+        lines = err.decode().strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, lines
+        assert "may evict the crawl's keys (maxmemory-policy allkeys-lru" in lines[0]
+    finally:
+        server.kill()
+        await server.wait()
+
+
+@pytest.mark.parametrize("fault", ["oom", "wrongtype"])
+async def test_redis_refusing_commands_mid_crawl_is_one_line_and_exit_1(aiohttp_server,
+                                                                         tmp_path, fault):
+    port = _free_port()
+    server = await _start_redis(
+        _redis_server_command(port, tmp_path, "--appendonly", "no"), port)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        bases, _ = await _two_hosts(aiohttp_server, delay=0.05)
+        (tmp_path / "p").mkdir()
+        project = _project(tmp_path / "p")
+        proc = await spawn(*_worker(bases, url, "fault", "w0", "-s", "frontier_outage=2"),
+                           cwd=project)
+        await asyncio.sleep(1.5)
+        assert proc.returncode is None, "the crawl ended before the fault"
+        client = _redis_client(url)
+        try:
+            if fault == "oom":  # out of memory, evicting nothing
+                client.config_set("maxmemory-policy", "noeviction")
+                client.config_set("maxmemory", "1")
+            else:  # a key of the wrong type under the crawl's prefix
+                client.delete("crawler:fleet:fault:counts")
+                client.set("crawler:fleet:fault:counts", "x")
+        finally:
+            client.close()
+        _, err = await finish(proc, 60)
+        text = err.decode()
+        assert proc.returncode == 1, text
+        errors = [line for line in text.splitlines() if line.startswith("crawler: error:")]
+        assert len(errors) == 1, text
+        assert ("stayed out of memory" if fault == "oom" else "WRONGTYPE") in errors[0]
+        assert "Traceback" not in text and "internal" not in text
+    finally:
+        server.kill()
+        await server.wait()
+
+
+async def test_a_frozen_worker_loses_its_leases_in_seconds_and_drops_their_items(
+        aiohttp_server, tmp_path, redis_url):
+    """A worker SIGSTOPped mid-crawl: the other takes its pages back after its heartbeats
+    stop (seconds, not the 30 s lease), and when the frozen one wakes it writes none of
+    the pages it lost (exactly once, counted)."""
+    bases, _ = await _two_hosts(aiohttp_server, delay=0.03)
+    project = _project(tmp_path)
+    job = uuid.uuid4().hex
+    frozen = await spawn(*_worker(bases, redis_url, job, "frozen"), cwd=project)
+    other = await spawn(*_worker(bases, redis_url, job, "other"), cwd=project)
+    await asyncio.sleep(1.5)
+    assert frozen.returncode is None and other.returncode is None
+    frozen.send_signal(signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    try:
+        _, err = await finish(other, 120)
+        assert other.returncode == 0, err.decode()
+        took = time.monotonic() - stopped_at
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+    # alone, the other worker needs a few seconds for what is left; the frozen worker's
+    # in-flight pages come back after 6 s of silence, not at their 30 s lease deadline
+    assert took < 20, f"the other worker ended {took:.1f} s after the freeze"
+    _, err = await finish(frozen, 60)
+    assert frozen.returncode == 0, err.decode()
+    assert _items(project) == _every_page(bases)  # every page exactly once
+    frozen_stats = json.loads((project / "stats.frozen.json").read_text())
+    assert frozen_stats["counters"].get("frontier/lease_lost", 0) >= 1, frozen_stats
+    assert "lost its lease" in err.decode()
+
+
+async def test_fleet_status_counts_every_fetch_end_when_workers_leave(aiohttp_server,
+                                                                       tmp_path, redis_url):
+    bases, _ = await _two_hosts(aiohttp_server)
+    project = _project(tmp_path)
+    job = uuid.uuid4().hex
+    await _run_fleet([_worker(bases, redis_url, job, f"w{n}") for n in range(3)], project)
+    proc = await spawn(sys.executable, "-m", "crawler", "status", "fleet", "--frontier",
+                       redis_url, "--job", job, cwd=project)
+    out, err = await finish(proc, 30)
+    assert proc.returncode == 0, err.decode()
+    lines = dict(line.split(":", 1) for line in out.decode().splitlines()
+                 if ":" in line and not line.startswith(" "))
+    every = len(_every_page(bases))
+    assert int(lines["done"]) == int(lines["pages"]) == every, out.decode()
+    assert lines["state"].strip() == "finished"
+
+
+async def test_a_frozen_redis_is_given_up_on_within_frontier_outage(aiohttp_server, tmp_path):
+    """A Redis that accepts nothing and answers nothing (SIGSTOP: as a partition looks)
+    must not hold each command for the client's 30 s socket timeout: the crawl gives up
+    after about frontier_outage, with one line and no traceback."""
+    port = _free_port()
+    server = await _start_redis(_redis_server_command(
+        port, tmp_path, "--appendonly", "no", "--requirepass", "secret-pw"), port)
+    try:
+        bases, _ = await _two_hosts(aiohttp_server, delay=0.05)
+        (tmp_path / "p").mkdir()
+        project = _project(tmp_path / "p")
+        proc = await spawn(*_worker(bases, f"redis://:secret-pw@127.0.0.1:{port}/0", "frozen",
+                                    "w0", "-s", "frontier_outage=3"), cwd=project)
+        await asyncio.sleep(1.5)
+        assert proc.returncode is None, "the crawl ended before the freeze"
+        server.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        _, err = await finish(proc, 60)
+        took = time.monotonic() - started
+        text = err.decode()
+        assert proc.returncode == 1, text
+        assert took < 15, f"gave up after {took:.1f} s"
+        errors = [line for line in text.splitlines() if line.startswith("crawler: error:")]
+        assert len(errors) == 1 and "unreachable for too long" in errors[0], text
+        assert "Traceback" not in text and "secret-pw" not in text
+    finally:
+        server.send_signal(signal.SIGCONT)
+        server.kill()
+        await server.wait()

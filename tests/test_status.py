@@ -148,8 +148,12 @@ async def test_every_endpoint_needs_the_token_off_loopback_and_hosts_are_checked
     crawler, task = await started(server)
     client = await aiohttp_client(client_app(crawler, token_for_all=True,
                                              hosts=frozenset({"127.0.0.1"})))
-    for path in ("/", "/api/stats", "/metrics", "/api/events", "/status.js"):
+    for path in ("/", "/api/stats", "/metrics", "/api/events"):
         assert (await client.get(path)).status == 401, path
+    # the page's own script and style hold no data and come without the token (a browser
+    # does not add the page's ?token= to them: the page would never render)
+    for path in ("/status.js", "/status.css"):
+        assert (await client.get(path)).status == 200, path
     page = await client.get(f"/?token={TOKEN}")
     assert page.status == 200 and "<svg" in await page.text()
     assert page.headers["X-Frame-Options"] == "DENY"
@@ -303,3 +307,46 @@ async def test_event_streams_are_bounded(aiohttp_server, aiohttp_client):
         response.close()
     crawler.stop()
     await asyncio.wait_for(task, 30)
+
+
+async def test_a_connection_flood_and_slow_headers_cannot_take_the_crawls_descriptors(
+        aiohttp_server, monkeypatch):
+    """Connections past the cap are closed at once, a request dribbling its headers is cut
+    after the header timeout, and meanwhile the page answers and the crawl goes on."""
+    import crawler.status as status
+
+    monkeypatch.setattr(status, "HEADER_TIMEOUT", 0.5)
+    server = await aiohttp_server(slow_site(400, 0.02))
+    crawler, task = await started(server, status_port=0)
+    page = next(e for e in crawler.extensions if isinstance(e, status.StatusPage))
+    port = int(page.url.rsplit(":", 1)[1].strip("/"))
+    flood = []
+    for _ in range(status.MAX_CONNECTIONS + 40):
+        flood.append(await asyncio.open_connection("127.0.0.1", port))
+    await asyncio.sleep(0.2)
+    assert page.limits.open <= status.MAX_CONNECTIONS
+    assert page.limits.refused["full"] >= 40
+    for _, writer in flood:
+        writer.close()
+    await asyncio.sleep(0.3)
+    # a slowloris: the start of a request, a byte now and then
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /api/stats HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    for _ in range(10):
+        await asyncio.sleep(0.15)
+        if reader.at_eof():
+            break
+        writer.write(b"X")
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed on it
+    assert page.limits.refused["slow"] >= 1
+    writer.close()
+    # the page still answers, and the crawl went on
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /api/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200")
+    pages = crawler.stats.pages
+    crawler.stop()
+    result = await asyncio.wait_for(task, 30)
+    assert result.stats.pages >= pages > 3

@@ -26,6 +26,7 @@ class Frontier(Protocol):
 
     clock: Callable[[], float]
     shared: bool  # other processes take from it too (robots.txt is checked at fetch time)
+    failure: str | None  # why the store stopped the crawl (one line), if it did
 
     async def open(self, spider: object | None = None) -> None:
         """Acquire resources (files, connections). Queued requests may name their callback

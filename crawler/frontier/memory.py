@@ -62,6 +62,7 @@ class MemoryFrontier:
 
     id_key: str | None = None  # the meta key of a request's id in a store behind this one
     shared = False
+    failure: str | None = None
 
     def __init__(self, policy: HostPolicy | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:

@@ -2,6 +2,8 @@
 
 Keys (prefix `crawler:{spider}:{job}:`; one Redis server, not Redis Cluster):
 
+    gen        the crawl's generation: a token set when its state was made; every script
+               checks it, so state deleted or evicted mid-crawl stops the crawl
     seq        INCR: request ids, which are also the arrival order
     req        HASH id -> "priority|host|data" (data: crawler.codec's text)
     q:HOST     ZSET ids of one host's queued requests, by (-priority, id)
@@ -13,6 +15,13 @@ Keys (prefix `crawler:{spider}:{job}:`; one Redis server, not Redis Cluster):
     cdelay     HASH host -> its robots.txt Crawl-delay, kept while its slot comes and goes
     delayed    ZSET ids of retries waiting out a backoff, by when they may start
     leased     ZSET ids taken by a worker and not acknowledged, by their lease deadline
+    owner      HASH id -> the worker holding its lease (the fencing token: only the
+               holder acknowledges it, and a worker writes a page's items only while it
+               holds its lease)
+    wl:WORKER  SET ids leased by WORKER
+    alive      HASH worker -> its last heartbeat (server time): a worker silent for
+               `dead_after` seconds has its leases given back, without waiting for them
+               to expire
     fetching   SET ids whose fetch holds their host's slot (done() not yet called)
     seen       SET 12-byte digests of the fingerprints seen
     counts     HASH queued, pages, items, acked, redelivered
@@ -28,9 +37,14 @@ Every change is one Lua script, so no interleaving of workers loses or double-ta
 request; a script also applies the fetch ends this worker kept since its last one (done()
 is not a round trip of its own). A request taken by pop() is leased: the worker extends
 the lease while it works on it and acknowledges it once its items are flushed; an
-expired lease (a dead worker) puts the request back in the queue, counted as redelivered.
-Output is at least once: a page whose lease expired after it was written appears twice,
-never zero times.
+expired lease, or a worker silent for `dead_after` seconds (dead, or frozen), puts the
+request back in the queue, counted as redelivered. A worker writes a page's items only
+while it holds the page's lease: it knows it does when its own last heartbeat is recent
+(nobody reclaims before `dead_after`), else it asks (one script); a page whose lease was
+lost is dropped, counted (`frontier/lease_lost`), since another worker redoes it. So
+output is exactly once, except for a worker that stalls for `dead_after` seconds in the
+few milliseconds between that check and its write (then the page appears twice, never
+zero times).
 Times are the Redis server's clock (`clock` is wall time corrected by the offset
 measured at open), so that workers on several machines agree on delays and leases.
 """
@@ -44,6 +58,7 @@ import os
 import random
 import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -53,10 +68,12 @@ from crawler.codec import STORE_ID, RequestCodec, store_id
 from crawler.exceptions import FrontierUnavailable, StartupError
 from crawler.http import Request
 from crawler.ratelimit import BACKOFF_STATUSES, HostPolicy
+from crawler.redact import redact
 from crawler.stats import Stats
 from crawler.tasks import cancel_and_wait
 
-__all__ = ["UNREACHABLE", "RedisFrontier", "default_worker_id", "read_status"]
+__all__ = ["FRONTIER_ERROR", "UNREACHABLE", "RedisFrontier", "default_worker_id",
+           "read_status"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +87,32 @@ _ROBOTS_LOCK = 60  # seconds one worker may take to fetch a robots.txt for the f
 _ROBOTS_POLL = 0.1  # seconds between looks for it by the others
 _ROBOTS_KEPT = 86_400  # seconds a robots.txt outcome is kept in Redis
 _KNOWN = 1_000_000  # fingerprints remembered as recorded, for seen_many(): ~70 MB at most
+DEAD_AFTER = 6.0  # seconds without a heartbeat after which a worker's leases are given back
+_VANISHED = "CRAWLER_VANISHED"  # the scripts' error when the crawl's generation is gone
+FRONTIER_ERROR = "frontier_error"  # the finish reason after Redis refused a command
 
-# Shared by the scripts. ARGV[1] is the key prefix; ARGV[2] carries the fetches that
-# ended since the last script (done() is not a round trip of its own) as JSON: [now,
-# concurrency, autothrottle, policy delay, target concurrency, max delay, [[id, host,
-# latency or -1, status or -1, cached, backoff, when it ended], ...]], or ''. It is taken
-# out of ARGV, so each script's own arguments start at ARGV[2], and applied first.
+# Shared by the scripts. ARGV[1] is the key prefix; ARGV[2] the crawl's generation, which
+# must still be there (else the state was deleted or evicted: an error, nothing changed);
+# ARGV[3] carries the fetches that ended since the last script (done() is not a round trip
+# of its own) as JSON: [now, concurrency, autothrottle, policy delay, target concurrency,
+# max delay, [[id, host, latency or -1, status or -1, cached, backoff, when it ended],
+# ...]], or ''. Both are taken out of ARGV, so each script's own arguments start at
+# ARGV[2], and the fetch ends are applied first.
 _LUA_COMMON = """
 local P = ARGV[1]
+local GEN = table.remove(ARGV, 2)
 local DONES = table.remove(ARGV, 2)
+if redis.call('GET', P..'gen') ~= GEN then
+  return redis.error_reply('""" + _VANISHED + """ the crawl state is gone')
+end
+local function release(id)
+  -- the lease of `id` ends (acknowledged, retried, redirected, given back)
+  local holder = redis.call('HGET', P..'owner', id)
+  if holder then
+    redis.call('SREM', P..'wl:'..holder, id)
+    redis.call('HDEL', P..'owner', id)
+  end
+end
 local function parse(rec)
   local a = string.find(rec, '|', 1, true)
   local b = string.find(rec, '|', a + 1, true)
@@ -180,6 +214,7 @@ for i = 4, #ARGV, 6 do
       id = tostring(redis.call('INCR', P..'seq'))  -- its lease expired: it is queued again
     else
       redis.call('SREM', P..'fetching', id)
+      release(id)
     end
     redis.call('HSET', P..'req', id, prio..'|'..host..'|'..ARGV[i + 4])
     redis.call('HINCRBY', P..'counts', 'queued', 1)
@@ -191,10 +226,11 @@ return out
 """
 
 # ARGV: prefix, now, concurrency, initial delay, lease deadline, how many, max pages
-# (-1: none), then one random factor per request for the gap (0: not randomised)
+# (-1: none), worker, then one random factor per request for the gap (0: not randomised)
 _POP = _LUA_COMMON + """
 local now, conc, delay0 = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local deadline, n, max_pages = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local worker = ARGV[8]
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P..'delayed', '-inf', now, 'LIMIT', 0, 1000)) do
   redis.call('ZREM', P..'delayed', id)
   local rec = redis.call('HGET', P..'req', id)
@@ -233,7 +269,7 @@ while #out < 2 * n and tries < n + 100 do
       local cd = tonumber(s[4]) or tonumber(redis.call('HGET', P..'cdelay', host)) or 0
       local d = tonumber(s[3]) or math.max(delay0, cd)
       local gap = d
-      local factor = tonumber(ARGV[8 + #out / 2]) or 0
+      local factor = tonumber(ARGV[9 + #out / 2]) or 0
       if gap > 0 and factor > 0 then gap = gap * factor end
       if cd > gap then gap = cd end
       local next_start = ns
@@ -241,6 +277,8 @@ while #out < 2 * n and tries < n + 100 do
       redis.call('HSET', key, 'a', active + 1, 'ls', now, 'ps', ns, 'ns', next_start, 'd', d,
                  'cd', cd)
       redis.call('ZADD', P..'leased', deadline, id)
+      redis.call('HSET', P..'owner', id, worker)
+      redis.call('SADD', P..'wl:'..worker, id)
       redis.call('SADD', P..'fetching', id)
       redis.call('HINCRBY', P..'counts', 'queued', -1)
       out[#out + 1] = id
@@ -270,18 +308,33 @@ if redis.call('SET', P..'seeding', ARGV[2], 'NX', 'EX', tonumber(ARGV[3])) then 
 return 0
 """
 
-# ARGV: prefix, id...: the requests are complete
+# ARGV: prefix, worker, id...: the requests are complete; only those whose lease the
+# worker still holds are acknowledged (another worker redoes the others). How many.
 _ACK = _LUA_COMMON + """
-local n = 0
-for i = 2, #ARGV do
-  if redis.call('ZREM', P..'leased', ARGV[i]) == 1 then
-    redis.call('HDEL', P..'req', ARGV[i])
-    redis.call('SREM', P..'fetching', ARGV[i])
+local worker, n = ARGV[2], 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  if redis.call('HGET', P..'owner', id) == worker and
+      redis.call('ZREM', P..'leased', id) == 1 then
+    redis.call('HDEL', P..'req', id)
+    redis.call('SREM', P..'fetching', id)
+    release(id)
     n = n + 1
   end
 end
 redis.call('HINCRBY', P..'counts', 'acked', n)
 return n
+"""
+
+# ARGV: prefix, worker, id...: 1 for each id whose lease the worker holds, else 0
+_OWNS = _LUA_COMMON + """
+local worker, out = ARGV[2], {}
+for i = 3, #ARGV do
+  local held = redis.call('HGET', P..'owner', ARGV[i]) == worker and
+      redis.call('ZSCORE', P..'leased', ARGV[i])
+  out[#out + 1] = held and 1 or 0
+end
+return out
 """
 
 # ARGV: prefix, id, priority, host, data, not before: a retry waits out its backoff
@@ -291,40 +344,66 @@ if redis.call('ZREM', P..'leased', id) == 0 then
   return 0  -- its lease expired: it was queued again then
 end
 redis.call('SREM', P..'fetching', id)
+release(id)
 redis.call('HSET', P..'req', id, ARGV[3]..'|'..ARGV[4]..'|'..ARGV[5])
 redis.call('ZADD', P..'delayed', ARGV[6], id)
 redis.call('HINCRBY', P..'counts', 'queued', 1)
 return 1
 """
 
-# ARGV: prefix, now, concurrency, deadline, id...: extend these leases; then give back
-# every expired lease (a dead worker's), freeing the host slots they held
+# ARGV: prefix, now, concurrency, deadline, worker, dead after, reclaim (1/0), id...:
+# the worker is alive; extend the leases it holds of these ids; then give back every
+# expired lease, and (with reclaim) every lease of a worker silent for `dead after`
+# seconds (dead, or frozen), freeing the host slots they held. Returns {given back, the
+# ids of these the worker no longer holds}
 _HEARTBEAT_LUA = _LUA_COMMON + """
 local now, conc, deadline = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-for i = 5, #ARGV do
-  if redis.call('ZSCORE', P..'leased', ARGV[i]) then
+local worker, dead_after, reclaim = ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1'
+redis.call('HSET', P..'alive', worker, now)
+local lost = {}
+for i = 8, #ARGV do
+  if redis.call('HGET', P..'owner', ARGV[i]) == worker and
+      redis.call('ZSCORE', P..'leased', ARGV[i]) then
     redis.call('ZADD', P..'leased', deadline, ARGV[i])
+  else
+    lost[#lost + 1] = ARGV[i]
   end
+end
+local function give_back(id)
+  redis.call('ZREM', P..'leased', id)
+  release(id)
+  local rec = redis.call('HGET', P..'req', id)
+  if not rec then return 0 end
+  local prio, host = parse(rec)
+  if redis.call('SREM', P..'fetching', id) == 1 then
+    local key = P..'slot:'..host
+    local active = math.max((tonumber(redis.call('HGET', key, 'a')) or 1) - 1, 0)
+    redis.call('HSET', key, 'a', active)
+    redis.call('ZREM', P..'sleeping', host)
+  end
+  redis.call('HINCRBY', P..'counts', 'queued', 1)
+  push(host, id, prio, now, conc)
+  return 1
 end
 local back = 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P..'leased', '-inf', now, 'LIMIT', 0, 1000)) do
-  redis.call('ZREM', P..'leased', id)
-  local rec = redis.call('HGET', P..'req', id)
-  if rec then
-    local prio, host = parse(rec)
-    if redis.call('SREM', P..'fetching', id) == 1 then
-      local key = P..'slot:'..host
-      local active = math.max((tonumber(redis.call('HGET', key, 'a')) or 1) - 1, 0)
-      redis.call('HSET', key, 'a', active)
-      redis.call('ZREM', P..'sleeping', host)
+  back = back + give_back(id)
+end
+if reclaim then
+  local alive = redis.call('HGETALL', P..'alive')
+  for i = 1, #alive, 2 do
+    local other, beat = alive[i], tonumber(alive[i + 1])
+    if other ~= worker and now - beat > dead_after then
+      for _, id in ipairs(redis.call('SMEMBERS', P..'wl:'..other)) do
+        if redis.call('ZSCORE', P..'leased', id) then back = back + give_back(id) end
+      end
+      redis.call('DEL', P..'wl:'..other)
+      redis.call('HDEL', P..'alive', other)
     end
-    redis.call('HINCRBY', P..'counts', 'queued', 1)
-    push(host, id, prio, now, conc)
-    back = back + 1
   end
 end
 if back > 0 then redis.call('HINCRBY', P..'counts', 'redelivered', back) end
-return back
+return {back, lost}
 """
 
 # ARGV: prefix, host, until: no start on the host before then (Retry-After); or, with a
@@ -401,32 +480,85 @@ class RedisFrontier:
         self._outage_since: float | None = None
         self._reported = (0, 0, time.monotonic())  # pages, items, when: the last report
         self.stopped: str | None = None
+        self.failure: str | None = None  # why this store stopped the crawl, one line
         self._stats = stats or Stats()  # the crawl's: requests that cannot be restored
+        self._gen = ""  # the crawl's generation, read at open
+        self._dead_after = min(DEAD_AFTER, lease)
+        self._beat_ok = -1e9  # monotonic time of this worker's last heartbeat that ran
+        # ids whose leases were given back while this worker was silent (bounded by what
+        # it had in flight: each leaves when its page completes or is popped again)
+        self._lost: set[str] = set()
+        self._lost_logged = 0
+        self._sending: dict[str, asyncio.Future[None]] = {}  # id -> the script carrying
+        # its fetch end, while it is under way
 
     def _now(self) -> float:
         return time.time() + self._offset
 
     # -- opening and closing -------------------------------------------------------------
 
+    @property
+    def where(self) -> str:
+        """The frontier's URL without its password, for every message."""
+        return redact(self.url)
+
     async def open(self, spider: object | None = None) -> None:
         import redis.asyncio as aioredis  # the optional extra: crawler[redis]
 
         self._codec = RequestCodec(spider)
-        client = aioredis.from_url(self.url, socket_connect_timeout=5, socket_timeout=30)
+        # a black-holed server (a frozen Redis, a partition) must not hold one command
+        # longer than the outage the crawl rides out
+        wait = max(2.0, min(30.0, self._outage / 3))
+        client = aioredis.from_url(self.url, socket_connect_timeout=min(5.0, wait),
+                                   socket_timeout=wait)
         try:
             seconds, micros = await client.time()
         except Exception as exc:
             await client.aclose()
-            raise StartupError(f"cannot reach the frontier at {self.url}: {exc}") from None
+            raise StartupError(f"cannot reach the frontier at {self.where}: "
+                               f"{redact(str(exc))}") from None
+        try:
+            await self._check_eviction(client)
+            await client.set(self.prefix + "gen", uuid.uuid4().hex, nx=True)
+            gen = await client.get(self.prefix + "gen")
+        except StartupError:
+            await client.aclose()
+            raise
+        except Exception as exc:
+            await client.aclose()
+            raise StartupError(f"the frontier at {self.where} refused the crawl's state: "
+                               f"{redact(str(exc))}") from None
+        self._gen = gen.decode() if gen else ""
         self._offset = seconds + micros / 1e6 - time.time()
         self._redis = client
         for name, lua in (("add", _ADD), ("pop", _POP), ("done", _DONE), ("ack", _ACK),
                           ("retry", _RETRY), ("heartbeat", _HEARTBEAT_LUA),
-                          ("pause", _PAUSE), ("claim", _CLAIM)):
+                          ("pause", _PAUSE), ("claim", _CLAIM), ("owns", _OWNS)):
             self._scripts[name] = client.register_script(lua)
-        await client.set(self.prefix + "started", str(self.clock()), nx=True)
+        await self._call(client.set, self.prefix + "started", str(self.clock()), nx=True)
         if self._every is not None:
             self._heartbeat = asyncio.create_task(self._beat(), name="frontier-heartbeat")
+
+    async def _check_eviction(self, client: Any) -> None:
+        """Refuse a Redis that may evict the crawl's keys (an allkeys-* policy with a
+        maxmemory): the crawl would lose requests silently. A server that does not say
+        (CONFIG refused, as managed services do) is warned about."""
+        from redis.exceptions import ResponseError
+
+        try:
+            policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy")
+            limit = (await client.config_get("maxmemory")).get("maxmemory")
+        except ResponseError:
+            logger.warning("the frontier at %s does not say whether it evicts keys (CONFIG "
+                           "GET refused): make sure its maxmemory-policy is noeviction or "
+                           "volatile-*; the crawl stops if its state vanishes", self.where)
+            return
+        policy = policy.decode() if isinstance(policy, bytes) else str(policy or "")
+        if policy.startswith("allkeys") and str(limit).strip("b'") not in ("0", ""):
+            raise StartupError(
+                f"the frontier at {self.where} may evict the crawl's keys "
+                f"(maxmemory-policy {policy}, maxmemory {_text(limit)}): set maxmemory-policy "
+                "to noeviction (or volatile-lru), or remove its maxmemory")
 
     async def close(self) -> None:
         await cancel_and_wait(self._heartbeat)
@@ -436,8 +568,9 @@ class RedisFrontier:
                 await asyncio.wait_for(self.flush(), 5)
                 await asyncio.wait_for(self._release(), 5)
                 await asyncio.wait_for(self._report(), 5)
-                await self._call(self._redis.hdel, self.prefix + "workers", self.worker,
-                                 retry=False)
+                await self._call(_pipeline, self._redis, [
+                    ("hdel", self.prefix + "workers", self.worker),
+                    ("hdel", self.prefix + "alive", self.worker)], retry=False)
                 if self._seeder:
                     await self._redis.delete(self.prefix + "seeding")
             await self._redis.aclose()
@@ -499,7 +632,8 @@ class RedisFrontier:
                      "" if sid is None else str(sid))
         if len(args) == 3:
             return []
-        added = await self._run("add", args)
+        added = await self._run("add", args, ending=[
+            str(sid) for sid in map(store_id, (r for r, _, _ in entries)) if sid is not None])
         for request, fp, _ in entries:
             self._saw(fp[:_DIGEST])
             sid = store_id(request)
@@ -516,7 +650,7 @@ class RedisFrontier:
             await self.add_many([(request, b"", True)])
             return
         self._leased.discard(str(sid))
-        await self._run("retry", [
+        await self._run("retry", ending=[str(sid)], args=[
             self.prefix, str(sid), _priority(request), request.host, data,
             self.clock() + delay])
 
@@ -534,7 +668,7 @@ class RedisFrontier:
         factors = [random.uniform(0.5, 1.5) if policy.randomize else 0 for _ in range(n)]
         out, wake = await self._run("pop", [
             self.prefix, now, policy.concurrency, delay0, now + self._lease, n,
-            -1 if self._max_pages is None else self._max_pages, *factors])
+            -1 if self._max_pages is None else self._max_pages, self.worker, *factors])
         self._wake = min((float(w) for w in wake), default=None)
         self._dry = not out  # nothing to take: queued() asks Redis again
         codec = self._codec
@@ -543,6 +677,7 @@ class RedisFrontier:
         for i in range(0, len(out), 2):
             rid, rec = out[i].decode(), out[i + 1].decode()
             self._leased.add(rid)
+            self._lost.discard(rid)
             self._in_flight += 1
             _, host, data = rec.split("|", 2) if rec.count("|") >= 2 else ("", "", "")
             try:
@@ -579,17 +714,38 @@ class RedisFrontier:
         if self._dones:
             await self._run("done", [self.prefix])
 
-    async def _run(self, name: str, args: list[Any]) -> Any:
+    async def _run(self, name: str, args: list[Any], *,
+                   ending: Sequence[str] = ()) -> Any:
         """Script `name` with `args` (the prefix first), carrying the fetches that ended
         since the last script. Sent again as it is if the connection drops: applying the
-        same ends twice changes nothing (a slot is freed once per id)."""
-        dones = b""
-        if self._dones:
-            p = self.policy
-            dones = orjson.dumps([self.clock(), p.concurrency, int(p.autothrottle), p.delay,
-                                  p.target_concurrency, p.max_delay, self._dones])
-            self._dones = []
-        return await self._call(self._scripts[name], args=[args[0], dones, *args[1:]])
+        same ends twice changes nothing (a slot is freed once per id). `ending`: ids whose
+        leases the script ends (an ack, a retry, a redirect): it goes after any script
+        under way with their fetch ends (on another connection, Redis may run it first,
+        and the fetch end would then find its lease gone: its host's slot never freed,
+        its page never counted)."""
+        under_way = self._sending
+        if ending and under_way:
+            waits = {under_way[rid] for rid in ending if rid in under_way}
+            if waits:
+                await asyncio.wait(waits)
+        if not self._dones:
+            return await self._call(self._scripts[name],
+                                    args=[args[0], self._gen, b"", *args[1:]])
+        p = self.policy
+        ends, self._dones = self._dones, []
+        dones = orjson.dumps([self.clock(), p.concurrency, int(p.autothrottle), p.delay,
+                              p.target_concurrency, p.max_delay, ends])
+        sent = asyncio.get_running_loop().create_future()
+        for end in ends:
+            under_way[end[0]] = sent
+        try:
+            return await self._call(self._scripts[name],
+                                    args=[args[0], self._gen, dones, *args[1:]])
+        finally:
+            for end in ends:
+                if under_way.get(end[0]) is sent:
+                    del under_way[end[0]]
+            sent.set_result(None)
 
     async def ack(self, request: Request) -> None:
         sid = store_id(request)
@@ -604,7 +760,42 @@ class RedisFrontier:
     async def ack_ids(self, ids: list[str]) -> None:
         for rid in ids:
             self._leased.discard(rid)
-        await self._run("ack", [self.prefix, *ids])
+        acked = int(await self._run("ack", [self.prefix, self.worker, *ids], ending=ids))
+        if acked < len(ids):  # their items are written, and another worker redoes them
+            lost = len(ids) - acked
+            self._stats.counters["frontier/lease_lost_after_write"] += lost
+            logger.warning("%d page(s) were written after their lease was lost (this worker "
+                           "stalled past %.0f s): another worker redoes them, so their "
+                           "items appear twice", lost, self._dead_after)
+
+    # -- fencing: a page's items are written only under its lease ------------------------
+
+    def lease_fresh(self, request: Request) -> bool:
+        """Whether this worker still holds `request`'s lease, known without asking: its
+        last heartbeat ran less than half of `dead_after` ago (nobody gives back a
+        worker's leases before it has been silent that long) and did not find the lease
+        given back."""
+        return time.monotonic() - self._beat_ok < self._dead_after / 2 and \
+            str(store_id(request)) not in self._lost
+
+    async def owns(self, requests: Sequence[Request]) -> list[bool]:
+        """Whether this worker still holds each request's lease (one script)."""
+        ids = [str(store_id(r)) for r in requests]
+        answer = await self._run("owns", [self.prefix, self.worker, *ids])
+        return [bool(x) for x in answer]
+
+    def lease_lost(self, request: Request, items: int) -> None:
+        """`request`'s lease was lost before its items were written: they are dropped
+        (another worker redoes the page), counted and logged."""
+        sid = store_id(request)
+        if sid is not None:
+            self._leased.discard(str(sid))
+            self._lost.discard(str(sid))
+        self._stats.counters["frontier/lease_lost"] += 1
+        self._lost_logged += 1
+        log = logger.warning if self._lost_logged <= 5 else logger.debug
+        log("%s: this worker lost its lease (it stalled past %.0f s); another worker redoes "
+            "the page: its %d item(s) here are dropped", request.url, self._dead_after, items)
 
     async def pause_host(self, host: str, seconds: float) -> None:
         await self._run("pause", [self.prefix, host,
@@ -668,11 +859,20 @@ class RedisFrontier:
     # -- heartbeats, limits, outages -----------------------------------------------------
 
     async def beat(self) -> int:
-        """Extend this worker's leases and give back every expired one (a dead worker's);
-        how many were given back."""
-        now = self.clock()
-        return int(await self._run("heartbeat", [
-            self.prefix, now, self.policy.concurrency, now + self._lease, *self._leased]))
+        """Extend this worker's leases and give back every expired one, and every lease of
+        a worker silent for `dead_after` seconds; how many were given back. A worker that
+        was itself silent that long (an outage, a stall) gives back no other's this time:
+        the others were as silent as it was."""
+        now, started = self.clock(), time.monotonic()
+        reclaim = started - self._beat_ok < self._dead_after
+        back, lost = await self._run("heartbeat", [
+            self.prefix, now, self.policy.concurrency, now + self._lease, self.worker,
+            self._dead_after, "1" if reclaim else "0", *self._leased])
+        for rid in lost:  # given back while this worker was silent: not its own any more
+            self._leased.discard(rid.decode())
+            self._lost.add(rid.decode())
+        self._beat_ok = started
+        return int(back)
 
     async def _report(self) -> list[Any]:
         """This worker's heartbeat record and its items since the last report; the fleet's
@@ -704,8 +904,11 @@ class RedisFrontier:
     async def _beat(self) -> None:
         r, p = self._redis, self.prefix
         assert self._every is not None
+        failures = 0
         while True:
             await asyncio.sleep(self._every)
+            if self.stopped in (UNREACHABLE, FRONTIER_ERROR):
+                return  # said already, once
             try:
                 now = self.clock()
                 await self.beat()
@@ -719,10 +922,16 @@ class RedisFrontier:
                     await self._call(r.set, p + "stop", reason, nx=True)
                     self._stop(reason)
                 self._changed()
+                failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a heartbeat failing must not end the crawl: try again
-                logger.exception("frontier heartbeat failed")
+            except FrontierUnavailable:
+                return  # the crawl stops; the error was said once
+            except Exception as exc:  # a heartbeat failing must not end the crawl: try again
+                failures += 1
+                if failures == 1:
+                    logger.warning("frontier heartbeat failed (%s): trying again",
+                                   redact(f"{type(exc).__name__}: {exc}"))
 
     def _limit(self, now: float, pages: int, items: int, started: float) -> str | None:
         if self._max_pages is not None and pages >= self._max_pages:
@@ -734,49 +943,76 @@ class RedisFrontier:
         return None
 
     async def _call(self, fn: Any, *args: Any, retry: bool = True, **kwargs: Any) -> Any:
-        """`fn(*args)` against Redis, riding out an outage of up to `outage` seconds:
-        retried with backoff, logged once; past that, the error goes up."""
-        from redis.exceptions import BusyLoadingError
+        """`fn(*args)` against Redis, riding out an outage (or a server out of memory) of
+        up to `outage` seconds: retried with backoff, logged once; past that, or when Redis
+        refuses a command (the crawl's state gone, a key of the wrong type), the crawl
+        stops with one line (FrontierUnavailable, finish reason frontier_unreachable or
+        frontier_error)."""
+        from redis.exceptions import BusyLoadingError, OutOfMemoryError, ResponseError
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
         delay = 0.1
         task = asyncio.current_task()
         while True:
+            if self.stopped in (UNREACHABLE, FRONTIER_ERROR):
+                raise FrontierUnavailable(self.failure or "the frontier is gone")
             try:
                 result = await fn(*args, **kwargs)
                 if task is not None and task.cancelling():
                     # redis-py can swallow a cancellation that lands in a command (seen
                     # with 7.4 as a 2 s stall at the end of a crawl): raise it here
                     raise asyncio.CancelledError
+            except ResponseError as exc:
+                message = str(exc)
+                if not (isinstance(exc, OutOfMemoryError) or "> 'maxmemory'" in message):
+                    raise self._fail(FRONTIER_ERROR, self._refused(message)) from None
+                if not await self._ride_out(exc, retry, "is out of memory (maxmemory, "
+                                                      "noeviction)"):
+                    raise self._fail(FRONTIER_ERROR, f"the frontier at {self.where} stayed "
+                                     f"out of memory for {self._outage:.0f} s: give it "
+                                     "more maxmemory; run again to resume") from None
             except (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError) as exc:
-                if self.stopped == UNREACHABLE:
-                    raise FrontierUnavailable(f"the frontier at {self.url} is unreachable") \
-                        from exc
-                if not retry:
-                    raise
-                now = time.monotonic()
-                if self._outage_since is None:
-                    self._outage_since = now
-                    logger.warning("the frontier at %s is unreachable (%s): waiting for it "
-                                   "(up to %.0f s)", self.url, exc, self._outage)
-                elif now - self._outage_since > self._outage:
-                    if self.stopped != UNREACHABLE:  # the crawl stops; the rest fail fast
-                        logger.error("the frontier at %s was unreachable for %.0f s: "
-                                     "stopping; run again to resume", self.url,
-                                     self._outage)
-                        self.stopped = UNREACHABLE
-                        self._stop(UNREACHABLE)
-                    raise FrontierUnavailable(f"the frontier at {self.url} is unreachable") \
-                        from exc
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            if self._outage_since is not None:
-                logger.warning("the frontier at %s is back after %.1f s", self.url,
-                               time.monotonic() - self._outage_since)
-                self._outage_since = None
-            return result
+                if not await self._ride_out(exc, retry, "is unreachable"):
+                    raise self._fail(UNREACHABLE, "the shared frontier was unreachable for "
+                                     f"too long ({self._outage:.0f} s, {self.where}): "
+                                     "stopped; run again to resume") from None
+            else:
+                if self._outage_since is not None:
+                    logger.warning("the frontier at %s is back after %.1f s", self.where,
+                                   time.monotonic() - self._outage_since)
+                    self._outage_since = None
+                return result
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def _ride_out(self, exc: Exception, retry: bool, what: str) -> bool:
+        """A failed call: True to try again (within the outage the crawl rides out)."""
+        if not retry:
+            raise exc
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+            logger.warning("the frontier at %s %s (%s): waiting for it (up to %.0f s)",
+                           self.where, what, redact(str(exc)) or type(exc).__name__,
+                           self._outage)
+            return True
+        return now - self._outage_since <= self._outage
+
+    def _refused(self, message: str) -> str:
+        if message.startswith(_VANISHED):
+            return (f"the crawl's state in the frontier at {self.where} ({self.prefix}*) "
+                    "vanished mid-crawl: deleted by another client, or evicted (its "
+                    "maxmemory-policy); what was written is kept, --job NAME starts anew")
+        return f"the frontier at {self.where} refused a command: {redact(message)}"
+
+    def _fail(self, reason: str, message: str) -> FrontierUnavailable:
+        """Stop the crawl for good (said once, in one line); the error for the caller."""
+        if self.stopped not in (UNREACHABLE, FRONTIER_ERROR):
+            self.stopped, self.failure = reason, message
+            logger.error("%s", message)
+            self._stop(reason)
+        return FrontierUnavailable(self.failure or message)
 
 
 async def _pipeline(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
@@ -804,6 +1040,10 @@ def _outcome(stored: bytes) -> bytes | bool | str:
     return rest.decode()
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _priority(request: Request) -> int:
     return max(-_PRIORITY, min(_PRIORITY, request.priority))
 
@@ -824,7 +1064,8 @@ async def read_status(url: str, spider: str, job: str | None = None) -> dict[str
                 ("get", prefix + "seeded"), ("get", prefix + "seeding"),
                 ("get", prefix + "stop")])
     except Exception as exc:
-        raise StartupError(f"cannot read the frontier at {url}: {exc}") from None
+        raise StartupError(f"cannot read the frontier at {redact(url)}: "
+                           f"{redact(str(exc))}") from None
     finally:
         await client.aclose()
     now = seconds + micros / 1e6

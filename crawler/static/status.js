@@ -106,9 +106,20 @@ function connect() {
   };
 }
 
+async function first() {
+  // a snapshot at once, not a second later with the stream's first event
+  try {
+    const response = await fetch(withToken("/api/stats"));
+    if (response.ok) render(await response.json());
+  } catch (error) {
+    text("control-note", `cannot read the crawl's status: ${error}`);
+  }
+}
+
 window.addEventListener("DOMContentLoaded", () => {
   if (!token) text("control-note", "read-only: open the URL with ?token= to use the buttons");
   for (const action of ["pause", "resume", "stop"])
     $(action).addEventListener("click", () => control(action));
+  first();
   connect();
 });
