@@ -39,6 +39,7 @@ from crawler.middlewares.httpcache import clear_cache
 from crawler.plugins import describe
 from crawler.probe import ProbeRequest, callback_for, probe
 from crawler.project import find_project
+from crawler.redact import redact, redact_handlers
 from crawler.settings import Settings
 from crawler.sinks import Sink
 from crawler.spider import Spider
@@ -85,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         code = args.command(args)
     except (UsageError, StartupError) as exc:
-        print(f"crawler: error: {exc}", file=sys.stderr)
+        print(f"crawler: error: {redact(str(exc))}", file=sys.stderr)
         code = EXIT_USAGE
     sys.exit(code)
 
@@ -502,7 +503,7 @@ def _finish(outcome: tuple[CrawlResult, bool], args: argparse.Namespace) -> int:
               "last complete record", file=sys.stderr)
         code = code or EXIT_FAILED
     if result.problem is not None:
-        print(f"crawler: error: {result.problem}", file=sys.stderr)
+        print(f"crawler: error: {redact(result.problem)}", file=sys.stderr)
         code = code or EXIT_FAILED
     elif stats["errors"].get("internal"):
         print(f"crawler: error: {stats['errors']['internal']} internal error(s) (a bug in the "
@@ -573,6 +574,7 @@ def _configure_logging(settings: Settings, args: argparse.Namespace, spider: str
         handler.setFormatter(logging.Formatter(
             f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s"))
     root.addHandler(handler)
+    redact_handlers(root)  # no credential in any log line
     root.setLevel(settings.log_level_number)
 
 

@@ -17,15 +17,17 @@ from types import TracebackType
 from typing import Any, Protocol
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict
 from yarl import URL
 
 from crawler.compression import ACCEPT_ENCODING, DecodingError, Inflater
 from crawler.exceptions import DownloadError, Kind
 from crawler.http import Request, Response
+from crawler.netguard import ForbiddenAddress, GuardedResolver, forbidden, literal_address
 from crawler.settings import Settings
 
-__all__ = ["Downloader", "HttpDownloader"]
+__all__ = ["Downloader", "HttpDownloader", "default_headers", "sent_header"]
 
 logger = logging.getLogger(__name__)
 _TLS_WARNINGS = 1000  # origins named in a TLS warning; later ones only counted
@@ -46,17 +48,19 @@ class HttpDownloader:
             response = await downloader.fetch(Request("http://127.0.0.1:8080/"))
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, resolver: AbstractResolver | None = None,
+                 refuse: Any = forbidden) -> None:
+        """`resolver`: aiohttp's (a test's static one); `refuse`: which addresses the guard
+        refuses when `allow_private_addresses` is false (crawler/netguard.py)."""
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._resolver = resolver
+        self._guard: GuardedResolver | None = None
+        if not settings.allow_private_addresses:
+            self._guard = GuardedResolver(resolver or aiohttp.ThreadedResolver(), refuse)
         self._tls_warned: set[str] = set()  # origins whose TLS failure was logged
         # sent with every request, not set on the session: a request may drop one (None)
-        self._headers: CIMultiDict[str] = CIMultiDict({
-            "User-Agent": settings.user_agent,
-            "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-            "Accept-Language": "en",
-            "Accept-Encoding": ACCEPT_ENCODING,
-        })
+        self._headers = default_headers(settings)
 
     async def __aenter__(self) -> HttpDownloader:
         s = self._settings
@@ -66,6 +70,7 @@ class HttpDownloader:
             ttl_dns_cache=300,
             enable_cleanup_closed=False,
             ssl=s.tls_context(),
+            resolver=self._guard or self._resolver,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -85,6 +90,8 @@ class HttpDownloader:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._guard is not None:
+            await self._guard.close()
 
     async def fetch(self, request: Request) -> Response:
         assert self._session is not None, "use HttpDownloader as an async context manager"
@@ -94,7 +101,12 @@ class HttpDownloader:
             raise
         except TimeoutError as exc:
             raise DownloadError(Kind.TIMEOUT, f"timed out: {exc!s}", request) from exc
+        except ForbiddenAddress as exc:
+            raise DownloadError(Kind.FORBIDDEN_ADDRESS, str(exc), request) from None
         except aiohttp.ClientConnectorDNSError as exc:
+            if isinstance(exc.os_error, ForbiddenAddress):
+                raise DownloadError(Kind.FORBIDDEN_ADDRESS, str(exc.os_error), request) \
+                    from None
             raise DownloadError(Kind.DNS, f"DNS lookup failed: {exc}", request) from exc
         except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
             raise self._tls_failure(request, exc) from exc
@@ -118,6 +130,8 @@ class HttpDownloader:
         truncate = bool(meta.get("download_truncate"))
         headers = self._request_headers(request)
         proxy, proxy_headers = _proxy(meta.get("proxy")) if "proxy" in meta else (None, None)
+        if self._guard is not None:
+            await self._check_target(request.yurl, proxy)
         if proxy_headers and request.yurl.scheme == "http":  # no CONNECT: the request says it
             headers = CIMultiDict(headers)
             headers.update(proxy_headers)
@@ -142,6 +156,19 @@ class HttpDownloader:
             except DecodingError as exc:
                 raise DownloadError(exc.kind, str(exc), request) from None
             return Response(resp.url, resp.status, resp.headers, body, request)
+
+    async def _check_target(self, url: URL, proxy: URL | None) -> None:
+        """The guard: a numeric host is checked as written (the client connects to it
+        without a lookup); through a proxy the target is resolved here to be checked."""
+        guard = self._guard
+        assert guard is not None
+        host = url.host or ""
+        literal = literal_address(host)
+        if literal is not None:
+            guard.check(host, literal)
+        elif proxy is not None:
+            guard.trusted.add(proxy.host or "")  # the operator's proxy: not checked
+            await guard.check_target(host, url.port or 0)
 
     def _tls_failure(self, request: Request, exc: Exception) -> DownloadError:
         """A certificate or handshake failure: not retried, and said once per host at
@@ -173,6 +200,27 @@ class HttpDownloader:
 
 
 _NO_META: dict[str, Any] = {}
+
+
+def default_headers(settings: Settings) -> CIMultiDict[str]:
+    """The headers every request is sent with unless it sets or drops them."""
+    return CIMultiDict({
+        "User-Agent": settings.user_agent,
+        "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        "Accept-Language": "en",
+        "Accept-Encoding": ACCEPT_ENCODING,
+    })
+
+
+def sent_header(request: Request, name: str, defaults: CIMultiDict[str]) -> str | None:
+    """The value `request` is sent with for header `name` (its own, else the default)."""
+    if request.headers is not None and name in request.headers:
+        return ", ".join(request.headers.getall(name))
+    if name.lower() in request.dropped_headers:
+        return None
+    if name.lower() == "cookie" and request.cookies:
+        return "; ".join(f"{k}={v}" for k, v in request.cookies.items())
+    return defaults.get(name)
 
 
 def _proxy(value: object) -> tuple[URL | None, dict[str, str] | None]:

@@ -39,6 +39,7 @@ from crawler.pipelines import load_pipelines
 from crawler.plugins import Interrupted, PluginThread, call, describe, until
 from crawler.processor import Processor
 from crawler.ratelimit import HostPolicy
+from crawler.redact import redact_handlers
 from crawler.retry import RetryPolicy
 from crawler.robots import RobotsCache
 from crawler.scheduler import Scheduler
@@ -103,7 +104,8 @@ class Crawler:
             logger.warning("%s", warning)
         self.outputs = Outputs(outputs, self.stats, on_failure=self._output_failed)
         # restart: the job dir's state is forgotten once its lock is taken (--restart)
-        self.job = Job(s.job_dir, spider, restart=restart) if s.job_dir is not None else None
+        self.job = Job(s.job_dir, spider, restart=restart, stats=self.stats) \
+            if s.job_dir is not None else None
         if self.job is not None:
             if frontier is not None:
                 raise StartupError("a job dir keeps its own frontier: pass no frontier")
@@ -177,6 +179,7 @@ class Crawler:
         StartupError (before any output is truncated) when the crawl cannot start."""
         if self.state is not CrawlState.NEW:
             raise RuntimeError("a Crawler runs once")
+        redact_handlers()  # no credential in a log line, whoever set up the logging
         loop = asyncio.get_running_loop()
         started = loop.time()
         self.state = CrawlState.OPENING

@@ -55,6 +55,7 @@ class Kind(enum.StrEnum):
     TOO_MANY_REDIRECTS = "too_many_redirects"
     TOO_COMPLEX = "too_complex"  # HTML that would take seconds to parse
     ROBOTS_DISALLOWED = "robots_disallowed"
+    FORBIDDEN_ADDRESS = "forbidden_address"  # not public, and allow_private_addresses=false
     INTERNAL = "internal"  # a bug in the crawler or a plugin; the request is released
 
 

@@ -165,7 +165,8 @@ class Job:
     held, once its lock is taken.
     """
 
-    def __init__(self, directory: str | Path, spider: Any, *, restart: bool = False) -> None:
+    def __init__(self, directory: str | Path, spider: Any, *, restart: bool = False,
+                 stats: Stats | None = None) -> None:
         self.directory = Path(directory)
         self.path = self.directory / JOB_FILE
         self._spider = spider
@@ -173,7 +174,8 @@ class Job:
         self._worker = OrderedThread("job")  # every SQLite call, off the loop
         self._db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
-        self._codec = RequestCodec(spider, STORE_ID)
+        self.stats = stats or Stats()  # the crawl's
+        self._codec = RequestCodec(spider, STORE_ID, counters=self.stats.counters)
         self.lock = asyncio.Lock()  # a page's completion vs a commit's cut
         self._committing = asyncio.Lock()  # one commit at a time, in order
         self._completed = asyncio.Event()  # a page completed since the last commit
@@ -195,7 +197,6 @@ class Job:
         # a kill fetches them again, so a commit's count leaves them out
         self._unsettled: dict[int, int] = {}
         self._unrestorable = 0
-        self.stats = Stats()  # the crawl's, from its first commit
 
     # -- opening ------------------------------------------------------------------------
 

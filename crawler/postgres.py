@@ -30,6 +30,7 @@ import orjson
 
 from crawler.exceptions import OutputError
 from crawler.items import Record
+from crawler.redact import redact
 from crawler.sinks import Sink
 
 __all__ = ["PostgresSink"]
@@ -320,12 +321,8 @@ def _parse(uri: str) -> tuple[str, str, str | None]:
 
 
 def _masked(uri: str) -> str:
-    """The URI without its password, for logs."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The URI without its password (in its user part or its query), for every message."""
+    return redact(uri)
 
 
 def _quote(name: str) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 
-__all__ = ["MASK", "RedactingFilter", "redact"]
+__all__ = ["MASK", "RedactingFilter", "carries_secret", "redact", "redact_handlers"]
 
 MASK = "***"
 # scheme://user:password@ (the password up to the last @ before the host: it may hold :)
@@ -25,6 +25,19 @@ _USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/@:?#]*:)"
 # ?password=... or &passwd=... (query strings, DSNs), up to the next & or blank
 _PARAM = re.compile(r"(?P<head>[?&;](?:password|passwd|pwd|pass)=)(?P<secret>[^&\s#'\"]*)",
                     re.IGNORECASE)
+
+
+# request header names that carry credentials (besides Authorization and Cookie)
+_SECRET_HEADER = re.compile(r"auth|token|api[-_]?key|secret|session|passw|credential|csrf|xsrf",
+                            re.IGNORECASE)
+
+
+def carries_secret(name: str) -> bool:
+    """Whether a request header carries a credential (`Authorization`, `Cookie`,
+    `X-Api-Key`, `X-Auth-Token`, ...): it stays with its origin and is never stored."""
+    lowered = name.lower()
+    return lowered in ("cookie", "authorization", "proxy-authorization") or \
+        bool(_SECRET_HEADER.search(lowered))
 
 
 def redact(text: str) -> str:
@@ -55,3 +68,11 @@ class RedactingFilter(logging.Filter):
         elif record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
+
+
+def redact_handlers(logger: logging.Logger | None = None) -> None:
+    """Put a RedactingFilter on every handler of `logger` (default: the root logger) that
+    has none: what the crawl logs through them is masked, whoever set them up."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())

@@ -72,6 +72,9 @@ class Settings:
     user_agent: str = DEFAULT_USER_AGENT
     tls_verify: bool = True  # Scrapy does not verify certificates by default; we do
     tls_ca_bundle: str | None = None  # a PEM file of CA certificates to trust as well
+    # false: refuse targets that resolve to loopback, private, link-local (the cloud
+    # metadata address), unspecified or multicast addresses (crawls of submitted URLs)
+    allow_private_addresses: bool = True
     item_pipelines: tuple[Any, ...] = ()
     extensions: tuple[Any, ...] = ()  # extension classes or dotted paths (after built-ins)
     # (middleware, order) pairs, from {path: order} (None disables a built-in) or a list

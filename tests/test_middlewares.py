@@ -491,3 +491,130 @@ async def test_the_builtins_against_a_fake_downloader():
     assert spider.failed == ["http_404"]
     assert (stats.retries, stats.redirects, stats.pages) == (1, 1, 5)
     assert stats.status_counts == {200: 2, 301: 1, 404: 1, 503: 1}
+
+
+# -- credentials stay with their origin --------------------------------------------------
+
+def _recording_site(redirect_to: list[str]) -> web.Application:
+    """/start sets a cookie and redirects to redirect_to[0]; /seen records what arrived."""
+    app = web.Application()
+    app[HITS] = []
+
+    async def start(request: web.Request) -> web.Response:
+        request.app[HITS].append(("start", dict(request.headers)))
+        response = web.Response(status=302, headers={"Location": redirect_to[0]})
+        response.set_cookie("session", "origin-only")
+        return response
+
+    async def seen(request: web.Request) -> web.Response:
+        request.app[HITS].append(("seen", dict(request.headers)))
+        return web.json_response({})
+
+    async def robots(request: web.Request) -> web.Response:
+        return web.Response(status=404)
+
+    app.router.add_get("/start", start)
+    app.router.add_get("/seen", seen)
+    app.router.add_get("/robots.txt", robots)
+    return app
+
+
+class Carrying(Spider):
+    name = "carrying"
+    custom_settings = {"log_interval": 0, "cookies_enabled": True}
+
+    def start(self):  # type: ignore[override]
+        yield Request(self.url, headers={"Authorization": "Bearer t0ken", "X-Api-Key": "k3y",
+                                         "Cookie": "mine=c00kie", "X-Trace": "plain"},
+                      cookies={"own": "c0"})
+
+    def parse(self, response):
+        yield {"ok": 1}
+
+
+@pytest.mark.parametrize("same_origin", [False, True])
+async def test_a_redirect_to_another_origin_drops_the_requests_credentials(
+        aiohttp_server, tmp_path, same_origin):
+    target: list[str] = []
+    origin = await aiohttp_server(_recording_site(target))
+    other = await aiohttp_server(_recording_site(target))
+    where = origin if same_origin else other
+    # another host name (the jar keeps cookies by host, not port), still on loopback
+    target.append(str(where.make_url("/seen")) if same_origin else
+                  f"http://localhost:{other.port}/seen")
+    spider = Carrying()
+    spider.url = str(origin.make_url("/start"))
+    await crawl(spider, tmp_path)
+    (_, headers), = [h for h in where.app[HITS] if h[0] == "seen"]
+    assert headers["X-Trace"] == "plain"
+    secrets = [name for name in ("Authorization", "X-Api-Key", "Cookie") if name in headers]
+    if same_origin:  # the control: the same origin gets them, and the jar's cookie
+        assert secrets == ["Authorization", "X-Api-Key", "Cookie"]
+        assert "session=origin-only" in headers["Cookie"]
+    else:
+        assert secrets == [], headers
+
+
+def _identity_site() -> web.Application:
+    """/me answers with who asked (its Cookie or Authorization), with Vary on
+    Accept-Language; /star with Vary: *."""
+    app = web.Application()
+    app[HITS] = []
+
+    async def me(request: web.Request) -> web.Response:
+        request.app[HITS].append(request.path)
+        who = request.headers.get("Authorization") or request.headers.get("Cookie") or "anon"
+        lang = request.headers.get("Accept-Language", "")
+        return web.Response(text=f"<html><title>{who} {lang}</title></html>",
+                            content_type="text/html", headers={"Vary": "Accept-Language"})
+
+    async def star(request: web.Request) -> web.Response:
+        request.app[HITS].append(request.path)
+        return web.Response(text="<html><title>star</title></html>", content_type="text/html",
+                            headers={"Vary": "*"})
+
+    app.router.add_get("/me", me)
+    app.router.add_get("/star", star)
+    return app
+
+
+class Identity(Spider):
+    name = "identity"
+    custom_settings = {"log_interval": 0, "obey_robots": False}
+
+    def start(self):  # type: ignore[override]
+        for kwargs in self.asks:
+            yield Request(self.base + kwargs.pop("path", "/me"), dont_filter=True, **kwargs)
+
+    def parse(self, response):
+        yield {"title": response.css_first("title").text(),
+               "cached": "cached" in response.flags}
+
+
+async def test_the_cache_never_serves_one_identitys_response_to_another(aiohttp_server,
+                                                                      tmp_path):
+    server = await aiohttp_server(_identity_site())
+    options = {"http_cache": True, "http_cache_dir": str(tmp_path / "c")}
+
+    async def ask(*asks: dict) -> list[dict]:
+        spider = Identity()
+        spider.base = str(server.make_url("")).rstrip("/")
+        spider.asks = [dict(a) for a in asks]
+        _, items = await crawl(spider, tmp_path, concurrency=1, per_host_concurrency=1,
+                               **options)
+        return items
+
+    alice, bob = {"cookies": {"s": "alice"}}, {"cookies": {"s": "bob"}}
+    await ask(alice)
+    assert await ask(bob) == [{"title": "s=bob en", "cached": False}]
+    assert await ask(alice) == [{"title": "s=alice en", "cached": True}]  # her own, again
+    token = {"headers": {"Authorization": "Bearer secret"}}
+    await ask(token)
+    assert await ask(token) == [{"title": "Bearer secret en", "cached": False}]  # never kept
+    await ask({})
+    assert await ask({}) == [{"title": "anon en", "cached": True}]
+    # Vary: the same URL asked in another language is not the stored one
+    assert await ask({"headers": {"Accept-Language": "fr"}}) == [
+        {"title": "anon fr", "cached": False}]
+    await ask({"path": "/star"})
+    assert await ask({"path": "/star"}) == [{"title": "star", "cached": False}]

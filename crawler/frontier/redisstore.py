@@ -505,7 +505,7 @@ class RedisFrontier:
     async def open(self, spider: object | None = None) -> None:
         import redis.asyncio as aioredis  # the optional extra: crawler[redis]
 
-        self._codec = RequestCodec(spider)
+        self._codec = RequestCodec(spider, counters=self._stats.counters)
         # a black-holed server (a frozen Redis, a partition) must not hold one command
         # longer than the outage the crawl rides out
         wait = max(2.0, min(30.0, self._outage / 3))

@@ -8,11 +8,20 @@ its 4xx answer) is not fetched again. So a spider can be rerun while its selecto
 written. `http_cache_expiration` seconds make a stored response stale (0: never);
 `meta["dont_cache"]` skips the cache for one request; `--cache-clear` empties it.
 
+One identity's responses are never served to another: a request sent with credentials
+(an `Authorization` or `Proxy-Authorization` header, a user:password in its URL) is
+neither looked up nor stored (counted as `httpcache/uncacheable`); a request's cookies
+are part of its key (a digest of the `Cookie` it is sent with), so a response is replayed
+only to a request with the same cookies. `Vary` is honoured: a stored response records
+the values its request had for the headers `Vary` names, and is replayed only to a
+request with the same values (`Vary: *`: not stored).
+
 SQLite calls run in one thread of their own, never on the event loop.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 import time
@@ -23,6 +32,7 @@ import orjson
 from multidict import CIMultiDict
 
 from crawler import sqlitedb
+from crawler.downloader import default_headers, sent_header
 from crawler.exceptions import NotConfigured, StartupError
 from crawler.http import Request, Response
 from crawler.signals import Signal
@@ -39,7 +49,8 @@ CREATE TABLE IF NOT EXISTS responses (
     status INTEGER NOT NULL,
     headers BLOB NOT NULL,
     body BLOB NOT NULL,
-    stored REAL NOT NULL
+    stored REAL NOT NULL,
+    vary TEXT
 )
 """
 _DROP_HEADERS = ("Content-Encoding", "Content-Length", "Transfer-Encoding")  # body is decoded
@@ -61,6 +72,7 @@ class HttpCacheMiddleware:
         self._expiration = s.http_cache_expiration
         self._codes = frozenset(s.http_cache_codes)
         self._fingerprint = crawler.fingerprint
+        self._defaults = default_headers(s)  # what a request is sent with, for Vary
         self._counters = crawler.stats.counters
         self._db: sqlite3.Connection | None = None
         self._worker = OrderedThread("http-cache")  # every SQLite call, off the loop
@@ -89,7 +101,23 @@ class HttpCacheMiddleware:
             logger.info("HTTP cache: %s", self._path)
 
     def _connect(self) -> None:
-        self._db = sqlitedb.connect(self._path, _SCHEMA)
+        db = self._db = sqlitedb.connect(self._path, _SCHEMA)
+        if "vary" not in {row[1] for row in db.execute("PRAGMA table_info(responses)")}:
+            db.execute("ALTER TABLE responses ADD COLUMN vary TEXT")  # a cache from before
+
+    def _key(self, request: Request) -> bytes | None:
+        """The request's key: its fingerprint and a digest of its cookies; None for a
+        request sent with credentials, which is not cached."""
+        headers = request.headers
+        if request.yurl.password is not None or (headers is not None and (
+                "Authorization" in headers or "Proxy-Authorization" in headers)):
+            self._counters["httpcache/uncacheable"] += 1
+            return None
+        key: bytes = self._fingerprint(request)
+        cookie = sent_header(request, "Cookie", self._defaults)
+        if cookie:
+            key += hashlib.blake2b(cookie.encode(), digest_size=16).digest()
+        return key
 
     async def close(self) -> None:
         if self._db is not None:
@@ -100,34 +128,54 @@ class HttpCacheMiddleware:
     async def process_request(self, request: Request) -> Response | None:
         if self._db is None or (request._meta and request._meta.get("dont_cache")):
             return None
-        key = self._fingerprint(request)
+        key = self._key(request)
+        if key is None:
+            return None
         try:
             row = await self._worker.run(self._get, key)
         except sqlite3.Error as exc:
             self._failed("read", exc)
             return None
-        if row is None or (self._expiration and time.time() - row[4] > self._expiration):
+        if row is None or (self._expiration and time.time() - row[4] > self._expiration) \
+                or not self._same_vary(request, row[5]):
             self._counters["httpcache/miss"] += 1
             return None
         self._counters["httpcache/hit"] += 1
-        url, status, headers, body, _ = row
+        url, status, headers, body, _, _ = row
         return Response(url, status, CIMultiDict(orjson.loads(headers)), body, request,
                         flags=("cached",))
+
+    def _same_vary(self, request: Request, vary: str | None) -> bool:
+        if not vary:
+            return True
+        stored: dict[str, str | None] = orjson.loads(vary)
+        return all(sent_header(request, name, self._defaults) == value
+                   for name, value in stored.items())
 
     def _get(self, key: bytes) -> tuple[Any, ...] | None:
         assert self._db is not None
         row: tuple[Any, ...] | None = self._db.execute(
-            "SELECT url, status, headers, body, stored FROM responses WHERE fingerprint = ?",
-            (key,)).fetchone()
+            "SELECT url, status, headers, body, stored, vary FROM responses "
+            "WHERE fingerprint = ?", (key,)).fetchone()
         return row
 
     async def process_response(self, request: Request, response: Response) -> Response:
         if self._db is None or "cached" in response.flags or not self._storable(
                 request, response.status) or (request._meta and request._meta.get("dont_cache")):
             return response
+        names = [n.strip() for value in response.headers.getall("Vary", ())
+                 for n in value.split(",") if n.strip()]
+        if "*" in names:
+            self._counters["httpcache/vary_star"] += 1
+            return response
+        key = self._key(request)
+        if key is None:
+            return response
+        vary = orjson.dumps({n.lower(): sent_header(request, n, self._defaults)
+                             for n in names}).decode() if names else None
         headers = [(k, v) for k, v in response.headers.items() if k not in _DROP_HEADERS]
-        row = (self._fingerprint(request), response.url, response.status,
-               orjson.dumps(headers), response.body, time.time())
+        row = (key, response.url, response.status, orjson.dumps(headers), response.body,
+               time.time(), vary)
         try:
             await self._worker.run(self._put, row)
         except sqlite3.Error as exc:
@@ -144,7 +192,7 @@ class HttpCacheMiddleware:
 
     def _put(self, row: tuple[Any, ...]) -> None:
         assert self._db is not None  # autocommit: one statement, one transaction
-        self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", row)
+        self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?)", row)
 
     def _failed(self, what: str, exc: Exception) -> None:
         self._counters[f"httpcache/{what}_errors"] += 1

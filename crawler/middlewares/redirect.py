@@ -6,6 +6,11 @@ other. 301/302 turn a POST into a GET (as browsers do), 303 anything into a GET,
 keep the method and body. `meta["redirect_urls"]` holds the chain; a loop, a chain longer
 than `max_redirects` or a Location that is not an http(s) URL fails the request with its
 kind. `meta["dont_redirect"]`, or a status the spider handles, passes the response on.
+
+Credentials stay with their origin: a redirect to another scheme, host or port drops the
+request's `Authorization`, `Cookie` and cookies, and every header whose name says it
+carries a secret (`X-Api-Key`, `X-Auth-Token`, `X-Session-Id`, ...), as browsers, curl
+and Scrapy drop theirs; the cookie jar then adds the target's own cookies.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from yarl import URL
 from crawler.exceptions import DownloadError, Kind
 from crawler.http import Request, Response
 from crawler.middlewares.httperror import handles
+from crawler.redact import carries_secret
 from crawler.urls import parse_url
 
 __all__ = ["RedirectMiddleware"]
@@ -61,9 +67,21 @@ class RedirectMiddleware:
         keep_method = response.status in (307, 308) or (
             response.status in (301, 302) and request.method in ("GET", "HEAD"))
         self._stats.redirects += 1
+        changes: dict[str, Any] = {}
+        if _origin(parsed) != _origin(request.yurl):  # credentials stay with their origin
+            changes["cookies"] = None
+            if request.headers:
+                kept = [(k, v) for k, v in request.headers.items()
+                        if k.lower() == "proxy-authorization" or not carries_secret(k)]
+                changes["headers"] = kept + [(name, None) for name in request.dropped_headers]
         return request.replace(
             url=target,
             method=request.method if keep_method else "GET",
             body=request.body if keep_method else b"",
             meta={**request.meta, "redirect_times": times, "redirect_urls": chain},
+            **changes,
         )
+
+
+def _origin(url: URL) -> tuple[str, str, int | None]:
+    return url.scheme, (url.host or "").lower(), url.port
