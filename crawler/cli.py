@@ -429,10 +429,11 @@ def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[
             and sys.stderr.isatty() and getattr(args, "workers", 1) == 1:
         settings = settings.merge({"progress": True})
     args.live = settings.progress  # the end: a stats table rather than the summary line
-    _configure_logging(settings, args, spider.name)
     outputs = _outputs(spider, args, settings, default_overwrite=default_overwrite)
     if args.stats:
         _check_stats_path(Path(args.stats), outputs)
+    _check_log_file(args, outputs)  # before the logging opens it
+    _configure_logging(settings, args, spider.name)
     crawler = Crawler(spider, settings=settings, outputs=outputs, restart=args.restart)
     if args.cache_clear:  # last: only a crawl that can start loses its cache
         try:
@@ -460,9 +461,24 @@ def _outputs(spider: Spider, args: argparse.Namespace, settings: Settings, *,
     return outputs
 
 
+def _check_log_file(args: argparse.Namespace, outputs: list[Sink]) -> None:
+    """--log-file may not be an output or the stats file: one would overwrite the other."""
+    if not getattr(args, "log_file", None):
+        return
+    log = file_identity(args.log_file)
+    for output in outputs:
+        if output.identity() == log:
+            raise UsageError(f"--log-file {args.log_file} is also an output ({output.name}): "
+                             "each needs its own file")
+    if args.stats and file_identity(args.stats) == log:
+        raise UsageError(f"--log-file {args.log_file} is also the --stats file")
+
+
 def _check_stats_path(path: Path, outputs: list[Sink]) -> None:
     if path.is_dir():
         raise UsageError(f"--stats {path}: it is a directory")
+    if path.is_fifo():
+        raise UsageError(f"--stats {path}: it is a named pipe (give a file)")
     if any(file_identity(path) == o.identity() for o in outputs):
         raise UsageError(f"--stats {path} is also an output")
     parent = path.parent
@@ -519,13 +535,20 @@ def _finish(outcome: tuple[CrawlResult, bool], args: argparse.Namespace) -> int:
 
 
 def _write_stats(path: Path, stats: dict[str, Any]) -> bool:
-    """Write the stats whole or not at all (a temporary file renamed over the path)."""
+    """Write the stats whole or not at all (a temporary file renamed over the path). A
+    symlink is followed, not replaced; a device (/dev/stdout) is written through."""
+    data = orjson.dumps(stats, option=orjson.OPT_INDENT_2) + b"\n"
+    path = Path(os.path.realpath(path))
     try:
+        if path.exists() and not path.is_file():
+            with path.open("wb") as device:
+                device.write(data)
+            return True
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
             with os.fdopen(fd, "wb") as file:
-                file.write(orjson.dumps(stats, option=orjson.OPT_INDENT_2) + b"\n")
+                file.write(data)
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)

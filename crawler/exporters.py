@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import errno
 import io
 import logging
 import os
@@ -120,9 +121,17 @@ class Exporter(Sink):
             raise OutputError(f"cannot write {path}: {exc.strerror}") from None
         if stat.S_ISDIR(st.st_mode):
             raise OutputError(f"cannot write {path}: it is a directory")
-        _try_open(path, os.O_WRONLY)
+        if stat.S_ISFIFO(st.st_mode):  # opening one blocks until it has a reader: not here
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError as exc:
+                why = "it is a named pipe with no reader" if exc.errno == errno.ENXIO \
+                    else exc.strerror
+                raise OutputError(f"cannot write {path}: {why}") from None
+        else:
+            _try_open(path, os.O_WRONLY)
         if not stat.S_ISREG(st.st_mode):
-            self._stream = True  # /dev/null, a FIFO: written in order, never cut back
+            self._stream = True  # /dev/null, a pipe: written in order, never cut back
             return
         if not self.overwrite and st.st_size:
             self._existing = st.st_size
@@ -153,8 +162,13 @@ class Exporter(Sink):
             existed = self.path.exists()
             await self._thread.run(partial(self.path.parent.mkdir, parents=True,
                                            exist_ok=True))
+            # a stream (a device, a named pipe) is opened for writing only, and without
+            # waiting for a pipe's reader: the thread's writes wait for it instead
+            flags = os.O_WRONLY | os.O_NONBLOCK if self._stream else os.O_RDWR | os.O_CREAT
             try:
-                fd = await self._thread.run(os.open, self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                fd = await self._thread.run(os.open, self.path, flags, 0o666)
+                if self._stream:
+                    os.set_blocking(fd, True)
             except OSError as exc:
                 raise OutputError(f"cannot open {self.path}: {exc.strerror}") from None
             self._created = not existed

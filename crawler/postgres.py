@@ -46,6 +46,8 @@ _BACKOFF = (0.25, 0.5, 1.0, 2.0, 5.0)  # seconds between tries while the server 
 CLOSE_PATIENCE = 30.0  # seconds close() keeps retrying an unreachable server
 _Entry = tuple[bytes, bytes | None]  # an item's JSON, and its key's JSON with ?key=
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_TYPES = {"text": ("text", "character varying"), "jsonb": ("jsonb",)}
+WAIT_NOTICE = 10.0  # seconds a batch waits on the server (a lock) before that is said
 
 
 class PostgresSink(Sink):
@@ -73,6 +75,7 @@ class PostgresSink(Sink):
         self.rejected = 0  # items PostgreSQL cannot store
         self.retries = 0  # batches tried again after the server went away
         self.reconnects = 0  # new connections after the first (a restart, a cut one)
+        self._waited = False  # a batch kept waiting by the server was said
 
     def identity(self) -> object:
         return self._identity
@@ -114,6 +117,7 @@ class PostgresSink(Sink):
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {table} (id bigserial PRIMARY KEY, spider text NOT "
             "NULL, item jsonb NOT NULL, scraped_at timestamptz NOT NULL DEFAULT now())")
+        await self._check_columns()
         if self.key is not None:
             index = _quote(f"{self.table.split('.')[-1]}_{self.key}_key"[:63])
             await conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {table} "
@@ -121,6 +125,30 @@ class PostgresSink(Sink):
         allowed = await conn.fetchval("SELECT has_table_privilege($1, 'INSERT')", self.table)
         if not allowed:
             raise OutputError(f"{self.name}: permission denied to insert into {self.table}")
+
+    async def _check_columns(self) -> None:
+        """A table that was there before must take our rows: `spider` text and `item`
+        jsonb, and every other NOT NULL column with a default (else every batch would
+        fail, after pages were fetched)."""
+        rows = await self._conn.fetch(
+            "SELECT attname, format_type(atttypid, atttypmod) AS type, attnotnull, "
+            "atthasdef OR attidentity <> '' AS has_default FROM pg_attribute WHERE "
+            "attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
+            self._quoted())
+        columns = {r["attname"]: r for r in rows}
+        problems = [f"no {name} {kind} column" for name, kind in (("spider", "text"),
+                                                                   ("item", "jsonb"))
+                    if name not in columns]
+        problems += [f"its {name} column is {columns[name]['type']}, not {kind}"
+                     for name, kind in (("spider", "text"), ("item", "jsonb"))
+                     if name in columns and columns[name]["type"] not in _TYPES[kind]]
+        problems += [f"its column {name} is NOT NULL without a default"
+                     for name, r in columns.items() if name not in ("spider", "item")
+                     and r["attnotnull"] and not r["has_default"]]
+        if problems:
+            raise OutputError(f"{self.name}: table {self.table} exists with another layout "
+                              f"({'; '.join(problems)}): give another ?table= (it is made "
+                              "with id, spider text, item jsonb, scraped_at)")
 
     async def begin(self) -> None:
         if self.overwrite:
@@ -184,8 +212,9 @@ class PostgresSink(Sink):
                     await self._writer
                 self._writer = None
         if self._buffer and self.error is None:
-            self.failed(f"{len(self._buffer)} item(s) could not be written: PostgreSQL "
-                        f"unreachable for {CLOSE_PATIENCE:.0f} s")
+            self.failed(f"{len(self._buffer)} item(s) could not be written: PostgreSQL did "
+                        f"not take them within {CLOSE_PATIENCE:.0f} s (unreachable, or a "
+                        "lock held on the table)")
         if self._conn is not None:
             try:
                 await asyncio.wait_for(self._conn.close(), 5)
@@ -242,7 +271,8 @@ class PostgresSink(Sink):
                 if self._conn is None or self._conn.is_closed():
                     self._conn = await self._connect(asyncpg)
                     self.reconnects += 1
-                await self._insert(batch)
+                if not await self._insert_watched(batch):
+                    return None  # close() stopped waiting for the server
                 if tries:
                     logger.info("%s: PostgreSQL is back; writing again", self.name)
                 return len(batch)
@@ -272,12 +302,42 @@ class PostgresSink(Sink):
             sql = (f"INSERT INTO {table} (spider, item) SELECT $1, x FROM "
                    "unnest($2::jsonb[]) AS x")
         else:
-            # one row may be updated once per INSERT: the last item of each key
-            batch = list({key: (data, key) for data, key in batch}.values())
-            sql = (f"INSERT INTO {table} (spider, item) SELECT $1, x FROM unnest($2::jsonb[]) "
-                   f"AS x ON CONFLICT (spider, (item->>{_literal(self.key)})) DO UPDATE SET "
-                   "item = EXCLUDED.item, scraped_at = now()")
+            # one row may be updated once per INSERT: the last item of each key, keys
+            # compared as the index compares them (item->>FIELD: 1 and "1" are one key)
+            field = _literal(self.key)
+            sql = (f"INSERT INTO {table} (spider, item) SELECT $1, x FROM (SELECT DISTINCT "
+                   f"ON (x->>{field}) x FROM unnest($2::jsonb[]) WITH ORDINALITY AS u(x, n) "
+                   f"ORDER BY x->>{field}, n DESC) AS last ON CONFLICT (spider, "
+                   f"(item->>{field})) DO UPDATE SET item = EXCLUDED.item, scraped_at = now()")
         await self._conn.execute(sql, self.spider_name, [data.decode() for data, _ in batch])
+
+    async def _insert_watched(self, batch: list[_Entry]) -> bool:
+        """`_insert`, said once when the server keeps it waiting (a lock held on the
+        table): the crawl waits for it, but close() only for CLOSE_PATIENCE seconds.
+        False when close() stopped waiting (the statement is cancelled)."""
+        insert = asyncio.ensure_future(self._insert(batch))
+        waited = 0.0
+        try:
+            while True:
+                done, _ = await asyncio.wait({insert}, timeout=WAIT_NOTICE)
+                if done:
+                    insert.result()
+                    if waited and self._waited:
+                        logger.info("%s: the batch went in after %.0f s", self.name, waited)
+                    return True
+                waited += WAIT_NOTICE
+                if not self._waited:
+                    self._waited = True
+                    logger.warning("%s: a batch of %d item(s) has waited %.0f s for "
+                                   "PostgreSQL (a lock held on table %s?): the crawl waits "
+                                   "for it", self.name, len(batch), waited, self.table)
+                if self._deadline is not None and time.monotonic() > self._deadline:
+                    return False
+        finally:
+            if not insert.done():
+                insert.cancel()
+                with contextlib.suppress(BaseException):
+                    await insert
 
     async def _insert_one_by_one(self, batch: list[_Entry]) -> int:
         asyncpg = _asyncpg()

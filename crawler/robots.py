@@ -250,7 +250,9 @@ class _Stored:
 
 
 def _parse_text(compressed: bytes) -> Protego:
-    return Protego.parse(zlib.decompress(compressed).decode("utf-8", "replace"))
+    # utf-8-sig: a byte-order mark would make the first line's "User-agent" unknown, and
+    # every rule of its group ignored (RFC 9309 says to skip it)
+    return Protego.parse(zlib.decompress(compressed).decode("utf-8-sig", "replace"))
 
 
 def _whole_lines(body: bytes) -> bytes:

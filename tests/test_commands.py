@@ -310,6 +310,11 @@ async def test_project_settings_file_and_precedence(shop, tmp_path):
     (tmp_path / "crawler.toml").write_text("concurrency = [\n")
     code, _, err = await cli("list", cwd=sub)
     assert code == 2 and "crawler.toml: not valid TOML" in err
+    (tmp_path / "crawler.toml").write_bytes(b"concurrency = 3\n# caf\xe9 (latin-1)\n")
+    code, _, err = await cli("list", cwd=sub)
+    assert code == 2 and err.strip().splitlines() == [
+        f"crawler: error: {tmp_path / 'crawler.toml'}: not valid TOML: not UTF-8 text "
+        "(byte 22)"]
 
 
 async def test_log_file_nolog_and_level(shop, tmp_path):

@@ -237,3 +237,54 @@ async def test_a_full_disk_stops_cleanly_and_leaves_valid_files(base, tmp_path):
     assert outputs["healthy.jsonl"] == {"items": len(healthy)}
     assert outputs["full/a.json"] == {"items": len(array),
                                       "error": "[Errno 28] No space left on device"}
+
+
+async def test_a_named_pipe_without_a_reader_is_refused_and_with_one_is_written(base,
+                                                                               tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    code, _, err = await run_cli("run", _spider(tmp_path), "-a", f"base={base}", "-o",
+                                 str(fifo), cwd=tmp_path)
+    lines = err.strip().splitlines()
+    assert code == 2 and lines == [f"crawler: error: cannot write {fifo}: it is a named "
+                                   "pipe with no reader"], lines
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader: written in order
+    try:
+        code, _, err = await run_cli("run", _spider(tmp_path), "-a", f"base={base}", "-a",
+                                     "n=5", "-o", str(fifo), cwd=tmp_path)
+        out = os.read(reader, 1 << 20)  # (six short lines: within the pipe's buffer)
+    finally:
+        os.close(reader)
+    assert code == 0, err
+    assert sorted(json.loads(x)["n"] for x in out.splitlines()) == [-1, 0, 1, 2, 3, 4]
+
+
+async def test_the_stats_file_follows_a_symlink_and_a_pipe_is_refused(base, tmp_path):
+    import os
+
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "stats.json"
+    link.symlink_to(tmp_path / "real" / "stats.json")
+    code, _, err = await run_cli("run", _spider(tmp_path), "-a", f"base={base}", "-a", "n=2",
+                                 "--stats", str(link), cwd=tmp_path)
+    assert code == 0, err
+    assert link.is_symlink()  # kept: the stats went where it points
+    assert json.loads((tmp_path / "real" / "stats.json").read_text())["pages"] == 3
+    fifo = tmp_path / "stats.pipe"
+    os.mkfifo(fifo)
+    code, _, err = await run_cli("run", _spider(tmp_path), "-a", f"base={base}", "--stats",
+                                 str(fifo), cwd=tmp_path)
+    assert code == 2 and "it is a named pipe" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("same", ["-o", "--stats"])
+async def test_a_log_file_that_is_also_an_output_is_refused(base, tmp_path, same):
+    target = tmp_path / "same.jsonl"
+    target.write_text(KEEP)
+    code, _, err = await run_cli("run", _spider(tmp_path), "-a", f"base={base}", same,
+                                 str(target), "--log-file", str(target), cwd=tmp_path)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "--log-file" in lines[0], lines
+    assert target.read_text() == KEEP

@@ -307,3 +307,64 @@ async def test_an_item_repeated_in_one_batch_keeps_its_last_version(db, aiohttp_
                                    sink_url(url, table, "url"))
     rows = await conn.fetch(f"SELECT item->>'run' AS run FROM {table}")
     assert sink.error is None and len(rows) == 20 and {r["run"] for r in rows} == {"second"}
+
+
+async def test_keys_are_collapsed_as_the_index_compares_them(db, aiohttp_server):
+    """1 and "1" are one key to item->>FIELD: in one batch, the later item stays (the
+    batch failed as a whole before: CardinalityViolation)."""
+    url, conn, table = db
+    server = await aiohttp_server(chain_site(1))
+
+    class Mixed(Pages):
+        async def parse(self, response):
+            yield {"k": 1, "v": "number"}
+            yield {"k": "1", "v": "text"}
+            yield {"k": 2.5, "v": "float"}
+            yield {"k": True, "v": "bool"}
+            yield {"k": "true", "v": "bool as text"}
+
+    crawler, sink = await crawl_to(Mixed(str(server.make_url("/"))),
+                                   sink_url(url, table, "k"))
+    rows = await conn.fetch(f"SELECT item->>'k' AS k, item->>'v' AS v FROM {table} ORDER BY 1")
+    assert sink.error is None
+    assert [(r["k"], r["v"]) for r in rows] == [("1", "text"), ("2.5", "float"),
+                                                ("true", "bool as text")]
+
+
+async def test_a_table_locked_at_the_end_bounds_the_close_and_says_why(
+        db, aiohttp_server, monkeypatch, caplog):
+    url, conn, table = db
+    monkeypatch.setattr(pg_sink, "WAIT_NOTICE", 0.3)
+    monkeypatch.setattr(pg_sink, "CLOSE_PATIENCE", 1.5)
+    server = await aiohttp_server(chain_site(30))
+    await conn.execute(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, spider text NOT NULL,"
+                       " item jsonb NOT NULL, scraped_at timestamptz NOT NULL DEFAULT now())")
+    lock = conn.transaction()
+    await lock.start()
+    await conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+    try:
+        crawler, sink = await asyncio.wait_for(
+            crawl_to(Pages(str(server.make_url("/"))), sink_url(url, table)), 30)
+    finally:
+        await lock.rollback()
+    assert crawler.stats.pages == 30
+    assert "did not take them within" in sink.error and "lock held" in sink.error, sink.error
+    said = [r for r in caplog.records if "has waited" in r.getMessage()]
+    assert len(said) == 1 and "lock held on table" in said[0].getMessage()
+
+
+async def test_a_table_of_another_layout_is_refused_before_any_fetch(db, aiohttp_server,
+                                                                      tmp_path):
+    url, conn, table = db
+    server = await aiohttp_server(chain_site(5))
+    spider = tmp_path / "pages.py"
+    spider.write_text(SPIDER_FILE)
+    await conn.execute(f"CREATE TABLE {table} (id serial, title text NOT NULL, body text)")
+    proc = await spawn(sys.executable, "-m", "crawler", "run", str(spider), "-a",
+                       f"base={server.make_url('/')}", "-o", sink_url(url, table), cwd=ROOT)
+    _, err = await finish(proc, 60)
+    lines = err.decode().strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, lines
+    assert "exists with another layout (no spider text column; no item jsonb column; its " \
+        "column title is NOT NULL without a default)" in lines[0]
+    assert server.app[HITS] == []

@@ -157,3 +157,11 @@ async def test_a_huge_robots_txt_is_cut_at_500_kib_end_to_end(aiohttp_server, tm
     assert stats.robots_disallowed == 1
     # the client stopped at 500 KiB; what the server got out is what socket buffers took
     assert sum(sent) < 20_000_000
+
+
+async def test_a_robots_txt_starting_with_a_byte_order_mark_is_obeyed():
+    body = b"\xef\xbb\xbfUser-agent: *\nDisallow: /private\n"
+    cache = RobotsCache(_Server(body, distinct=False).fetch, user_agent="bot")
+    await cache.load(Request("http://a.test:1/"))
+    assert cache.verdict(Request("http://a.test:1/private/x")) is False
+    assert cache.verdict(Request("http://a.test:1/public")) is True
