@@ -314,7 +314,7 @@ async def test_project_settings_file_and_precedence(shop, tmp_path):
     code, _, err = await cli("list", cwd=sub)
     assert code == 2 and err.strip().splitlines() == [
         f"crawler: error: {tmp_path / 'crawler.toml'}: not valid TOML: not UTF-8 text "
-        "(byte 22)"]
+        "(byte 21)"]
 
 
 async def test_log_file_nolog_and_level(shop, tmp_path):
