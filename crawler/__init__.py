@@ -27,6 +27,7 @@ from crawler.frontier.memory import MemoryFrontier
 from crawler.http import Failure, FormRequest, JsonRequest, Request, Response
 from crawler.links import Link, LinkExtractor
 from crawler.middlewares import Retry
+from crawler.middlewares.retry import get_retry_request
 from crawler.rules import CrawlSpider, Rule
 from crawler.settings import Settings
 from crawler.signals import Signal
@@ -73,5 +74,6 @@ __all__ = [
     "Stats",
     "UsageError",
     "__version__",
+    "get_retry_request",
     "make_exporter",
 ]

@@ -410,8 +410,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[str, str],
            *, default_overwrite: bool) -> Crawler:
     """Everything that can be checked before the loop runs: spider, settings, outputs, the
-    stats path, plugins. Nothing is opened for writing here."""
-    spider, _ = _spider(spider_cls, args, extra_args)
+    stats path, plugins. Nothing is opened for writing here. A spider class with its own
+    `from_crawler` is built by the crawler, with it (Scrapy's order): its settings are the
+    class's."""
+    spider_args = {**extra_args, **_pairs(args.arg, "-a")}
+    from_crawler = getattr(spider_cls.from_crawler, "__func__", None)
+    by_crawler = from_crawler is not getattr(Spider.from_crawler, "__func__", None)
+    spider: Spider | type[Spider] = spider_cls if by_crawler else \
+        _spider(spider_cls, args, extra_args)[0]
     settings = _settings(spider, args)
     if args.cache or args.cache_clear:
         settings = settings.merge({"http_cache": True})
@@ -434,7 +440,14 @@ def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[
         _check_stats_path(Path(args.stats), outputs)
     _check_log_file(args, outputs)  # before the logging opens it
     _configure_logging(settings, args, spider.name)
-    crawler = Crawler(spider, settings=settings, outputs=outputs, restart=args.restart)
+    try:
+        crawler = Crawler(spider, spider_args=spider_args, settings=settings, outputs=outputs,
+                          restart=args.restart)
+    except (TypeError, ValueError) as exc:  # the spider's own from_crawler() or __init__
+        if not by_crawler:
+            raise
+        raise UsageError(f"spider {spider_cls.name!r} failed to start: {describe(exc)}") \
+            from None
     if args.cache_clear:  # last: only a crawl that can start loses its cache
         try:
             if clear_cache(settings.http_cache_dir, spider.name):
@@ -444,7 +457,7 @@ def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[
     return crawler
 
 
-def _outputs(spider: Spider, args: argparse.Namespace, settings: Settings, *,
+def _outputs(spider: Spider | type[Spider], args: argparse.Namespace, settings: Settings, *,
              default_overwrite: bool) -> list[Sink]:
     started = datetime.datetime.now(datetime.UTC)
     fields, sinks = settings.feed_fields, settings.sinks
@@ -609,7 +622,8 @@ def _load(target: str) -> type[Spider]:
     return spider_cls
 
 
-def _settings(spider: Spider, args: argparse.Namespace, **defaults: Any) -> Settings:
+def _settings(spider: Spider | type[Spider], args: argparse.Namespace,
+              **defaults: Any) -> Settings:
     """defaults < the project file < `defaults` (a command's) < the spider's own < -s < -L."""
     base = find_project().base()
     if defaults:

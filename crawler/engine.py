@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -77,12 +77,17 @@ class Crawler:
         crawler = Crawler(MySpider(), settings=Settings(concurrency=32),
                           outputs=[make_exporter("output/my.jsonl")])
         result = await crawler.run()
+
+    Given the spider's class (and `spider_args`), the crawler builds it with its
+    `from_crawler(crawler, **spider_args)`, as Scrapy does; given an instance, it sets
+    its `crawler` attribute.
     """
 
     def __init__(
         self,
-        spider: Spider,
+        spider: Spider | type[Spider],
         *,
+        spider_args: Mapping[str, Any] | None = None,
         settings: Settings | None = None,
         outputs: Sequence[Sink] = (),
         frontier: Frontier | None = None,
@@ -90,10 +95,19 @@ class Crawler:
         fingerprint: Callable[[Request], bytes] = default_fingerprint,
         restart: bool = False,
     ) -> None:
-        self.spider = spider
-        self.settings = settings if settings is not None else Settings.for_spider(spider)
-        spider.settings = self.settings
         self.stats = Stats()
+        self.signals = Signals(self.stats)
+        if isinstance(spider, type):  # built by its from_crawler(), with this crawler
+            self.settings = settings if settings is not None else Settings.for_spider(spider)
+            spider = spider.from_crawler(self, **(spider_args or {}))
+            if not isinstance(spider, Spider):
+                raise StartupError(f"{type(spider).__name__}.from_crawler() did not return "
+                                   "a spider")
+        else:
+            self.settings = settings if settings is not None else Settings.for_spider(spider)
+        self.spider = spider
+        spider.settings = self.settings
+        spider.crawler = self  # Scrapy's spider.crawler: settings, stats, signals
         self.state = CrawlState.NEW
         s = self.settings
         try:
@@ -122,7 +136,6 @@ class Crawler:
                 outage=s.frontier_outage, stats=self.stats)
         self._frontier = frontier or MemoryFrontier(HostPolicy.from_settings(s))
         self.frontier = self._frontier
-        self.signals = Signals(self.stats)
         self.fingerprint = fingerprint  # the duplicate filter's (and the cache's) key
         self._downloader = downloader
         max_pages = s.max_pages

@@ -56,6 +56,7 @@ class Kind(enum.StrEnum):
     TOO_COMPLEX = "too_complex"  # HTML that would take seconds to parse
     ROBOTS_DISALLOWED = "robots_disallowed"
     FORBIDDEN_ADDRESS = "forbidden_address"  # not public, and allow_private_addresses=false
+    TOO_MANY_RETRIES = "too_many_retries"  # a middleware's Retry past the retries setting
     INTERNAL = "internal"  # a bug in the crawler or a plugin; the request is released
 
 
@@ -141,7 +142,8 @@ class HttpError(RequestFailed):
     def __init__(self, response: Response) -> None:
         super().__init__(
             http_kind(response.status),
-            f"ignoring response <{response.status} {response.url}>: status not handled",
+            f"ignoring response <{response.status} {response.url}>: HTTP status code is not "
+            "handled or not allowed (handle_httpstatus_list)",
             response.request,
         )
         self.response = response

@@ -19,6 +19,7 @@ from crawler.downloader import Downloader
 from crawler.exceptions import (
     DownloadError,
     FrontierUnavailable,
+    HttpError,
     IgnoreRequest,
     Kind,
     RequestFailed,
@@ -279,13 +280,33 @@ class Processor:
         elif not self._context.running():
             return True  # a retry or a redirect left for the next run
         elif isinstance(outcome, Retry):
-            await self._scheduler.retry(outcome.request, outcome.delay)
+            again = self._counted_retry(request, outcome)
+            if isinstance(again, RequestFailed):
+                await self.fail(request, again)
+                return False
+            await self._scheduler.retry(again, outcome.delay)
             return True
         else:  # a Request: a redirect, or a middleware's own
             queued = await self._scheduler.enqueue(outcome)
             sid = store_id(outcome)  # the redirect carries its store row on
             return queued and sid is not None and sid == store_id(request)
         return False
+
+    def _counted_retry(self, request: Request, outcome: Retry) -> Request | RequestFailed:
+        """Every Retry, whichever middleware returned it, is counted and bounded by the
+        `retries` setting (a middleware that retries a captcha page forever is not): its
+        request carries one more `retry_times` than the request it retries. When the
+        tries are used up the request fails instead (`too_many_retries`)."""
+        again = outcome.request
+        tries = int(request.meta.get("retry_times", 0)) + 1
+        if int(again.meta.get("retry_times", 0)) < tries:
+            again.meta["retry_times"] = tries
+        if again.meta["retry_times"] > self._policy.retries:
+            return DownloadError(Kind.TOO_MANY_RETRIES, f"gave up retrying {request.url} "
+                                 f"after {self._policy.retries} retries (the retries "
+                                 "setting)", request)
+        self._stats.retries += 1
+        return again
 
     async def _respond(self, request: Request, response: Response) -> None:
         if response.is_html and response.heavy():
@@ -322,7 +343,9 @@ class Processor:
         stats = self._stats
         stats.requests_failed += 1
         stats.errors[exc.kind] += 1
-        if request.depth == 0 and not request.meta.get("redirect_urls"):
+        if isinstance(exc, HttpError):  # as Scrapy says it, for every request
+            logger.info("%s", exc)
+        elif request.depth == 0 and not request.meta.get("redirect_urls"):
             logger.warning("start request %s failed: %s", request.url, exc)
         else:
             logger.debug("failed %s: %s", request.url, exc)

@@ -174,7 +174,8 @@ class Scraper:
             item = await process(self._pipelines, item, self._spider, self._thread)
         except DropItem as exc:
             stats.items_dropped += 1
-            logger.debug("dropped item: %s", exc)
+            logger.warning("dropped item%s: %s", f" from {request.url}" if request is not None
+                           else "", exc)
             if self._signals.wants(Signal.ITEM_DROPPED):
                 await self._signals.send(Signal.ITEM_DROPPED, item=item, request=request,
                                          exception=exc, spider=self._spider)

@@ -84,7 +84,7 @@ class Settings:
     http_cache_dir: str = ".crawler-cache"
     http_cache_expiration: float = 0.0  # seconds a stored response stays fresh; 0: forever
     http_cache_codes: tuple[int, ...] = ()  # statuses kept besides 2xx (e.g. 301,404)
-    cookies_enabled: bool = False  # one cookie jar per crawl, as a browser keeps
+    cookies_enabled: bool = True  # one cookie jar per crawl, as a browser keeps (Scrapy too)
     job_dir: str | None = None  # keep the crawl's state there and resume from it (--job-dir)
     # a frontier shared by many processes (--frontier redis://HOST:PORT/DB), the crawl's
     # name in it (--job; default: the spider's), this process's name (--worker-id;
@@ -288,7 +288,7 @@ _SCRAPY_NAMES: dict[str, tuple[str, str]] = {
     "httpcache_enabled": ("http_cache", ""),
     "httpcache_dir": ("http_cache_dir", ""),
     "httpcache_expiration_secs": ("http_cache_expiration", ""),
-    "cookies_enabled": ("cookies_enabled", "; they are off by default here"),
+    "cookies_enabled": ("cookies_enabled", ""),
     "jobdir": ("job_dir", "; a killed job resumes here too"),
     "urllength_limit": ("max_url_length", ""),
 }

@@ -39,6 +39,7 @@ class Spider:
     custom_settings: ClassVar[dict[str, Any]] = {}
     handle_httpstatus_list: Sequence[int] = ()
     settings: Settings
+    crawler: Any  # the Crawler running it (its settings, stats and signals), once it runs
 
     def __init__(self, **kwargs: Any) -> None:
         """Spider arguments (`-a key=value`) arrive here and become attributes."""
@@ -47,6 +48,16 @@ class Spider:
         for key, value in kwargs.items():
             setattr(self, key, value)
         self.logger = logging.getLogger(f"crawler.spider.{self.name or type(self).__name__}")
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Spider:
+        """Build the spider for `crawler` (Scrapy's hook): override it to read
+        `crawler.settings`, connect to `crawler.signals` or keep `crawler.stats`, calling
+        `super().from_crawler(crawler, *args, **kwargs)` first. Called when a crawl is
+        given the spider's class (the CLI does when the class overrides it)."""
+        spider = cls(*args, **kwargs)
+        spider.crawler = crawler
+        return spider
 
     async def start(self) -> AsyncIterator[Any]:
         """Seed the crawl with Requests (and items). Defaults to `start_requests()`."""

@@ -47,6 +47,34 @@ class Stats:
     hosts: dict[str, list[float]] = field(default_factory=dict)  # host -> [requests, latency]
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # per output, at close
 
+    # Scrapy's stats API (crawler.stats.inc_value("my/key")): names of our own counters
+    # ("pages", "items", "retries", ...) are those; any other name is a counter of its own
+
+    def get_value(self, key: str, default: Any = None) -> Any:
+        if key in _FIELDS:
+            return getattr(self, key)
+        return self.counters.get(key, default)
+
+    def set_value(self, key: str, value: Any) -> None:
+        if key in _FIELDS:
+            setattr(self, key, value)
+        else:
+            self.counters[key] = value
+
+    def inc_value(self, key: str, count: int | float = 1, start: int | float = 0) -> None:
+        self.set_value(key, self.get_value(key, start) + count)
+
+    def max_value(self, key: str, value: Any) -> None:
+        current = self.get_value(key)
+        self.set_value(key, value if current is None else max(current, value))
+
+    def min_value(self, key: str, value: Any) -> None:
+        current = self.get_value(key)
+        self.set_value(key, value if current is None else min(current, value))
+
+    def get_stats(self) -> dict[str, Any]:
+        return self.as_dict()
+
     def record_host(self, key: str, latency: float) -> None:
         entry = self.hosts.get(key)
         if entry is None:
@@ -100,6 +128,14 @@ class Stats:
                     self.hosts.items(), key=lambda kv: -kv[1][0])[:_HOSTS_REPORTED]
             },
         }
+
+
+_FIELDS = frozenset({
+    "start_requests", "pages", "items", "items_dropped", "requests_scheduled",
+    "requests_failed", "duplicates_filtered", "offsite_dropped", "invalid_url",
+    "unsupported_scheme", "depth_limited", "url_too_long", "host_limited",
+    "query_variants_limited", "queue_full", "redirects", "retries", "robots_disallowed",
+    "slow_callbacks"})
 
 
 def _peak_rss_mb() -> float:

@@ -887,3 +887,35 @@ async def test_dropped_start_requests_and_links_are_logged(aiohttp_server, tmp_p
     assert errors == ["start request htp://nowhere/ dropped: unsupported scheme"]
     assert any(r.getMessage() == "dropped mailto:x@y.z: unsupported scheme"
                for r in caplog.records if r.levelno == logging.DEBUG)
+
+
+async def test_an_ignored_status_and_a_dropped_item_are_said_for_every_request(
+        aiohttp_server, tmp_path, caplog):
+    async def forbidden(request: web.Request) -> web.Response:
+        return web.Response(status=403, text="no")
+
+    server = await aiohttp_server(make_site({"/": links("/a", "/no"), "/a": links(),
+                                             "/no": forbidden}))
+
+    class NoA:
+        def process_item(self, item, spider):
+            if item["url"].endswith("/a"):
+                raise DropItem("no price")
+            return item
+
+    class Each(Spider):
+        name = "each"
+        start_urls = [str(server.make_url("/"))]
+        custom_settings = {"log_interval": 0, "item_pipelines": [NoA]}
+
+        def parse(self, response):
+            yield {"url": response.url}
+            yield from response.follow_all(css="a")
+
+    caplog.set_level("INFO")
+    stats, items = await crawl(Each(), tmp_path)
+    assert len(items) == 1 and stats.items_dropped == 1
+    said = {(r.levelname, r.getMessage()) for r in caplog.records}
+    assert ("INFO", f"ignoring response <403 {server.make_url('/no')}>: HTTP status code is "
+            "not handled or not allowed (handle_httpstatus_list)") in said
+    assert ("WARNING", f"dropped item from {server.make_url('/a')}: no price") in said

@@ -294,13 +294,13 @@ class CookieSpider(Spider):
         yield {"url": response.url.rsplit("?", 1)[1], **response.json()}
 
 
-async def test_cookies_are_kept_in_a_jar_only_when_enabled(aiohttp_server, tmp_path):
+async def test_cookies_are_kept_in_a_jar_unless_turned_off(aiohttp_server, tmp_path):
     server = await aiohttp_server(_cookie_site())
     spider = CookieSpider()
     spider.base = str(server.make_url("")).rstrip("/")
-    _, items = await crawl(spider, tmp_path)
+    _, items = await crawl(spider, tmp_path, cookies_enabled=False)
     assert {i["url"]: i["cookie"] for i in items} == {"own": "lang=en", "jar": None}
-    _, items = await crawl(spider, tmp_path, cookies_enabled=True)
+    _, items = await crawl(spider, tmp_path)  # on by default, as in Scrapy and Crawlee
     got = {i["url"]: i["cookie"] for i in items}
     assert got["jar"] is not None and "session=s3cret" in got["jar"]
     assert "lang=en" in got["own"]
@@ -618,3 +618,78 @@ async def test_the_cache_never_serves_one_identitys_response_to_another(aiohttp_
         {"title": "anon fr", "cached": False}]
     await ask({"path": "/star"})
     assert await ask({"path": "/star"}) == [{"title": "star", "cached": False}]
+
+
+# -- retries from middlewares and callbacks are bounded and counted ---------------------
+
+class CaptchaRetry:
+    """A user's middleware that retries every captcha page (forgetting retry_times)."""
+
+    def process_response(self, request, response):
+        if b"captcha" in response.body:
+            return Retry(request.replace(), 0.0)
+        return response
+
+
+def _captcha_site() -> web.Application:
+    app = web.Application()
+    app[HITS] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        request.app[HITS].append(request.path)
+        text = "captcha" if request.path.startswith("/captcha") else "empty" \
+            if request.path.startswith("/empty") else links(title="ok")
+        return web.Response(text=text, content_type="text/html")
+
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+async def test_a_middlewares_retry_is_bounded_and_counted(aiohttp_server, tmp_path):
+    server = await aiohttp_server(_captcha_site())
+    failed: list[str] = []
+
+    class Blocked(Spider):
+        name = "blocked"
+        custom_settings = {"log_interval": 0, "obey_robots": False, "retries": 3,
+                           "downloader_middlewares": {CaptchaRetry: 560}}
+        start_urls = [str(server.make_url("/captcha"))]
+
+        def start(self):  # type: ignore[override]
+            yield Request(self.start_urls[0], errback=self.gone)
+
+        def parse(self, response):
+            yield {"url": response.url}
+
+        def gone(self, failure):
+            failed.append(failure.kind)
+
+    stats, _ = await crawl(Blocked(), tmp_path)
+    assert server.app[HITS].count("/captcha") == 4  # the first try and 3 retries
+    assert stats.retries == 3 and failed == ["too_many_retries"]
+
+
+async def test_get_retry_request_retries_from_a_callback_and_gives_up(aiohttp_server,
+                                                                      tmp_path):
+    from crawler.middlewares.retry import get_retry_request
+
+    server = await aiohttp_server(_captcha_site())
+
+    class Empty(Spider):
+        name = "empty"
+        custom_settings = {"log_interval": 0, "obey_robots": False}
+        start_urls = [str(server.make_url("/empty"))]
+
+        def parse(self, response):
+            again = get_retry_request(response.request, spider=self, reason="empty page",
+                                      max_retry_times=2)
+            if again is not None:
+                yield again
+            else:
+                yield {"gave_up": response.url}
+
+    stats, items = await crawl(Empty(), tmp_path)
+    assert server.app[HITS].count("/empty") == 3 and len(items) == 1
+    assert stats.retries == 2
+    assert stats.counters["retry/reason_count/empty page"] == 2
+    assert stats.counters["retry/max_reached"] == 1

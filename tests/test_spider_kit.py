@@ -386,3 +386,78 @@ def test_without_parsel_sel_says_which_extra_to_install():
     assert out.splitlines() == [
         "x", "MissingParsel response.sel and response.xpath() need parsel: "
         "pip install 'crawler[selectors]'"]
+
+
+FROM_CRAWLER = '''
+from crawler import Spider
+from crawler.signals import Signal
+
+
+class Counting(Spider):
+    name = "counting"
+    custom_settings = {"log_interval": 0, "obey_robots": False}
+
+    @classmethod
+    def from_crawler(cls, crawler, *args, **kwargs):
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.timeout_seen = crawler.settings.timeout
+        crawler.signals.connect(Signal.SPIDER_CLOSED, spider.on_closed)
+        return spider
+
+    def __init__(self, start, **kw):
+        super().__init__(**kw)
+        self.start_urls = [start]
+
+    def parse(self, response):
+        self.crawler.stats.inc_value("pages/seen_by_spider")
+        self.crawler.stats.max_value("pages/longest_url", len(response.url))
+        yield {"timeout": self.timeout_seen, "same": self.crawler.spider is self}
+
+    def on_closed(self, reason):
+        self.crawler.stats.set_value("closed_with", reason)
+'''
+
+
+async def test_from_crawler_builds_the_spider_with_its_crawler_and_the_stats_api(
+        aiohttp_server, tmp_path):
+    import json
+    import sys
+
+    from tests.conftest import finish, spawn
+
+    app = web.Application()
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="<html></html>", content_type="text/html")
+
+    app.router.add_get("/", page)
+    site = await aiohttp_server(app)
+    (tmp_path / "counting.py").write_text(FROM_CRAWLER)
+    proc = await spawn(sys.executable, "-m", "crawler", "run", "counting.py", "-a",
+                       f"start={site.make_url('/')}", "-s", "timeout=7", "-o", "out.jsonl",
+                       "--stats", "stats.json", cwd=tmp_path)
+    _, err = await finish(proc, 60)
+    assert proc.returncode == 0, err.decode()
+    item = json.loads((tmp_path / "out.jsonl").read_text())
+    assert item == {"timeout": 7.0, "same": True}
+    counters = json.loads((tmp_path / "stats.json").read_text())["counters"]
+    assert counters["pages/seen_by_spider"] == 1 and counters["closed_with"] == "finished"
+    assert counters["pages/longest_url"] == len(str(site.make_url("/")))
+
+
+def test_the_stats_api_as_scrapy_names_it():
+    from crawler.stats import Stats
+
+    stats = Stats()
+    stats.inc_value("pages")
+    stats.inc_value("custom/count", 2)
+    stats.inc_value("custom/count")
+    stats.max_value("custom/max", 5)
+    stats.max_value("custom/max", 3)
+    stats.min_value("custom/min", 5)
+    stats.min_value("custom/min", 3)
+    stats.set_value("custom/when", "now")
+    assert stats.pages == 1 and stats.get_value("pages") == 1
+    assert stats.get_value("custom/count") == 3 and stats.get_value("missing", 9) == 9
+    assert stats.get_value("custom/max") == 5 and stats.get_value("custom/min") == 3
+    assert stats.get_stats()["counters"]["custom/when"] == "now"

@@ -1,4 +1,4 @@
-"""A cookie jar per crawl (Scrapy's CookiesMiddleware), on with `cookies_enabled=True`.
+"""A cookie jar per crawl (Scrapy's CookiesMiddleware), on unless `cookies_enabled=False`.
 
 Set-Cookie answers are stored and sent back to the URLs they match, as a browser does
 (aiohttp's CookieJar decides: domain, path, expiry, Secure). A request's own
@@ -32,6 +32,7 @@ _MAX_JARS = 10_000  # meta["cookiejar"] sessions
 class CookiesMiddleware:
     def __init__(self, counters: Any) -> None:
         self._jars: dict[Any, CookieJar] = {}
+        self._used: set[CookieJar] = set()  # jars that were given a cookie
         self._counters = counters
         self._warned = False
 
@@ -62,6 +63,8 @@ class CookiesMiddleware:
         url = request.yurl
         if request.cookies:
             self._store(jar, SimpleCookie(request.cookies), url)
+        if jar not in self._used:
+            return None  # most crawls: no cookie at all, and nothing to look up
         cookies = jar.filter_cookies(url)
         if cookies:
             value = "; ".join(f"{m.key}={m.coded_value}" for m in cookies.values())
@@ -93,6 +96,7 @@ class CookiesMiddleware:
             self._full("cookies")
             return
         jar.update_cookies(cookie, url)
+        self._used.add(jar)
 
     def _full(self, what: str) -> None:
         self._counters["cookies/dropped"] += 1
