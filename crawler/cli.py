@@ -459,14 +459,27 @@ def _build(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[
 
 def _outputs(spider: Spider | type[Spider], args: argparse.Namespace, settings: Settings, *,
              default_overwrite: bool) -> list[Sink]:
+    """-o and -O; without them, the `feeds` setting's (Scrapy's FEEDS); else the default
+    output/SPIDER.jsonl."""
     started = datetime.datetime.now(datetime.UTC)
     fields, sinks = settings.feed_fields, settings.sinks
     worker = settings.worker_id or default_worker_id()
-    outputs = [output_sink(spec, overwrite=False, fields=fields, spider=spider,
-                           started=started, sinks=sinks, worker=worker) for spec in args.output]
-    outputs += [output_sink(spec, overwrite=True, fields=fields, spider=spider,
-                            started=started, sinks=sinks, worker=worker)
+
+    def sink(spec: str, overwrite: bool, **options: Any) -> Sink:
+        return output_sink(spec, overwrite=overwrite, spider=spider, started=started,
+                           sinks=sinks, worker=worker, **options)
+
+    outputs = [sink(spec, False, fields=fields, indent=settings.feed_indent)
+               for spec in args.output]
+    outputs += [sink(spec, True, fields=fields, indent=settings.feed_indent)
                 for spec in args.overwrite_output]
+    if not outputs:
+        for uri, options in settings.feeds:
+            declared = options.get("fields")
+            outputs.append(sink(uri, bool(options.get("overwrite", False)),
+                                fields=tuple(declared) if declared else fields,
+                                format=options.get("format"),
+                                indent=options.get("indent", settings.feed_indent)))
     if not outputs:  # with a shared frontier, each worker writes its own file
         name = f"{spider.name}.{worker}" if settings.frontier else spider.name
         outputs.append(make_exporter(Path("output") / f"{name}.jsonl",

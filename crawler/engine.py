@@ -124,7 +124,7 @@ class Crawler:
             if frontier is not None:
                 raise StartupError("a job dir keeps its own frontier: pass no frontier")
             frontier = JournaledFrontier(self.job, fingerprint, HostPolicy.from_settings(s),
-                                         max_wait=_max_wait(s))
+                                         max_wait=_max_wait(s), dfs=s.crawl_order == "dfs")
         if s.frontier is not None:
             if frontier is not None or self.job is not None:
                 raise StartupError("a shared frontier (the frontier setting) keeps the crawl's "
@@ -133,8 +133,9 @@ class Crawler:
                 s.frontier, spider=spider.name, job=s.frontier_job,
                 policy=HostPolicy.from_settings(s), worker=s.worker_id, lease=s.frontier_lease,
                 max_pages=s.max_pages, max_items=s.max_items, max_duration=s.max_duration,
-                outage=s.frontier_outage, stats=self.stats)
-        self._frontier = frontier or MemoryFrontier(HostPolicy.from_settings(s))
+                outage=s.frontier_outage, stats=self.stats, dfs=s.crawl_order == "dfs")
+        self._frontier = frontier or MemoryFrontier(HostPolicy.from_settings(s),
+                                                    dfs=s.crawl_order == "dfs")
         self.frontier = self._frontier
         self.fingerprint = fingerprint  # the duplicate filter's (and the cache's) key
         self._downloader = downloader

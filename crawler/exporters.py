@@ -16,6 +16,7 @@ import asyncio
 import csv
 import errno
 import io
+import json
 import logging
 import os
 import stat
@@ -367,15 +368,17 @@ class JsonLinesExporter(_LineExporter):
 
 class JsonExporter(Exporter):
     """One JSON array, valid after every batch: each write ends with the closing bracket,
-    which the next write overwrites."""
+    which the next write overwrites. `indent`: each item pretty-printed (Scrapy's
+    FEED_EXPORT_INDENT)."""
 
     suffix = ".json"
     _TAIL = b"\n]\n"
 
     def __init__(self, path: Path | str, *, overwrite: bool = False,
-                 fields: tuple[str, ...] | None = None) -> None:
+                 fields: tuple[str, ...] | None = None, indent: int | None = None) -> None:
         super().__init__(path, overwrite=overwrite, fields=fields)
         self._empty = True  # no element in the array yet
+        self._indent = indent or None
 
     def _read_existing(self, file: io.BufferedReader, size: int) -> None:
         """Appending continues the array: the file must be one JSON array."""
@@ -418,7 +421,12 @@ class JsonExporter(Exporter):
             await self._write_at(self._size, self._TAIL)
 
     def encode(self, record: Record) -> bytes:
-        return record.json
+        if self._indent is None:
+            return record.json
+        if self._indent == 2:
+            return orjson.dumps(orjson.loads(record.json), option=orjson.OPT_INDENT_2)
+        return json.dumps(orjson.loads(record.json), indent=self._indent,
+                          ensure_ascii=False).encode()
 
     def cut_back(self, length: int) -> None:
         assert isinstance(self.path, Path)
@@ -516,14 +524,17 @@ def exporter_class(format_name: str) -> type[Exporter]:
 
 def make_exporter(path: str | os.PathLike[str], *, overwrite: bool = False,
                   fields: tuple[str, ...] | None = None,
-                  format: str | None = None) -> Exporter:
+                  format: str | None = None, indent: int | None = None) -> Exporter:
     """The exporter for a file path (or "-" for standard output), by its extension unless
-    `format` is given; no extension means JSON lines."""
+    `format` is given; no extension means JSON lines. `indent` pretty-prints .json items."""
     target = os.fspath(path)
     if format is None:
         suffix = "" if target == STDOUT else Path(target).suffix
         format = suffix or "jsonl"
-    return exporter_class(format)(target, overwrite=overwrite, fields=fields)
+    cls = exporter_class(format)
+    if issubclass(cls, JsonExporter):
+        return cls(target, overwrite=overwrite, fields=fields, indent=indent)
+    return cls(target, overwrite=overwrite, fields=fields)
 
 
 def file_identity(path: Path | str) -> object:

@@ -35,10 +35,12 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
 def output_sink(spec: str, *, overwrite: bool, fields: tuple[str, ...] | None,
                 spider: Any, started: datetime.datetime,
-                sinks: tuple[tuple[str, Any], ...] = (), worker: str = "") -> Sink:
-    """The sink for one `-o`/`-O` value; OutputError when it names nothing writable.
-    `sinks` are the setting's (scheme, factory) pairs."""
-    target, format_name = spec, None
+                sinks: tuple[tuple[str, Any], ...] = (), worker: str = "",
+                format: str | None = None, indent: int | None = None) -> Sink:
+    """The sink for one `-o`/`-O` value (or a `feeds` entry, whose `format` and `indent`
+    come apart); OutputError when it names nothing writable. `sinks` are the setting's
+    (scheme, factory) pairs."""
+    target, format_name = spec, format
     match = _FORMAT_SUFFIX.match(spec)
     if match:
         target, format_name = match.group(1), match.group(2)
@@ -59,7 +61,8 @@ def output_sink(spec: str, *, overwrite: bool, fields: tuple[str, ...] | None,
         target = unquote(parts.path)
     if target != STDOUT and (not target or target.endswith("/") or Path(target).name == ""):
         raise OutputError(f"cannot write to {spec!r}: it names a directory, not a file")
-    return make_exporter(target, overwrite=overwrite, fields=fields, format=format_name)
+    return make_exporter(target, overwrite=overwrite, fields=fields, format=format_name,
+                         indent=indent)
 
 
 def _built(factory: Any, uri: str, overwrite: bool, fields: tuple[str, ...] | None) -> Sink:

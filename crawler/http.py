@@ -321,8 +321,8 @@ class Response:
     """
 
     __slots__ = ("_base", "_base_dir", "_base_path", "_encoding", "_host_key", "_is_html",
-                 "_origin", "_parser", "_refused", "_selector", "_text", "_yurl", "body",
-                 "flags", "headers", "request", "status", "url")
+                 "_origin", "_parsel", "_parser", "_refused", "_selector", "_text", "_yurl",
+                 "body", "flags", "headers", "request", "status", "url")
 
     def __init__(
         self,
@@ -352,6 +352,7 @@ class Response:
         self._base_path: str | None = None  # the base's path when plain (and no query)
         self._base_dir: str | None = None  # ... up to its last "/"
         self._selector: Any = None  # a parsel Selector, built on first use of sel/xpath
+        self._parsel = False  # css()/css_first() answer with parsel (`selectors = "parsel"`)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -442,8 +443,29 @@ class Response:
             self._parser = LexborHTMLParser(source)
         return self._parser
 
-    def css(self, selector: str) -> list[LexborNode]:
-        """All nodes matching a CSS selector; empty for non-HTML responses."""
+    def use_parsel(self) -> None:
+        """Make css()/css_first() answer as Scrapy's do (the `selectors = "parsel"`
+        setting): parsel SelectorLists, with ::text, ::attr(), .get() and .getall()."""
+        self._parsel = True
+
+    def css(self, selector: str) -> Any:
+        """All nodes matching a CSS selector (selectolax nodes; empty for non-HTML); with
+        `selectors = "parsel"`, a parsel SelectorList, as in Scrapy."""
+        if self._parsel:
+            return self.sel.css(selector)
+        return self.css_nodes(selector)
+
+    def css_first(self, selector: str) -> Any:
+        """The first node matching a CSS selector, or None (with `selectors = "parsel"`,
+        the first parsel Selector, or None)."""
+        if self._parsel:
+            found = self.sel.css(selector)
+            return found[0] if found else None
+        return self.css_node(selector)
+
+    def css_nodes(self, selector: str) -> list[LexborNode]:
+        """All selectolax nodes matching a CSS selector, whatever `selectors` says; empty
+        for non-HTML responses."""
         parser = self._html()
         if parser is None:
             return []
@@ -452,8 +474,8 @@ class Response:
         except SelectolaxError as exc:
             raise ValueError(_bad_css(selector, exc)) from None
 
-    def css_first(self, selector: str) -> LexborNode | None:
-        """The first node matching a CSS selector, or None."""
+    def css_node(self, selector: str) -> LexborNode | None:
+        """The first selectolax node matching a CSS selector, or None."""
         parser = self._html()
         if parser is None:
             return None
@@ -465,17 +487,17 @@ class Response:
     def css_text(self, selector: str, default: str | None = None) -> str | None:
         """The text of the first node matching `selector`, its descendants' included, with
         runs of whitespace as one space, or `default`: `response.css_text("h1")`."""
-        node = self.css_first(selector)
+        node = self.css_node(selector)
         return default if node is None else " ".join(node.text(deep=True).split())
 
     def css_texts(self, selector: str) -> list[str]:
         """The text of every node matching `selector` (as `css_text` gives it)."""
-        return [" ".join(node.text(deep=True).split()) for node in self.css(selector)]
+        return [" ".join(node.text(deep=True).split()) for node in self.css_nodes(selector)]
 
     def css_attr(self, selector: str, name: str, default: str | None = None) -> str | None:
         """Attribute `name` of the first node matching `selector` that has it, or `default`:
         `response.css_attr("a.next", "href")`."""
-        for node in self.css(selector):
+        for node in self.css_nodes(selector):
             value = node.attributes.get(name)
             if value is not None:
                 return value
@@ -502,7 +524,7 @@ class Response:
         if self._base is None:
             base = self._yurl if self._yurl is not None else URL(self.url)
             # most pages have no <base>: a byte search spares them a CSS query
-            node = self.css_first("base[href]") if b"<base" in self.body[:_HEAD_BYTES].lower() \
+            node = self.css_node("base[href]") if b"<base" in self.body[:_HEAD_BYTES].lower() \
                 else None
             href = node.attributes.get("href") if node is not None else None
             if href:
@@ -576,9 +598,10 @@ class Response:
             return href
         return joined.with_fragment(None) if joined.raw_fragment else joined
 
-    def follow(self, url: str | LexborNode | Request, callback: Callback | None = None,
+    def follow(self, url: str | LexborNode | Request | Any, callback: Callback | None = None,
                **kwargs: Any) -> Request:
-        """A Request for a link on this page: an href string or an <a>/<link> node."""
+        """A Request for a link on this page: an href string, an <a>/<link> node, or a
+        parsel Selector (an element's href/src, or a selected attribute's value)."""
         if isinstance(url, str):
             href = url
         elif isinstance(url, LexborNode):
@@ -586,6 +609,9 @@ class Response:
             href = attributes.get("href") or attributes.get("src") or ""
         elif isinstance(url, Request):
             return url
+        elif hasattr(url, "root") and hasattr(url, "attrib"):  # a parsel Selector
+            href = url.get() if isinstance(url.root, str) else \
+                url.attrib.get("href") or url.attrib.get("src") or ""
         else:
             href = str(url)
         canonical = self._canonical_link(href.strip())
@@ -599,12 +625,12 @@ class Response:
             request._host = self._host_key
         return request
 
-    def follow_all(self, urls: Iterable[str | LexborNode] | None = None, css: str | None = None,
+    def follow_all(self, urls: Iterable[Any] | None = None, css: str | None = None,
                    callback: Callback | None = None, **kwargs: Any) -> Iterator[Request]:
         """Requests for many links: given hrefs/nodes, or every node matching `css`."""
         if urls is None and css is None:
             raise ValueError("follow_all() needs urls or css")
-        links: Iterable[str | LexborNode] = urls if urls is not None else self.css(css or "")
+        links: Iterable[Any] = urls if urls is not None else self.css(css or "")
         for link in links:
             yield self.follow(link, callback=callback, **kwargs)
 
@@ -644,7 +670,8 @@ def _bad_css(selector: str, exc: Exception) -> str:
     hint = ""
     if "::" in selector:
         hint = ("; ::text and ::attr() are Scrapy's (parsel's) pseudo-elements: use "
-                "response.sel.css(...), or response.css_text()/css_attr()")
+                "response.sel.css(...), response.css_text()/css_attr(), or the setting "
+                "selectors = \"parsel\"")
     return f"bad CSS selector {selector!r}: {str(exc).rstrip('.')}{hint}"
 
 

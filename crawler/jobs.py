@@ -350,14 +350,15 @@ class Job:
         waiting = dict(db.execute("SELECT host, COUNT(*) FROM requests GROUP BY host"))
         return seen, waiting, list(db.execute("SELECT host, slot FROM hosts"))
 
-    async def load(self, host: str, limit: int,
+    async def load(self, host: str, limit: int, *, newest_first: bool = False,
                    ) -> tuple[list[tuple[Request, float | None]], int]:
         """Up to `limit` of `host`'s requests waiting on disk, best first (priority, then
-        arrival), marked as loaded, with their not-before wall times; and how many rows
-        were taken (a row that is no request any more is dropped, logged and counted). A
-        commit comes first, so that what was stored as waiting is there to be found."""
+        arrival; `newest_first`: the latest arrivals first), marked as loaded, with their
+        not-before wall times; and how many rows were taken (a row that is no request any
+        more is dropped, logged and counted). A commit comes first, so that what was
+        stored as waiting is there to be found."""
         await self.commit()
-        rows = await self._worker.run(self._take, host, limit)
+        rows = await self._worker.run(self._take, host, limit, newest_first)
         requests = []
         for rid, data, not_before in rows:
             try:
@@ -378,14 +379,16 @@ class Job:
             requests.append((request, not_before))
         return requests, len(rows)
 
-    def _take(self, host: str, limit: int) -> list[tuple[int, str, float | None]]:
+    def _take(self, host: str, limit: int, newest_first: bool,
+              ) -> list[tuple[int, str, float | None]]:
         db = self._db
         assert db is not None
+        order = "id DESC" if newest_first else "id"
         with db:
             db.execute("BEGIN")
             rows = list(db.execute(
                 "SELECT id, data, not_before FROM requests WHERE host = ? AND waiting = 1 "
-                "ORDER BY priority DESC, id LIMIT ?", (host, limit)))
+                f"ORDER BY priority DESC, {order} LIMIT ?", (host, limit)))
             db.execute(f"UPDATE requests SET waiting = 0 WHERE id IN {_IDS}",
                        (orjson.dumps([row[0] for row in rows]),))
         return rows

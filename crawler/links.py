@@ -119,7 +119,7 @@ class LinkExtractor:
             if not self.restrict_css:
                 return
         if not self.restrict_css:
-            nodes: Iterable[Any] = response.css(self._selector)
+            nodes: Iterable[Any] = response.css_nodes(self._selector)
         else:
             nodes = self._css_regions(response)
         for node in nodes:
@@ -133,7 +133,7 @@ class LinkExtractor:
     def _css_regions(self, response: Response) -> Iterator[Any]:
         done: set[int] = set()
         for region_css in self.restrict_css:
-            for region in response.css(region_css):
+            for region in response.css_nodes(region_css):
                 inner = region.css(self._selector)
                 for node in ([region] if region.tag in self.tags else []) + inner:
                     key = node.mem_id

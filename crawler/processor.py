@@ -53,6 +53,7 @@ class Processor:
         self._scheduler = context.scheduler
         self._max_pages = context.settings.max_pages
         self._policy = RetryPolicy.from_settings(context.settings)
+        self._parsel = context.settings.selectors == "parsel"  # what response.css() gives
         self._scraper = scraper
         self._outputs = outputs
         self._job = job
@@ -318,6 +319,8 @@ class Processor:
                 await self.fail(request, DownloadError(Kind.TOO_COMPLEX, str(exc), request),
                                 response)
                 return
+        if self._parsel:
+            response.use_parsel()
         callback = request.callback or self._spider.parse
         await self._scraper.run_callback(callback, response, request.cb_kwargs, request)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -116,7 +118,10 @@ class Scraper:
 
     def _callback_failed(self, callback: Callable[..., Any], request: Request) -> None:
         self._stats.errors["callback"] += 1
-        logger.exception("spider error in %s for %s", _name(callback), request.url)
+        exc = sys.exc_info()[1]
+        hint = _SCRAPY_HINT if isinstance(exc, AttributeError) and \
+            _SCRAPY_ON_NODES.search(str(exc)) else ""
+        logger.exception("spider error in %s for %s%s", _name(callback), request.url, hint)
 
     def _invalid_item(self, exc: Any, callback: Callable[..., Any], request: Request) -> None:
         """A model (pydantic) refused the values the callback built it from: the item is
@@ -203,6 +208,16 @@ class Scraper:
                                          spider=self._spider)
         if limit is not None and stats.items + len(page or ()) >= limit:
             self._context.stop("max_items")
+
+
+# Scrapy's selector methods called on what response.css() gives by default
+_SCRAPY_ON_NODES = re.compile(r"'(LexborNode|list|NoneType)' object has no attribute "
+                              r"'(get|getall|extract|extract_first|attrib|re|re_first|xpath|"
+                              r"jmespath)'")
+_SCRAPY_HINT = (": response.css() gives selectolax nodes (fast, CSS only; .text(), "
+                ".attributes); for Scrapy's .get(), .getall(), .attrib and ::text use "
+                "response.sel.css(...), or set selectors = \"parsel\" to make response.css() "
+                "answer as Scrapy's does")
 
 
 def _is_validation_error(exc: Exception) -> bool:

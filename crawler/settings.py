@@ -99,6 +99,17 @@ class Settings:
     # plugins' own settings: any name with a dot ("myext.api_key"), read with get()
     plugin: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
     feed_fields: tuple[str, ...] | None = None
+    # outputs a project or spider declares (Scrapy's FEEDS): {uri: {"format": "json",
+    # "overwrite": false, "fields": [...], "indent": 2}}, used when no -o/-O is given
+    feeds: tuple[tuple[str, Mapping[str, Any]], ...] = dataclasses.field(default=(),
+                                                                         hash=False)
+    feed_indent: int | None = None  # JSON outputs: items indented this much (Scrapy's)
+    # what response.css()/css_first() answer with: selectolax nodes (fast, CSS only), or
+    # parsel selectors, exactly as Scrapy's (::text, ::attr(), .get(), .getall())
+    selectors: str = "selectolax"
+    # which of a host's requests of the same priority go first: the oldest (bfs, breadth
+    # first) or the newest (dfs, depth first; Scrapy's LIFO queues)
+    crawl_order: str = "bfs"
     log_level: str = "INFO"
     # the live display on a terminal instead of the progress line (the CLI turns it on
     # when stderr is a terminal; --no-progress keeps it off)
@@ -174,6 +185,14 @@ class Settings:
         _check("feed_fields", self.feed_fields is None or all(self.feed_fields),
                "must be non-empty field names")
         _check("log_level", self.log_level.upper() in _LOG_LEVELS, f"must be one of {_LOG_LEVELS}")
+        _check("selectors", self.selectors in ("selectolax", "parsel"),
+               "must be 'selectolax' or 'parsel'")
+        _check("crawl_order", self.crawl_order in ("bfs", "dfs"),
+               "must be 'bfs' (breadth first) or 'dfs' (depth first)")
+        _check("feed_indent", self.feed_indent is None or 0 <= self.feed_indent <= 16,
+               "must be 0-16 spaces, or none")
+        for uri, options in self.feeds:
+            _check_feed(uri, options)
         if self.tls_ca_bundle is not None:
             try:
                 self.tls_context()
@@ -198,9 +217,15 @@ class Settings:
     @classmethod
     def for_spider(cls, spider: object, base: Settings | None = None) -> Settings:
         """`base` (the defaults, or the project's settings) < the spider's Scrapy-style
-        attributes (`download_delay = 2`, ...) < its `custom_settings`."""
-        return (base or cls()).merge(spider_settings(spider)).merge(
-            getattr(spider, "custom_settings", None) or {})
+        attributes (`download_delay = 2`, ...) < its `custom_settings`. A mistake there
+        is an error naming the spider."""
+        try:
+            return (base or cls()).merge(spider_settings(spider)).merge(
+                getattr(spider, "custom_settings", None) or {})
+        except SettingsError as exc:
+            name = getattr(spider, "name", "") or getattr(spider, "__name__", "?")
+            raise SettingsError(f"spider {name!r} (its custom_settings or attributes): "
+                                f"{exc}") from None
 
     def get(self, name: str, default: Any = None) -> Any:
         """A setting by name: ours, or a plugin's namespaced one ("myext.api_key")."""
@@ -210,13 +235,41 @@ class Settings:
 
     def merge(self, overrides: Mapping[str, Any]) -> Settings:
         """Return a copy with typed values from `overrides` (e.g. a spider's custom_settings)."""
+        _known_names(overrides)
         return _replace(self, _with_plugin(self, {
             k: v if "." in k else _coerce(k, _field_type(k), v) for k, v in overrides.items()}))
 
     def merge_strings(self, overrides: Mapping[str, str]) -> Settings:
         """Return a copy with values parsed from command-line strings (`-s key=value`)."""
+        _known_names(overrides)
         return _replace(self, _with_plugin(self, {
             k: v if "." in k else _parse(k, _field_type(k), v) for k, v in overrides.items()}))
+
+
+_FEED_OPTIONS = frozenset({"format", "overwrite", "fields", "indent"})
+_FEED_FORMATS = frozenset({"json", "jsonlines", "jsonl", "jl", "csv"})
+
+
+def _check_feed(uri: str, options: Mapping[str, Any]) -> None:
+    where = f"setting 'feeds': {uri!r}"
+    if not isinstance(options, Mapping):
+        raise SettingsError(f"{where} needs a mapping of options, got {options!r}")
+    unknown = set(options) - _FEED_OPTIONS
+    if unknown:
+        raise SettingsError(f"{where}: unknown option(s) {sorted(unknown)} (known: "
+                            f"{sorted(_FEED_OPTIONS)})")
+    fmt = options.get("format")
+    if fmt is not None and str(fmt).lower() not in _FEED_FORMATS:
+        raise SettingsError(f"{where}: format {fmt!r} is not one of {sorted(_FEED_FORMATS)}")
+    indent = options.get("indent")
+    if indent is not None and (not isinstance(indent, int) or not 0 <= indent <= 16):
+        raise SettingsError(f"{where}: indent must be 0-16 spaces")
+    fields = options.get("fields")
+    if fields is not None and (not isinstance(fields, list | tuple)
+                               or not all(isinstance(f, str) and f for f in fields)):
+        raise SettingsError(f"{where}: fields must be a list of field names")
+    if not isinstance(options.get("overwrite", False), bool):
+        raise SettingsError(f"{where}: overwrite must be true or false")
 
 
 def _with_plugin(settings: Settings, changes: dict[str, Any]) -> dict[str, Any]:
@@ -289,23 +342,95 @@ _SCRAPY_NAMES: dict[str, tuple[str, str]] = {
     "httpcache_dir": ("http_cache_dir", ""),
     "httpcache_expiration_secs": ("http_cache_expiration", ""),
     "cookies_enabled": ("cookies_enabled", ""),
+    "feeds": ("feeds", ""),
+    "feed_export_indent": ("feed_indent", ""),
+    "depth_priority": ("crawl_order", "; DEPTH_PRIORITY=1 with FIFO queues is crawl_order "
+                       "'bfs' (the default here), 0 with LIFO queues 'dfs'"),
     "jobdir": ("job_dir", "; a killed job resumes here too"),
     "urllength_limit": ("max_url_length", ""),
 }
 
 
-def _field_type(key: str) -> Any:
-    if key in _HINTS:
-        return _HINTS[key]
+# Scrapy's names for what is not a setting here: where it is instead, or that there is none
+_SCRAPY_ELSEWHERE: dict[str, str] = {
+    "log_file": "the --log-file option",
+    "log_enabled": "the --nolog option (or -L LEVEL)",
+    "log_stdout": "nothing here: log lines go to stderr or --log-file",
+    "log_format": "nothing here: the format is fixed",
+    "log_dateformat": "nothing here: the format is fixed",
+    "httperror_allowed_codes": "the spider's handle_httpstatus_list attribute (or "
+                               "meta['handle_httpstatus_list'])",
+    "httperror_allow_all": "meta['handle_httpstatus_all'] on a request",
+    "feed_uri": "the feeds setting, or -o",
+    "feed_format": "the feeds setting, or -o PATH:FORMAT",
+    "feed_export_encoding": "nothing here: outputs are UTF-8",
+    "telnetconsole_enabled": "nothing here: there is no telnet console (the live status "
+                             "page, --status-port, shows and controls a crawl)",
+    "telnetconsole_port": "nothing here: there is no telnet console (see --status-port)",
+    "bot_name": "nothing here: name the bot in user_agent",
+    "spider_modules": "nothing here: spiders are found in the project's spiders/ package",
+    "newspider_module": "nothing here: python -m crawler new writes spiders/NAME.py",
+    "robotstxt_user_agent": "user_agent (robots.txt is matched against it)",
+    "default_request_headers": "nothing here: give Request(headers=...), or a downloader "
+                               "middleware",
+    "dupefilter_class": "nothing here: Crawler(fingerprint=...) replaces the fingerprint",
+    "dupefilter_debug": "nothing here: -L DEBUG logs dropped duplicates",
+    "spider_middlewares": "nothing here yet: downloader_middlewares and item_pipelines",
+    "download_handlers": "nothing here yet",
+    "concurrent_items": "nothing here: async process_item calls run concurrently, sync ones "
+                        "one at a time in the plugin thread",
+    "dns_timeout": "connect_timeout (the lookup is part of connecting)",
+    "dnscache_enabled": "nothing here: lookups are cached (300 s)",
+    "httpproxy_enabled": "nothing here: meta['proxy'] and http_proxy/https_proxy are always "
+                         "honoured",
+    "memusage_enabled": "nothing here: memory is bounded by max_queued and the job dir",
+    "memusage_limit_mb": "nothing here: memory is bounded by max_queued and the job dir",
+    "autothrottle_debug": "nothing here: -L DEBUG",
+    "cookies_debug": "nothing here: -L DEBUG",
+    "twisted_reactor": "nothing here: asyncio is the only event loop",
+    "reactor_threadpool_maxsize": "nothing here: asyncio is the only event loop",
+    "stats_dump": "the --stats PATH option",
+    "retry_priority_adjust": "get_retry_request(priority_adjust=...)",
+    "compression_enabled": "nothing here: responses are always decompressed (within "
+                           "max_response_size)",
+    "scheduler": "nothing here: the frontier is chosen by job_dir or frontier",
+    "scheduler_disk_queue": "crawl_order (bfs or dfs)",
+    "scheduler_memory_queue": "crawl_order (bfs or dfs)",
+    "scheduler_priority_queue": "nothing here: requests go by priority, then crawl_order",
+}
+
+
+def _known_names(overrides: Mapping[str, Any]) -> None:
+    """Every unknown name, in one error (each with what it may have meant)."""
+    unknown = [_unknown(key) for key in overrides
+               if "." not in key and key not in _HINTS]
+    if len(unknown) == 1:
+        raise SettingsError(unknown[0])
+    if unknown:
+        raise SettingsError(f"{len(unknown)} unknown settings: " + "; ".join(
+            problem.removeprefix("unknown setting ") for problem in unknown))
+
+
+def _unknown(key: str) -> str:
+    """Why `key` is not one of ours, and what it may have meant."""
     scrapy = _SCRAPY_NAMES.get(key.lower())
     if scrapy is not None:
         ours, note = scrapy
-        raise SettingsError(f"unknown setting {key!r}; did you mean {ours!r}? "
-                            f"(the name for Scrapy's {key.upper()}{note})")
+        return (f"unknown setting {key!r}; did you mean {ours!r}? (the name for Scrapy's "
+                f"{key.upper()}{note})")
+    elsewhere = _SCRAPY_ELSEWHERE.get(key.lower())
+    if elsewhere is not None:
+        return f"unknown setting {key!r}: for Scrapy's {key.upper()}, use {elsewhere}"
     close = difflib.get_close_matches(key.lower(), list(_HINTS), n=1)
     known = ", ".join(_HINTS)
     hint = f"; did you mean {close[0]!r}?" if close else f"; known settings: {known}"
-    raise SettingsError(f"unknown setting {key!r}{hint}")
+    return f"unknown setting {key!r}{hint}"
+
+
+def _field_type(key: str) -> Any:
+    if key in _HINTS:
+        return _HINTS[key]
+    raise SettingsError(_unknown(key))
 
 
 # Spider attributes Scrapy honours as settings, and ours they set
@@ -347,6 +472,12 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         return _ordered(key, value)
     if key == "sinks":
         return _schemes(key, value)
+    if key == "feeds":
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise SettingsError(f"setting {key!r} expects a {{uri: {{options}}}} mapping, got "
+                                f"{value!r}")
+        return tuple((str(uri), dict(options) if isinstance(options, Mapping) else options)
+                     for uri, options in value.items())
     if typing.get_origin(base) is tuple:
         kind = typing.get_args(base)[0]
         if isinstance(value, list | tuple | set | frozenset) and all(
@@ -386,6 +517,14 @@ def _parse(key: str, hint: Any, text: str) -> Any:
         if key == "sinks":  # scheme=path,...
             return _schemes(key, dict(p.strip().partition("=")[::2]
                                       for p in stripped.split(",") if p.strip()))
+        if key == "feeds":  # a JSON object, as in the project file
+            import json
+
+            try:
+                return _coerce(key, hint, json.loads(stripped))
+            except ValueError:
+                raise SettingsError(f"setting {key!r} expects a JSON object {{uri: "
+                                    f"{{options}}}}, got {text!r}") from None
         if key == "downloader_middlewares":  # path[=order],...; order "none" disables
             pairs = [p.strip().partition("=") for p in stripped.split(",") if p.strip()]
             return _ordered(key, {path.strip(): (None if order.strip().lower() == "none"

@@ -4,6 +4,7 @@ does the same: one request at a time per host, a delay, robots.txt, autothrottle
 
 from __future__ import annotations
 
+import importlib.util
 import keyword
 import re
 from pathlib import Path
@@ -20,7 +21,7 @@ _POLITE = '''\
         "per_host_concurrency": 1,  # one request at a time per host
         "download_delay": 1.0,  # seconds between requests to a host (randomised 0.5-1.5x)
         "obey_robots": True,  # never fetch what robots.txt disallows
-        "autothrottle": True,  # slow down further when the server slows down
+        "autothrottle": True,  # slow down further when the server slows down{selectors}
     }}
 '''
 
@@ -135,8 +136,11 @@ def render(name: str, url: str, template: str = "basic") -> str:
     sitemap = str(parsed) if parsed.path.endswith((".xml", ".xml.gz", "/robots.txt")) \
         else f"{origin}/robots.txt"
     cls = "".join(part.capitalize() for part in name.split("_") if part) + "Spider"
+    # with parsel installed, response.css() answers as Scrapy's (.get(), ::text)
+    selectors = '\n        "selectors": "parsel",  # response.css() as in Scrapy: .get(), ' \
+        '::text' if importlib.util.find_spec("parsel") is not None else ""
     return TEMPLATES[template].format(name=name, cls=cls, url=str(parsed), host=parsed.host,
-                                      sitemap=sitemap)
+                                      sitemap=sitemap, selectors=selectors)
 
 
 def new_spider(root: Path, name: str, url: str, template: str = "basic",

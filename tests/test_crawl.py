@@ -919,3 +919,24 @@ async def test_an_ignored_status_and_a_dropped_item_are_said_for_every_request(
     assert ("INFO", f"ignoring response <403 {server.make_url('/no')}>: HTTP status code is "
             "not handled or not allowed (handle_httpstatus_list)") in said
     assert ("WARNING", f"dropped item from {server.make_url('/a')}: no price") in said
+
+
+@pytest.mark.parametrize(("order", "visits"), [
+    ("bfs", ["/", "/a", "/b", "/a1", "/a2", "/b1"]),
+    ("dfs", ["/", "/b", "/b1", "/a", "/a2", "/a1"]),
+])
+async def test_crawl_order_breadth_or_depth_first(aiohttp_server, tmp_path, order, visits):
+    site = make_site({"/": links("/a", "/b"), "/a": links("/a1", "/a2"), "/b": links("/b1"),
+                      "/a1": links(), "/a2": links(), "/b1": links()})
+    server = await aiohttp_server(site)
+
+    class Tree(Spider):
+        name = "tree"
+        start_urls = [str(server.make_url("/"))]
+
+        def parse(self, response):
+            yield from response.follow_all(css="a")
+
+    await crawl(Tree(), tmp_path, crawl_order=order, concurrency=1, per_host_concurrency=1,
+                log_interval=0)
+    assert [path for path, _ in site[HITS]] == visits

@@ -32,21 +32,21 @@ async def make(request, tmp_path) -> AsyncIterator[Make]:
     jobs: list[Job] = []
     shared: list[RedisFrontier] = []
 
-    async def build(policy: HostPolicy | None = None) -> Any:
+    async def build(policy: HostPolicy | None = None, *, dfs: bool = False) -> Any:
         if request.param == "memory":
-            return MemoryFrontier(policy, clock=FakeClock())
+            return MemoryFrontier(policy, clock=FakeClock(), dfs=dfs)
         if request.param == "redis":
             url = request.getfixturevalue("redis_url")
             frontier = RedisFrontier(url, spider="contract", job=f"t{os.getpid()}-{id(jobs)}"
                                      f"-{len(shared)}", policy=policy, clock=FakeClock(),
-                                     heartbeat=None)
+                                     heartbeat=None, dfs=dfs)
             await frontier.open(_JobSpider())
             shared.append(frontier)
             return frontier
         job = Job(tmp_path / f"job{len(jobs)}", _JobSpider())
         jobs.append(job)
         await job.open()
-        frontier = JournaledFrontier(job, fingerprint, policy, clock=FakeClock())
+        frontier = JournaledFrontier(job, fingerprint, policy, clock=FakeClock(), dfs=dfs)
         await frontier.open(job._spider)
         return frontier
 
@@ -99,6 +99,15 @@ async def drain(frontier: MemoryFrontier, now: float = 0.0) -> list[str]:
         await done(frontier, req, now)
         await frontier.ack(req)  # complete, as the engine says once its outputs are written
     return out
+
+
+async def test_depth_first_takes_the_newest_of_a_priority_first(make):
+    f = await make(HostPolicy(concurrency=100, delay=0.0), dfs=True)
+    for url in ("http://a/1", "http://a/2", "http://b/3", "http://a/4"):
+        await add(f, url)
+    await add(f, "http://a/high", priority=5)
+    assert await drain(f) == ["http://a/high", "http://a/4", "http://b/3", "http://a/2",
+                              "http://a/1"]
 
 
 async def test_priority_then_fifo(make):

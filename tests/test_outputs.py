@@ -288,3 +288,35 @@ async def test_a_log_file_that_is_also_an_output_is_refused(base, tmp_path, same
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "--log-file" in lines[0], lines
     assert target.read_text() == KEEP
+
+
+async def test_a_project_declares_its_outputs_in_feeds(base, tmp_path):
+    (tmp_path / "crawler.toml").write_text(textwrap.dedent('''
+        feed_indent = 2
+        [feeds."out/%(name)s.json"]
+        format = "json"
+        [feeds."out/items.csv"]
+        fields = ["n"]
+        overwrite = true
+        [feeds."out/lines.txt"]
+        format = "jsonlines"
+    '''))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "items.csv").write_text("old\n")
+    code, _, err = await run_cli("run", _spider(tmp_path), "-a", f"base={base}", "-a", "n=3",
+                                 cwd=tmp_path)
+    assert code == 0, err
+    array = (tmp_path / "out" / "pages.json").read_text()
+    assert '\n  "n": 0,' in array or '\n  "n":' in array  # indented by feed_indent
+    assert sorted(item["n"] for item in json.loads(array)) == [-1, 0, 1, 2]
+    rows = list(csv.DictReader((tmp_path / "out" / "items.csv").read_text().splitlines()))
+    assert sorted(int(r["n"]) for r in rows) == [-1, 0, 1, 2] and set(rows[0]) == {"n"}
+    lines = (tmp_path / "out" / "lines.txt").read_text().splitlines()
+    assert len(lines) == 4 and json.loads(lines[0])
+    assert not (tmp_path / "output").exists()  # no default output beside them
+    # -o on the command line replaces the project's feeds
+    code, _, err = await run_cli("run", _spider(tmp_path), "-a", f"base={base}", "-a", "n=1",
+                                 "-O", "only.jsonl", cwd=tmp_path)
+    assert code == 0, err
+    assert len((tmp_path / "only.jsonl").read_text().splitlines()) == 2
+    assert len(json.loads((tmp_path / "out" / "pages.json").read_text())) == 4  # untouched

@@ -117,3 +117,42 @@ def test_scrapy_spider_attributes_are_honoured_below_custom_settings():
     assert (s.per_host_concurrency, s.timeout, s.user_agent) == (3, 7.0, "polite/1.0")
     with pytest.raises(SettingsError, match="'timeout' must be > 0"):
         Settings.for_spider(type("Bad", (Spider,), {"name": "bad", "download_timeout": -1})())
+
+
+def test_every_unknown_key_in_one_error_with_scrapys_equivalents():
+    with pytest.raises(SettingsError) as caught:
+        Settings().merge({"LOG_FILE": "x", "HTTPERROR_ALLOWED_CODES": [404], "FEEDS": {},
+                          "TELNETCONSOLE_ENABLED": False, "concurency": 2})
+    message = str(caught.value)
+    assert message.startswith("5 unknown settings: ")
+    assert "'LOG_FILE': for Scrapy's LOG_FILE, use the --log-file option" in message
+    assert "handle_httpstatus_list" in message
+    assert "'FEEDS'; did you mean 'feeds'?" in message
+    assert "TELNETCONSOLE_ENABLED, use nothing here: there is no telnet console" in message
+    assert "'concurency'; did you mean 'concurrency'?" in message
+
+
+def test_a_spiders_custom_settings_mistake_names_the_spider():
+    class Typo:
+        name = "typo"
+        custom_settings = {"concurency": 3}
+
+    with pytest.raises(SettingsError, match=r"spider 'typo' \(its custom_settings or "
+                                            r"attributes\): unknown setting 'concurency'"):
+        Settings.for_spider(Typo())
+
+
+def test_feeds_selectors_and_crawl_order_are_checked():
+    s = Settings().merge({"feeds": {"out.json": {"format": "json", "indent": 4},
+                                    "out.csv": {"fields": ["a"], "overwrite": True}},
+                          "selectors": "parsel", "crawl_order": "dfs", "feed_indent": 2})
+    assert dict(s.feeds)["out.json"] == {"format": "json", "indent": 4}
+    for bad, message in (({"feeds": {"x": {"format": "xml"}}}, "format 'xml'"),
+                         ({"feeds": {"x": {"colour": 1}}}, "unknown option"),
+                         ({"selectors": "lxml"}, "'selectolax' or 'parsel'"),
+                         ({"crawl_order": "random"}, "'bfs'")):
+        with pytest.raises(SettingsError, match=message):
+            Settings().merge(bad)
+    with pytest.raises(SettingsError, match="expects a JSON object"):
+        Settings().merge_strings({"feeds": "out.json"})
+    assert Settings().merge_strings({"feeds": '{"o.jsonl": {}}'}).feeds == (("o.jsonl", {}),)

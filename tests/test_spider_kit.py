@@ -461,3 +461,52 @@ def test_the_stats_api_as_scrapy_names_it():
     assert stats.get_value("custom/count") == 3 and stats.get_value("missing", 9) == 9
     assert stats.get_value("custom/max") == 5 and stats.get_value("custom/min") == 3
     assert stats.get_stats()["counters"]["custom/when"] == "now"
+
+
+def test_with_selectors_parsel_response_css_answers_as_scrapys():
+    r = page("<html><body><h1>Hi <b>there</b></h1><a class='next' href='p2.html'>next</a>"
+             "<a href='/x'>x</a></body></html>")
+    r.use_parsel()
+    assert r.css("h1::text").get() == "Hi "
+    assert r.css("a::attr(href)").getall() == ["p2.html", "/x"]
+    assert r.css("a")[0].attrib["class"] == "next"
+    assert r.css_first("a.next").css("::text").get() == "next"
+    assert r.css_first("nothing") is None
+    # follow() takes a Selector: an element's href, or a selected attribute's value
+    assert r.follow(r.css("a.next")[0]).url == "http://shop.test/dir/p2.html"
+    assert r.follow(r.css("a::attr(href)")[1]).url == "http://shop.test/x"
+    assert [q.url for q in r.follow_all(css="a")] == ["http://shop.test/dir/p2.html",
+                                                      "http://shop.test/x"]
+    assert r.css_text("h1") == "Hi there" and len(r.css_nodes("a")) == 2  # still there
+
+
+async def test_selectors_setting_and_the_hint_on_nodes(aiohttp_server, tmp_path, caplog):
+    from tests.conftest import crawl, links, make_site
+
+    server = await aiohttp_server(make_site({"/": links("/a", title="home")}))
+
+    class Scrapyish(Spider):
+        name = "scrapyish"
+        start_urls = [str(server.make_url("/"))]
+        custom_settings: ClassVar[dict[str, Any]] = {"log_interval": 0}
+
+        def parse(self, response):
+            yield {"title": response.css("title::text").get(),
+                   "links": response.css("a::attr(href)").getall()}
+
+    _, items = await crawl(Scrapyish(), tmp_path, selectors="parsel", max_depth=0)
+    assert items == [{"title": "home", "links": ["/a"]}]
+
+    class Unported(Spider):
+        name = "unported"
+        start_urls = [str(server.make_url("/"))]
+        custom_settings: ClassVar[dict[str, Any]] = {"log_interval": 0}
+
+        def parse(self, response):
+            yield {"links": response.css("a").getall()}
+
+    stats, _ = await crawl(Unported(), tmp_path, max_depth=0)
+    assert stats.errors["callback"] == 1
+    (record,) = [r for r in caplog.records if "spider error" in r.getMessage()]
+    assert "response.css() gives selectolax nodes" in record.getMessage()
+    assert 'set selectors = "parsel"' in record.getMessage()

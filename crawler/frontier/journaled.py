@@ -12,7 +12,8 @@ The seen-set stays in memory: a 64-bit hash per fingerprint (about 60 bytes each
 
 Within the window, order and per-host politeness are exactly the memory frontier's; a
 request of higher priority that arrives while its host has requests on disk waits behind
-the host's in-memory window (at most `HOST_WINDOW` requests).
+the host's in-memory window (at most `HOST_WINDOW` requests). Depth first (`dfs`), the
+newest requests are loaded from disk first, and the order holds within the window.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ class JournaledFrontier(MemoryFrontier):
     def __init__(self, job: Job, fingerprint: Callable[[Request], bytes],
                  policy: HostPolicy | None = None, *, window: int = WINDOW,
                  host_window: int = HOST_WINDOW, max_wait: float = 3600.0,
-                 clock: Callable[[], float] = time.time) -> None:
-        super().__init__(policy, clock=clock)  # wall time: stored times outlive the process
+                 clock: Callable[[], float] = time.time, dfs: bool = False) -> None:
+        # wall time: stored times outlive the process
+        super().__init__(policy, clock=clock, dfs=dfs)
         self.job = job
         # the longest a stored time may hold a host or a retry back once restored: a
         # clock set back between runs must not turn a minute's pause into a day's
@@ -153,9 +155,11 @@ class JournaledFrontier(MemoryFrontier):
     async def _loaded(self, host: str) -> None:
         try:
             room = max(1, self._host_window - self._in_memory(host))
-            requests, taken = await self.job.load(host, room)
+            requests, taken = await self.job.load(host, room, newest_first=self.dfs)
             now = self.clock()
-            for request, not_before in requests:
+            # depth first, the newest come first from disk and each push goes before the
+            # others: pushed oldest first, the newest ends at the head
+            for request, not_before in reversed(requests) if self.dfs else requests:
                 if not_before is not None and not_before > now:
                     await super().retry(request, min(not_before - now, self._max_wait))
                 else:

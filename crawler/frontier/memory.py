@@ -32,16 +32,17 @@ DELAYS_KEPT = 100_000  # hosts whose Crawl-delay is remembered
 
 
 class _HostQueue:
-    __slots__ = ("buckets", "count", "slot")
+    __slots__ = ("buckets", "count", "sign", "slot")
 
-    def __init__(self, slot: HostSlot) -> None:
+    def __init__(self, slot: HostSlot, sign: int) -> None:
         self.buckets: dict[int, deque[_Entry]] = {}
         self.count = 0
         self.slot = slot
+        self.sign = sign  # 1: the oldest first (bfs); -1: the newest (dfs)
 
     def head(self) -> _Key:
         priority = max(self.buckets)
-        return (-priority, self.buckets[priority][0][0])
+        return (-priority, self.sign * self.buckets[priority][0][0])
 
     def pop(self) -> tuple[int, _Entry]:
         priority = max(self.buckets) if len(self.buckets) > 1 else next(iter(self.buckets))
@@ -65,8 +66,12 @@ class MemoryFrontier:
     failure: str | None = None
 
     def __init__(self, policy: HostPolicy | None = None, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, dfs: bool = False) -> None:
         self.policy = policy or HostPolicy()
+        # within a priority: the oldest request first (breadth first), or with `dfs` the
+        # newest (depth first, Scrapy's LIFO queues), within a host and across hosts
+        self.dfs = dfs
+        self._sign = -1 if dfs else 1
         self.clock = clock  # every time here is on it (the event loop's by default)
         self._spider: object | None = None  # names callbacks of packed requests
         self._names: dict[Any, str] = {}  # callback function -> its name on the spider
@@ -130,7 +135,7 @@ class MemoryFrontier:
             delay = self._crawl_delays.get(host)
             if delay:
                 slot.set_crawl_delay(delay, self.policy)
-            queue = self._hosts[host] = _HostQueue(slot)
+            queue = self._hosts[host] = _HostQueue(slot, self._sign)
         return queue
 
     def _push(self, request: Request) -> None:
@@ -139,8 +144,9 @@ class MemoryFrontier:
         seq = next(self._seq)
         priority = request.priority
         # the entry is the new head when the host had none or it ranks above the old one
-        # (later arrivals of the same priority queue behind it)
-        new_head = not queue.count or priority > max(queue.buckets)
+        # (later arrivals of the same priority queue behind it; before it, depth first)
+        new_head = not queue.count or priority > max(queue.buckets) or (
+            self.dfs and priority == max(queue.buckets))
         entry: _Entry | Request = request.pack(self._spider, self._names, seq, self.id_key) \
             if self._spider is not None else request
         if isinstance(entry, Request):
@@ -149,13 +155,16 @@ class MemoryFrontier:
         bucket = queue.buckets.get(priority)
         if bucket is None:
             bucket = queue.buckets[priority] = deque()
-        bucket.append(entry)
+        if self.dfs:
+            bucket.appendleft(entry)
+        else:
+            bucket.append(entry)
         queue.count += 1
         self._queued += 1
         # a new head needs a ready-heap entry (the old one goes stale); a host held back by
         # its delay is moved to _sleeping by pop(); a full one returns through done()
         if new_head and queue.slot.active < self.policy.concurrency:
-            heapq.heappush(self._ready, ((-priority, seq), host))
+            heapq.heappush(self._ready, ((-priority, self._sign * seq), host))
 
     async def pop(self) -> Request | None:
         now = self.clock()

@@ -143,7 +143,7 @@ local function place(host, now, conc)
          tonumber(s[2]) or 0, now, conc)
 end
 local function push(host, id, prio, now, conc)
-  local score = -prio * 1e12 + tonumber(id)
+  local score = -prio * 1e12 ARRIVAL tonumber(id)  -- (+: the oldest first; -: the newest)
   redis.call('ZADD', P..'q:'..host, score, id)
   local ready = tonumber(redis.call('ZSCORE', P..'ready', host))
   if ready and ready <= score then
@@ -446,8 +446,10 @@ class RedisFrontier:
                  lease: float = 30.0, max_pages: int | None = None,
                  max_items: int | None = None, max_duration: float | None = None,
                  outage: float = _OUTAGE, clock: Callable[[], float] | None = None,
-                 heartbeat: float | None = _HEARTBEAT, stats: Stats | None = None) -> None:
+                 heartbeat: float | None = _HEARTBEAT, stats: Stats | None = None,
+                 dfs: bool = False) -> None:
         self.url = url
+        self.dfs = dfs  # the newest of a priority first (every worker must say the same)
         self.policy = policy or HostPolicy()
         self.worker = worker or default_worker_id()
         self.prefix = f"crawler:{spider}:{job or spider}:"
@@ -531,10 +533,11 @@ class RedisFrontier:
         self._gen = gen.decode() if gen else ""
         self._offset = seconds + micros / 1e6 - time.time()
         self._redis = client
+        arrival = "-" if self.dfs else "+"  # depth first: the newest of a priority first
         for name, lua in (("add", _ADD), ("pop", _POP), ("done", _DONE), ("ack", _ACK),
                           ("retry", _RETRY), ("heartbeat", _HEARTBEAT_LUA),
                           ("pause", _PAUSE), ("claim", _CLAIM), ("owns", _OWNS)):
-            self._scripts[name] = client.register_script(lua)
+            self._scripts[name] = client.register_script(lua.replace("ARRIVAL", arrival))
         await self._call(client.set, self.prefix + "started", str(self.clock()), nx=True)
         if self._every is not None:
             self._heartbeat = asyncio.create_task(self._beat(), name="frontier-heartbeat")
