@@ -766,6 +766,36 @@ class FormRequest(Request):
             kwargs["method"] = method
         super().__init__(url, *args, **kwargs)
 
+    @classmethod
+    def from_response(cls, response: Response, *, formname: str | None = None,
+                      formid: str | None = None, formnumber: int = 0,
+                      formxpath: str | None = None, formcss: str | None = None,
+                      formdata: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+                      clickdata: Mapping[str, Any] | None = None, dont_click: bool = False,
+                      method: str | None = None, **kwargs: Any) -> FormRequest:
+        """A request submitting a form of `response`, its fields pre-filled from the page
+        and overridden by `formdata` (Scrapy's `FormRequest.from_response`, built on
+        form2request as Scrapy recommends; the `selectors` extra).
+
+        The form: by `formxpath`, `formcss`, `formid` or `formname`, else the
+        `formnumber`-th. The button clicked: the first submit button, the one whose
+        attributes match `clickdata` ({"name": "go"}, or {"nr": 1} for the second), or
+        none with `dont_click`. Other keyword arguments go to the Request (callback,
+        meta, ...).
+
+        Usage:
+            yield FormRequest.from_response(response, formdata={"user": "a", "pass": "b"},
+                                            callback=self.after_login)
+        """
+        from crawler.selectors import form_request_data
+
+        url, form_method, headers, body = form_request_data(
+            response, formname=formname, formid=formid, formnumber=formnumber,
+            formxpath=formxpath, formcss=formcss, formdata=formdata, clickdata=clickdata,
+            dont_click=dont_click, method=method)
+        headers = [*headers, *_header_list(kwargs.pop("headers", None))]
+        return cls(url, method=form_method, headers=headers, body=body, **kwargs)
+
 
 # -- argument checks ------------------------------------------------------------------------
 

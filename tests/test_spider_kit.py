@@ -510,3 +510,41 @@ async def test_selectors_setting_and_the_hint_on_nodes(aiohttp_server, tmp_path,
     (record,) = [r for r in caplog.records if "spider error" in r.getMessage()]
     assert "response.css() gives selectolax nodes" in record.getMessage()
     assert 'set selectors = "parsel"' in record.getMessage()
+
+
+FORMS = """<html><body>
+<form id="search" action="/search" method="get"><input name="q" value="old"></form>
+<form name="login" action="/login" method="post">
+  <input type="hidden" name="csrf" value="t0k3n">
+  <input name="user"><input type="password" name="pass">
+  <input type="checkbox" name="remember" value="1" checked>
+  <select name="lang"><option value="en">en</option><option value="fr" selected>fr</option>
+  </select>
+  <input type="submit" name="go" value="Log in"><input type="submit" name="alt" value="SSO">
+</form></body></html>"""
+
+
+def test_form_request_from_response_fills_the_form_as_scrapy_does():
+    from urllib.parse import parse_qsl
+
+    from crawler import FormRequest
+
+    r = page(FORMS, url="http://shop.test/account/")
+    login = FormRequest.from_response(r, formname="login",
+                                      formdata={"user": "ann", "pass": "pw"})
+    assert login.method == "POST" and login.url == "http://shop.test/login"
+    assert login.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert dict(parse_qsl(login.body.decode())) == {
+        "csrf": "t0k3n", "user": "ann", "pass": "pw", "remember": "1", "lang": "fr",
+        "go": "Log in"}
+    sso = FormRequest.from_response(r, formcss="input[name=user]", clickdata={"name": "alt"})
+    assert dict(parse_qsl(sso.body.decode()))["alt"] == "SSO"
+    search = FormRequest.from_response(r, formid="search", formdata={"q": "books"},
+                                       callback=None, meta={"page": 1})
+    assert (search.method, search.url, search.meta) == (
+        "GET", "http://shop.test/search?q=books", {"page": 1})
+    assert FormRequest.from_response(r, formnumber=1, dont_click=True).url.endswith("/login")
+    with pytest.raises(ValueError, match="no form named 'nope'"):
+        FormRequest.from_response(r, formname="nope")
+    with pytest.raises(ValueError, match="no form number 5"):
+        FormRequest.from_response(r, formnumber=5)
