@@ -69,7 +69,7 @@ class JournaledFrontier(MemoryFrontier):
         await super().open(spider)
         seen, waiting, slots = await self.job.restore()
         for fp in seen:
-            self._seen.add(hash(fp))
+            self._seen[hash(fp)] = None
         now = self.clock()
         for host, record in slots.items():  # a pause or a Crawl-delay outlives the process
             if record.get("crawl_delay") and len(self._crawl_delays) < DELAYS_KEPT:
@@ -109,7 +109,7 @@ class JournaledFrontier(MemoryFrontier):
             if not new and not force:
                 added.append(False)
                 continue
-            seen.add(key)
+            seen[key] = None
             assert row is not None
             host = request._host or request.host
             if self._on_disk.get(host) or self._queued >= self._window \

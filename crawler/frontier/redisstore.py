@@ -469,7 +469,8 @@ class RedisFrontier:
         # fetches that ended, sent with the next script: (id, host, latency, status,
         # cached, backoff, when)
         self._dones: list[tuple[str, str, float, int, int, int, float]] = []
-        self._known: set[int] = set()  # digests this worker saw recorded (bounded)
+        # digests this worker saw recorded (bounded; a dict of ints, untracked by the GC)
+        self._known: dict[int, None] = {}
         self._queued = (0, 0.0)  # the fleet's queued count, and when it was read
         self._dry = False  # the last pop found nothing to take
         self._wake: float | None = None  # from the last pop
@@ -617,7 +618,7 @@ class RedisFrontier:
     def _saw(self, digest: bytes) -> None:
         if len(self._known) >= _KNOWN:
             self._known.clear()  # a cache: forgetting costs a duplicate's admission work
-        self._known.add(hash(digest))
+        self._known[hash(digest)] = None
 
     async def mark_seen(self, fingerprint: bytes, request: Request | None = None) -> bool:
         digest = fingerprint[:_DIGEST]
