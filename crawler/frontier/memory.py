@@ -1,14 +1,16 @@
 """An in-memory frontier: per-host queues, a heap of ready hosts, a heap of sleeping ones.
 
 Within a host, requests go by priority (higher first) and then in arrival order, which is
-breadth first. Across hosts, the ready host whose next request ranks best goes first. Every
-operation is O(log hosts) or better, independent of the number of queued requests.
+breadth first (or, with `dfs`, newest first: depth first). Across hosts, the ready host
+whose next request ranks best goes first. Every operation is O(log hosts) or better,
+independent of the number of queued requests.
 
 Memory: a queued request that holds only its URL, callback and depth (most followed links)
 is kept as a flat tuple `(seq, url, callback name, depth)` of strings and ints: about 200
 bytes with its URL, and untracked by the garbage collector (a full collection still
-visits each through its queue: about 30 ms per million). The seen-set keeps a 64-bit hash of each fingerprint (a collision among a
-billion URLs is about 3% likely) in a dict the collector does not track either. Per-host state is dropped when a host is idle; robots.txt
+visits each through its queue: about 30 ms per million). The seen-set keeps a 64-bit hash
+of each fingerprint (a collision among a billion URLs is about 3% likely) in a dict the
+collector does not track at all. Per-host state is dropped when a host is idle; robots.txt
 Crawl-delays are kept in a bounded map and applied again when the host comes back.
 """
 
