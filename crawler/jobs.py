@@ -42,6 +42,7 @@ it yields are skipped as well.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime
 import fcntl
@@ -75,6 +76,7 @@ _COMMIT_EVERY = 0.25  # seconds at most between commits
 # after a page completes, the next commit waits this long for others to complete with it:
 # a kill redoes about what was in flight plus what completed in this time and a commit's
 _COMMIT_GAP = 0.01
+_IN_FLIGHT = 2  # commits handed to the job's thread and not yet stored, at most
 _UNRESTORABLE_LOGGED = 5  # stored requests that cannot be restored named in the log
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS job (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -484,15 +486,19 @@ class Job:
     async def commit(self, stats: Stats | None = None, *, finished: bool = False) -> None:
         """Store what happened since the last commit, with where each output's last record
         ends. A cancelled caller does not cancel it (what it took must be stored), and
-        commits run one after another. JobFailed when the database cannot be written."""
+        commits are stored one after another. JobFailed when the database cannot be
+        written."""
         if stats is not None:
             self.stats = stats
-        await asyncio.shield(self._commit(self.stats, finished))
+        stored = await asyncio.shield(self._submit(self.stats, finished))
+        await _stored(stored, self.directory)
 
-    async def _commit(self, stats: Stats, finished: bool) -> None:
+    async def _submit(self, stats: Stats, finished: bool) -> asyncio.Future[None]:
+        """Take a commit's cut and hand its store to the job's thread, after every commit
+        handed over before (the thread runs them in order); its future."""
         from crawler.exporters import Exporter
 
-        async with self._committing:  # the whole commit; the page lock only for its cut
+        async with self._committing:  # cuts and hand-overs in order; the page lock: the cut
             async with self.lock:
                 self._completed.clear()
                 rows, self._rows = self._rows, {}
@@ -518,17 +524,12 @@ class Job:
                 meta.update(finished="1", finish_reason=stats.finish_reason or "finished")
             lengths = [(sink.name, cut.length, f"{len(cut.tail)}:{_digest(cut.tail)}")
                        for sink, cut in cuts]
-            try:
-                # one trip: the job's thread waits there for the files' threads to write
-                # the cuts, then stores (nothing, if a file failed: it is cut back to its
-                # last commit's length and the crawl stops)
-                await self._worker.run(self._store_after, [cut.done for _, cut in cuts],
-                                       rows, done, seen, slots, lengths, meta)
-            except _OutputFailed:
-                return
-            except (sqlite3.Error, OSError) as exc:
-                raise JobFailed(f"cannot store the job's progress in {self.directory}: "
-                                f"{exc}; it resumes from its last commit") from None
+            # one trip: the job's thread waits there for the files' threads to write the
+            # cuts, then stores (nothing, if a file failed: it is cut back to its last
+            # commit's length, and the crawl stops)
+            return asyncio.wrap_future(self._worker.submit(
+                self._store_after, [cut.done for _, cut in cuts], rows, done, seen, slots,
+                lengths, meta))
 
     def _store_after(self, writes: list[Future[None]], *args: Any) -> None:
         for write in writes:
@@ -576,14 +577,25 @@ class Job:
 
     async def commit_periodically(self, stats: Stats) -> None:
         """Commit soon after pages complete (`_COMMIT_GAP` later, so that pages completing
-        together share a commit), and every `_COMMIT_EVERY` seconds anyway."""
+        together share a commit), and every `_COMMIT_EVERY` seconds anyway. Commits are
+        pipelined: the next one's cut is taken while the thread stores the last (at most
+        `_IN_FLIGHT` handed over), so a kill loses only what completed in a gap and a
+        store, not in a round trip through the loop as well."""
         completed = self._completed
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(completed.wait(), _COMMIT_EVERY)
-            if completed.is_set():
-                await asyncio.sleep(_COMMIT_GAP)
-            await self.commit(stats)
+        self.stats = stats
+        pending: collections.deque[asyncio.Future[None]] = collections.deque()
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(completed.wait(), _COMMIT_EVERY)
+                if completed.is_set():
+                    await asyncio.sleep(_COMMIT_GAP)
+                pending.append(await asyncio.shield(self._submit(stats, False)))
+                while pending and (len(pending) > _IN_FLIGHT or pending[0].done()):
+                    await _stored(pending.popleft(), self.directory)
+        finally:
+            for store in pending:  # stored in the thread's order; their errors: said there
+                store.add_done_callback(_retrieve)
 
     async def close(self) -> None:
         if self._unrestorable:
@@ -601,6 +613,24 @@ class Job:
 
 class _OutputFailed(Exception):
     """A cut could not be written: its commit is not stored."""
+
+
+async def _stored(store: asyncio.Future[None], directory: Path) -> None:
+    """Wait for a commit's store; JobFailed when the database could not be written (a
+    commit whose cut could not be written is not stored, and that is not the job's
+    failure: the output's)."""
+    try:
+        await asyncio.shield(store)
+    except _OutputFailed:
+        return
+    except (sqlite3.Error, OSError) as exc:
+        raise JobFailed(f"cannot store the job's progress in {directory}: {exc}; it "
+                        "resumes from its last commit") from None
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _kept(stats: Stats, *, unsettled: int = 0) -> dict[str, Any]:
