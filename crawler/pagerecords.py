@@ -80,6 +80,11 @@ class PageRecords:
         await asyncio.to_thread(file.write, data)  # type: ignore[union-attr]
         self._spilled += count
 
+    def in_memory(self) -> list[tuple[Record, Any]] | None:
+        """Every record with its item when none was spilled (the common case, without an
+        async iterator per page); else None: use replay()."""
+        return self._held if not self.spilled else None
+
     async def replay(self) -> AsyncIterator[tuple[Record, Any]]:
         """Every record in the order added, with its item (a spilled one's fields)."""
         for pair in self._held:

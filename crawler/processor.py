@@ -174,8 +174,13 @@ class Processor:
                                          spider=self._spider)
 
     async def _write(self, records: PageRecords) -> None:
-        async for record, _ in records.replay():
-            await self._outputs.write(record)
+        held, write = records.in_memory(), self._outputs.write
+        if held is not None:  # the common case: a few items, in memory
+            for record, _ in held:
+                await write(record)
+        else:
+            async for record, _ in records.replay():
+                await write(record)
         self._stats.items += len(records)
 
     async def _process(self, request: Request) -> bool:
