@@ -26,6 +26,23 @@ ROOT = Path(__file__).resolve().parent.parent
 HITS = web.AppKey("hits", list)  # (path, arrival monotonic time) per request
 
 
+def can_unshare() -> bool:
+    """Whether `unshare -rm` can mount a file system here (user namespaces): the tests of
+    a full disk and of a read-only mount use one."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs tmpfs /mnt"],
+                           capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+needs_unshare = pytest.mark.skipif(not can_unshare(), reason="needs `unshare -rm` to mount "
+                                   "a small or read-only file system (user namespaces)")
+
+
 def make_site(pages: dict[str, str | Callable[[web.Request], Awaitable[web.StreamResponse]]],
               ) -> web.Application:
     """An app that serves `pages` by path and records every arrival in app[HITS]

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from crawler import Request, Spider
 from crawler.jobs import Job
-from tests.conftest import finish, spawn
+from tests.conftest import finish, needs_unshare, spawn
 
 PAGES = 1500
 HITS = web.AppKey("hits", Counter)
@@ -612,21 +612,6 @@ async def test_a_commit_stores_stats_with_kind_keys(tmp_path):
     again.restore_stats(restored)
     await again.close()
     assert restored.errors["timeout"] == 2 and restored.counters["dns"] == 1
-
-
-def _can_unshare() -> bool:
-    import shutil
-    import subprocess
-
-    if shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs tmpfs /mnt"],
-                           capture_output=True, check=False)
-    return probe.returncode == 0
-
-
-needs_unshare = pytest.mark.skipif(not _can_unshare(), reason="needs `unshare -rm` to mount "
-                                   "a small or read-only file system (user namespaces)")
 
 
 @needs_unshare

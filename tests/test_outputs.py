@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import finish, links, make_site, spawn
+from tests.conftest import finish, links, make_site, needs_unshare, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -193,16 +191,7 @@ async def test_appending_maps_csv_by_its_header_and_adds_missing_newlines(base, 
     assert [json.loads(x)["n"] for x in lines][:1] == [99] and len(lines) == 4
 
 
-def _can_mount_tmpfs() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs tmpfs /mnt"],
-                           capture_output=True, check=False)
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not _can_mount_tmpfs(),
-                    reason="needs `unshare -rm` to mount a small tmpfs (user namespaces)")
+@needs_unshare
 async def test_a_full_disk_stops_cleanly_and_leaves_valid_files(base, tmp_path):
     """A 256 KiB tmpfs fills up mid-crawl: each file on it ends at its last complete record
     (the array still closed), the output on another disk keeps every item, the stats are
