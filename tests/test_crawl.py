@@ -940,3 +940,29 @@ async def test_crawl_order_breadth_or_depth_first(aiohttp_server, tmp_path, orde
     await crawl(Tree(), tmp_path, crawl_order=order, concurrency=1, per_host_concurrency=1,
                 log_interval=0)
     assert [path for path, _ in site[HITS]] == visits
+
+
+async def test_an_internal_error_is_one_line_and_fails_the_crawl(aiohttp_server, tmp_path,
+                                                                 caplog):
+    """An internal task that dies (here the frontier's pop raises) ends the crawl with
+    finish reason internal_error and one ERROR line (the traceback at DEBUG); the CLI
+    exits 1 on a result with a problem."""
+    from crawler import Crawler, MemoryFrontier, Settings
+
+    class Broken(MemoryFrontier):
+        async def pop_many(self, n):
+            raise RuntimeError("the store broke")
+
+    server = await aiohttp_server(make_site({"/": links()}))
+
+    class One(Spider):
+        name = "one"
+        start_urls = [str(server.make_url("/"))]
+
+    result = await asyncio.wait_for(Crawler(
+        One(), settings=Settings().merge({"log_interval": 0}), frontier=Broken()).run(), 30)
+    assert result.finish_reason == "internal_error"
+    assert result.problem.startswith("internal error in dispatcher: RuntimeError: the store "
+                                     "broke")
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and errors[0].exc_info is None
