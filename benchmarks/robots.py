@@ -6,7 +6,7 @@
 Every host (one nginx port each) serves its own robots.txt of `--lines` Disallow rules (20,000
 lines is about 517 KB), an index page linking to `--pages` pages and to a disallowed one.
 Reports peak RSS, pages/s, the longest loop stall, and checks that no disallowed page was
-fetched and every allowed one was. Robots rules are kept bounded (crawler/robots.py): the
+fetched and every allowed one was. Robots rules are kept bounded (crawler/core/robots.py): the
 parsed rules of a host live in an LRU sized in bytes, the raw text compressed beside it.
 """
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from crawler.bench import _FILLER, FANOUT
+from crawler.commands.benchsite import _FILLER, FANOUT
 
 _NGINX_CONF = """
 {user}worker_processes 1;

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from crawler.bench import FANOUT, page
+from crawler.commands.benchsite import FANOUT, page
 
 
 def generate(root: Path, n: int, size: int = 4096, fanout: int = FANOUT) -> Path:

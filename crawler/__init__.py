@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from crawler.downloader import Downloader, HttpDownloader
-from crawler.engine import Crawler, CrawlResult
+from crawler._version import __version__
+from crawler.core.engine import Crawler, CrawlResult
 from crawler.exceptions import (
     CloseSpider,
     CrawlerError,
@@ -21,17 +19,18 @@ from crawler.exceptions import (
     StartupError,
     UsageError,
 )
-from crawler.exporters import Exporter, make_exporter
 from crawler.frontier import Frontier
 from crawler.frontier.memory import MemoryFrontier
+from crawler.handlers.http import Downloader, HttpDownloader
 from crawler.http import Failure, FormRequest, JsonRequest, Request, Response
-from crawler.links import Link, LinkExtractor
+from crawler.http.links import Link, LinkExtractor
 from crawler.middlewares import Retry
 from crawler.middlewares.retry import get_retry_request
+from crawler.outputs.files import Exporter, make_exporter
+from crawler.outputs.sinks import Sink
 from crawler.rules import CrawlSpider, Rule
 from crawler.settings import Settings
 from crawler.signals import Signal
-from crawler.sinks import Sink
 from crawler.sitemaps import SitemapSpider
 from crawler.spider import Spider
 from crawler.stats import Stats

@@ -7,7 +7,7 @@ password parameter in a query string (`?password=secret`): they become `***`. Th
 name stays, to tell which account was meant. `RedactingFilter` applies it to every log
 record that passes through a handler (the CLI installs it on its handlers).
 
-Stored requests never hold credentials either (crawler/codec.py keeps them in memory
+Stored requests never hold credentials either (crawler/frontier/codec.py keeps them in memory
 only); redirects to another origin drop them (crawler/middlewares/redirect.py).
 """
 

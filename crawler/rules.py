@@ -23,9 +23,9 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
+from crawler.core.scraper import iterate
 from crawler.http import Failure, Request, Response
-from crawler.links import Link, LinkExtractor
-from crawler.scraper import iterate
+from crawler.http.links import Link, LinkExtractor
 from crawler.spider import Spider
 
 __all__ = ["CrawlSpider", "Rule"]

@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from crawler import __version__
+from crawler._version import __version__
 from crawler.exceptions import SettingsError
+from crawler.storage import BUILT_IN, storage_schemes
 
 __all__ = ["Settings", "known_setting", "spider_settings"]
 
@@ -165,9 +166,10 @@ class Settings:
             _check(name, all(100 <= c <= 599 for c in getattr(self, name)),
                    "must be HTTP status codes (100-599)")
         _check("http_cache_dir", bool(self.http_cache_dir.strip()), "must name a directory")
-        _check("frontier", self.frontier is None or self.frontier.split("://")[0] in (
-            "redis", "rediss", "unix"), "must be a redis://HOST:PORT/DB URL (or rediss://, "
-            "unix://)")
+        _check("frontier", self.frontier is None
+               or self.frontier.split("://")[0].lower() in storage_schemes(),
+               "must be a redis://HOST:PORT/DB URL (or rediss://, unix://" + "".join(
+                   f", {s}://" for s in sorted(storage_schemes() - BUILT_IN)) + ")")
         _check("status_port", self.status_port is None or 0 <= self.status_port <= 65535,
                "must be a TCP port (0-65535; 0 picks a free one)")
         _check("status_host", bool(self.status_host.strip()), "must be an address to bind")

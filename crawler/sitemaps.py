@@ -24,9 +24,9 @@ from xml.parsers import expat
 
 from protego import Protego
 
-from crawler.compression import DecodingError, Inflater
 from crawler.exceptions import CrawlerError
 from crawler.http import Request, Response
+from crawler.http.compression import DecodingError, Inflater
 from crawler.spider import Spider
 
 __all__ = ["Sitemap", "SitemapError", "SitemapSpider", "parse_sitemap", "sitemaps_in_robots"]

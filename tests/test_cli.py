@@ -389,7 +389,7 @@ async def test_a_spider_that_fails_to_start_is_one_line(tmp_path):
 
 
 def test_a_workers_argv_drops_what_each_worker_is_given_itself():
-    from crawler.fleet import _without, without_workers_flag
+    from crawler.commands.fleet import _without, without_workers_flag
 
     argv = ["run", "s", "--workers", "2", "--worker-id=w", "--cache-clear", "-o", "x",
             "--status-port", "8080", "--frontier", "redis://h/0"]

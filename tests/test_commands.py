@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from crawler.demo import make_app
+from crawler.commands.bookshop import make_app
 from tests.conftest import ROOT, make_site
 
 pytestmark = pytest.mark.slow
@@ -323,7 +323,7 @@ async def test_log_file_nolog_and_level(shop, tmp_path):
                              cwd=tmp_path)
     assert code == 0, err
     text = log.read_text()
-    assert " DEBUG [books] crawler.robots: robots.txt for " in text
+    assert " DEBUG [books] crawler.core.robots: robots.txt for " in text
     assert "crawl finished" not in text
     assert "DEBUG" not in err and "crawl finished" in err  # the summary stays on stderr
     code, _, err = await cli("demo", "--nolog", "-s", "max_pages=3", "-O", "out.jsonl",

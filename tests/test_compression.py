@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from crawler.compression import DecodingError, Inflater
+from crawler.http.compression import DecodingError, Inflater
 
 
 def inflate(coding: str, body: bytes, limit: int = 1 << 20, chunk: int = 100) -> bytes:

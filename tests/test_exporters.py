@@ -7,8 +7,8 @@ import os
 import pytest
 
 from crawler.exceptions import OutputError
-from crawler.exporters import Exporter, make_exporter
-from crawler.items import to_record
+from crawler.outputs.files import Exporter, make_exporter
+from crawler.outputs.items import to_record
 
 
 async def start(exporter: Exporter) -> Exporter:

@@ -1,6 +1,6 @@
 """The frontier's contract, run against every store: the memory frontier, the journaled one
-(a job directory's) and the shared one (Redis), which must queue, order and pace exactly
-alike."""
+(a job directory's), the shared one (Redis) and one registered from outside the package
+(tests/registered_store.py), which must queue, order and pace exactly alike."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 
 from crawler import Request, Spider
+from crawler.core.ratelimit import HostPolicy
 from crawler.frontier import JournaledFrontier, MemoryFrontier, RedisFrontier
+from crawler.frontier.jobdir import Job, read_job
 from crawler.frontier.journaled import WINDOW
-from crawler.jobs import Job, read_job
-from crawler.ratelimit import HostPolicy
+from crawler.http.urls import fingerprint
 from crawler.stats import Stats
-from crawler.urls import fingerprint
+from tests.registered_store import ListFrontier
 
 Make = Callable[..., Any]
 
@@ -26,7 +27,7 @@ class _JobSpider(Spider):
     name = "contract"
 
 
-@pytest.fixture(params=["memory", "journaled", "redis"])
+@pytest.fixture(params=["memory", "journaled", "redis", "registered"])
 async def make(request, tmp_path) -> AsyncIterator[Make]:
     """Builds a frontier of the store under test (opened), given a HostPolicy or none."""
     jobs: list[Job] = []
@@ -35,6 +36,10 @@ async def make(request, tmp_path) -> AsyncIterator[Make]:
     async def build(policy: HostPolicy | None = None, *, dfs: bool = False) -> Any:
         if request.param == "memory":
             return MemoryFrontier(policy, clock=FakeClock(), dfs=dfs)
+        if request.param == "registered":
+            frontier = ListFrontier(policy, clock=FakeClock(), dfs=dfs)
+            await frontier.open(_JobSpider())
+            return frontier
         if request.param == "redis":
             url = request.getfixturevalue("redis_url")
             frontier = RedisFrontier(url, spider="contract", job=f"t{os.getpid()}-{id(jobs)}"
@@ -59,7 +64,7 @@ async def make(request, tmp_path) -> AsyncIterator[Make]:
 
 async def add(frontier: MemoryFrontier, url: str, priority: int = 0) -> bool:
     req = Request(url, priority=priority)
-    return await frontier.add(req, fingerprint(req))
+    return (await frontier.add_many([(req, fingerprint(req), False)]))[0]
 
 
 class FakeClock:
@@ -75,7 +80,12 @@ class FakeClock:
 async def pop(frontier: MemoryFrontier, now: float) -> Request | None:
     if isinstance(frontier.clock, FakeClock):
         frontier.clock.now = now
-    return await frontier.pop()
+    return await pop_one(frontier)
+
+
+async def pop_one(frontier: Any) -> Request | None:
+    popped = await frontier.pop_many(1)
+    return popped[0] if popped else None
 
 
 async def done(frontier: MemoryFrontier, request: Request, now: float, **kw: Any) -> None:
@@ -86,10 +96,7 @@ async def done(frontier: MemoryFrontier, request: Request, now: float, **kw: Any
 
 async def hosts_held(frontier: Any) -> int:
     """Per-host records the store keeps."""
-    if isinstance(frontier, RedisFrontier):
-        await frontier.flush()
-        return len([k async for k in frontier._redis.scan_iter(frontier.prefix + "slot:*")])
-    return len(frontier._hosts)
+    return await frontier.hosts_kept()
 
 
 async def drain(frontier: MemoryFrontier, now: float = 0.0) -> list[str]:
@@ -130,7 +137,7 @@ async def test_duplicates_and_force(make):
     assert await add(f, "http://a/1")
     assert not await add(f, "http://a/1")
     req = Request("http://a/1")
-    assert await f.add(req, fingerprint(req), force=True)
+    assert (await f.add_many([(req, fingerprint(req), True)]))[0]
     assert await f.queued() == 2
 
 
@@ -169,7 +176,7 @@ async def test_a_shared_request_that_cannot_be_restored_is_dropped_and_counted(r
     await f.open(_JobSpider())
     try:
         req = Request("http://a/2")
-        await f.add(req, fingerprint(req))
+        await f.add_many([(req, fingerprint(req), False)])
         client = aioredis.from_url(redis_url)  # its record now names a callback that is gone
         await client.hset(f.prefix + "req", "1", '0|http://a:80|["http://a/2","gone",0,0]')
         await client.aclose()
@@ -248,9 +255,9 @@ async def test_seen_is_a_precheck_that_add_records(make):
     f = await make()
     req = Request("http://a/1")
     fp = fingerprint(req)
-    assert not await f.seen(fp)
-    assert await f.add(req, fp)
-    assert await f.seen(fp)
+    assert await f.seen_many([fp]) == [False]
+    assert (await f.add_many([(req, fp, False)]))[0]
+    assert await f.seen_many([fp]) == [True]
     assert await f.queued() == 1
 
 
@@ -273,12 +280,12 @@ async def test_simple_requests_are_queued_as_untracked_tuples_and_come_back_whol
     rich = Request("http://a/2", meta={"k": 1}, callback=spider.parse)
     foreign = Request("http://a/3", callback=lambda r: None)
     for req in (plain, rich, foreign):
-        await f.add(req, fingerprint(req))
+        await f.add_many([(req, fingerprint(req), False)])
     gc.collect()
     entries = [e for q in f._hosts.values() for b in q.buckets.values() for e in b]
     packed = [e for e in entries if len(e) == 4]
     assert len(packed) == 1 and not gc.is_tracked(packed[0])  # GC never walks it
-    out = [await f.pop() for _ in range(3)]
+    out = [await pop_one(f) for _ in range(3)]
     assert out[0] is not plain and out[0].url == "http://a/1"
     assert out[0].callback == spider.parse_item and out[0].callback.__self__ is spider
     assert (out[0].priority, out[0].depth, out[0].host) == (3, 2, "http://a:80")
@@ -309,11 +316,11 @@ async def test_the_journaled_frontier_gives_back_what_was_queued_or_in_flight(tm
     await f.open(spider)
     for url in ("http://a/1", "http://a/2", "http://b/1", "http://b/2"):
         await add(f, url)
-    taken = await f.pop()  # in flight when the process dies
-    finished = await f.pop()
+    taken = await pop_one(f)  # in flight when the process dies
+    finished = await pop_one(f)
     await f.done(finished)
     await f.ack(finished)  # complete: its outputs written
-    retried = await f.pop()
+    retried = await pop_one(f)
     await f.done(retried)
     await f.retry(retried, 3600)
     await job.commit(Stats())
@@ -432,15 +439,15 @@ async def test_a_hosts_pause_and_crawl_delay_outlive_the_process(tmp_path):
     await add(again, "http://a/1")
     for url in ("http://b/1", "http://b/2"):
         await add(again, url)
-    assert (await again.pop()).url == "http://b/1"
-    assert await again.pop() is None  # a waits out its hour, b its Crawl-delay
+    assert (await pop_one(again)).url == "http://b/1"
+    assert await pop_one(again) is None  # a waits out its hour, b its Crawl-delay
     assert await again.wakeup_at() == 1015.0
     clock.now = 1015.0
-    assert (await again.pop()).url == "http://b/2"
+    assert (await pop_one(again)).url == "http://b/2"
     clock.now = 4599.0
-    assert await again.pop() is None
+    assert await pop_one(again) is None
     clock.now = 4600.0
-    assert (await again.pop()).url == "http://a/1"
+    assert (await pop_one(again)).url == "http://a/1"
     await job.close()
 
 
@@ -457,7 +464,7 @@ async def test_stored_requests_the_spider_cannot_take_back_are_dropped_and_count
     await f.open(job._spider)
     for i in range(5):
         request = Request(f"http://a/{i}", callback=job._spider.parse_item)
-        await f.add(request, fingerprint(request))
+        await f.add_many([(request, fingerprint(request), False)])
     await job.commit(Stats(), finished=True)  # asked, but rows remain: not finished
     await job.close()
     assert not read_job(tmp_path / "job")["finished"]
@@ -485,6 +492,6 @@ async def test_the_seen_set_is_not_walked_by_the_garbage_collector():
     f = MemoryFrontier(HostPolicy())
     for i in range(1000):
         req = Request(f"http://a.test/{i}")
-        await f.add(req, fingerprint(req))
+        await f.add_many([(req, fingerprint(req), False)])
         await f.mark_seen(f"extra-{i}".encode())
     assert len(f._seen) == 2000 and not gc.is_tracked(f._seen)

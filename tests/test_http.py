@@ -64,7 +64,7 @@ def test_plain_links_take_the_no_parse_path_and_match_the_slow_one():
 
     from yarl import URL
 
-    from crawler.urls import canonical_url, fingerprint
+    from crawler.http.urls import canonical_url, fingerprint
 
     rng = random.Random(1)
     for base in ("http://Ex.com:80/a/b.html", "https://ex.com:8443/x", "http://h.test/"):

@@ -14,7 +14,7 @@ from types import MappingProxyType
 import pytest
 
 from crawler import Request
-from crawler.items import ItemError, is_item, to_record
+from crawler.outputs.items import ItemError, is_item, to_record
 
 
 def loads(item):

@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 
 from crawler import Request, Spider
-from crawler.jobs import Job
+from crawler.frontier.jobdir import Job
 from tests.conftest import finish, needs_unshare, spawn
 
 PAGES = 1500
@@ -295,8 +295,8 @@ class _Plain(Spider):
 
 
 async def _open_outputs(job: Job, *paths: Path) -> tuple[Any, list[Any]]:
-    from crawler.exporters import make_exporter
-    from crawler.outputs import Outputs
+    from crawler.outputs.files import make_exporter
+    from crawler.outputs.outputs import Outputs
     from crawler.stats import Stats
 
     sinks = [make_exporter(path) for path in paths]
@@ -311,7 +311,7 @@ async def test_a_commit_holds_exactly_the_pages_completed_before_its_cut(tmp_pat
     """A page completing while a commit writes its cut, and a flush that writes it at once,
     must not end up inside the length the commit stores: resumed, every output holds
     page 1 only, page 2 is to be done again (the CSV rows duplicated after kill -9)."""
-    from crawler.items import to_record
+    from crawler.outputs.items import to_record
 
     job = Job(tmp_path / "job", _Plain())
     await job.open()
@@ -369,7 +369,7 @@ class _TreeSpider(Spider):
 
 async def _job_crawl(tmp_path: Path, spider: Spider, *names: str, **settings: Any) -> Any:
     from crawler import Crawler, Settings
-    from crawler.exporters import make_exporter
+    from crawler.outputs.files import make_exporter
 
     outputs = [make_exporter(tmp_path / name) for name in names]
     merged = Settings().merge(type(spider).custom_settings).merge(
@@ -501,7 +501,7 @@ async def test_max_pages_counts_a_page_fetched_again_after_a_stop_once(aiohttp_s
                 yield out
 
     from crawler import Crawler, Settings
-    from crawler.exporters import make_exporter
+    from crawler.outputs.files import make_exporter
 
     settings = Settings().merge(Slow.custom_settings).merge(
         {"job_dir": str(tmp_path / "job"), "max_pages": 120})

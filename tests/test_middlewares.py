@@ -357,7 +357,7 @@ PROJECT = '''
 
     from crawler import Spider
     from crawler.signals import Signal
-    from crawler.sinks import Sink
+    from crawler.outputs.sinks import Sink
 
 
     class Stamp:

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from crawler import Crawler, HttpDownloader, Request, Settings, Spider
-from crawler.netguard import forbidden, literal_address
+from crawler.handlers.netguard import forbidden, literal_address
 from tests.conftest import HITS
 
 

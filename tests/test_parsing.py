@@ -7,7 +7,7 @@ import time
 import pytest
 
 from crawler import Request, Response
-from crawler.parsing import MAX_WORK, TooComplex, check, estimate_work
+from crawler.http.parsing import MAX_WORK, TooComplex, check, estimate_work
 
 
 def html(body: str) -> bytes:

@@ -157,7 +157,7 @@ async def test_retries_back_off_and_then_fail_with_the_kind(aiohttp_server, tmp_
 
     # full jitter draws uniform(0, base * 2**attempt): drawing the top of each range makes
     # the backoff exact, so both bounds of every gap are checked
-    monkeypatch.setattr("crawler.retry.random.uniform", lambda low, high: high)
+    monkeypatch.setattr("crawler.core.retry.random.uniform", lambda low, high: high)
     site = make_site({"/e": error})
     server = await aiohttp_server(site)
     spider = Paths([str(server.make_url("/e"))])
@@ -235,7 +235,7 @@ async def test_progress_is_logged_every_interval(aiohttp_server, tmp_path, caplo
         return web.Response(text=links(), content_type="text/html")
 
     server = await aiohttp_server(make_site({f"/{i}": slow for i in range(4)}))
-    caplog.set_level("INFO", logger="crawler.engine")
+    caplog.set_level("INFO", logger="crawler.core.engine")
     await crawl(Paths([str(server.make_url(f"/{i}")) for i in range(4)]), tmp_path,
                 log_interval=0.1, per_host_concurrency=1)
     lines = [r.getMessage() for r in caplog.records if "pages (" in r.getMessage()]
@@ -244,8 +244,8 @@ async def test_progress_is_logged_every_interval(aiohttp_server, tmp_path, caplo
 
 
 def test_policies_built_bare_are_as_polite_as_a_default_crawl():
-    from crawler.ratelimit import HostPolicy
-    from crawler.retry import RetryPolicy
+    from crawler.core.ratelimit import HostPolicy
+    from crawler.core.retry import RetryPolicy
     from crawler.settings import Settings
 
     assert HostPolicy() == HostPolicy.from_settings(Settings())

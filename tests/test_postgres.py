@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 
 from crawler import Crawler, Settings, Spider
-from crawler import postgres as pg_sink
-from crawler.feeds import output_sink
+from crawler.outputs import postgres as pg_sink
+from crawler.outputs.feeds import output_sink
 from tests.conftest import HITS, ROOT, finish, spawn
 
 asyncpg = pytest.importorskip("asyncpg", reason="the PostgreSQL sink needs asyncpg")

@@ -10,7 +10,7 @@ from multidict import CIMultiDict
 from protego import Protego
 
 from crawler import Request, Response, Spider
-from crawler.robots import MAX_ROBOTS_BYTES, RobotsCache
+from crawler.core.robots import MAX_ROBOTS_BYTES, RobotsCache
 from tests.conftest import HITS, crawl, links, make_site
 
 
@@ -86,7 +86,7 @@ async def test_hosts_serving_one_file_share_its_text_and_rules():
 async def test_large_files_are_parsed_one_at_a_time_off_the_loop(monkeypatch):
     import threading
 
-    from crawler import robots
+    from crawler.core import robots
 
     parse = robots._parse_text
     running, most, threads = 0, 0, set()

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from crawler import CrawlSpider, LinkExtractor, Request, Response, Rule, SitemapSpider, Spider
-from crawler.demo import BooksSpider, make_app
+from crawler.commands.bookshop import BooksSpider, make_app
 from crawler.sitemaps import SitemapError, parse_sitemap
 from tests.conftest import crawl, make_site
 

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from crawler import Crawler, Settings, Spider
-from crawler.status import StatusView, status_app
+from crawler.extensions.status import StatusView, status_app
 from tests.conftest import HITS, ROOT, finish, spawn
 
 TOKEN = "test-token-123"
@@ -290,7 +290,7 @@ async def test_a_shared_crawl_shows_the_fleet(aiohttp_server, aiohttp_client, re
 
 
 async def test_event_streams_are_bounded(aiohttp_server, aiohttp_client):
-    from crawler import status
+    from crawler.extensions import status
 
     server = await aiohttp_server(slow_site(200, 0.05))
     crawler, task = await started(server)
@@ -313,7 +313,7 @@ async def test_a_connection_flood_and_slow_headers_cannot_take_the_crawls_descri
         aiohttp_server, monkeypatch):
     """Connections past the cap are closed at once, a request dribbling its headers is cut
     after the header timeout, and meanwhile the page answers and the crawl goes on."""
-    import crawler.status as status
+    import crawler.extensions.status as status
 
     monkeypatch.setattr(status, "HEADER_TIMEOUT", 0.5)
     server = await aiohttp_server(slow_site(400, 0.02))

@@ -13,8 +13,8 @@ import pytest
 import trustme
 
 from crawler import Request, Settings, Spider
+from crawler.core.retry import RetryPolicy
 from crawler.exceptions import Kind, SettingsError
-from crawler.retry import RetryPolicy
 from tests.conftest import HITS, crawl, links, make_site
 
 
@@ -66,7 +66,7 @@ async def test_an_untrusted_certificate_fails_as_tls_once_without_retries(https_
         spider, obey_robots=False, retry_backoff_base=1000.0, retry_backoff_max=1000.0), 20)
     assert items == [] and spider.failures == ["tls"]
     assert stats.errors == {"tls": 1} and stats.retries == 0
-    warnings = [r.getMessage() for r in caplog.records if r.name == "crawler.downloader"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "crawler.handlers.http"]
     assert len(warnings) == 1 and "certificate verify failed" in warnings[0]
     assert "tls_ca_bundle" in warnings[0]
     assert site[HITS] == []

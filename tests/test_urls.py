@@ -4,7 +4,7 @@ import pytest
 from yarl import URL
 
 from crawler import Request
-from crawler.urls import AllowedDomains, canonical_url, fingerprint, parse_url
+from crawler.http.urls import AllowedDomains, canonical_url, fingerprint, parse_url
 
 
 @pytest.mark.parametrize(("a", "b"), [

@@ -25,7 +25,8 @@ class Frontier(Protocol):
     the network. A request taken by pop() is leased until ack()."""
 
     clock: Callable[[], float]
-    shared: bool  # other processes take from it too (robots.txt is checked at fetch time)
+    poll: float | None  # other processes change it: seconds between looks while workers
+    # wait (None: nobody else does, and it says when it changes)
     failure: str | None  # why the store stopped the crawl (one line), if it did
 
     async def open(self, spider: object | None = None) -> None:
@@ -53,11 +54,9 @@ class Frontier(Protocol):
     async def retry(self, request: Request, delay: float) -> None:
         """Queue `request` again (no duplicate check), not to start for `delay` seconds."""
 
-    async def pop(self) -> Request | None:
-        """The best request whose host may start one now, marking it started; else None."""
-
     async def pop_many(self, n: int) -> list[Request]:
-        """Up to `n` of them, best first, at once."""
+        """Up to `n` requests whose hosts may start one now, best first, marked started
+        (leased until ack())."""
 
     async def done(self, request: Request, *, latency: float | None = None,
                    status: int | None = None, cached: bool = False) -> None:
@@ -78,6 +77,14 @@ class Frontier(Protocol):
 
     async def set_crawl_delay(self, host: str, delay: float) -> None:
         """The host's robots.txt Crawl-delay: a floor for the gap between its starts."""
+
+    async def hosts_kept(self) -> int:
+        """Hosts whose politeness record the store keeps (an idle host's is forgotten, so
+        that a crawl of many hosts holds only the busy ones)."""
+
+    def host_states(self, hosts: Sequence[str]) -> dict[str, tuple[int, float]]:
+        """(requests in flight, current delay in seconds) of each of `hosts` this process
+        knows (the status page); a host it does not know is left out."""
 
     async def wakeup_at(self) -> float | None:
         """When (on `clock`) a host now held back by its delay becomes ready, if any."""

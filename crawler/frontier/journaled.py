@@ -2,13 +2,14 @@
 disk and only a window of it in memory.
 
 Every request that enters (or is held for robots.txt, or waits out a backoff) gets its row
-in the job (crawler/jobs.py). A request is kept in memory too while its host has fewer than
-`HOST_WINDOW` there and the whole window holds fewer than `WINDOW`; otherwise it waits on
-disk only, and so do the later requests of that host, so that each host's requests still
-come out in order. When a host's window runs low, its next requests are loaded from disk,
-best first (priority, then arrival: breadth first); hosts with none in memory are loaded
-as the window empties. What a killed run left waits on disk and is loaded the same way.
-The seen-set stays in memory: a 64-bit hash per fingerprint (about 60 bytes each).
+in the job (crawler/frontier/jobdir.py). A request is kept in memory too while its host
+has fewer than `HOST_WINDOW` there and the whole window holds fewer than `WINDOW`;
+otherwise it waits on disk only, and so do the later requests of that host, so that each
+host's requests still come out in order. When a host's window runs low, its next requests
+are loaded from disk, best first (priority, then arrival: breadth first); hosts with none
+in memory are loaded as the window empties. What a killed run left waits on disk and is
+loaded the same way. The seen-set stays in memory: a 64-bit hash per fingerprint (about
+60 bytes each).
 
 Within the window, order and per-host politeness are exactly the memory frontier's; a
 request of higher priority that arrives while its host has requests on disk waits behind
@@ -24,11 +25,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from crawler.codec import STORE_ID
+from crawler.core.ratelimit import HostPolicy, HostSlot
+from crawler.frontier.codec import STORE_ID
+from crawler.frontier.jobdir import Job
 from crawler.frontier.memory import DELAYS_KEPT, MemoryFrontier
 from crawler.http import Request
-from crawler.jobs import Job
-from crawler.ratelimit import HostPolicy, HostSlot
 
 __all__ = ["HOST_WINDOW", "WINDOW", "JournaledFrontier"]
 
@@ -125,8 +126,8 @@ class JournaledFrontier(MemoryFrontier):
             added.append(True)
         return added
 
-    async def pop(self) -> Request | None:
-        request = await super().pop()
+    def _pop(self) -> Request | None:
+        request = super()._pop()
         if request is not None:
             host = request._host or request.host
             if self._on_disk.get(host) and self._in_memory(host) < self._host_window // 2:

@@ -23,8 +23,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from crawler.core.ratelimit import HostPolicy, HostSlot
 from crawler.http import Request
-from crawler.ratelimit import HostPolicy, HostSlot
 
 __all__ = ["DELAYS_KEPT", "MemoryFrontier"]
 
@@ -64,7 +64,7 @@ class MemoryFrontier:
     """
 
     id_key: str | None = None  # the meta key of a request's id in a store behind this one
-    shared = False
+    poll: float | None = None
     failure: str | None = None
 
     def __init__(self, policy: HostPolicy | None = None, *,
@@ -98,9 +98,6 @@ class MemoryFrontier:
     async def close(self) -> None:
         return None
 
-    async def seen(self, fingerprint: bytes) -> bool:
-        return _key(fingerprint) in self._seen
-
     async def seen_many(self, fingerprints: Sequence[bytes]) -> list[bool]:
         seen = self._seen
         return [hash(fp) in seen for fp in fingerprints]
@@ -111,9 +108,6 @@ class MemoryFrontier:
             return False
         self._seen[key] = None
         return True
-
-    async def add(self, request: Request, fingerprint: bytes, *, force: bool = False) -> bool:
-        return (await self.add_many([(request, fingerprint, force)]))[0]
 
     async def add_many(self, entries: Sequence[tuple[Request, bytes, bool]]) -> list[bool]:
         seen, push = self._seen, self._push
@@ -171,7 +165,8 @@ class MemoryFrontier:
         if new_head and queue.slot.active < self.policy.concurrency:
             heapq.heappush(self._ready, ((-priority, self._sign * seq), host))
 
-    async def pop(self) -> Request | None:
+    def _pop(self) -> Request | None:
+        """The best request whose host may start one now, marked started; else None."""
         now = self.clock()
         self._wake(now)
         ready = self._ready
@@ -198,7 +193,7 @@ class MemoryFrontier:
     async def pop_many(self, n: int) -> list[Request]:
         requests: list[Request] = []
         while len(requests) < n:
-            request = await self.pop()
+            request = self._pop()
             if request is None:
                 break
             requests.append(request)
@@ -260,6 +255,9 @@ class MemoryFrontier:
                 slot = queue.slot
                 out[host] = (slot.active, max(slot.delay, slot.crawl_delay))
         return out
+
+    async def hosts_kept(self) -> int:
+        return len(self._hosts)
 
     async def queued(self) -> int:
         return self._queued + len(self._delayed)

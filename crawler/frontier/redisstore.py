@@ -5,7 +5,7 @@ Keys (prefix `crawler:{spider}:{job}:`; one Redis server, not Redis Cluster):
     gen        the crawl's generation: a token set when its state was made; every script
                checks it, so state deleted or evicted mid-crawl stops the crawl
     seq        INCR: request ids, which are also the arrival order
-    req        HASH id -> "priority|host|data" (data: crawler.codec's text)
+    req        HASH id -> "priority|host|data" (data: crawler.frontier.codec's text)
     q:HOST     ZSET ids of one host's queued requests, by (-priority, id)
     ready      ZSET hosts with queued requests that may start one now, by their best
     sleeping   ZSET hosts held back by their delay, by when they may start again
@@ -24,7 +24,9 @@ Keys (prefix `crawler:{spider}:{job}:`; one Redis server, not Redis Cluster):
                to expire
     fetching   SET ids whose fetch holds their host's slot (done() not yet called)
     seen       SET 12-byte digests of the fingerprints seen
-    counts     HASH queued, pages, items, acked, redelivered
+    counts     HASH queued, pages, acked, redelivered
+    items      HASH each worker process's items written (absolute: a report sent twice
+               counts once); the fleet's items are their sum
     seeding    the worker running start(), while it does (expires unless renewed)
     seeded     set once start() ran to its end
     started    the crawl's start, wall time (max_duration)
@@ -64,10 +66,10 @@ from typing import Any
 
 import orjson
 
-from crawler.codec import STORE_ID, RequestCodec, store_id
+from crawler.core.ratelimit import BACKOFF_STATUSES, HostPolicy
 from crawler.exceptions import FrontierUnavailable, StartupError
+from crawler.frontier.codec import STORE_ID, RequestCodec, store_id
 from crawler.http import Request
-from crawler.ratelimit import BACKOFF_STATUSES, HostPolicy
 from crawler.redact import redact
 from crawler.stats import Stats
 from crawler.tasks import cancel_and_wait
@@ -439,7 +441,7 @@ class RedisFrontier:
     policy=HostPolicy.from_settings(settings))`, one per worker process."""
 
     id_key = STORE_ID
-    shared = True
+    poll: float | None = 0.05
 
     def __init__(self, url: str, *, spider: str, job: str | None = None,
                  policy: HostPolicy | None = None, worker: str | None = None,
@@ -492,6 +494,7 @@ class RedisFrontier:
         # it had in flight: each leaves when its page completes or is popped again)
         self._lost: set[str] = set()
         self._lost_logged = 0
+        self._run_id = f"{self.worker}#{uuid.uuid4().hex[:8]}"  # this process's, in `items`
         self._sending: dict[str, asyncio.Future[None]] = {}  # id -> the script carrying
         # its fetch end, while it is under way
 
@@ -603,12 +606,6 @@ class RedisFrontier:
 
     # -- the Frontier protocol -----------------------------------------------------------
 
-    async def add(self, request: Request, fingerprint: bytes, *, force: bool = False) -> bool:
-        return (await self.add_many([(request, fingerprint, force)]))[0]
-
-    async def seen(self, fingerprint: bytes) -> bool:
-        return (await self.seen_many([fingerprint]))[0]
-
     async def seen_many(self, fingerprints: Sequence[bytes]) -> list[bool]:
         """From what this worker saw recorded, without a round trip: False may be a
         fingerprint another worker recorded (add_many() decides, in Redis)."""
@@ -657,10 +654,6 @@ class RedisFrontier:
         await self._run("retry", ending=[str(sid)], args=[
             self.prefix, str(sid), _priority(request), request.host, data,
             self.clock() + delay])
-
-    async def pop(self) -> Request | None:
-        requests = await self.pop_many(1)
-        return requests[0] if requests else None
 
     async def pop_many(self, n: int) -> list[Request]:
         """Up to `n` requests whose hosts may start one now, leased to this worker."""
@@ -811,6 +804,13 @@ class RedisFrontier:
             self.prefix, host, 0, min(delay, p.max_delay),
             max(p.delay, p.start_delay) if p.autothrottle else p.delay])
 
+    async def hosts_kept(self) -> int:
+        await self.flush()
+        return len([k async for k in self._redis.scan_iter(self.prefix + "slot:*")])
+
+    def host_states(self, hosts: Sequence[str]) -> dict[str, tuple[int, float]]:
+        return {}  # a host's slot is the fleet's, in Redis: not read for the status page
+
     async def wakeup_at(self) -> float | None:
         """As of the last pop: other workers change it too (the dispatcher polls)."""
         return self._wake
@@ -888,12 +888,15 @@ class RedisFrontier:
         record = {"heartbeat": self.clock(), "pages": pages, "items": items,
                   "pages_per_second": round((pages - self._reported[0]) / elapsed, 1),
                   "in_flight": self._in_flight}
+        # this process's items as an absolute count under its own key: a report that was
+        # cut short (a cancelled heartbeat) and sent again counts them once, where an
+        # increment counted them twice
         answer = await self._call(_pipeline, r, [
             ("hset", p + "workers", self.worker, orjson.dumps(record)),
-            ("hincrby", p + "counts", "items", items - self._reported[1]),
+            ("hset", p + "items", self._run_id, items), ("hvals", p + "items"),
             ("hget", p + "counts", "pages"), ("get", p + "started"), ("get", p + "stop")])
         self._reported = (pages, items, now)
-        return list(answer[1:])
+        return [sum(int(v) for v in answer[2]), *answer[3:]]
 
     async def _release(self) -> None:
         """Give back at once what this worker still holds (taken and not done when it
@@ -1061,12 +1064,12 @@ async def read_status(url: str, spider: str, job: str | None = None) -> dict[str
     prefix = f"crawler:{spider}:{job or spider}:"
     client = aioredis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
     try:
-        (seconds, micros), counts, leased, seen, workers, seeded, seeding, stop = \
+        (seconds, micros), counts, items, leased, seen, workers, seeded, seeding, stop = \
             await _pipeline(client, [
-                ("time",), ("hgetall", prefix + "counts"), ("zcard", prefix + "leased"),
-                ("scard", prefix + "seen"), ("hgetall", prefix + "workers"),
-                ("get", prefix + "seeded"), ("get", prefix + "seeding"),
-                ("get", prefix + "stop")])
+                ("time",), ("hgetall", prefix + "counts"), ("hvals", prefix + "items"),
+                ("zcard", prefix + "leased"), ("scard", prefix + "seen"),
+                ("hgetall", prefix + "workers"), ("get", prefix + "seeded"),
+                ("get", prefix + "seeding"), ("get", prefix + "stop")])
     except Exception as exc:
         raise StartupError(f"cannot read the frontier at {redact(url)}: "
                            f"{redact(str(exc))}") from None
@@ -1074,6 +1077,7 @@ async def read_status(url: str, spider: str, job: str | None = None) -> dict[str
         await client.aclose()
     now = seconds + micros / 1e6
     counts = {k.decode(): int(v) for k, v in counts.items()}
+    counts["items"] = sum(int(v) for v in items)
     queued = counts.get("queued", 0)
     if not (seeded or seeding or seen):
         state = "not started (no such crawl)"

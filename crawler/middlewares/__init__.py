@@ -33,8 +33,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from crawler.core.plugins import build, is_async
 from crawler.http import Request, Response
-from crawler.plugins import build, is_async
 
 __all__ = [
     "BUILTIN", "Fetch", "MiddlewareChain", "Observer", "Outcome", "Retry", "middleware_specs",

@@ -31,9 +31,9 @@ from typing import Any
 import orjson
 from multidict import CIMultiDict
 
-from crawler import sqlitedb
-from crawler.downloader import default_headers, sent_header
 from crawler.exceptions import NotConfigured, StartupError
+from crawler.frontier import sqlitedb
+from crawler.handlers.http import default_headers, sent_header
 from crawler.http import Request, Response
 from crawler.signals import Signal
 from crawler.threads import OrderedThread

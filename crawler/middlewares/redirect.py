@@ -21,9 +21,9 @@ from yarl import URL
 
 from crawler.exceptions import DownloadError, Kind
 from crawler.http import Request, Response
+from crawler.http.urls import parse_url
 from crawler.middlewares.httperror import handles
 from crawler.redact import carries_secret
-from crawler.urls import parse_url
 
 __all__ = ["RedirectMiddleware"]
 

@@ -8,7 +8,7 @@ out, and `retries` bounds the tries. What is not retried goes on down the chain.
 `get_retry_request(request, spider=..., reason=...)` is Scrapy's helper for a spider or a
 middleware that decides itself that a page must be fetched again (a captcha, an empty
 page): the request to yield or return, or None when its tries are used up (logged and
-counted). A `Retry` a middleware returns is bounded the same way (crawler/processor.py).
+counted). A `Retry` a middleware returns is bounded the same way (crawler/core/processor.py).
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from crawler.core.retry import RetryPolicy
 from crawler.exceptions import RequestFailed
 from crawler.http import Request, Response
 from crawler.middlewares import Retry
 from crawler.redact import redact
-from crawler.retry import RetryPolicy
 
 __all__ = ["RetryMiddleware", "get_retry_request"]
 
-logger = logging.getLogger("crawler.engine")
+logger = logging.getLogger("crawler.core.engine")
 
 
 class RetryMiddleware:

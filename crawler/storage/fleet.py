@@ -1,0 +1,166 @@
+"""A fleet: one Redis frontier shared by every process of a crawl. A page's items are
+written once it is complete and while this process still holds its lease, then the page
+is acknowledged, so that a process killed at any moment loses nothing and duplicates
+nothing (crawler/frontier/redisstore.py holds the store itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from crawler.core.ratelimit import HostPolicy
+from crawler.core.robots import SharedRules
+from crawler.exceptions import FrontierUnavailable
+from crawler.frontier.codec import store_id
+from crawler.frontier.pagerecords import PageRecords
+from crawler.frontier.redisstore import RedisFrontier, read_status
+from crawler.http import Request
+from crawler.redact import redact
+from crawler.storage.base import PageItems, Storage, StorageContext, Task
+from crawler.storage.jobdir import signal_page, write_page
+
+__all__ = ["FleetStorage"]
+
+logger = logging.getLogger(__name__)
+
+_ACK_EVERY = 0.5  # seconds between acknowledgements (after a flush)
+_STATUS_EVERY = 2.0  # seconds between reads of the fleet's status
+
+
+class FleetStorage(Storage):
+    """Usage: `FleetStorage(context, "redis://127.0.0.1:6379/0")`."""
+
+    robots_at_fetch = True  # one held here would be lost with this process, unseen by others
+    frontier: RedisFrontier
+
+    def __init__(self, context: StorageContext, url: str) -> None:
+        s, spider = context.settings, context.spider
+        if s.job_dir is not None:
+            from crawler.exceptions import StartupError
+
+            raise StartupError("a shared frontier (the frontier setting) keeps the crawl's "
+                               "state itself: give no job dir and no other frontier")
+        super().__init__(context, RedisFrontier(
+            url, spider=spider.name, job=s.frontier_job, policy=HostPolicy.from_settings(s),
+            worker=s.worker_id, lease=s.frontier_lease, max_pages=s.max_pages,
+            max_items=s.max_items, max_duration=s.max_duration, outage=s.frontier_outage,
+            stats=context.stats, dfs=s.crawl_order == "dfs"))
+        self._url = url
+        # pages complete, their items not yet written (write_acknowledged())
+        self._acks: list[tuple[Request, PageRecords]] = []
+        self._ack_soon = asyncio.Event()  # this worker went idle: acknowledge now
+        self._status: dict[str, Any] = {}
+        self._status_at = -1e9
+
+    @property
+    def shared_rules(self) -> SharedRules:
+        return self.frontier
+
+    def tasks(self, changed: Callable[[], None]) -> list[Task]:
+        return [("acks", self._acking(changed))]
+
+    def page(self, request: Request | None) -> PageItems:
+        if request is None:
+            return super().page(request)
+        return PageRecords(None)
+
+    async def complete(self, request: Request, page: PageItems, keep: bool) -> None:
+        assert isinstance(page, PageRecords)
+        if keep:  # a retry or a redirect goes on under the same lease
+            page.close()
+        else:
+            self._acks.append((request, page))  # written and acknowledged together
+
+    def idle(self) -> None:
+        if self._acks:
+            self._ack_soon.set()  # what was written is acknowledged now
+
+    async def finish(self, finished: Callable[[], Awaitable[bool]]) -> None:
+        await self.write_acknowledged()  # what the last flush left unacknowledged
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            for _, records in self._acks:
+                records.close()
+            self._acks = []
+
+    async def _acking(self, changed: Callable[[], None]) -> None:
+        """Acknowledge written pages every _ACK_EVERY, and at once when this worker has
+        nothing in progress (the fleet's end waits for the last acknowledgements)."""
+        soon = self._ack_soon
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(soon.wait(), _ACK_EVERY)
+            soon.clear()
+            if await self.write_acknowledged():
+                changed()
+
+    async def write_acknowledged(self) -> bool:
+        """Write the pages completed since the last call whose leases this worker still
+        holds (the others are dropped: another worker redoes them), flush the outputs,
+        then acknowledge them, so that a page is acknowledged only once its items are in
+        the files (a worker killed before that leaves them leased: another worker redoes
+        them) and written only while its lease is this worker's. Nothing is acknowledged
+        when an output failed. True when some were."""
+        if not self._acks:
+            return False
+        context, outputs = self.context, self.context.outputs
+        pending, self._acks = self._acks, []
+        try:
+            held = await self._held(pending)
+            for _, records in held:
+                await write_page(context, records)
+            await outputs.flush()
+            if outputs.failed:
+                return False
+            for request, records in held:
+                await signal_page(context, request, records)
+        finally:
+            for _, records in pending:
+                records.close()
+        try:
+            await self.frontier.ack_many([request for request, _ in held])
+        except Exception as exc:  # the frontier is gone: their leases expire, others redo them
+            logger.warning("%d page(s) could not be acknowledged (%s): another worker will "
+                           "fetch them again", len(held), redact(str(exc)))
+            context.stats.errors["unacknowledged"] += len(held)
+            return False
+        return True
+
+    async def _held(self, pending: list[tuple[Request, PageRecords]],
+                    ) -> list[tuple[Request, PageRecords]]:
+        """The pages whose leases this worker still holds: known without asking while its
+        heartbeat is fresh, else asked (one script); a lost one's items are dropped."""
+        frontier = self.frontier
+        unsure = [(r, p) for r, p in pending
+                  if store_id(r) is not None and not frontier.lease_fresh(r)]
+        if not unsure:
+            return pending
+        try:
+            answers = await frontier.owns([r for r, _ in unsure])
+        except FrontierUnavailable:
+            answers = [False] * len(unsure)  # stopping: they stay leased, and are redone
+        lost = {id(r) for (r, p), held in zip(unsure, answers, strict=True) if not held}
+        for request, records in unsure:
+            if id(request) in lost and not self.context.outputs.failed:
+                frontier.lease_lost(request, len(records))
+        return [(r, p) for r, p in pending if id(r) not in lost]
+
+    async def snapshot(self) -> dict[str, Any]:
+        """The fleet's view of every worker, read at most every 2 s."""
+        if time.monotonic() - self._status_at >= _STATUS_EVERY:
+            self._status_at = time.monotonic()
+            s = self.context.settings
+            try:
+                state = await read_status(self._url, self.context.spider.name, s.frontier_job)
+                self._status = {"counts": state["counts"], "leased": state["leased"],
+                                "seen": state["seen"], "workers": state["workers"]}
+            except Exception as exc:  # the frontier rides out outages; the page says so
+                self._status = {"error": f"{type(exc).__name__}: {exc}"}
+        return {"fleet": self._status}
