@@ -48,6 +48,10 @@ _UPPER_BOUNDS: tuple[tuple[str, float, str], ...] = (
     ("log_interval", _DAY, "progress lines that rare say nothing"),
 )
 _FALSE = {"0", "false", "no", "off"}
+# the W3C Referrer-Policy names (https://www.w3.org/TR/referrer-policy/)
+REFERRER_POLICIES = ("no-referrer", "no-referrer-when-downgrade", "same-origin", "origin",
+                     "strict-origin", "origin-when-cross-origin",
+                     "strict-origin-when-cross-origin", "unsafe-url")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,15 @@ class Settings:
     extensions: tuple[Any, ...] = ()  # extension classes or dotted paths (after built-ins)
     # (middleware, order) pairs, from {path: order} (None disables a built-in) or a list
     downloader_middlewares: tuple[tuple[Any, int | None], ...] = ()
+    # ... and spider middlewares around the callbacks (none built in)
+    spider_middlewares: tuple[tuple[Any, int | None], ...] = ()
+    # (scheme or name, handler class or dotted path, or None to disable) pairs, from
+    # {scheme: handler}: what fetches a request (crawler/handlers/)
+    download_handlers: tuple[tuple[str, Any], ...] = ()
+    # the Referer header of a followed link: the page it was found on, as this policy
+    # (a W3C Referrer-Policy name; Scrapy's default) allows
+    referer_enabled: bool = True
+    referer_policy: str = "no-referrer-when-downgrade"
     # the HTTP cache: responses kept on disk and replayed instead of fetched
     http_cache: bool = False
     http_cache_dir: str = ".crawler-cache"
@@ -191,6 +204,8 @@ class Settings:
                "must be 'selectolax' or 'parsel'")
         _check("crawl_order", self.crawl_order in ("bfs", "dfs"),
                "must be 'bfs' (breadth first) or 'dfs' (depth first)")
+        _check("referer_policy", self.referer_policy in REFERRER_POLICIES,
+               f"must be one of {', '.join(REFERRER_POLICIES)}")
         _check("feed_indent", self.feed_indent is None or 0 <= self.feed_indent <= 16,
                "must be 0-16 spaces, or none")
         for uri, options in self.feeds:
@@ -340,6 +355,10 @@ _SCRAPY_NAMES: dict[str, tuple[str, str]] = {
     "retry_enabled": ("retries", "; set it to 0 to turn retries off"),
     "retry_http_codes": ("retry_http_codes", ""),
     "downloader_middlewares": ("downloader_middlewares", ""),
+    "spider_middlewares": ("spider_middlewares", ""),
+    "download_handlers": ("download_handlers", ""),
+    "referer_enabled": ("referer_enabled", ""),
+    "referrer_policy": ("referer_policy", ""),
     "httpcache_enabled": ("http_cache", ""),
     "httpcache_dir": ("http_cache_dir", ""),
     "httpcache_expiration_secs": ("http_cache_expiration", ""),
@@ -377,8 +396,6 @@ _SCRAPY_ELSEWHERE: dict[str, str] = {
                                "middleware",
     "dupefilter_class": "nothing here: Crawler(fingerprint=...) replaces the fingerprint",
     "dupefilter_debug": "nothing here: -L DEBUG logs dropped duplicates",
-    "spider_middlewares": "nothing here yet: downloader_middlewares and item_pipelines",
-    "download_handlers": "nothing here yet",
     "concurrent_items": "nothing here: async process_item calls run concurrently, sync ones "
                         "one at a time in the plugin thread",
     "dns_timeout": "connect_timeout (the lookup is part of connecting)",
@@ -470,8 +487,10 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
         return _parse(key, hint, value)
     if key in _PLUGIN_LISTS:
         return _plugin_list(key, value)
-    if key == "downloader_middlewares":
+    if key in _ORDERED:
         return _ordered(key, value)
+    if key == "download_handlers":
+        return _handlers(key, value)
     if key == "sinks":
         return _schemes(key, value)
     if key == "feeds":
@@ -527,7 +546,11 @@ def _parse(key: str, hint: Any, text: str) -> Any:
             except ValueError:
                 raise SettingsError(f"setting {key!r} expects a JSON object {{uri: "
                                     f"{{options}}}}, got {text!r}") from None
-        if key == "downloader_middlewares":  # path[=order],...; order "none" disables
+        if key == "download_handlers":  # scheme=path,...; path "none" disables
+            return _handlers(key, {k.strip(): None if v.strip().lower() == "none" else v.strip()
+                                   for k, v in (p.partition("=")[::2]
+                                                for p in stripped.split(",") if p.strip())})
+        if key in _ORDERED:  # path[=order],...; order "none" disables
             pairs = [p.strip().partition("=") for p in stripped.split(",") if p.strip()]
             return _ordered(key, {path.strip(): (None if order.strip().lower() == "none"
                                                  else int(order)) if eq else 500 + i
@@ -555,6 +578,22 @@ def _ordered(key: str, value: Any) -> tuple[tuple[Any, int | None], ...]:
             raise SettingsError(f"setting {key!r}: the order of {spec!r} must be an integer "
                                 f"or None, got {order!r}")
     return tuple(value.items())
+
+
+_ORDERED = frozenset({"downloader_middlewares", "spider_middlewares"})
+
+
+def _handlers(key: str, value: Any) -> tuple[tuple[str, Any], ...]:
+    """{scheme or name: handler class or dotted path, or None}, keys in lower case."""
+    if not isinstance(value, Mapping):
+        raise SettingsError(f"setting {key!r} expects a {{scheme: handler}} mapping, got "
+                            f"{value!r}")
+    for scheme, spec in value.items():
+        if not isinstance(scheme, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*", scheme) \
+                or spec == "":
+            raise SettingsError(f"setting {key!r}: {scheme!r} is not a URL scheme or handler "
+                                "name (letters, digits, + . -), or it names no handler")
+    return tuple((scheme.lower(), spec) for scheme, spec in value.items())
 
 
 def _schemes(key: str, value: Any) -> tuple[tuple[str, Any], ...]:

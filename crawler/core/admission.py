@@ -21,7 +21,7 @@ from crawler.core.robots import RobotsCache
 from crawler.exceptions import DownloadError, IgnoreRequest, Kind
 from crawler.frontier import Frontier
 from crawler.http import Request
-from crawler.http.urls import AllowedDomains, parse_url
+from crawler.http.urls import FETCHABLE_SCHEMES, AllowedDomains, parse_url
 from crawler.settings import Settings
 from crawler.stats import Stats
 
@@ -57,6 +57,7 @@ class Admission:
         refused: Refused | None = None,
         settled: Callable[[], None] = lambda: None,
         robots_at_fetch: bool = False,
+        schemes: frozenset[str] = FETCHABLE_SCHEMES,
     ) -> None:
         s = settings or Settings()
         self.frontier = frontier
@@ -66,6 +67,7 @@ class Admission:
         self._refused = refused or _ignore
         self._settled = settled  # a host's robots.txt work ended
         self._allowed = allowed_domains or None
+        self._schemes = schemes  # those a download handler takes
         self._max_depth = s.max_depth
         self._guards = TrapGuards(stats, max_url_length=s.max_url_length,
                                   max_requests_per_host=s.max_requests_per_host,
@@ -109,7 +111,8 @@ class Admission:
                 return True  # the common case, said at once
             if allowed is not None:
                 return self._admit(request, allowed)
-        parsed = parse_url(request._yurl if request._yurl is not None else request.url)
+        parsed = parse_url(request._yurl if request._yurl is not None else request.url,
+                           self._schemes)
         if isinstance(parsed, str):
             if parsed is Kind.INVALID_URL:
                 self._stats.invalid_url += 1

@@ -36,7 +36,8 @@ from crawler.exceptions import (
 from crawler.extensions import load_extensions
 from crawler.extensions.monitor import LoopWatch
 from crawler.frontier import Frontier
-from crawler.handlers.http import Downloader, HttpDownloader
+from crawler.handlers import DownloadHandlers
+from crawler.handlers.http import Downloader
 from crawler.http import Request
 from crawler.http.urls import AllowedDomains, parse_url
 from crawler.http.urls import fingerprint as default_fingerprint
@@ -114,8 +115,9 @@ class Crawler:
             spider, s, self.stats, self.signals, self.outputs, fingerprint, restart), frontier)
         self.frontier = self.storage.frontier
         self.fingerprint = fingerprint  # the duplicate filter's (and the cache's) key
-        self._downloader = downloader
         max_pages = s.max_pages
+        # what fetches: by scheme (or meta["download_handler"]); `downloader` for http(s)
+        self._handlers = DownloadHandlers(self, default=downloader)
         self.scheduler = Scheduler(
             self.frontier,
             stats=self.stats,
@@ -128,6 +130,7 @@ class Crawler:
             dispatch_room=(lambda: _UNLIMITED) if max_pages is None else
             (lambda: max_pages - self.stats.pages - self.scheduler.in_flight),
             robots_at_fetch=self.storage.robots_at_fetch,
+            schemes=self._handlers.schemes,
         )
         self._busy = 0
         self._seeding = True
@@ -146,7 +149,8 @@ class Crawler:
                                running=self.running, stop=self.stop)
         self._scraper = Scraper(context, pipelines=self._pipelines, watch=self._watch,
                                 thread=self._plugin_thread)
-        self._processor = Processor(context, scraper=self._scraper, storage=self.storage)
+        self._processor = Processor(context, scraper=self._scraper, storage=self.storage,
+                                    downloader=self._handlers)
         self.middlewares = MiddlewareChain.from_crawler(self, self._processor.received)
         self._processor.use(self.middlewares)
         self.extensions = load_extensions(s.extensions, self)
@@ -285,7 +289,7 @@ class Crawler:
         for url in urls:
             if not isinstance(url, str):
                 raise StartupError(f"start URL {url!r} is not a string")
-            parsed = parse_url(url)
+            parsed = parse_url(url, self._handlers.schemes)
             if isinstance(parsed, str):
                 hint = f" (did you mean http://{url}?)" if "://" not in url \
                     and not url.startswith("/") and ":" not in url else ""
@@ -343,9 +347,7 @@ class Crawler:
     async def _crawl(self) -> None:
         s = self.settings
         async with AsyncExitStack() as stack:
-            if self._downloader is None:
-                self._downloader = await stack.enter_async_context(HttpDownloader(s))
-            self._processor.downloader = self._downloader
+            await stack.enter_async_context(self._handlers)
             if s.obey_robots:
                 self.scheduler.use_robots(RobotsCache(
                     self._processor.fetch_robots, user_agent=s.user_agent,

@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 class Processor:
     """Usage: `await processor.process(request)` in a worker, for each request it gets."""
 
-    def __init__(self, context: CrawlContext, *, scraper: Scraper, storage: Storage) -> None:
+    def __init__(self, context: CrawlContext, *, scraper: Scraper, storage: Storage,
+                 downloader: Downloader) -> None:
         self._context = context
         self._spider = context.spider
         self._stats = context.stats
@@ -53,7 +54,7 @@ class Processor:
         self._robots_at_fetch = storage.robots_at_fetch
         self.chain = MiddlewareChain([])  # the crawl's, once its middlewares are built
         self._robots_chain = self.chain
-        self.downloader: Downloader | None = None  # set when the crawl opens it
+        self._downloader = downloader  # its handlers open at their first request
 
     def use(self, chain: MiddlewareChain) -> None:
         """Send requests through `chain` (its middlewares again, unobserved, for robots)."""
@@ -110,8 +111,7 @@ class Processor:
             started = loop.time()
             status: int | None = None
             try:
-                assert self.downloader is not None
-                response = await self.downloader.fetch(sent)
+                response = await self._downloader.fetch(sent)
                 status = response.status
                 self._stats.pages += 1  # before done(): max_pages counts pages + in flight
                 self._storage.fetched(request)
@@ -151,8 +151,7 @@ class Processor:
     async def fetch_robots(self, request: Request) -> Response:
         """robots.txt through the middlewares (a cache, a proxy) but outside politeness
         and the page counts; its own loader follows redirects and retries."""
-        assert self.downloader is not None
-        outcome = await self._robots_chain.download(request, self.downloader.fetch)
+        outcome = await self._robots_chain.download(request, self._downloader.fetch)
         if not isinstance(outcome, Response):
             raise DownloadError(Kind.INTERNAL, f"a downloader middleware answered the "
                                 f"robots.txt request with a {type(outcome).__name__}", request)

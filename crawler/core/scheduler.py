@@ -17,7 +17,7 @@ from crawler.core.admission import Admission, Refused
 from crawler.core.robots import RobotsCache
 from crawler.frontier import Frontier
 from crawler.http import Request
-from crawler.http.urls import AllowedDomains
+from crawler.http.urls import FETCHABLE_SCHEMES, AllowedDomains
 from crawler.settings import Settings
 from crawler.stats import Stats
 
@@ -48,6 +48,7 @@ class Scheduler:
         settled: Callable[[], None] = lambda: None,
         dispatch_room: Callable[[], int] = lambda: 1 << 30,
         robots_at_fetch: bool = False,
+        schemes: frozenset[str] = FETCHABLE_SCHEMES,
     ) -> None:
         self.frontier = frontier
         self._settled = settled
@@ -55,7 +56,7 @@ class Scheduler:
         self.admission = Admission(frontier, stats=stats, fingerprint=fingerprint,
                                    poke=self._poke, allowed_domains=allowed_domains,
                                    settings=settings, refused=refused, settled=settled,
-                                   robots_at_fetch=robots_at_fetch)
+                                   robots_at_fetch=robots_at_fetch, schemes=schemes)
         self.enqueue = self.admission.enqueue
         self.enqueue_many = self.admission.enqueue_many
         self.room = self.admission.room

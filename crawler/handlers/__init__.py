@@ -1,8 +1,114 @@
-"""Download handlers: what turns a request into a response behind the middleware chain.
-aiohttp (crawler/handlers/http.py) is the default; the SSRF guard lives beside it."""
+"""Download handlers: what turns a request into a response, behind the middleware chain.
+
+The handler of a request is the one its `meta["download_handler"]` names, else the one
+of its URL's scheme. The `download_handlers` setting adds handlers or replaces or
+disables (None) the built-in ones, as Scrapy's DOWNLOAD_HANDLERS does:
+
+    custom_settings = {"download_handlers": {"s3": "myproject.handlers.S3Handler"}}
+
+A handler has `async def fetch(request) -> Response` (raising DownloadError with a kind
+when no response comes); it is built with `from_crawler(crawler)` when it defines it, at
+the crawl's construction (a StartupError then names what is wrong), opened (`async
+with`, when it is an async context manager) at its first request, and closed when the
+crawl ends. aiohttp (crawler/handlers/http.py) handles http and https; the SSRF guard
+lives beside it.
+"""
 
 from __future__ import annotations
 
-from crawler.handlers.http import Downloader, HttpDownloader
+import asyncio
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any
 
-__all__ = ["Downloader", "HttpDownloader"]
+from crawler.core.plugins import build
+from crawler.exceptions import DownloadError, Kind, StartupError
+from crawler.handlers.http import Downloader, HttpDownloader
+from crawler.http import Request, Response
+
+__all__ = ["BUILTIN", "DownloadHandlers", "Downloader", "HttpDownloader"]
+
+_HTTP = "crawler.handlers.http.HttpDownloader"
+BUILTIN: dict[str, Any] = {"http": _HTTP, "https": _HTTP}
+
+
+class DownloadHandlers:
+    """The crawl's Downloader: each request to its handler.
+
+    Usage:
+        async with DownloadHandlers(crawler) as handlers:
+            response = await handlers.fetch(request)
+    """
+
+    def __init__(self, crawler: Any, *, default: Downloader | None = None) -> None:
+        """`default`: the handler of http and https (a test's, or the API user's), which
+        its caller opens and closes."""
+        specs = {**BUILTIN, **dict(crawler.settings.download_handlers)}
+        if default is not None:
+            specs["http"] = specs["https"] = default
+        self._handlers: dict[str, Downloader] = {}
+        built: dict[int, Downloader] = {}  # one handler per spec: http and https share one
+        for key, spec in specs.items():
+            if spec is None:
+                continue
+            handler = built.get(id(spec))
+            if handler is None:
+                handler = build(spec, crawler, "download handler")
+                if handler is None:  # NotConfigured: left out
+                    continue
+                if not callable(getattr(handler, "fetch", None)):
+                    raise StartupError(f"download handler {key!r} ({type(handler).__name__}) "
+                                       "has no fetch(request) method")
+                built[id(spec)] = handler
+            self._handlers[key] = handler
+        self._open: dict[str, Downloader] = {}  # key -> its handler, once opened
+        # id(handler) -> what entering it gave; the caller's `default` is open already
+        self._opened: dict[int, Downloader] = {id(default): default} if default else {}
+        self._opening = asyncio.Lock()
+        self._stack = AsyncExitStack()
+        self._closed = False
+
+    @property
+    def schemes(self) -> frozenset[str]:
+        """The keys requests can be sent to (URL schemes, and names for meta)."""
+        return frozenset(self._handlers)
+
+    async def __aenter__(self) -> DownloadHandlers:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._closed = True
+        self._open.clear()
+        await self._stack.aclose()
+
+    async def fetch(self, request: Request) -> Response:
+        meta = request._meta
+        key = meta.get("download_handler") if meta else None
+        if key is None:
+            url = request.url
+            key = "https" if url.startswith("https:") else "http" if url.startswith("http:") \
+                else url.partition(":")[0].lower()
+        handler = self._open.get(key)
+        if handler is None:
+            handler = await self._start(key, request)
+        return await handler.fetch(request)
+
+    async def _start(self, key: str, request: Request) -> Downloader:
+        """Open `key`'s handler at its first request (once, whoever asks meanwhile)."""
+        handler = self._handlers.get(key)
+        if handler is None:
+            raise DownloadError(Kind.UNSUPPORTED_SCHEME, f"no download handler for {key!r} "
+                                "(the download_handlers setting)", request)
+        async with self._opening:
+            if self._closed:
+                raise DownloadError(Kind.INTERNAL, "the crawl's download handlers are closed",
+                                    request)
+            opened: Any = self._opened.get(id(handler))
+            if opened is None:
+                opened = handler
+                if hasattr(handler, "__aenter__"):  # opened once, closed with the crawl
+                    opened = await self._stack.enter_async_context(opened)
+                self._opened[id(handler)] = opened
+            self._open[key] = opened
+        return opened  # type: ignore[no-any-return]

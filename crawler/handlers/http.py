@@ -62,6 +62,10 @@ class HttpDownloader:
         # sent with every request, not set on the session: a request may drop one (None)
         self._headers = default_headers(settings)
 
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> HttpDownloader:
+        return cls(crawler.settings)
+
     async def __aenter__(self) -> HttpDownloader:
         s = self._settings
         connector = aiohttp.TCPConnector(

@@ -23,10 +23,10 @@ FETCHABLE_SCHEMES = frozenset({"http", "https"})
 MAX_URL_LENGTH = 65_536  # beyond any setting of max_url_length: not even parsed
 
 
-def parse_url(url: str | URL) -> URL | Kind:
-    """Parse an absolute http(s) URL, or say why not: `Kind.INVALID_URL` (unparseable,
-    relative, no host, over 64 KiB) or `Kind.UNSUPPORTED_SCHEME` (mailto:, javascript:,
-    data:, ftp:, ...).
+def parse_url(url: str | URL, schemes: frozenset[str] = FETCHABLE_SCHEMES) -> URL | Kind:
+    """Parse an absolute URL of one of `schemes` (http and https: those a download handler
+    takes), or say why not: `Kind.INVALID_URL` (unparseable, relative, no host, over 64
+    KiB) or `Kind.UNSUPPORTED_SCHEME` (mailto:, javascript:, data:, ftp:, ...).
     An already parsed URL is only checked."""
     if isinstance(url, str) and len(url) > MAX_URL_LENGTH:
         return Kind.INVALID_URL
@@ -36,7 +36,7 @@ def parse_url(url: str | URL) -> URL | Kind:
         host = parsed.host
     except (ValueError, TypeError):
         return Kind.INVALID_URL
-    if scheme not in FETCHABLE_SCHEMES:
+    if scheme not in schemes:
         return Kind.UNSUPPORTED_SCHEME if scheme else Kind.INVALID_URL
     if not host or len(parsed.raw_path_qs) > MAX_URL_LENGTH:
         return Kind.INVALID_URL
