@@ -42,6 +42,7 @@ from crawler.http import Request
 from crawler.http.urls import AllowedDomains, parse_url
 from crawler.http.urls import fingerprint as default_fingerprint
 from crawler.middlewares import MiddlewareChain
+from crawler.middlewares.spider import SpiderMiddlewareChain
 from crawler.outputs.outputs import Outputs
 from crawler.outputs.pipelines import load_pipelines
 from crawler.outputs.sinks import Sink
@@ -147,8 +148,9 @@ class Crawler:
         self._pipelines = load_pipelines(s.item_pipelines, self)
         context = CrawlContext(self.spider, s, self.stats, self.signals, self.scheduler,
                                running=self.running, stop=self.stop)
+        self._spider_middlewares = SpiderMiddlewareChain.from_crawler(self)
         self._scraper = Scraper(context, pipelines=self._pipelines, watch=self._watch,
-                                thread=self._plugin_thread)
+                                thread=self._plugin_thread, middlewares=self._spider_middlewares)
         self._processor = Processor(context, scraper=self._scraper, storage=self.storage,
                                     downloader=self._handlers)
         self.middlewares = MiddlewareChain.from_crawler(self, self._processor.received)
@@ -529,7 +531,10 @@ class Crawler:
         new = skipped = 0
         try:
             count = 0
-            async for obj in iterate(self.spider.start()):
+            start = iterate(self.spider.start())
+            if self._spider_middlewares is not None:
+                start = self._spider_middlewares.start(start)
+            async for obj in start:
                 await self.scheduler.room()  # backpressure: start() is read as needed
                 if self.state is not CrawlState.RUNNING:
                     break

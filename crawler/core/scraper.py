@@ -22,6 +22,8 @@ from crawler.core.state import CrawlContext
 from crawler.exceptions import CloseSpider, DropItem, FrontierUnavailable, IgnoreRequest
 from crawler.extensions.monitor import LoopWatch
 from crawler.http import Failure, Request, Response
+from crawler.http.referer import page_referer
+from crawler.middlewares.spider import SpiderMiddlewareChain
 from crawler.outputs.items import ItemError, is_item, to_record
 from crawler.outputs.pipelines import process
 from crawler.signals import Signal
@@ -42,7 +44,8 @@ class Scraper:
     `page` (from the storage) takes the items."""
 
     def __init__(self, context: CrawlContext, *, pipelines: list[Any],
-                 watch: LoopWatch, thread: PluginThread) -> None:
+                 watch: LoopWatch, thread: PluginThread,
+                 middlewares: SpiderMiddlewareChain | None = None) -> None:
         self._context = context
         self._spider = context.spider
         self._stats = context.stats
@@ -52,11 +55,16 @@ class Scraper:
         self._pipelines = pipelines
         self._watch = watch
         self._thread = thread
+        self._middlewares = middlewares  # the spider middlewares, if any
+        self._referer = context.settings.referer_enabled
 
     async def run_callback(self, callback: Callable[..., Any], arg: Response | Failure,
                            kwargs: dict[str, Any], request: Request, page: PageItems,
                            ) -> None:
         depth = request.depth + 1
+        response = arg if isinstance(arg, Response) else None
+        referer = page_referer(response.url) if response is not None and self._referer \
+            else None  # what the page's links carry (the Referer policy applies when sent)
         now = time.monotonic  # the loop's clock (loop.time()), without the method call
         links: list[Request] = []  # the page's requests, queued a slice at a time
         count = 0
@@ -67,11 +75,21 @@ class Scraper:
             await asyncio.sleep(0)
             step, late = now(), watch.late()
         try:
-            result = callback(arg, **kwargs)
-            # an async generator (the usual callback) is read directly, without a wrapper
-            async for obj in result if inspect.isasyncgen(result) else iterate(result):
+            chain = self._middlewares
+            if chain is None or response is None:
+                result = callback(arg, **kwargs)
+                # an async generator (the usual callback) is read directly, without a wrapper
+                outputs = result if inspect.isasyncgen(result) else iterate(result)
+            else:
+                through = await self._through(chain, callback, response, kwargs, request, page)
+                if through is None:
+                    return  # process_spider_input refused it: the errback ran
+                outputs = through
+            async for obj in outputs:
                 if isinstance(obj, Request):
                     obj.depth = depth
+                    if obj.referer is None:
+                        obj.referer = referer
                     links.append(obj)
                 else:
                     await self.handle_output(obj, depth, request, callback, page)
@@ -110,6 +128,26 @@ class Scraper:
             self._unqueued(request)
         except Exception:  # a request that cannot be queued (a job's unstorable one)
             self._callback_failed(callback, request)
+
+    async def _through(self, chain: SpiderMiddlewareChain, callback: Callable[..., Any],
+                       response: Response, kwargs: dict[str, Any], request: Request,
+                       page: PageItems) -> AsyncIterator[Any] | None:
+        """The callback's outputs through the spider middlewares; None when one's
+        process_spider_input raised and the request's errback took it."""
+        if chain.checks_input:
+            try:
+                await chain.input(response)
+            except Exception as exc:
+                if request.errback is not None:
+                    await self.run_callback(request.errback, Failure(
+                        request, exc, "spider_input", response), {}, request, page)
+                    return None
+                recovered = await chain.recover(response, exc)
+                if recovered is None:
+                    raise
+                return recovered
+        result = callback(response, **kwargs)
+        return chain.output(response, result if inspect.isasyncgen(result) else iterate(result))
 
     def _unqueued(self, request: Request) -> None:
         self._stats.counters["frontier/links_not_queued"] += 1

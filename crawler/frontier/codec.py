@@ -1,5 +1,10 @@
-"""Requests as text and back, for stores outside the process (a job directory, Redis):
-callbacks by method name on the spider, never pickled code, and never a credential.
+"""Every packed form of a request, in one place: a compact tuple for a queue in memory,
+and text for stores outside the process (a job directory, Redis): callbacks by method
+name on the spider, never pickled code, and never a credential in the text.
+
+A plain request (a GET of a URL with a callback of the spider, a depth, a priority, the
+page it was found on and the store's id in its meta: what most followed links are)
+packs small; any other is kept whole in memory and as `Request.to_json` in text.
 
 A request's credentials (the password in its URL, its `Authorization`,
 `Proxy-Authorization`, `Cookie` and other secret-named headers, its cookies, the password
@@ -17,7 +22,7 @@ import logging
 import re
 import secrets
 from collections import Counter, OrderedDict
-from typing import Any
+from typing import Any, TypeAlias
 
 import orjson
 from yarl import URL
@@ -25,7 +30,7 @@ from yarl import URL
 from crawler.http import Request, request_callback_name
 from crawler.redact import carries_secret
 
-__all__ = ["STORE_ID", "RequestCodec", "store_id"]
+__all__ = ["STORE_ID", "Packed", "RequestCodec", "store_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,21 +38,35 @@ STORE_ID = "_store_id"  # the meta key of a request's id in a store outside the 
 _CREDENTIALS = "_credentials"  # the stored text's token for the credentials kept here
 VAULT = 100_000  # stored requests whose credentials this process keeps, at most
 
+Packed: TypeAlias = tuple[Any, ...]
+"""A plain request queued in memory: (seq, URL, callback name, depth, referer), and its
+id in a store when it has one. A tuple of strings and ints takes a third of a Request's
+memory and is not tracked by the garbage collector, which matters when a frontier holds
+millions."""
+
 
 def store_id(request: Request) -> Any:
     """The id of the stored row (or record) `request` lives in, if it has one."""
     return request._meta.get(STORE_ID) if request._meta else None
 
 
-class RequestCodec:
-    """A plain GET (most followed links: URL, callback, depth, priority and the store's own
-    id in its meta) becomes a short JSON array; any other request `Request.to_json`, its
-    credentials kept in memory (see the module docstring).
+def _plain(request: Request, id_key: str | None) -> bool:
+    """Whether `request` holds nothing a packed form leaves out."""
+    meta = request._meta
+    return request.method == "GET" and not (
+        request.body or request.headers or request.dropped_headers or request.cookies
+        or request._cb_kwargs or request.errback is not None or request.dont_filter) and (
+        not meta or (id_key is not None and len(meta) == 1 and id_key in meta))
 
-    Usage: `codec = RequestCodec(spider); request = codec.decode(codec.encode(r), rid)`.
+
+class RequestCodec:
+    """Usage: `codec = RequestCodec(spider)`; in memory `codec.pack(request, seq)` and
+    `codec.unpack(packed, priority, host)`; as text `codec.encode(request)` and
+    `codec.decode(text, rid)` (a plain request a short JSON array, any other
+    `Request.to_json`, its credentials kept in memory: see the module docstring).
     """
 
-    def __init__(self, spider: Any, id_key: str = STORE_ID, *,
+    def __init__(self, spider: Any, id_key: str | None = STORE_ID, *,
                  counters: Counter[str] | None = None, vault: int = VAULT) -> None:
         self._spider = spider
         self._id_key = id_key
@@ -57,18 +76,45 @@ class RequestCodec:
         self._counters = counters if counters is not None else Counter()
         self._warned: set[str] = set()
 
+    def pack(self, request: Request, seq: int) -> Packed | Request:
+        """`request` as a Packed tuple after `seq` (the frontier's arrival order) when it
+        is plain and its callback is the spider's; else the request itself."""
+        if not _plain(request, self._id_key):
+            return request
+        callback = request.callback
+        name = None
+        if callback is not None:
+            name = self._method_name(callback)
+            if name is None:
+                return request  # not a method of the spider: it cannot be named
+        meta = request._meta
+        url = request._url if request._url is not None else request.url
+        if meta:  # (plain: it holds only the id)
+            return (seq, url, name, request.depth, request.referer, *meta.values())
+        return (seq, url, name, request.depth, request.referer)
+
+    def unpack(self, packed: Packed | Request, priority: int, host: str) -> Request:
+        """The request `pack` gave."""
+        if isinstance(packed, Request):
+            return packed
+        url, name, depth, referer = packed[1], packed[2], packed[3], packed[4]
+        key = self._id_key
+        meta = {key: packed[5]} if key is not None and len(packed) == 6 else None
+        request = Request(url, None if name is None else getattr(self._spider, name),
+                          priority=priority, depth=depth, meta=meta, referer=referer)
+        request._host = host
+        return request
+
     def encode(self, request: Request) -> str:
         """ValueError when the request cannot be stored (a callback that is not a spider
         method, meta or cb_kwargs that JSON cannot hold), naming what."""
-        meta = request._meta
-        if (not meta or (len(meta) == 1 and self._id_key in meta)) and \
-                request.method == "GET" and not (
-                request.body or request.headers or request.dropped_headers or request.cookies
-                or request._cb_kwargs or request.errback is not None or request.dont_filter
-                or _has_userinfo(request.url)):
+        if _plain(request, self._id_key) and not _has_userinfo(request.url):
             callback = request.callback
             name = None if callback is None else self._name(callback)
-            return orjson.dumps([request.url, name, request.depth, request.priority]).decode()
+            fields = [request.url, name, request.depth, request.priority]
+            if request.referer is not None:
+                fields.append(request.referer)
+            return orjson.dumps(fields).decode()
         data = request.to_dict(self._spider)
         kept = _take_credentials(data)
         if kept:
@@ -85,13 +131,15 @@ class RequestCodec:
         """The stored request, `rid` under the id key of its meta; ValueError or TypeError
         when it cannot be restored (the spider lost a method since)."""
         if data[0] == "[":
-            url, name, depth, priority = orjson.loads(data)
+            fields = orjson.loads(data)  # [url, name, depth, priority(, referer)]
+            name = fields[1]
             callback = None if name is None else getattr(self._spider, name, None)
             if name is not None and not callable(callback):
                 raise ValueError(f"the spider has no method {name!r} (the callback of a "
                                  "stored request)")
-            return Request(url, callback, priority=priority, meta={self._id_key: rid},
-                           depth=depth)
+            return Request(fields[0], callback, priority=fields[3],
+                           meta=None if self._id_key is None else {self._id_key: rid},
+                           depth=fields[2], referer=fields[4] if len(fields) > 4 else None)
         fields = orjson.loads(data)
         token = fields.pop(_CREDENTIALS, None)
         if token is not None:
@@ -101,7 +149,8 @@ class RequestCodec:
             else:
                 self._missing(fields)
         request = Request.from_dict(fields, self._spider)
-        request.meta[self._id_key] = rid
+        if self._id_key is not None:
+            request.meta[self._id_key] = rid
         return request
 
     def _keep(self, token: str, kept: dict[str, Any]) -> None:
@@ -126,12 +175,24 @@ class RequestCodec:
             self._warned.add(key)
             logger.warning(message, *args)
 
-    def _name(self, callback: Any) -> str:
+    def _method_name(self, callback: Any) -> str | None:
+        """The name of `callback` as a method of the spider (cached), or None."""
         func = getattr(callback, "__func__", None)
-        name = self._names.get(func) if getattr(callback, "__self__", None) is self._spider \
-            else None
+        if func is None or callback.__self__ is not self._spider:
+            return None
+        name = self._names.get(func)
         if name is None:
-            name = self._names[func] = request_callback_name(callback, self._spider)
+            name = func.__name__
+            if getattr(self._spider, name, None) != callback:
+                return None
+            self._names[func] = name
+        return name
+
+    def _name(self, callback: Any) -> str:
+        """`_method_name`, or ValueError saying why a stored request needs one."""
+        name = self._method_name(callback)
+        if name is None:
+            return request_callback_name(callback, self._spider)  # raises, naming it
         return name
 
 

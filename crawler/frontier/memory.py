@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from crawler.core.ratelimit import HostPolicy, HostSlot
+from crawler.frontier.codec import RequestCodec
 from crawler.http import Request
 
 __all__ = ["DELAYS_KEPT", "MemoryFrontier"]
@@ -75,8 +76,7 @@ class MemoryFrontier:
         self.dfs = dfs
         self._sign = -1 if dfs else 1
         self.clock = clock  # every time here is on it (the event loop's by default)
-        self._spider: object | None = None  # names callbacks of packed requests
-        self._names: dict[Any, str] = {}  # callback function -> its name on the spider
+        self._codec: RequestCodec | None = None  # packs queued requests, given the spider
         # the seen-set as a dict of ints to None: a dict holding no object the garbage
         # collector tracks is not tracked itself, so a full collection does not walk a
         # million fingerprints (a set would: 50 ms per million, a stall of the loop)
@@ -93,7 +93,7 @@ class MemoryFrontier:
 
     async def open(self, spider: object | None = None) -> None:
         """`spider` lets queued requests name their callback instead of holding it."""
-        self._spider = spider
+        self._codec = RequestCodec(spider, self.id_key) if spider is not None else None
 
     async def close(self) -> None:
         return None
@@ -146,8 +146,8 @@ class MemoryFrontier:
         # (later arrivals of the same priority queue behind it; before it, depth first)
         new_head = not queue.count or priority > max(queue.buckets) or (
             self.dfs and priority == max(queue.buckets))
-        entry: _Entry | Request = request.pack(self._spider, self._names, seq, self.id_key) \
-            if self._spider is not None else request
+        codec = self._codec
+        entry: _Entry | Request = codec.pack(request, seq) if codec is not None else request
         if isinstance(entry, Request):
             entry.compact()
             entry = (seq, entry)
@@ -187,7 +187,8 @@ class MemoryFrontier:
             self._reschedule(host, queue, now)
             if len(entry) == 2:
                 return entry[1]  # type: ignore[no-any-return]
-            return Request.unpack(entry, self._spider, priority, host, self.id_key)
+            assert self._codec is not None
+            return self._codec.unpack(entry, priority, host)
         return None
 
     async def pop_many(self, n: int) -> list[Request]:

@@ -25,6 +25,7 @@ from crawler.exceptions import DownloadError, Kind
 from crawler.handlers.netguard import ForbiddenAddress, GuardedResolver, forbidden, literal_address
 from crawler.http import Request, Response
 from crawler.http.compression import ACCEPT_ENCODING, DecodingError, Inflater
+from crawler.http.referer import referer_header
 from crawler.settings import Settings
 
 __all__ = ["Downloader", "HttpDownloader", "default_headers", "sent_header"]
@@ -61,6 +62,7 @@ class HttpDownloader:
         self._tls_warned: set[str] = set()  # origins whose TLS failure was logged
         # sent with every request, not set on the session: a request may drop one (None)
         self._headers = default_headers(settings)
+        self._referer_policy = settings.referer_policy
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> HttpDownloader:
@@ -189,9 +191,19 @@ class HttpDownloader:
         """The default headers with the request's own replacing them; None drops one. A
         request's own cookies (`Request(cookies=...)`) go in a Cookie header when no
         cookie middleware took them."""
-        if request.headers is None and not request.dropped_headers and not request.cookies:
+        referer = request.referer
+        if referer is not None:
+            meta = request._meta
+            policy = meta.get("referrer_policy", self._referer_policy) if meta \
+                else self._referer_policy
+            referer = referer_header(referer, request.url, policy) \
+                if policy != "no-referrer" else None
+        if request.headers is None and not request.dropped_headers and not request.cookies \
+                and referer is None:
             return self._headers
         headers = self._headers.copy()
+        if referer is not None:  # the request's own Referer (or its dropping) wins
+            headers["Referer"] = referer
         for name in request.dropped_headers:
             headers.popall(name, None)
         if request.headers is not None:

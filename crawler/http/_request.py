@@ -16,14 +16,10 @@ from crawler.http.urls import host_key
 if TYPE_CHECKING:
     from crawler._types import Callback, Errback
 
-__all__ = ["HeadersArg", "PackedRequest", "Request", "request_callback_name"]
+__all__ = ["HeadersArg", "Request", "request_callback_name"]
 
 HeadersArg: TypeAlias = Mapping[Any, Any] | Iterable[tuple[Any, Any]] | None
 """Request headers: a mapping or (name, value) pairs; values str, bytes, int, list or None."""
-# (seq, URL, callback name, depth), and the request's id in a store when it has one
-PackedRequest: TypeAlias = tuple[Any, ...]
-"""A queued request that holds nothing but its URL, its callback's name and its depth,
-after the frontier's arrival sequence number."""
 
 
 class Request:
@@ -35,7 +31,7 @@ class Request:
 
     __slots__ = ("_canonical", "_cb_kwargs", "_host", "_meta", "_url", "_yurl", "body",
                  "callback", "cookies", "depth", "dont_filter", "dropped_headers", "errback",
-                 "headers", "method", "priority")
+                 "headers", "method", "priority", "referer")
 
     def __init__(
         self,
@@ -52,6 +48,7 @@ class Request:
         *,
         depth: int = 0,
         cookies: Mapping[str, str] | Iterable[Mapping[str, Any]] | None = None,
+        referer: str | None = None,
     ) -> None:
         # the string of a parsed URL is made on first use: most followed links are duplicates
         # that never need it
@@ -82,6 +79,9 @@ class Request:
         self.depth = depth
         # sent as a Cookie header; with cookies_enabled also stored in the crawl's jar
         self.cookies: dict[str, str] | None = _cookies(cookies) if cookies else None
+        # the page this request was found on (no credentials, no fragment): the Referer
+        # header sent is derived from it by the referer_policy setting
+        self.referer = referer
         # checked here, where the mistake is made, rather than failing a fetch later
         if type(priority) is not int or type(depth) is not int:
             _bad_int(priority, depth)
@@ -163,7 +163,7 @@ class Request:
         request.priority = request.depth = 0
         request.dont_filter = False
         request.errback = None
-        request.cookies = None
+        request.cookies = request.referer = None
         return request
 
     @property
@@ -175,53 +175,6 @@ class Request:
             return canonical[canonical.index("/", canonical.index("://") + 3):]
         return self.yurl.raw_path_qs
 
-    def pack(self, spider: object, names: dict[Any, str] | None = None, seq: int = 0,
-             id_key: str | None = None) -> PackedRequest | Request:
-        """The request as a plain tuple (seq, URL, callback name, depth) when that is all it
-        holds, as most followed links do; else the request itself. A tuple of strings and
-        ints takes a third of the memory and is not tracked by the garbage collector, which
-        matters when a frontier holds millions. `names` caches callback names by function;
-        `seq` is the frontier's arrival order, kept in the same tuple. A meta holding only
-        `id_key` (a store's id for the request) is kept as a fifth item."""
-        meta = self._meta
-        if self.method != "GET" or self.body or self.headers is not None or \
-                self.dropped_headers or self._cb_kwargs or \
-                self.errback is not None or self.dont_filter or self.cookies:
-            return self
-        tail: tuple[Any, ...] = ()
-        if meta:
-            if id_key is None or len(meta) != 1 or id_key not in meta:
-                return self
-            tail = (meta[id_key],)
-        callback = self.callback
-        url = self._url if self._url is not None else self.url
-        if callback is None:
-            return (seq, url, None, self.depth, *tail)
-        func = getattr(callback, "__func__", None)
-        if func is None or callback.__self__ is not spider:  # type: ignore[attr-defined]
-            return self  # not a method of the spider: it cannot be named
-        name = names.get(func) if names is not None else None
-        if name is None:
-            name = func.__name__
-            if getattr(spider, name, None) != callback:
-                return self
-            if names is not None:
-                names[func] = name
-        return (seq, url, name, self.depth, *tail)
-
-    @classmethod
-    def unpack(cls, packed: PackedRequest | Request, spider: object, priority: int,
-               host: str, id_key: str | None = None) -> Request:
-        """The request `pack` gave (with the same `id_key`)."""
-        if isinstance(packed, Request):
-            return packed
-        url, name, depth = packed[1], packed[2], packed[3]
-        meta = {id_key: packed[4]} if id_key is not None and len(packed) == 5 else None
-        request = cls(url, None if name is None else getattr(spider, name), priority=priority,
-                      depth=depth, meta=meta)
-        request._host = host
-        return request
-
     def replace(self, **changes: Any) -> Request:
         """A copy with some attributes changed (Scrapy's `Request.replace`); the copy is of
         the same class, and its meta a new dict."""
@@ -231,6 +184,7 @@ class Request:
         fields["meta"] = dict(self._meta) if self._meta else None
         fields["cb_kwargs"] = self._cb_kwargs
         fields["cookies"] = self.cookies
+        fields["referer"] = self.referer
         fields["headers"] = self._header_items()
         fields.update(changes)
         copy = object.__new__(type(self))
@@ -263,6 +217,8 @@ class Request:
             data["depth"] = self.depth
         if self.dont_filter:
             data["dont_filter"] = True
+        if self.referer is not None:
+            data["referer"] = self.referer
         return data
 
     def to_json(self, spider: object | None = None) -> str:

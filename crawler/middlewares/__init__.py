@@ -38,6 +38,7 @@ from crawler.http import Request, Response
 
 __all__ = [
     "BUILTIN", "Fetch", "MiddlewareChain", "Observer", "Outcome", "Retry", "middleware_specs",
+    "ordered_specs",
 ]
 
 
@@ -66,9 +67,15 @@ BUILTIN: dict[str, int] = {
 
 
 def middleware_specs(setting: Sequence[tuple[Any, int | None]]) -> list[Any]:
-    """The middlewares to build, in order: the built-ins merged with the setting's (spec,
+    """The downloader middlewares to build, in order (ordered_specs with the built-ins)."""
+    return ordered_specs(BUILTIN, setting)
+
+
+def ordered_specs(builtin: dict[str, int], setting: Sequence[tuple[Any, int | None]],
+                  ) -> list[Any]:
+    """The plugins to build, in order: the built-ins merged with the setting's (spec,
     order) pairs, where None leaves one out."""
-    orders: dict[Any, int | None] = dict(BUILTIN)
+    orders: dict[Any, int | None] = dict(builtin)
     for spec, order in setting:
         # a built-in named by path or by class is moved or left out
         orders.pop(spec if isinstance(spec, str) else _path(spec), None)
