@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from crawler._version import __version__
-from crawler.core.engine import Crawler, CrawlResult
+from crawler.core.crawler import Crawler, CrawlResult
+from crawler.core.state import CrawlerProtocol
 from crawler.exceptions import (
     CloseSpider,
     CrawlerError,
@@ -41,6 +42,7 @@ __all__ = [
     "CrawlSpider",
     "Crawler",
     "CrawlerError",
+    "CrawlerProtocol",
     "DownloadError",
     "Downloader",
     "DropItem",

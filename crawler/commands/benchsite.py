@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from crawler.core.engine import Crawler
+from crawler.core.crawler import Crawler
 from crawler.http import Response
 from crawler.outputs.files import make_exporter
 from crawler.settings import Settings

@@ -28,7 +28,7 @@ from crawler.commands.common import (
     settings_for,
 )
 from crawler.commands.interrupts import EXIT_KILLED, Interrupts
-from crawler.core.engine import Crawler, CrawlResult
+from crawler.core.crawler import Crawler, CrawlResult
 from crawler.core.plugins import describe
 from crawler.exceptions import UsageError
 from crawler.frontier.redisstore import default_worker_id

@@ -16,7 +16,7 @@ from crawler.commands.crawl import (
     finish,
     run_with_signals,
 )
-from crawler.core.engine import CrawlResult
+from crawler.core.state import CrawlResult
 
 
 def add(commands: Any) -> None:

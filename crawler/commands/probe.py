@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from crawler.core.engine import Crawler
+from crawler.core.crawler import Crawler
 from crawler.core.scraper import iterate
 from crawler.exceptions import UsageError
 from crawler.http import Failure, Request, Response

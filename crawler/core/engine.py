@@ -1,21 +1,19 @@
-"""The Crawler: lifecycle. Opens plugins and outputs, runs the workers, closes everything.
+"""The Engine: a crawl's lifecycle. Opens the storage, plugins and outputs, runs the
+workers, closes everything; the parts come built (crawler/core/crawler.py).
 
 Lifecycle (`CrawlState`): NEW -> OPENING (check the start URLs and every output, open the
 pipelines, then the outputs) -> RUNNING -> STOPPING -> CLOSING (outputs flushed and closed
 first, then the pipelines' close_spider and spider.closed(), each failure logged and
 counted) -> CLOSED. A stop while OPENING skips the crawl; kill() cuts any user hook short.
-
-Flow: spider.start() -> Scheduler (admission, frontier, dispatch) -> worker ->
-Processor (downloader middlewares around the Downloader) -> Scraper (callback; requests
-back to the scheduler, items to pipelines and outputs). The parts get a CrawlContext, not
-the engine.
+The crawl is over when nothing is queued, in flight, seeding or idling (engine_idle
+handlers may schedule more), or a limit or stop() ends it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -25,7 +23,7 @@ from crawler.core.retry import RetryPolicy
 from crawler.core.robots import RobotsCache
 from crawler.core.scheduler import Scheduler
 from crawler.core.scraper import Scraper, iterate
-from crawler.core.state import CrawlContext, CrawlResult, CrawlState
+from crawler.core.state import CrawlResult, CrawlState
 from crawler.exceptions import (
     CloseSpider,
     FrontierUnavailable,
@@ -33,28 +31,20 @@ from crawler.exceptions import (
     Kind,
     StartupError,
 )
-from crawler.extensions import load_extensions
 from crawler.extensions.monitor import LoopWatch
-from crawler.frontier import Frontier
 from crawler.handlers import DownloadHandlers
-from crawler.handlers.http import Downloader
 from crawler.http import Request
 from crawler.http.urls import AllowedDomains, parse_url
-from crawler.http.urls import fingerprint as default_fingerprint
-from crawler.middlewares import MiddlewareChain
 from crawler.middlewares.spider import SpiderMiddlewareChain
 from crawler.outputs.outputs import Outputs
-from crawler.outputs.pipelines import load_pipelines
-from crawler.outputs.sinks import Sink
 from crawler.redact import redact_handlers
 from crawler.settings import Settings
 from crawler.signals import Signal, Signals
 from crawler.spider import Spider, start_url_list
 from crawler.stats import Stats
-from crawler.storage import build_storage
-from crawler.storage.base import StorageContext
+from crawler.storage.base import Storage
 
-__all__ = ["CrawlResult", "CrawlState", "Crawler"]
+__all__ = ["Engine"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,76 +53,41 @@ _UNLIMITED = 1 << 30
 _CANCEL_TRIES, _CANCEL_WAIT = 3, 2.0  # re-cancel a task that swallowed it; seconds between
 
 
-class Crawler:
-    """Runs one spider to completion. Pipelines are built here (with `from_crawler(self)`
-    when they define it), so a StartupError comes before anything is opened.
+class Engine:
+    """The lifecycle of one crawl, given its parts (built and wired by
+    crawler/core/crawler.py's Crawler): open, run the workers, stop, close.
 
-    Usage:
-        crawler = Crawler(MySpider(), settings=Settings(concurrency=32),
-                          outputs=[make_exporter("output/my.jsonl")])
-        result = await crawler.run()
-
-    Given the spider's class (and `spider_args`), the crawler builds it with its
-    `from_crawler(crawler, **spider_args)`, as Scrapy does; given an instance, it sets
-    its `crawler` attribute.
+    Usage: `result = await Engine(...).run()`; `stop()`, `pause()`, `resume()` and `kill()`
+    from anywhere on the loop meanwhile.
     """
 
     def __init__(
         self,
-        spider: Spider | type[Spider],
         *,
-        spider_args: Mapping[str, Any] | None = None,
-        settings: Settings | None = None,
-        outputs: Sequence[Sink] = (),
-        frontier: Frontier | None = None,
-        downloader: Downloader | None = None,
-        fingerprint: Callable[[Request], bytes] = default_fingerprint,
-        restart: bool = False,
+        spider: Spider,
+        settings: Settings,
+        stats: Stats,
+        signals: Signals,
+        storage: Storage,
+        outputs: Outputs,
+        scheduler: Scheduler,
+        processor: Processor,
+        scraper: Scraper,
+        pipelines: list[Any],
+        handlers: DownloadHandlers,
+        spider_middlewares: SpiderMiddlewareChain | None,
+        allowed: AllowedDomains,
+        fingerprint: Callable[[Request], bytes],
+        watch: LoopWatch,
+        thread: PluginThread,
     ) -> None:
-        self.stats = Stats()
-        self.signals = Signals(self.stats)
-        if isinstance(spider, type):  # built by its from_crawler(), with this crawler
-            self.settings = settings if settings is not None else Settings.for_spider(spider)
-            spider = spider.from_crawler(self, **(spider_args or {}))
-            if not isinstance(spider, Spider):
-                raise StartupError(f"{type(spider).__name__}.from_crawler() did not return "
-                                   "a spider")
-        else:
-            self.settings = settings if settings is not None else Settings.for_spider(spider)
-        self.spider = spider
-        spider.settings = self.settings
-        spider.crawler = self  # Scrapy's spider.crawler: settings, stats, signals
+        self.spider, self.settings, self.stats, self.signals = spider, settings, stats, signals
+        self.storage, self.frontier, self.outputs = storage, storage.frontier, outputs
+        self.scheduler, self.fingerprint = scheduler, fingerprint
+        self._processor, self._scraper, self._pipelines = processor, scraper, pipelines
+        self._handlers, self._spider_middlewares = handlers, spider_middlewares
+        self._allowed, self._watch, self._plugin_thread = allowed, watch, thread
         self.state = CrawlState.NEW
-        s = self.settings
-        try:
-            self._allowed = AllowedDomains(spider.allowed_domains)
-        except ValueError as exc:
-            raise StartupError(str(exc)) from None
-        for warning in self._allowed.warnings:
-            logger.warning("%s", warning)
-        self.outputs = Outputs(outputs, self.stats, on_failure=self._output_failed)
-        # how the crawl's state is kept (crawler/storage/): memory, a job dir, a fleet
-        self.storage = build_storage(StorageContext(
-            spider, s, self.stats, self.signals, self.outputs, fingerprint, restart), frontier)
-        self.frontier = self.storage.frontier
-        self.fingerprint = fingerprint  # the duplicate filter's (and the cache's) key
-        max_pages = s.max_pages
-        # what fetches: by scheme (or meta["download_handler"]); `downloader` for http(s)
-        self._handlers = DownloadHandlers(self, default=downloader)
-        self.scheduler = Scheduler(
-            self.frontier,
-            stats=self.stats,
-            fingerprint=fingerprint,
-            allowed_domains=self._allowed,
-            settings=s,
-            refused=self._refused,
-            settled=self._check_done,
-            # max_pages: no more in flight than the pages still to fetch
-            dispatch_room=(lambda: _UNLIMITED) if max_pages is None else
-            (lambda: max_pages - self.stats.pages - self.scheduler.in_flight),
-            robots_at_fetch=self.storage.robots_at_fetch,
-            schemes=self._handlers.schemes,
-        )
         self._busy = 0
         self._seeding = True
         self._done = asyncio.Event()
@@ -142,23 +97,7 @@ class Crawler:
         self._stopping = asyncio.Event()  # stop() or kill(): cuts an opening hook short
         self._killed = asyncio.Event()  # kill(): cuts a closing hook short
         self._kill_timer: asyncio.TimerHandle | None = None
-        self._watch = LoopWatch(self.stats)
         self._problem: str | None = None  # why the crawl failed (one line), if it did
-        self._plugin_thread = PluginThread()  # sync plugin code runs there, off the loop
-        self._pipelines = load_pipelines(s.item_pipelines, self)
-        context = CrawlContext(self.spider, s, self.stats, self.signals, self.scheduler,
-                               running=self.running, stop=self.stop)
-        self._spider_middlewares = SpiderMiddlewareChain.from_crawler(self)
-        self._scraper = Scraper(context, pipelines=self._pipelines, watch=self._watch,
-                                thread=self._plugin_thread, middlewares=self._spider_middlewares)
-        self._processor = Processor(context, scraper=self._scraper, storage=self.storage,
-                                    downloader=self._handlers)
-        self.middlewares = MiddlewareChain.from_crawler(self, self._processor.received)
-        self._processor.use(self.middlewares)
-        self.extensions = load_extensions(s.extensions, self)
-
-    async def _refused(self, request: Request, exc: Exception, kind: str) -> None:
-        await self._processor.refused(request, exc, kind)
 
     def running(self) -> bool:
         """Whether the crawl takes new requests (not stopping or closing)."""
@@ -243,7 +182,7 @@ class Crawler:
         grace = self.settings.shutdown_timeout
         self._kill_timer = asyncio.get_running_loop().call_later(
             self.settings.timeout if grace is None else grace, self.kill)
-        self._check_done()
+        self.check_done()
 
     @property
     def paused(self) -> bool:
@@ -275,9 +214,6 @@ class Crawler:
         self._stopping.set()
         self._killed.set()
         self._done.set()
-
-    def _output_failed(self, sink: Sink) -> None:
-        self.stop("output_failed")
 
     def _check_start_urls(self) -> None:
         """A spider seeded from start_urls gets its URLs checked before anything opens."""
@@ -355,7 +291,7 @@ class Crawler:
                     self._processor.fetch_robots, user_agent=s.user_agent,
                     retry=RetryPolicy.from_settings(s), shared=self.storage.shared_rules))
             stats = self.stats
-            self.frontier.watch(self._check_done, self.stop, pages=lambda: stats.pages,
+            self.frontier.watch(self.check_done, self.stop, pages=lambda: stats.pages,
                                 items=lambda: stats.items)
             await self.storage.started()
             try:
@@ -375,7 +311,7 @@ class Crawler:
         tasks.append(asyncio.create_task(self._watch_done(), name="done-watcher"))
         tasks.append(asyncio.create_task(self.outputs.flush_periodically(), name="flusher"))
         tasks += [asyncio.create_task(work, name=name)
-                  for name, work in self.storage.tasks(self._check_done)]
+                  for name, work in self.storage.tasks(self.check_done)]
         for task in tasks:
             task.add_done_callback(self._task_ended)
         loop = asyncio.get_running_loop()
@@ -438,7 +374,7 @@ class Crawler:
             logger.error("%s: stopping the crawl", problem)
         self.stats.finish_reason = self.stats.finish_reason or reason
 
-    def _check_done(self) -> None:
+    def check_done(self) -> None:
         """Something ended: a stopping crawl is over when no worker is busy; a running one
         when nothing is pending either, which the done-watcher asks the frontier."""
         if self._done.is_set() or self._busy:
@@ -501,10 +437,6 @@ class Crawler:
             **await self.storage.snapshot(),
         }
 
-    async def progress(self) -> tuple[int, int]:
-        """(requests in flight, requests queued), for the progress log and display."""
-        return await self.frontier.in_flight(), await self.scheduler.queued()
-
     async def schedule(self, request: Request) -> bool:
         """Queue a request from outside the spider (an extension, an engine_idle handler):
         the same admission as a callback's link. False when it was not queued."""
@@ -523,7 +455,7 @@ class Crawler:
         if joined:
             self.stats.counters["frontier/joined"] = 1
             self._seeding = False
-            self._check_done()
+            self.check_done()
             return
         storage = self.storage
         resumed = storage.resumed  # start() again: only what is new
@@ -564,7 +496,7 @@ class Crawler:
         finally:
             page.close()
             self._seeding = False
-            self._check_done()
+            self.check_done()
 
     async def _known_before(self, obj: Any) -> bool:
         """On a job's resume: whether start() yielded this before. A request whose
@@ -572,7 +504,7 @@ class Crawler:
         run in which start() reached its end."""
         if not isinstance(obj, Request):
             return self.storage.seeded()
-        if isinstance(parse_url(obj.url), str):
+        if isinstance(parse_url(obj.url, self._handlers.schemes), str):
             return False  # admission drops it, counted and said
         fingerprint = self.fingerprint(obj)
         return (await self.frontier.seen_many([fingerprint]))[0]
@@ -591,4 +523,4 @@ class Crawler:
                 self.stats.errors[Kind.INTERNAL] += 1
             finally:
                 self._busy -= 1
-            self._check_done()
+            self.check_done()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from crawler.core.retry import RetryPolicy
 from crawler.core.scraper import Scraper
@@ -40,7 +41,7 @@ class Processor:
     """Usage: `await processor.process(request)` in a worker, for each request it gets."""
 
     def __init__(self, context: CrawlContext, *, scraper: Scraper, storage: Storage,
-                 downloader: Downloader) -> None:
+                 downloader: Downloader, middlewares: Sequence[Any] = ()) -> None:
         self._context = context
         self._spider = context.spider
         self._stats = context.stats
@@ -52,14 +53,10 @@ class Processor:
         self._scraper = scraper
         self._storage = storage
         self._robots_at_fetch = storage.robots_at_fetch
-        self.chain = MiddlewareChain([])  # the crawl's, once its middlewares are built
-        self._robots_chain = self.chain
+        # the downloader middlewares around the fetch; again, unobserved, for robots.txt
+        self.chain = MiddlewareChain(middlewares, self.received)
+        self._robots_chain = MiddlewareChain(middlewares)
         self._downloader = downloader  # its handlers open at their first request
-
-    def use(self, chain: MiddlewareChain) -> None:
-        """Send requests through `chain` (its middlewares again, unobserved, for robots)."""
-        self.chain = chain
-        self._robots_chain = MiddlewareChain(chain.middlewares)
 
     async def process(self, request: Request) -> None:
         """Fetch `request` and hand its outcome on; its page's items go where the storage

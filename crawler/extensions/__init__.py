@@ -20,13 +20,16 @@ then the `extensions` setting's, in order:
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from crawler.core.plugins import build
 from crawler.exceptions import NotConfigured
 from crawler.extensions.monitor import log_progress
 from crawler.signals import Signal
 from crawler.tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
 
 __all__ = ["BUILTIN", "LogStats", "load_extensions"]
 
@@ -35,12 +38,12 @@ class LogStats:
     """The progress line (pages, pages/s, items, in flight, queued, failed, retries) every
     `log_interval` seconds, from spider_opened to spider_closed; off with 0."""
 
-    def __init__(self, crawler: Any) -> None:
+    def __init__(self, crawler: CrawlerProtocol) -> None:
         self._crawler = crawler
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> LogStats:
+    def from_crawler(cls, crawler: CrawlerProtocol) -> LogStats:
         ext = cls(crawler)
         if crawler.settings.log_interval and not crawler.settings.progress:
             crawler.signals.connect(Signal.SPIDER_OPENED, ext.spider_opened)
@@ -50,7 +53,7 @@ class LogStats:
     def spider_opened(self) -> None:
         c = self._crawler
         self._task = asyncio.create_task(log_progress(
-            c.stats, c.settings.log_interval, c.progress),
+            c.stats, c.settings.log_interval, c.snapshot),
             name="progress")
 
     async def spider_closed(self) -> None:
@@ -69,7 +72,7 @@ class _OnDemand:
         raise NotImplementedError
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> Any:
+    def from_crawler(cls, crawler: CrawlerProtocol) -> Any:
         if not cls.enabled(crawler.settings):
             raise NotConfigured
         return build(cls.path, crawler, "extension")
@@ -94,7 +97,7 @@ class _StatusPage(_OnDemand):
 BUILTIN: tuple[Any, ...] = (LogStats, _LiveProgress, _StatusPage)
 
 
-def load_extensions(specs: tuple[Any, ...], crawler: Any) -> list[Any]:
+def load_extensions(specs: tuple[Any, ...], crawler: CrawlerProtocol) -> list[Any]:
     """The built-in extensions, then those `specs` name (classes, instances, dotted paths)."""
     built = (build(spec, crawler, "extension") for spec in (*BUILTIN, *specs))
     return [extension for extension in built if extension is not None]

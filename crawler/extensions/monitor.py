@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from crawler.stats import Stats
 
@@ -60,7 +61,7 @@ class LoopWatch:
 
 
 async def log_progress(stats: Stats, interval: float,
-                       progress: Callable[[], Awaitable[tuple[int, int]]]) -> None:
+                       snapshot: Callable[..., Awaitable[dict[str, Any]]]) -> None:
     """A progress line every `interval` seconds."""
     loop = asyncio.get_running_loop()
     last_pages, last_time = 0, loop.time()
@@ -69,7 +70,8 @@ async def log_progress(stats: Stats, interval: float,
         now = loop.time()
         rate = (stats.pages - last_pages) / (now - last_time)
         last_pages, last_time = stats.pages, now
-        in_flight, queued = await progress()
+        now_ = await snapshot(hosts=0)
+        in_flight, queued = now_["in_flight"], now_["queued"]
         logger.info(
             "%d pages (%.1f/s), %d items, %d in flight, %d queued, %d failed, %d retries",
             stats.pages, rate, stats.items, in_flight, queued,

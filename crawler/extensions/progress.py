@@ -7,7 +7,7 @@ On when the `progress` setting is (the CLI sets it when stderr is a terminal and
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -16,6 +16,9 @@ from rich.table import Table
 from crawler.signals import Signal
 from crawler.stats import Stats
 from crawler.tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
 
 __all__ = ["LiveProgress", "stats_table"]
 
@@ -27,13 +30,13 @@ class LiveProgress:
     """An extension drawing pages, items, pages/s, in flight, queued, failed, retries,
     errors by kind and the busiest hosts, from spider_opened to spider_closed."""
 
-    def __init__(self, crawler: Any, console: Console) -> None:
+    def __init__(self, crawler: CrawlerProtocol, console: Console) -> None:
         self._crawler = crawler
         self._console = console
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> LiveProgress | None:
+    def from_crawler(cls, crawler: CrawlerProtocol) -> LiveProgress | None:
         if not crawler.settings.progress:
             return None
         ext = cls(crawler, progress_console())
@@ -63,7 +66,8 @@ class LiveProgress:
                 current = (stats.pages - last_pages) / max(now - last_time, 1e-6)
                 rate = current if not rate else 0.7 * rate + 0.3 * current
                 last_pages, last_time = stats.pages, now
-                in_flight, queued = await c.progress()
+                now_ = await c.snapshot(hosts=0)
+                in_flight, queued = now_["in_flight"], now_["queued"]
                 live.update(_panel(name, stats, rate, in_flight, queued, now - started),
                             refresh=True)
 

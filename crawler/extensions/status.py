@@ -33,7 +33,7 @@ import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
@@ -43,6 +43,9 @@ from crawler.extensions.connlimit import ConnectionLimits, guarded_factory
 from crawler.redact import redact
 from crawler.signals import Signal
 from crawler.tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
 
 __all__ = ["StatusPage", "StatusView", "prometheus", "status_app"]
 
@@ -73,7 +76,7 @@ class StatusView:
     """What the page shows, read from a running crawler: counters, a pages/s history,
     recent failures, hosts, limits and the estimate of what is left."""
 
-    def __init__(self, crawler: Any) -> None:
+    def __init__(self, crawler: CrawlerProtocol) -> None:
         self.crawler = crawler
         self.history: deque[tuple[float, float]] = deque(maxlen=_HISTORY)
         self.failures: deque[dict[str, Any]] = deque(maxlen=_FAILURES)
@@ -296,7 +299,8 @@ class StatusPage:
     """The extension serving the page (on when `status_port` is set). The port is bound
     when the crawl is built, so a port in use is a one-line startup error."""
 
-    def __init__(self, crawler: Any, sock: socket.socket, token: str, generated: bool) -> None:
+    def __init__(self, crawler: CrawlerProtocol, sock: socket.socket, token: str,
+                 generated: bool) -> None:
         self.crawler = crawler
         self.view = StatusView(crawler)
         self.token = token
@@ -318,7 +322,7 @@ class StatusPage:
         self.url = f"http://{shown}:{port}/"
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> StatusPage | None:
+    def from_crawler(cls, crawler: CrawlerProtocol) -> StatusPage | None:
         s = crawler.settings
         if s.status_port is None:
             return None

@@ -19,12 +19,15 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler.core.plugins import build
 from crawler.exceptions import DownloadError, Kind, StartupError
 from crawler.handlers.http import Downloader, HttpDownloader
 from crawler.http import Request, Response
+
+if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
 
 __all__ = ["BUILTIN", "DownloadHandlers", "Downloader", "HttpDownloader"]
 
@@ -40,7 +43,7 @@ class DownloadHandlers:
             response = await handlers.fetch(request)
     """
 
-    def __init__(self, crawler: Any, *, default: Downloader | None = None) -> None:
+    def __init__(self, crawler: CrawlerProtocol, *, default: Downloader | None = None) -> None:
         """`default`: the handler of http and https (a test's, or the API user's), which
         its caller opens and closes."""
         specs = {**BUILTIN, **dict(crawler.settings.download_handlers)}

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import ssl
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -27,6 +27,9 @@ from crawler.http import Request, Response
 from crawler.http.compression import ACCEPT_ENCODING, DecodingError, Inflater
 from crawler.http.referer import referer_header
 from crawler.settings import Settings
+
+if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
 
 __all__ = ["Downloader", "HttpDownloader", "default_headers", "sent_header"]
 
@@ -65,7 +68,7 @@ class HttpDownloader:
         self._referer_policy = settings.referer_policy
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> HttpDownloader:
+    def from_crawler(cls, crawler: CrawlerProtocol) -> HttpDownloader:
         return cls(crawler.settings)
 
     async def __aenter__(self) -> HttpDownloader:

@@ -31,14 +31,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from crawler.core.plugins import build, is_async
 from crawler.http import Request, Response
 
+if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
+
 __all__ = [
-    "BUILTIN", "Fetch", "MiddlewareChain", "Observer", "Outcome", "Retry", "middleware_specs",
-    "ordered_specs",
+    "BUILTIN", "Fetch", "MiddlewareChain", "Observer", "Outcome", "Retry", "build_middlewares",
+    "middleware_specs", "ordered_specs",
 ]
 
 
@@ -85,6 +88,14 @@ def ordered_specs(builtin: dict[str, int], setting: Sequence[tuple[Any, int | No
     return [spec for _, _, spec in sorted(ranked, key=lambda t: (t[0], t[1]))]
 
 
+def build_middlewares(crawler: CrawlerProtocol) -> list[Any]:
+    """The crawl's downloader middlewares, built in order (`from_crawler(crawler)` when
+    they define it; NotConfigured leaves one out)."""
+    specs = middleware_specs(crawler.settings.downloader_middlewares)
+    built = (build(spec, crawler, "downloader middleware") for spec in specs)
+    return [m for m in built if m is not None]
+
+
 def _path(obj: Any) -> str:
     cls = obj if isinstance(obj, type) else type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -94,7 +105,7 @@ class MiddlewareChain:
     """The middlewares of one crawl around a fetch function.
 
     Usage:
-        chain = MiddlewareChain.from_crawler(crawler)
+        chain = MiddlewareChain(build_middlewares(crawler))
         outcome = await chain.download(request, downloader.fetch)
     """
 
@@ -108,14 +119,6 @@ class MiddlewareChain:
         self._requests = _hooks(self.middlewares, "process_request")
         self._responses = _hooks(self.middlewares[::-1], "process_response")
         self._exceptions = _hooks(self.middlewares[::-1], "process_exception")
-
-    @classmethod
-    def from_crawler(cls, crawler: Any,
-                     on_response: Observer | None = None,
-                     ) -> MiddlewareChain:
-        specs = middleware_specs(crawler.settings.downloader_middlewares)
-        built = (build(spec, crawler, "downloader middleware") for spec in specs)
-        return cls([m for m in built if m is not None], on_response)
 
     async def download(self, request: Request, fetch: Fetch) -> Outcome:
         """Run `request` through the chain and `fetch`; raises what fails the request."""

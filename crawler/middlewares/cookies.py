@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import logging
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import CookieJar
 from multidict import CIMultiDict
 
 from crawler.exceptions import NotConfigured
 from crawler.http import Request, Response
+
+if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
 
 __all__ = ["CookiesMiddleware"]
 
@@ -37,7 +40,7 @@ class CookiesMiddleware:
         self._warned = False
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> CookiesMiddleware:
+    def from_crawler(cls, crawler: CrawlerProtocol) -> CookiesMiddleware:
         if not crawler.settings.cookies_enabled:
             raise NotConfigured
         return cls(crawler.stats.counters)

@@ -26,7 +26,7 @@ import logging
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from multidict import CIMultiDict
@@ -37,6 +37,9 @@ from crawler.handlers.http import default_headers, sent_header
 from crawler.http import Request, Response
 from crawler.signals import Signal
 from crawler.threads import OrderedThread
+
+if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
 
 __all__ = ["HttpCacheMiddleware", "cache_path", "clear_cache"]
 
@@ -66,7 +69,7 @@ def clear_cache(directory: str | Path, spider_name: str) -> bool:
 
 
 class HttpCacheMiddleware:
-    def __init__(self, crawler: Any) -> None:
+    def __init__(self, crawler: CrawlerProtocol) -> None:
         s = crawler.settings
         self._path = cache_path(s.http_cache_dir, crawler.spider.name)
         self._expiration = s.http_cache_expiration
@@ -81,7 +84,7 @@ class HttpCacheMiddleware:
         crawler.signals.connect(Signal.SPIDER_CLOSED, self.close)
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> HttpCacheMiddleware:
+    def from_crawler(cls, crawler: CrawlerProtocol) -> HttpCacheMiddleware:
         if not crawler.settings.http_cache:
             raise NotConfigured
         return cls(crawler)

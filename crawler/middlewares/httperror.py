@@ -7,10 +7,13 @@ Anything else raises HttpError (counted as `http_<status>`; the errback gets the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from crawler.exceptions import HttpError
 from crawler.http import Request, Response
+
+if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
 
 __all__ = ["HttpErrorMiddleware", "handles"]
 
@@ -29,7 +32,7 @@ class HttpErrorMiddleware:
         self._handled = handled
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> HttpErrorMiddleware:
+    def from_crawler(cls, crawler: CrawlerProtocol) -> HttpErrorMiddleware:
         return cls(frozenset(crawler.spider.handle_httpstatus_list))
 
     def process_response(self, request: Request, response: Response) -> Response:

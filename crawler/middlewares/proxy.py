@@ -9,10 +9,13 @@ downloader sends the credentials of a proxy URL as Proxy-Authorization.
 from __future__ import annotations
 
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING
 
 from crawler.exceptions import NotConfigured
 from crawler.http import Request
+
+if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
 
 __all__ = ["ProxyMiddleware"]
 
@@ -23,7 +26,7 @@ class ProxyMiddleware:
         self._bypass = proxies.get("no", "")
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> ProxyMiddleware:
+    def from_crawler(cls, crawler: CrawlerProtocol) -> ProxyMiddleware:
         proxies = urllib.request.getproxies_environment()
         if not any(proxies.get(scheme) for scheme in ("http", "https")):
             raise NotConfigured  # meta["proxy"] still works: the downloader reads it

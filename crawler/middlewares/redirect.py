@@ -15,7 +15,7 @@ and Scrapy drop theirs; the cookie jar then adds the target's own cookies.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from yarl import URL
 
@@ -25,17 +25,20 @@ from crawler.http.urls import parse_url
 from crawler.middlewares.httperror import handles
 from crawler.redact import carries_secret
 
+if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
+
 __all__ = ["RedirectMiddleware"]
 
 
 class RedirectMiddleware:
-    def __init__(self, crawler: Any) -> None:
+    def __init__(self, crawler: CrawlerProtocol) -> None:
         self._max = crawler.settings.max_redirects
         self._handled = frozenset(crawler.spider.handle_httpstatus_list)
         self._stats = crawler.stats
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> RedirectMiddleware:
+    def from_crawler(cls, crawler: CrawlerProtocol) -> RedirectMiddleware:
         return cls(crawler)
 
     def process_response(self, request: Request, response: Response,

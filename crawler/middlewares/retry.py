@@ -14,7 +14,7 @@ counted). A `Retry` a middleware returns is bounded the same way (crawler/core/p
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler.core.retry import RetryPolicy
 from crawler.exceptions import RequestFailed
@@ -22,19 +22,22 @@ from crawler.http import Request, Response
 from crawler.middlewares import Retry
 from crawler.redact import redact
 
+if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
+
 __all__ = ["RetryMiddleware", "get_retry_request"]
 
 logger = logging.getLogger("crawler.core.engine")
 
 
 class RetryMiddleware:
-    def __init__(self, crawler: Any) -> None:
+    def __init__(self, crawler: CrawlerProtocol) -> None:
         self._policy = RetryPolicy.from_settings(crawler.settings)
         self._crawler = crawler
         self._stats = crawler.stats
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> RetryMiddleware:
+    def from_crawler(cls, crawler: CrawlerProtocol) -> RetryMiddleware:
         return cls(crawler)
 
     def process_response(self, request: Request, response: Response,

@@ -24,6 +24,7 @@ from crawler.core.plugins import PluginThread, build, start
 from crawler.exceptions import DropItem, StartupError
 
 if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
     from crawler.spider import Spider
 
 
@@ -37,7 +38,7 @@ class Pipeline(Protocol):
         """Return the item (possibly changed), or None / raise DropItem to drop it."""
 
 
-def load_pipelines(specs: tuple[Any, ...], crawler: Any) -> list[Any]:
+def load_pipelines(specs: tuple[Any, ...], crawler: CrawlerProtocol) -> list[Any]:
     """Build pipelines from classes, instances or dotted 'module.Class' paths."""
     pipelines = []
     for spec in specs:
