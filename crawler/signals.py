@@ -3,7 +3,7 @@
 Usage (in an extension's `from_crawler`):
     crawler.signals.connect(Signal.ITEM_SCRAPED, self.item_scraped)
 
-    async def item_scraped(self, item, response, spider): ...
+    async def item_scraped(self, item, request, spider): ...
 
 Handlers are called with keyword arguments (each signal's are listed below; a handler may
 take only those it needs, or `**kwargs`). Sync handlers run on the event loop and must be

@@ -114,7 +114,7 @@ async def test_the_progress_log_is_a_builtin_extension(aiohttp_server, tmp_path,
             await asyncio.sleep(0.35)
             yield {"url": response.url}
 
-    caplog.set_level(logging.INFO, logger="crawler.core.engine")
+    caplog.set_level(logging.INFO, logger="crawler.extensions.monitor")
     await crawl(One(), tmp_path, log_interval=0.1)
     assert any("pages (" in r.getMessage() for r in caplog.records)
     caplog.clear()

@@ -235,7 +235,7 @@ async def test_progress_is_logged_every_interval(aiohttp_server, tmp_path, caplo
         return web.Response(text=links(), content_type="text/html")
 
     server = await aiohttp_server(make_site({f"/{i}": slow for i in range(4)}))
-    caplog.set_level("INFO", logger="crawler.core.engine")
+    caplog.set_level("INFO", logger="crawler.extensions.monitor")
     await crawl(Paths([str(server.make_url(f"/{i}")) for i in range(4)]), tmp_path,
                 log_interval=0.1, per_host_concurrency=1)
     lines = [r.getMessage() for r in caplog.records if "pages (" in r.getMessage()]

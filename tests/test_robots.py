@@ -37,8 +37,8 @@ async def test_only_the_first_500_kib_is_parsed_never_allow_all():
     cache = RobotsCache(_Server(_big_robots(50_000)).fetch, user_agent="bot")
     request = Request("http://a.test:1/private/x")
     await cache.load(request)
-    assert cache.verdict(request) is False  # Disallow: /private comes first and is obeyed
-    assert cache.verdict(Request("http://a.test:1/ok")) is True
+    assert cache.permission(request) is False  # Disallow: /private comes first and is obeyed
+    assert cache.permission(Request("http://a.test:1/ok")) is True
     assert cache._parsed_size <= MAX_ROBOTS_BYTES
 
 
@@ -51,8 +51,8 @@ async def test_a_line_cut_by_the_limit_is_not_read_as_a_shorter_rule():
     assert body.encode()[:MAX_ROBOTS_BYTES].endswith(b"Disallow: /")
     cache = RobotsCache(_Server(body.encode()).fetch, user_agent="bot")
     await cache.load(Request("http://a.test:1/"))
-    assert cache.verdict(Request("http://a.test:1/page.html")) is True
-    assert cache.verdict(Request("http://a.test:1/private/p000000")) is False
+    assert cache.permission(Request("http://a.test:1/page.html")) is True
+    assert cache.permission(Request("http://a.test:1/private/p000000")) is False
 
 
 async def test_rules_are_let_go_and_parsed_again_without_fetching_again():
@@ -63,9 +63,9 @@ async def test_rules_are_let_go_and_parsed_again_without_fetching_again():
         await cache.load(Request(host))
     assert cache._parsed_size <= 1 << 20 and len(cache._parsed) == 2  # the newest two
     first = Request(hosts[0] + "private/x")
-    assert cache.verdict(first) is None  # let go: load() parses the stored text again
+    assert cache.permission(first) is None  # let go: load() parses the stored text again
     await cache.load(first)
-    assert cache.verdict(first) is False
+    assert cache.permission(first) is False
     assert len(server.fetches) == 10  # no second fetch
     assert cache.parses == 11
 
@@ -79,8 +79,8 @@ async def test_hosts_serving_one_file_share_its_text_and_rules():
     assert len(server.fetches) == 50 and cache.parses == 1
     assert len(cache._texts) == 1 and len(cache._parsed) == 1
     for host in hosts:
-        assert cache.verdict(Request(host + "private/x")) is False
-        assert cache.verdict(Request(host + "ok")) is True
+        assert cache.permission(Request(host + "private/x")) is False
+        assert cache.permission(Request(host + "ok")) is True
 
 
 async def test_large_files_are_parsed_one_at_a_time_off_the_loop(monkeypatch):
@@ -106,7 +106,7 @@ async def test_large_files_are_parsed_one_at_a_time_off_the_loop(monkeypatch):
                         parsed_bytes=8 << 20)
     await asyncio.gather(*(cache.load(Request(f"http://h{i}.test/")) for i in range(8)))
     assert cache.parses == 8
-    assert all(cache.verdict(Request(f"http://h{i}.test/private/x")) is False for i in range(8))
+    assert all(cache.permission(Request(f"http://h{i}.test/private/x")) is False for i in range(8))
     assert threading.main_thread() not in threads  # none ran on the loop's thread
     assert most == 1  # one at a time: parses compete for the GIL with the loop
 
@@ -118,9 +118,9 @@ async def test_hosts_beyond_the_bound_are_forgotten_and_fetched_again():
         await cache.load(Request(f"http://h{i}.test/"))
     assert len(cache._hosts) == 3 and len(cache._parsed) <= 3
     again = Request("http://h0.test/no")
-    assert cache.verdict(again) is None
+    assert cache.permission(again) is None
     await cache.load(again)
-    assert cache.verdict(again) is False
+    assert cache.permission(again) is False
     assert server.fetches.count("http://h0.test:80") == 2
 
 
@@ -163,5 +163,5 @@ async def test_a_robots_txt_starting_with_a_byte_order_mark_is_obeyed():
     body = b"\xef\xbb\xbfUser-agent: *\nDisallow: /private\n"
     cache = RobotsCache(_Server(body, distinct=False).fetch, user_agent="bot")
     await cache.load(Request("http://a.test:1/"))
-    assert cache.verdict(Request("http://a.test:1/private/x")) is False
-    assert cache.verdict(Request("http://a.test:1/public")) is True
+    assert cache.permission(Request("http://a.test:1/private/x")) is False
+    assert cache.permission(Request("http://a.test:1/public")) is True

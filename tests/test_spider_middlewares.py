@@ -12,7 +12,6 @@ from crawler.frontier.codec import RequestCodec
 from crawler.http.referer import page_referer, referer_header
 from tests.conftest import HITS, crawl, links, make_site
 
-
 REFERERS = web.AppKey("referers", list)  # (path, its Referer header) per request
 
 

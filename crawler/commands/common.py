@@ -18,7 +18,7 @@ from crawler.project import find_project
 from crawler.settings import Settings
 from crawler.spider import Spider
 
-logger = logging.getLogger("crawler")
+logger = logging.getLogger(__name__)
 
 EXIT_CODES = """\
 exit codes: 0 the crawl fetched something and every output was closed; 1 the crawl ran but

@@ -41,7 +41,7 @@ from crawler.settings import Settings
 from crawler.spider import Spider
 from crawler.stats import nothing_done, summary
 
-logger = logging.getLogger("crawler")
+logger = logging.getLogger(__name__)
 
 def build_crawler(spider_cls: type[Spider], args: argparse.Namespace, extra_args: dict[str, str],
            *, default_overwrite: bool) -> Crawler:

@@ -20,7 +20,7 @@ from types import TracebackType
 
 __all__ = ["Interrupts"]
 
-logger = logging.getLogger("crawler")
+logger = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 KILL_GRACE = 5.0  # seconds between the second signal and a forced exit

@@ -6,7 +6,7 @@ requests past `max_depth`, duplicates, and what the trap guards and a full front
 Paths robots.txt disallows are refused through `refused`, which calls the request's
 errback. A request to a host whose robots.txt is not known yet waits beside the frontier
 while it is fetched, so no worker waits for it; its fingerprint is recorded first, so its
-duplicates do not wait (or fail) with it. `room()` is the backpressure on start(): it is
+duplicates do not wait (or fail) with it. `wait_for_room()` is the backpressure on start(): it is
 read as the crawl needs it.
 """
 
@@ -28,9 +28,9 @@ from crawler.stats import Stats
 __all__ = ["Admission", "Refused"]
 
 _SEED_WINDOW = 10_000  # queued requests at which start() waits, at least
-_HOSTS_CACHED = 10_000  # hosts whose allowed_domains verdict is kept
+_HOSTS_CACHED = 10_000  # hosts whose allowed_domains answer is kept
 
-logger = logging.getLogger("crawler.core.scheduler")
+logger = logging.getLogger(__name__)
 
 Refused = Callable[[Request, Exception, str], Awaitable[None]]
 """Called with a request robots.txt refuses (or whose host's robots.txt is unreachable),
@@ -41,7 +41,7 @@ class Admission:
     """The frontier's gatekeeper.
 
     Usage:
-        admission = Admission(frontier, stats=stats, fingerprint=fingerprint, poke=wake)
+        admission = Admission(frontier, stats=stats, fingerprint=fingerprint, wake=wake)
         await admission.enqueue_many(links)
     """
 
@@ -51,11 +51,11 @@ class Admission:
         *,
         stats: Stats,
         fingerprint: Callable[[Request], bytes],
-        poke: Callable[[], None],
+        wake: Callable[[], None],
         allowed_domains: AllowedDomains | None = None,
         settings: Settings | None = None,
         refused: Refused | None = None,
-        settled: Callable[[], None] = lambda: None,
+        robots_done: Callable[[], None] = lambda: None,
         robots_at_fetch: bool = False,
         schemes: frozenset[str] = FETCHABLE_SCHEMES,
     ) -> None:
@@ -63,9 +63,9 @@ class Admission:
         self.frontier = frontier
         self._stats = stats
         self._fingerprint = fingerprint
-        self._poke = poke  # wakes the dispatcher: something was queued
+        self._wake = wake  # wakes the dispatcher: something was queued
         self._refused = refused or _ignore
-        self._settled = settled  # a host's robots.txt work ended
+        self._robots_done = robots_done  # a host's robots.txt work ended
         self._allowed = allowed_domains or None
         self._schemes = schemes  # those a download handler takes
         self._max_depth = s.max_depth
@@ -80,7 +80,7 @@ class Admission:
         self._room.set()
         self._admitted_hosts: dict[str, bool] = {}  # host key -> in allowed_domains
         self._warned_full = False
-        self.paused = False  # set when the crawl stops taking new requests
+        self.stopping = False  # set when the crawl stops taking new requests
         self.robots: RobotsCache | None = None  # when robots.txt is obeyed
         self._awaiting_robots: dict[str, list[tuple[Request, bytes]]] = {}
         self.awaiting = 0  # requests waiting for their host's robots.txt
@@ -95,9 +95,9 @@ class Admission:
         """Requests in the frontier or waiting for their host's robots.txt."""
         return await self.frontier.queued() + self.awaiting
 
-    def pause(self) -> None:
+    def stop(self) -> None:
         """Admit nothing more; a start() waiting for room goes on (and stops)."""
-        self.paused = True
+        self.stopping = True
         self._room.set()
 
     def admissible(self, request: Request) -> bool:
@@ -186,43 +186,43 @@ class Admission:
             if len(to_add) >= room:
                 self._full(request)
             elif (canonical is not None and not guard_plain) or guards.admit(request):
-                verdict = robots.verdict(request) if robots is not None else True
-                if verdict is True or (verdict is None and not self._hold_robots):
+                permission = robots.permission(request) if robots is not None else True
+                if permission is True or (permission is None and not self._hold_robots):
                     to_add.append((request, fp, request.dont_filter))
                 else:
-                    waiting += await self._hold_or_refuse(request, fp, verdict)
+                    waiting += await self._hold_or_refuse(request, fp, permission)
         if not to_add:
             return waiting
         queued = sum(await self.frontier.add_many(to_add))
         stats.requests_scheduled += queued
         stats.duplicates_filtered += len(to_add) - queued
-        self._poke()
+        self._wake()
         return queued + waiting
 
-    async def _hold_or_refuse(self, request: Request, fp: bytes, verdict: bool | str | None,
+    async def _hold_or_refuse(self, request: Request, fp: bytes, permission: bool | str | None,
                               ) -> bool:
         """Record a request robots.txt holds (unknown yet) or refuses, so that its duplicates
         are dropped at once; True when it waits for the host's robots.txt."""
         if not await self.frontier.mark_seen(fp, request) and not request.dont_filter:
             self._stats.duplicates_filtered += 1
             return False
-        if verdict is None:
+        if permission is None:
             self._await_robots(request, fp)
             return True
-        await self._refuse(request, verdict)
+        await self._refuse(request, permission)
         return False
 
-    async def _refuse(self, request: Request, verdict: bool | str) -> None:
+    async def _refuse(self, request: Request, permission: bool | str) -> None:
         """robots.txt disallows `request` (False), or could not be read (why)."""
-        await self._refused(request, *self._refusal(request, verdict))
+        await self._refused(request, *self._refusal(request, permission))
 
-    def _refusal(self, request: Request, verdict: bool | str) -> tuple[Exception, str]:
+    def _refusal(self, request: Request, permission: bool | str) -> tuple[Exception, str]:
         """The exception for the errback of a refused request, and its kind; counted."""
-        if verdict is False:
+        if permission is False:
             self._stats.robots_disallowed += 1
             logger.debug("robots.txt disallows %s", request.url)
             return IgnoreRequest(f"robots.txt disallows {request.url}"), Kind.ROBOTS_DISALLOWED
-        reason = str(verdict)
+        reason = str(permission)
         return DownloadError(reason, f"robots.txt of {request.yurl.origin()} unreachable "
                              f"({reason})", request), reason
 
@@ -240,10 +240,10 @@ class Admission:
         if not self._room.is_set() and await self.queued() < self._seed_window:
             self._room.set()
 
-    async def room(self) -> None:
+    async def wait_for_room(self) -> None:
         """Wait until the frontier has room for more start requests (backpressure on
         start(): it is read as the crawl needs it, not all at once)."""
-        while await self.queued() >= self._seed_window and not self.paused:
+        while await self.queued() >= self._seed_window and not self.stopping:
             self._room.clear()
             await self._room.wait()
 
@@ -252,7 +252,7 @@ class Admission:
             self._stats.duplicates_filtered += 1
             return False
         self._stats.requests_scheduled += 1
-        self._poke()
+        self._wake()
         return True
 
     def _await_robots(self, request: Request, fp: bytes) -> None:
@@ -274,8 +274,8 @@ class Admission:
         robots = self.robots
         if robots is None:
             return None
-        verdict = robots.verdict(request)
-        if verdict is None:
+        permission = robots.permission(request)
+        if permission is None:
             host = request.host
             task = self._rules.get(host)
             if task is None:  # one load per host, however many requests wait for it
@@ -283,10 +283,10 @@ class Admission:
                     self._load_rules(host, request), name=f"robots {host}")
                 task.add_done_callback(lambda _: self._rules.pop(host, None))
             await asyncio.shield(task)
-            verdict = robots.verdict(request)
-        if verdict is True:
+            permission = robots.permission(request)
+        if permission is True:
             return None
-        return self._refusal(request, Kind.INTERNAL if verdict is None else verdict)
+        return self._refusal(request, Kind.INTERNAL if permission is None else permission)
 
     async def _load_rules(self, host: str, request: Request) -> None:
         robots = self.robots
@@ -305,16 +305,16 @@ class Admission:
         assert robots is not None
         waiting = self._awaiting_robots.pop(host)
         self.awaiting -= len(waiting)
-        # every verdict now, while the rules are loaded (the cache may let them go later)
-        verdicts = [robots.verdict(request) for request, _ in waiting]
-        for (request, fp), verdict in zip(waiting, verdicts, strict=True):
-            if verdict is True:
-                if not self.paused:
+        # every permission now, while the rules are loaded (the cache may let them go later)
+        permissions = [robots.permission(request) for request, _ in waiting]
+        for (request, fp), permission in zip(waiting, permissions, strict=True):
+            if permission is True:
+                if not self.stopping:
                     await self._add(request, fp, force=True)  # its fingerprint is recorded
             else:
-                await self._refuse(request, Kind.INTERNAL if verdict is None else verdict)
+                await self._refuse(request, Kind.INTERNAL if permission is None else permission)
         await self.check_room()
-        self._settled()
+        self._robots_done()
 
     def close(self) -> None:
         for task in (*self._robots_tasks, *self._rules.values()):

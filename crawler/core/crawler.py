@@ -106,7 +106,7 @@ class Crawler:
         max_pages = s.max_pages
         self.scheduler = scheduler = Scheduler(
             self.frontier, stats=stats, fingerprint=fingerprint, allowed_domains=allowed,
-            settings=s, refused=self._refused, settled=self._check_done,
+            settings=s, refused=self._refused, maybe_done=self._check_done,
             # max_pages: no more in flight than the pages still to fetch
             dispatch_room=(lambda: _UNLIMITED) if max_pages is None else
             (lambda: max_pages - stats.pages - scheduler.in_flight),

@@ -177,7 +177,7 @@ class Engine:
         logger.info("stopping (%s): finishing %d request(s) in progress", reason, self._busy)
         self.state = CrawlState.STOPPING
         self.stats.finish_reason = reason
-        self.scheduler.pause()
+        self.scheduler.stop()
         self._stopping.set()
         grace = self.settings.shutdown_timeout
         self._kill_timer = asyncio.get_running_loop().call_later(
@@ -186,21 +186,21 @@ class Engine:
 
     @property
     def paused(self) -> bool:
-        return self.scheduler.held
+        return self.scheduler.paused
 
     def pause(self) -> None:
         """Start no new request until resume(); those in flight finish (the status page's
         pause button). The crawl does not end while paused."""
-        if self.state is CrawlState.RUNNING and not self.scheduler.held:
+        if self.state is CrawlState.RUNNING and not self.scheduler.paused:
             logger.info("paused: %d request(s) in progress finish, nothing new starts",
                         self._busy)
-            self.scheduler.hold(True)
+            self.scheduler.pause(True)
 
     def resume(self) -> None:
         """Start requests again after pause()."""
-        if self.scheduler.held:
+        if self.scheduler.paused:
             logger.info("resumed")
-            self.scheduler.hold(False)
+            self.scheduler.pause(False)
 
     def kill(self) -> None:
         """Stop at once: abandon requests in progress and cut user hooks short; outputs are
@@ -467,7 +467,7 @@ class Engine:
             if self._spider_middlewares is not None:
                 start = self._spider_middlewares.start(start)
             async for obj in start:
-                await self.scheduler.room()  # backpressure: start() is read as needed
+                await self.scheduler.wait_for_room()  # backpressure: start() is read as needed
                 if self.state is not CrawlState.RUNNING:
                     break
                 if resumed and await self._known_before(obj):

@@ -1,4 +1,5 @@
-"""Building and calling user plugins (pipelines today): one helper for each.
+"""Building and calling user plugins (pipelines, middlewares, extensions, download
+handlers, sinks): one helper for each.
 
 `build(spec, crawler)` turns a class, an instance or a dotted "module.Class" path into an
 object, calling `from_crawler(crawler)` when the class defines it (Scrapy's

@@ -46,7 +46,7 @@ _THREAD_BYTES = 64 * 1024
 _MAX_HOPS = 5
 _UNREACHABLE = frozenset({429})  # treated like 5xx: the host asks us to back off
 
-Verdict = bool | str | None
+Permission = bool | str | None
 """True: allowed; False: disallowed; a str: the host's robots.txt is unreachable (why: the
 failure's kind), so nothing there is fetched; None: not known yet, load() it."""
 
@@ -65,9 +65,9 @@ class RobotsCache:
 
     Usage:
         robots = RobotsCache(downloader.fetch, user_agent="mybot/1.0")
-        if robots.verdict(request) is None:
+        if robots.permission(request) is None:
             await robots.load(request)
-        verdict = robots.verdict(request)
+        permission = robots.permission(request)
     """
 
     def __init__(
@@ -89,17 +89,17 @@ class RobotsCache:
         self._max_hosts = max_hosts
         self._shared = shared  # a fleet's store: each robots.txt fetched once for all
         # host -> True (allow all), a reason (unreachable) or the digest of its robots.txt
-        self._hosts: OrderedDict[str, Verdict | bytes] = OrderedDict()
+        self._hosts: OrderedDict[str, Permission | bytes] = OrderedDict()
         self._texts: dict[bytes, _Stored] = {}  # digest -> the text, compressed
         self._stored = 0  # bytes of compressed text in _texts
         self._parsed: OrderedDict[bytes, tuple[Protego, int]] = OrderedDict()  # digest ->
         self._parsed_size = 0  # (rules, text size); the sum of those sizes
         self._parsing: dict[bytes, asyncio.Future[None]] = {}
         self._thread_parse = asyncio.Semaphore(1)
-        self._last = ""  # the host verdict() moved to the end of _hosts last
+        self._last = ""  # the host permission() moved to the end of _hosts last
         self.parses = 0  # files parsed, counting parses again after eviction
 
-    def verdict(self, request: Request) -> Verdict:
+    def permission(self, request: Request) -> Permission:
         """Whether `request` may be fetched, once its host's robots.txt is known."""
         host = request.host
         state = self._hosts.get(host)
@@ -157,7 +157,7 @@ class RobotsCache:
                 continue
             stored = self._texts.get(digest)
             if stored is None:
-                return  # forgotten meanwhile: verdict() says None, the caller loads again
+                return  # forgotten meanwhile: permission() says None, the caller loads again
             self._parsing[digest] = asyncio.get_running_loop().create_future()
             try:
                 if stored.size > _THREAD_BYTES:
@@ -176,7 +176,7 @@ class RobotsCache:
                 _, (_, size) = self._parsed.popitem(last=False)
                 self._parsed_size -= size
 
-    def _remember(self, host: str, state: Verdict | bytes) -> None:
+    def _remember(self, host: str, state: Permission | bytes) -> None:
         self._forget(host)
         self._hosts[host] = state
         if isinstance(state, bytes):

@@ -45,24 +45,24 @@ class Scheduler:
         allowed_domains: AllowedDomains | None = None,
         settings: Settings | None = None,
         refused: Refused | None = None,
-        settled: Callable[[], None] = lambda: None,
+        maybe_done: Callable[[], None] = lambda: None,
         dispatch_room: Callable[[], int] = lambda: 1 << 30,
         robots_at_fetch: bool = False,
         schemes: frozenset[str] = FETCHABLE_SCHEMES,
     ) -> None:
         self.frontier = frontier
-        self._settled = settled
+        self._maybe_done = maybe_done  # something ended: the crawl may be over
         self.queue: asyncio.Queue[Request] = asyncio.Queue()
         self.admission = Admission(frontier, stats=stats, fingerprint=fingerprint,
-                                   poke=self._poke, allowed_domains=allowed_domains,
-                                   settings=settings, refused=refused, settled=settled,
+                                   wake=self._wake, allowed_domains=allowed_domains,
+                                   settings=settings, refused=refused, robots_done=maybe_done,
                                    robots_at_fetch=robots_at_fetch, schemes=schemes)
         self.enqueue = self.admission.enqueue
         self.enqueue_many = self.admission.enqueue_many
-        self.room = self.admission.room
+        self.wait_for_room = self.admission.wait_for_room
         self._dispatch_room = dispatch_room  # how many more may start (max_pages)
-        self._paused = False
-        self.held = False  # pause(): nothing new starts until resume; admission goes on
+        self._stopping = False  # stop(): nothing new is taken or dispatched
+        self.paused = False  # pause(True): nothing new starts until pause(False)
         self._idle_workers = 0
         self.in_flight = 0  # popped here and not yet done (this process's share)
         self._wakeup = asyncio.Event()
@@ -73,22 +73,22 @@ class Scheduler:
         """Gate admission on robots.txt, fetched through `robots`."""
         self.admission.robots = robots
 
-    def pause(self) -> None:
+    def stop(self) -> None:
         """Take and dispatch nothing new (the crawl is stopping)."""
-        self._paused = True
-        self.admission.pause()
+        self._stopping = True
+        self.admission.stop()
         self._wakeup.set()
 
-    def hold(self, held: bool) -> None:
-        """Start no new request while `held` (a user's pause); requests in flight finish
+    def pause(self, paused: bool) -> None:
+        """Start no new request while `paused` (a user's pause); requests in flight finish
         and the links they find are still queued."""
-        self.held = held
+        self.paused = paused
         self._wakeup.set()
 
     async def retry(self, request: Request, delay: float) -> None:
         """Queue a retry of `request` that must not start for `delay` seconds."""
         await self.frontier.retry(request, delay)
-        self._poke()
+        self._wake()
 
     async def get(self) -> Request:
         """Wait for the next request to fetch (called by idle workers)."""
@@ -104,7 +104,7 @@ class Scheduler:
         """The fetch of `request` is over; its host may take another."""
         self.in_flight -= 1
         await self.frontier.done(request, latency=latency, status=status, cached=cached)
-        self._poke()
+        self._wake()
 
     async def pause_host(self, request: Request, seconds: float) -> None:
         """Start nothing more on `request`'s host for `seconds` (Retry-After)."""
@@ -119,7 +119,7 @@ class Scheduler:
     async def queued(self) -> int:
         return await self.admission.queued()
 
-    def _poke(self) -> None:
+    def _wake(self) -> None:
         """Wake the dispatcher if a worker is waiting for it. With every worker busy there is
         nothing to dispatch, and the next worker to go idle wakes it in get()."""
         if self._idle_workers:
@@ -131,7 +131,7 @@ class Scheduler:
         frontier, queue = self.frontier, self.queue
         while True:
             self._wakeup.clear()
-            while not self._paused and not self.held:
+            while not self._stopping and not self.paused:
                 n = min(self._idle_workers - queue.qsize(), self._dispatch_room())
                 if n <= 0:
                     break
@@ -144,12 +144,12 @@ class Scheduler:
             await self.admission.check_room()
             at = await frontier.wakeup_at()
             if frontier.poll is not None and self._idle_workers > queue.qsize() \
-                    and not self._paused and not self.held:
+                    and not self._stopping and not self.paused:
                 # other processes add work and free hosts: look again soon
                 soon = frontier.clock() + frontier.poll
                 at = soon if at is None else min(at, soon)
                 if not self.in_flight and not queue.qsize():
-                    self._settled()  # idle here: the crawl may be over for the fleet
+                    self._maybe_done()  # idle here: the crawl may be over for the fleet
             self._arm_timer(loop, at)
             await self._wakeup.wait()
 

@@ -11,7 +11,7 @@ from crawler.stats import Stats
 
 __all__ = ["LoopWatch", "log_progress"]
 
-logger = logging.getLogger("crawler.core.engine")
+logger = logging.getLogger(__name__)
 
 TICK = 0.05  # seconds between event-loop stall probes
 LATE = 0.02  # seconds the probe may be kept waiting before callbacks yield

@@ -36,8 +36,6 @@ _OPAQUE = re.compile(rb"<!--.*?(?:-->|\Z)|<(script|style|textarea|title|xmp|ifra
                      rb"noframes|plaintext)\b.*?(?:</\1\s*>|\Z)", re.DOTALL | re.IGNORECASE)
 _VOID = frozenset(b"area base br col embed hr img input link meta source track wbr param "
                   b"keygen frame basefont bgsound image".split())
-_RAW_TEXT = frozenset(b"script style textarea title xmp iframe noembed noframes "
-                      b"plaintext".split())  # (noscript is markup: scripting is off)
 # start tags whose handling walks the stack of open elements ("close a p in button scope")
 _WALKS = frozenset(b"address article aside blockquote center details dialog dir div dl "
                    b"fieldset figcaption figure footer header hgroup main menu nav ol p "

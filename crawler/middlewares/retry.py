@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RetryMiddleware", "get_retry_request"]
 
-logger = logging.getLogger("crawler.core.engine")
+logger = logging.getLogger(__name__)
 
 
 class RetryMiddleware:

@@ -1,0 +1,2 @@
+-- only the fetches that ended (ARGV[2])
+return 1
