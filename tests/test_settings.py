@@ -156,3 +156,61 @@ def test_feeds_selectors_and_crawl_order_are_checked():
     with pytest.raises(SettingsError, match="expects a JSON object"):
         Settings().merge_strings({"feeds": "out.json"})
     assert Settings().merge_strings({"feeds": '{"o.jsonl": {}}'}).feeds == (("o.jsonl", {}),)
+
+
+# -- each setting declared once (issue 21) ---------------------------------------------------
+
+
+def test_the_readme_settings_table_is_the_one_the_declarations_give():
+    from pathlib import Path
+
+    from crawler.settings import settings_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("| setting | default | meaning |")
+    end = readme.index("<!-- end of the settings table -->")
+    assert readme[start:end] == settings_table(), \
+        "README's settings table is stale: paste `python -m crawler settings --markdown`"
+
+
+def test_every_setting_is_declared_with_help_and_its_flag_is_an_option_of_run():
+    import dataclasses
+
+    from crawler.commands.main import _parser
+    from crawler.settings import flags
+
+    for field in dataclasses.fields(Settings):
+        assert field.metadata["help"], field.name
+    run_help = _parser()._subparsers._group_actions[0].choices["run"].format_help()
+    for flag in flags():
+        assert all(option in run_help for option in flag.options), flag.options
+    assert {f.name for f in flags()} >= {"job_dir", "frontier", "frontier_job", "worker_id",
+                                         "status_port", "http_cache", "log_level"}
+
+
+def test_a_scrapy_name_and_a_spider_attribute_come_from_the_declaration():
+    from crawler.settings._values import SCRAPY_NAMES, SPIDER_ATTRIBUTES
+
+    assert SCRAPY_NAMES["concurrent_requests"] == ("concurrency", "")
+    assert SCRAPY_NAMES["referrer_policy"] == ("referer_policy", "")
+    assert SPIDER_ATTRIBUTES["download_timeout"] == "timeout"
+    with pytest.raises(SettingsError, match="did you mean 'spider_middlewares'"):
+        Settings().merge({"SPIDER_MIDDLEWARES": {}})
+
+
+def test_the_settings_command_lists_and_gets(tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "crawler", "settings", *argv],
+                              cwd=tmp_path, capture_output=True, text=True, check=False)
+
+    (tmp_path / "crawler.toml").write_text("concurrency = 7\n")
+    assert cli("--get", "concurrency").stdout == "7\n"
+    assert cli("--get", "retry_http_codes", "-s", "retry_http_codes=500").stdout == "500\n"
+    bad = cli("--get", "concurency")
+    assert bad.returncode == 2 and "did you mean 'concurrency'" in bad.stderr
+    listing = cli().stdout
+    assert "concurrency = 7\n" in listing and "referer_policy = no-referrer-when-downgrade" \
+        in listing

@@ -15,7 +15,7 @@ from crawler.exceptions import UsageError
 from crawler.http.urls import parse_url
 from crawler.loader import load_spider
 from crawler.project import find_project
-from crawler.settings import Settings
+from crawler.settings import Settings, flags
 from crawler.spider import Spider
 
 logger = logging.getLogger(__name__)
@@ -33,9 +33,10 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 def log_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-L", "--loglevel", metavar="LEVEL", type=str.upper,
+    level = next(f for f in flags() if f.name == "log_level")
+    parser.add_argument(*level.options, dest="loglevel", metavar=level.metavar, type=str.upper,
                         choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
-                        help="DEBUG, INFO, WARNING, ERROR or CRITICAL (the log_level setting)")
+                        help=level.help)
     parser.add_argument("--log-file", metavar="PATH",
                         help="write log lines to PATH (appended) instead of stderr")
     parser.add_argument("--nolog", action="store_true", help="no log lines at all")
@@ -62,33 +63,30 @@ def crawl_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-a", "--arg", action="append", default=[], metavar="NAME=VALUE",
                         help="spider argument, passed to the spider's __init__; repeatable")
     parser.add_argument("--stats", metavar="PATH", help="write the final stats as JSON to PATH")
-    parser.add_argument("--cache", action="store_true",
-                        help="replay responses stored by earlier runs, and store new ones "
-                             "(the http_cache setting; in .crawler-cache/)")
+    for flag in flags():  # the settings with an option of their own (their declarations)
+        if flag.name == "log_level":
+            continue  # log_options()
+        if flag.switch:
+            parser.add_argument(*flag.options, dest=flag.name, action="store_true",
+                                help=flag.help)
+        else:
+            parser.add_argument(*flag.options, dest=flag.name, metavar=flag.metavar,
+                                help=flag.help)
     parser.add_argument("--cache-clear", action="store_true",
                         help="empty this spider's HTTP cache first (implies --cache)")
-    parser.add_argument("--job-dir", metavar="DIR",
-                        help="keep the crawl's state in DIR: the same command resumes it after "
-                             "any stop, kill -9 included (the job_dir setting)")
     parser.add_argument("--restart", action="store_true",
                         help="with --job-dir: forget the job in DIR and start it over")
-    parser.add_argument("--frontier", metavar="URL",
-                        help="share the crawl with every process given the same URL "
-                             "(redis://HOST:PORT/DB; the frontier setting)")
-    parser.add_argument("--job", metavar="NAME",
-                        help="with --frontier: the crawl's name in it (default: the spider's)")
-    parser.add_argument("--status-port", type=int, metavar="PORT",
-                        help="serve a live status page of the crawl on PORT (0: any free "
-                             "one), with pause/resume/stop; on 127.0.0.1 unless --status-host")
-    parser.add_argument("--status-host", metavar="ADDR",
-                        help="the status page's address (default 127.0.0.1; any other needs "
-                             "the token for every request)")
-    parser.add_argument("--status-token", metavar="TOKEN",
-                        help="the status page's token (default: a random one, logged with "
-                             "the page's URL)")
-    parser.add_argument("--worker-id", metavar="ID",
-                        help="with --frontier: this process's name in the fleet and in "
-                             "{worker} (default: host name and pid)")
+
+
+def flagged_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The settings given by their own options (`--job-dir DIR`), as strings for
+    Settings.merge_strings."""
+    given = {}
+    for flag in flags():
+        value = getattr(args, flag.name, None)
+        if value is not None and value is not False:
+            given[flag.name] = "true" if value is True else value
+    return given
 
 def pairs(values: list[str], flag: str) -> dict[str, str]:
     pairs = {}

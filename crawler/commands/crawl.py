@@ -22,6 +22,7 @@ import orjson
 from crawler.commands.common import (
     EXIT_FAILED,
     EXIT_OK,
+    flagged_settings,
     load,
     make_spider,
     pairs,
@@ -55,15 +56,12 @@ def build_crawler(spider_cls: type[Spider], args: argparse.Namespace, extra_args
     spider: Spider | type[Spider] = spider_cls if by_crawler else \
         make_spider(spider_cls, args, extra_args)[0]
     settings = settings_for(spider, args)
-    if args.cache or args.cache_clear:
-        settings = settings.merge({"http_cache": True})
-    if args.job_dir is not None:
-        settings = settings.merge({"job_dir": args.job_dir})
-    shared = {"frontier": args.frontier, "frontier_job": args.job,
-              "worker_id": args.worker_id, "status_port": args.status_port,
-              "status_host": args.status_host, "status_token": args.status_token}
-    settings = settings.merge({k: v for k, v in shared.items() if v is not None})
-    if settings.frontier is None and (args.job or args.worker_id):
+    given = flagged_settings(args)  # --job-dir DIR, --frontier URL, --cache, ...
+    given.pop("log_level", None)  # (configure_logging takes -L)
+    if args.cache_clear:
+        given["http_cache"] = "true"
+    settings = settings.merge_strings(given)
+    if settings.frontier is None and (args.frontier_job or args.worker_id):
         raise UsageError("--job and --worker-id name a shared crawl: give --frontier URL")
     if args.restart and settings.job_dir is None:
         raise UsageError("--restart needs a job: give --job-dir DIR")

@@ -8,6 +8,7 @@ line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +23,7 @@ from crawler.commands import (
     new,
     parse,
     run,
+    settings,
     shell,
     status,
 )
@@ -42,6 +44,7 @@ commands:
   bench    pages/s on this machine             shell    try selectors on a page
   jobs     the state of a --job-dir            check    run the spiders' contracts
   status   a shared crawl's progress (--frontier)
+  settings every setting, or one's value
 `python -m crawler COMMAND --help` for each.
 
 The project is the nearest directory, from here upwards, with a crawler.toml or a
@@ -60,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (UsageError, StartupError) as exc:
         print(f"crawler: error: {redact(str(exc))}", file=sys.stderr)
         code = EXIT_USAGE
+    except BrokenPipeError:  # `... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error
+        code = 0
     sys.exit(code)
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"crawler {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
-    for command in (run, listing, demo, bench, jobs, status, new, fetch, parse, shell, check):
+    for command in (run, listing, demo, bench, jobs, status, settings, new, fetch, parse,
+                    shell, check):
         command.add(commands)
     return parser

@@ -1,0 +1,361 @@
+"""Settings: every knob of a crawl, each declared once (crawler/settings/_declare.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from crawler._version import __version__
+from crawler.settings._declare import check_declared, setting
+from crawler.storage import BUILT_IN, storage_schemes
+
+__all__ = ["DEFAULT_USER_AGENT", "REFERRER_POLICIES", "Settings"]
+
+DEFAULT_USER_AGENT = f"crawler/{__version__} (+https://github.com/crawler-dev/crawler)"
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+# the W3C Referrer-Policy names (https://www.w3.org/TR/referrer-policy/)
+REFERRER_POLICIES = ("no-referrer", "no-referrer-when-downgrade", "same-origin", "origin",
+                     "strict-origin", "origin-when-cross-origin",
+                     "strict-origin-when-cross-origin", "unsafe-url")
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_DAY = 86400.0
+_LATER = "a longer gap is better done by a scheduled crawl"
+_ZERO_IS_NOT_OFF = (" (0 would crawl nothing; Scrapy's '0 means off' is spelled none "
+                    "here)")
+_NAME_RULE = (lambda v: v.strip() != "" and "/" not in v and not _CONTROL_CHARS.search(v),
+              "must be a non-empty name without / or control characters")
+_CODES_RULE = (lambda codes: all(100 <= c <= 599 for c in codes),
+               "must be HTTP status codes (100-599)")
+
+
+def _frontier_scheme(url: str) -> bool:
+    return url.split("://")[0].lower() in storage_schemes()
+
+
+def _frontier_schemes() -> str:
+    return "must be a redis://HOST:PORT/DB URL (or rediss://, unix://" + "".join(
+        f", {s}://" for s in sorted(storage_schemes() - BUILT_IN)) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of a crawl, with its default. Unknown names and bad values are errors."""
+
+    # -- how much at once ------------------------------------------------------------------
+    concurrency: int = setting(
+        16, "requests in flight in total (worker tasks)", ge=1, le=10_000,
+        le_why="each unit is a worker task and a connection; more only adds memory",
+        scrapy={"concurrent_requests": ""})
+    per_host_concurrency: int = setting(
+        8, "requests in flight per host (scheme + host + port)", ge=1, le=10_000,
+        le_why="no server serves more to one client", attribute="max_concurrent_requests",
+        scrapy={"concurrent_requests_per_domain": "", "concurrent_requests_per_ip": ""})
+    download_delay: float = setting(
+        0.0, "seconds between the starts of two requests to the same host", ge=0, le=_DAY,
+        le_why=_LATER, attribute="download_delay", scrapy={"download_delay": ""})
+    timeout: float = setting(
+        30.0, "total seconds per request", gt=0, le=_DAY,
+        le_why="a request that takes longer is lost", attribute="download_timeout",
+        scrapy={"download_timeout": ""})
+    connect_timeout: float = setting(
+        10.0, "seconds to connect", gt=0, le=_DAY,
+        le_why="a connection that takes longer is lost")
+    # -- limits ----------------------------------------------------------------------------
+    max_depth: int | None = setting(
+        None, "drop requests deeper than this (start requests are depth 0, so 0 crawls the "
+        "start pages only; Scrapy's `DEPTH_LIMIT=0` means no limit)", ge=0,
+        scrapy={"depth_limit": "; there 0 means no limit, here it means the start pages "
+                "only: use none for no limit"})
+    max_pages: int | None = setting(
+        None, "fetch at most this many responses, then stop; 0 is an error, not \"no "
+        "limit\" as in Scrapy", ge=1, note=_ZERO_IS_NOT_OFF,
+        scrapy={"closespider_pagecount": "; there 0 means off, here use none"})
+    max_items: int | None = setting(
+        None, "write at most this many items, then stop", ge=1, note=_ZERO_IS_NOT_OFF,
+        scrapy={"closespider_itemcount": "; there 0 means off, here use none"})
+    max_duration: float | None = setting(
+        None, "stop gracefully after this many seconds", gt=0,
+        bound="must be > 0 seconds, or none for no limit",
+        scrapy={"closespider_timeout": "; there 0 means off, here use none"})
+    max_response_size: int = setting(
+        32 * 1024 * 1024, "bytes of decoded body; a larger response fails as `too_large`",
+        ge=1, le=1 << 30, le_why="bodies are held in memory", attribute="download_maxsize",
+        scrapy={"download_maxsize": ""})
+    max_redirects: int = setting(
+        10, "redirect hops per request", ge=0, le=100,
+        le_why="browsers give up after about 20", scrapy={"redirect_max_times": ""})
+    # trap guards: a frontier, a host and a path cannot grow without bound
+    max_queued: int = setting(
+        1_000_000, "requests the frontier holds (about 300 bytes each, seen-set included); "
+        "new ones beyond are refused, counted (`queue_full`) and warned about once; start "
+        "requests wait for room instead", ge=1, le=100_000_000,
+        le_why="each queued request holds memory (about 250 bytes)")
+    max_requests_per_host: int | None = setting(
+        None, "requests scheduled per host; more are dropped (`host_limited`)", ge=1,
+        note=_ZERO_IS_NOT_OFF)
+    max_url_length: int = setting(
+        2083, "longer URLs are dropped (`url_too_long`; Scrapy's `URLLENGTH_LIMIT`)", ge=1,
+        le=65_536, le_why="no server takes a longer URL", scrapy={"urllength_limit": ""})
+    max_query_variants: int | None = setting(
+        10_000, "distinct query strings of one path on one host (`/calendar?day=...`); more "
+        "are dropped (`query_variants_limited`); `none` for no limit", ge=1,
+        note=_ZERO_IS_NOT_OFF)
+    # -- what is sent, and to whom ---------------------------------------------------------
+    user_agent: str = setting(
+        DEFAULT_USER_AGENT, "User-Agent header; control characters (CR, LF) are refused",
+        rule=(lambda v: not _CONTROL_CHARS.search(v), "must not contain control characters "
+              "(CR, LF, NUL...): it is sent as a header"),
+        attribute="user_agent", scrapy={"user_agent": ""},
+        shown="`crawler/<version> (+https://github.com/crawler-dev/crawler)`")
+    tls_verify: bool = setting(
+        True, "verify HTTPS certificates (Scrapy does not verify by default; we do)")
+    tls_ca_bundle: str | None = setting(
+        None, "a PEM file of CA certificates to trust as well (a company proxy, a test "
+        "server); checked at startup")
+    allow_private_addresses: bool = setting(
+        True, "false: refuse every request (and redirect hop) whose target resolves to a "
+        "loopback, private, link-local (the cloud metadata address 169.254.169.254), "
+        "shared, unspecified or multicast address, as `forbidden_address` (see Security)")
+    referer_enabled: bool = setting(
+        True, "send a followed link's page as its Referer header (Scrapy's "
+        "`REFERER_ENABLED`)", scrapy={"referer_enabled": ""})
+    referer_policy: str = setting(
+        "no-referrer-when-downgrade", "how much of that page the Referer tells: a W3C "
+        "Referrer-Policy name (Scrapy's default; `meta[\"referrer_policy\"]` per request)",
+        choices=REFERRER_POLICIES, scrapy={"referrer_policy": ""})
+    cookies_enabled: bool = setting(
+        True, "keep a cookie jar per crawl (Set-Cookie stored and sent back; "
+        "`meta[\"cookiejar\"]` for separate sessions; at most 100,000 cookies and 10,000 "
+        "jars, past which new ones are refused, logged once and counted). Turn it off for "
+        "broad crawls. Off, a request's own `Request(cookies=...)` are still sent",
+        scrapy={"cookies_enabled": ""})
+    # -- plugins ---------------------------------------------------------------------------
+    item_pipelines: tuple[Any, ...] = setting(
+        (), "pipeline classes or dotted paths, in order", kind="plugins",
+        scrapy={"item_pipelines": ""})
+    extensions: tuple[Any, ...] = setting(
+        (), "extension classes or dotted paths, after the built-in ones (see Writing "
+        "extensions)", kind="plugins")
+    downloader_middlewares: tuple[tuple[Any, int | None], ...] = setting(
+        (), "`{class or path: order}` added to the built-ins; None leaves one out; on the "
+        "command line `path=order,...`", kind="ordered",
+        scrapy={"downloader_middlewares": ""})
+    spider_middlewares: tuple[tuple[Any, int | None], ...] = setting(
+        (), "`{class or path: order}` around the callbacks (see Writing extensions); on the "
+        "command line `path=order,...`", kind="ordered", scrapy={"spider_middlewares": ""})
+    download_handlers: tuple[tuple[str, Any], ...] = setting(
+        (), "`{scheme or name: handler class or path}` replacing or adding to the built-in "
+        "http and https handler (None disables one); `meta[\"download_handler\"]` names one "
+        "per request", kind="handlers", scrapy={"download_handlers": ""})
+    sinks: tuple[tuple[str, Any], ...] = setting(
+        (), "`{scheme: sink class or path}`: what `-o SCHEME://...` writes with",
+        kind="sinks")
+    # -- where the crawl's state lives (crawler/storage/) ----------------------------------
+    job_dir: str | None = setting(
+        None, "keep the crawl's state in this directory and resume from it", flag=(
+            "--job-dir",), metavar="DIR", scrapy={"jobdir": "; a killed job resumes here too"})
+    frontier: str | None = setting(
+        None, "a frontier shared by many processes: `redis://HOST:PORT/DB` (see Running on "
+        "many machines)", rule=(_frontier_scheme, _frontier_schemes), flag=("--frontier",),
+        metavar="URL")
+    frontier_job: str | None = setting(
+        None, "the crawl's name in the shared frontier", rule=_NAME_RULE, flag=("--job",),
+        metavar="NAME", shown="spider name")
+    worker_id: str | None = setting(
+        None, "this process's name in the fleet and in `{worker}`", rule=_NAME_RULE,
+        flag=("--worker-id",), metavar="ID", shown="host-pid")
+    frontier_lease: float = setting(
+        30.0, "seconds a request taken by a worker stays leased without a heartbeat; then "
+        "another worker takes it", ge=1, bound="must be >= 1 second")
+    frontier_outage: float = setting(
+        60.0, "seconds a shared frontier may be unreachable mid-crawl before the worker "
+        "stops", ge=0, bound="must be >= 0 seconds")
+    # -- the HTTP cache: responses kept on disk and replayed instead of fetched ------------
+    http_cache: bool = setting(
+        False, "store responses in `http_cache_dir/<spider>.sqlite3` and replay them "
+        "instead of fetching: no network, no politeness delay, no robots.txt fetch for what "
+        "is stored", flag=("--cache",), scrapy={"httpcache_enabled": ""})
+    http_cache_dir: str = setting(
+        ".crawler-cache", "where the cache lives",
+        rule=(lambda v: bool(v.strip()), "must name a directory"),
+        scrapy={"httpcache_dir": ""})
+    http_cache_expiration: float = setting(
+        0.0, "seconds a stored response stays fresh; 0 keeps it forever", ge=0,
+        scrapy={"httpcache_expiration_secs": ""})
+    http_cache_codes: tuple[int, ...] = setting(
+        (), "statuses stored besides 2xx (and a robots.txt's 4xx), e.g. `301,404`",
+        rule=_CODES_RULE)
+    # -- outputs ---------------------------------------------------------------------------
+    plugin: Mapping[str, Any] = setting(
+        help="any name with a dot is a plugin's own setting, passed through unchecked",
+        factory=dict, compare=False, shown="-")
+    feed_fields: tuple[str, ...] | None = setting(
+        None, "CSV columns (comma-separated on the command line)",
+        rule=(all, "must be non-empty field names"), scrapy={"feed_export_fields": ""})
+    feeds: tuple[tuple[str, Mapping[str, Any]], ...] = setting(
+        (), "outputs the project or spider declares (Scrapy's `FEEDS`): `{uri: {\"format\": "
+        "\"json\"\\|\"jsonlines\"\\|\"csv\", \"fields\": [...], \"overwrite\": false, "
+        "\"indent\": 2}}`, used when no `-o`/`-O` is given; on the command line a JSON "
+        "object", kind="feeds", compare=False, scrapy={"feeds": ""})
+    feed_indent: int | None = setting(
+        None, "`.json` outputs: each item indented this many spaces (Scrapy's "
+        "`FEED_EXPORT_INDENT`)", ge=0, le=16, bound="must be 0-16 spaces, or none",
+        scrapy={"feed_export_indent": ""})
+    # -- how responses and the queue behave ------------------------------------------------
+    selectors: str = setting(
+        "selectolax", "what `response.css()`/`css_first()` answer with: selectolax nodes "
+        "(fast, CSS only), or `parsel` SelectorLists as in Scrapy",
+        choices=("selectolax", "parsel"), choices_text="must be 'selectolax' or 'parsel'")
+    crawl_order: str = setting(
+        "bfs", "requests of the same priority: the oldest first (`bfs`, breadth first) or "
+        "the newest (`dfs`, depth first; Scrapy's LIFO queues)", choices=("bfs", "dfs"),
+        choices_text="must be 'bfs' (breadth first) or 'dfs' (depth first)",
+        scrapy={"depth_priority": "; DEPTH_PRIORITY=1 with FIFO queues is crawl_order "
+                "'bfs' (the default here), 0 with LIFO queues 'dfs'"})
+    # -- what the crawl says ---------------------------------------------------------------
+    log_level: str = setting(
+        "INFO", "DEBUG, INFO, WARNING, ERROR or CRITICAL",
+        rule=(lambda v: v.upper() in LOG_LEVELS, f"must be one of {LOG_LEVELS}"),
+        flag=("-L", "--loglevel"), metavar="LEVEL", scrapy={"log_level": ""})
+    progress: bool = setting(
+        False, "the live display instead of progress lines (the CLI turns it on when "
+        "stderr is a terminal, unless `--no-progress`)")
+    log_interval: float = setting(
+        10.0, "seconds between progress lines (pages, pages/s, items, in flight, queued, "
+        "failed, retries); 0 disables", ge=0, le=_DAY,
+        le_why="progress lines that rare say nothing", scrapy={"logstats_interval": ""})
+    # the live status page: served by the crawl itself; any address but 127.0.0.1 needs
+    # the token for every page, the controls always need it
+    status_port: int | None = setting(
+        None, "serve the live status page of the crawl on this port, with pause/resume/stop "
+        "(0: any free one)", ge=0, le=65535,
+        bound="must be a TCP port (0-65535; 0 picks a free one)", flag=("--status-port",),
+        metavar="PORT")
+    status_host: str = setting(
+        "127.0.0.1", "the status page's address; any other needs the token for every "
+        "request", rule=(lambda v: bool(v.strip()), "must be an address to bind"),
+        flag=("--status-host",), metavar="ADDR")
+    status_token: str | None = setting(
+        None, "the status page's token (at least 8 characters; default: a random one, "
+        "logged with the page's URL)", rule=(lambda v: len(v) >= 8, "must be at least 8 "
+                                             "characters (it guards the pause and stop "
+                                             "buttons)"),
+        flag=("--status-token",), metavar="TOKEN", shown="random")
+    shutdown_timeout: float | None = setting(
+        None, "seconds a graceful stop waits for requests in progress", ge=0, le=_DAY,
+        le_why="a stop should not wait longer", shown="unset (= `timeout`)")
+    # -- politeness ------------------------------------------------------------------------
+    obey_robots: bool = setting(
+        True, "fetch each host's robots.txt before its first request and obey it (see "
+        "Politeness)", scrapy={"robotstxt_obey": "; it is on by default here"})
+    randomize_download_delay: bool = setting(
+        True, "each gap is `download_delay` x uniform(0.5, 1.5) (never below a "
+        "Crawl-delay)", scrapy={"randomize_download_delay": ""})
+    autothrottle: bool = setting(
+        False, "adapt each host's delay to its latency; back off sharply on 429/503",
+        scrapy={"autothrottle_enabled": ""})
+    autothrottle_start_delay: float = setting(
+        5.0, "autothrottle's delay before any latency is known", ge=0, le=_DAY,
+        le_why=_LATER, scrapy={"autothrottle_start_delay": ""})
+    autothrottle_target_concurrency: float = setting(
+        1.0, "requests each host should be serving at once; delay -> latency / this", gt=0,
+        scrapy={"autothrottle_target_concurrency": ""})
+    autothrottle_max_delay: float = setting(
+        60.0, "ceiling for autothrottle and Crawl-delay", ge=0, le=_DAY, le_why=_LATER,
+        scrapy={"autothrottle_max_delay": ""})
+    # -- retries ---------------------------------------------------------------------------
+    retries: int = setting(
+        3, "extra tries for timeouts, connection/DNS errors, broken bodies and "
+        "`retry_http_codes`", ge=0, le=100,
+        le_why="past a few tries a request is not coming back",
+        scrapy={"retry_times": "", "retry_enabled": "; set it to 0 to turn retries off"})
+    retry_http_codes: tuple[int, ...] = setting(
+        (408, 429, 500, 502, 503, 504, 522, 524), "statuses that are retried",
+        rule=_CODES_RULE, scrapy={"retry_http_codes": ""})
+    retry_backoff_base: float = setting(
+        1.0, "backoff before try n+1: uniform(0, min(max, base x 2^n)) (full jitter)", ge=0,
+        le=_DAY, le_why="a longer wait is better done by a scheduled crawl")
+    retry_backoff_max: float = setting(
+        60.0, "cap on a backoff and on a Retry-After pause", ge=0, le=_DAY,
+        le_why="a longer wait is better done by a scheduled crawl")
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            check_declared(field.name, getattr(self, field.name), field.metadata,
+                           HINTS[field.name] if field.name in HINTS else field.type)
+        from crawler.settings._values import check_feed
+
+        for uri, options in self.feeds:
+            check_feed(uri, options)
+        if self.tls_ca_bundle is not None:
+            try:
+                self.tls_context()
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise_setting("tls_ca_bundle", f"cannot be loaded as PEM certificates: {exc}")
+
+    def tls_context(self) -> ssl.SSLContext | bool:
+        """What the HTTP client verifies certificates with: True (the system's CAs), False
+        (nothing: `tls_verify=False`) or a context trusting `tls_ca_bundle` as well."""
+        if not self.tls_verify:
+            return False
+        if self.tls_ca_bundle is None:
+            return True
+        context = ssl.create_default_context()
+        context.load_verify_locations(cafile=self.tls_ca_bundle)
+        return context
+
+    @property
+    def log_level_number(self) -> int:
+        return int(getattr(logging, self.log_level.upper()))
+
+    @classmethod
+    def for_spider(cls, spider: object, base: Settings | None = None) -> Settings:
+        """`base` (the defaults, or the project's settings) < the spider's Scrapy-style
+        attributes (`download_delay = 2`, ...) < its `custom_settings`. A mistake there
+        is an error naming the spider."""
+        from crawler.exceptions import SettingsError
+        from crawler.settings._values import spider_settings
+
+        try:
+            return (base or cls()).merge(spider_settings(spider)).merge(
+                getattr(spider, "custom_settings", None) or {})
+        except SettingsError as exc:
+            name = getattr(spider, "name", "") or getattr(spider, "__name__", "?")
+            raise SettingsError(f"spider {name!r} (its custom_settings or attributes): "
+                                f"{exc}") from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A setting by name: ours, or a plugin's namespaced one ("myext.api_key")."""
+        if name in HINTS:
+            return getattr(self, name)
+        return self.plugin.get(name, default)
+
+    def merge(self, overrides: Mapping[str, Any]) -> Settings:
+        """Return a copy with typed values from `overrides` (e.g. a spider's custom_settings)."""
+        from crawler.settings._values import merged
+
+        return merged(self, overrides, parse=False)
+
+    def merge_strings(self, overrides: Mapping[str, str]) -> Settings:
+        """Return a copy with values parsed from command-line strings (`-s key=value`)."""
+        from crawler.settings._values import merged
+
+        return merged(self, overrides, parse=True)
+
+
+def raise_setting(name: str, message: str) -> None:
+    from crawler.exceptions import SettingsError
+
+    raise SettingsError(f"setting {name!r} {message}")
+
+
+HINTS: dict[str, Any] = {
+    k: v for k, v in __import__("typing").get_type_hints(Settings).items()
+    if not k.startswith("_") and k != "plugin"
+}
+"""Each setting's type, by name (the plugin namespace excluded)."""
