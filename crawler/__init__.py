@@ -27,7 +27,8 @@ from crawler.http import Failure, FormRequest, JsonRequest, Request, Response
 from crawler.http.links import Link, LinkExtractor
 from crawler.middlewares import Retry
 from crawler.middlewares.retry import get_retry_request
-from crawler.outputs.files import Exporter, make_exporter
+from crawler.outputs.files import Exporter
+from crawler.outputs.formats import make_exporter
 from crawler.outputs.sinks import Sink
 from crawler.rules import CrawlSpider, Rule
 from crawler.settings import Settings

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from crawler import Crawler, Settings, Spider
-from crawler.outputs.files import make_exporter
+from crawler.outputs.formats import make_exporter
 from crawler.stats import Stats
 
 ServerFactory = Callable[..., Awaitable[TestServer]]

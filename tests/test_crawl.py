@@ -617,7 +617,7 @@ async def test_outputs_in_every_format(aiohttp_server, tmp_path: Path):
     import json
 
     from crawler import Crawler, Settings
-    from crawler.outputs.files import make_exporter
+    from crawler.outputs.formats import make_exporter
 
     server = await aiohttp_server(make_site({f"/{i}": links() for i in range(5)}))
     spider = ManySpider([str(server.make_url("/"))], n=5)

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from crawler.exceptions import OutputError
-from crawler.outputs.files import Exporter, make_exporter
+from crawler.outputs.files import Exporter
+from crawler.outputs.formats import make_exporter
 from crawler.outputs.items import to_record
 
 

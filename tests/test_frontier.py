@@ -14,7 +14,8 @@ import pytest
 from crawler import Request, Spider
 from crawler.core.ratelimit import HostPolicy
 from crawler.frontier import JournaledFrontier, MemoryFrontier, RedisFrontier
-from crawler.frontier.jobdir import Job, read_job
+from crawler.frontier.jobdir import Job
+from crawler.frontier.jobstatus import read_job
 from crawler.frontier.journaled import WINDOW
 from crawler.http.urls import fingerprint
 from crawler.stats import Stats

@@ -295,7 +295,7 @@ class _Plain(Spider):
 
 
 async def _open_outputs(job: Job, *paths: Path) -> tuple[Any, list[Any]]:
-    from crawler.outputs.files import make_exporter
+    from crawler.outputs.formats import make_exporter
     from crawler.outputs.outputs import Outputs
     from crawler.stats import Stats
 
@@ -369,7 +369,7 @@ class _TreeSpider(Spider):
 
 async def _job_crawl(tmp_path: Path, spider: Spider, *names: str, **settings: Any) -> Any:
     from crawler import Crawler, Settings
-    from crawler.outputs.files import make_exporter
+    from crawler.outputs.formats import make_exporter
 
     outputs = [make_exporter(tmp_path / name) for name in names]
     merged = Settings().merge(type(spider).custom_settings).merge(
@@ -501,7 +501,7 @@ async def test_max_pages_counts_a_page_fetched_again_after_a_stop_once(aiohttp_s
                 yield out
 
     from crawler import Crawler, Settings
-    from crawler.outputs.files import make_exporter
+    from crawler.outputs.formats import make_exporter
 
     settings = Settings().merge(Slow.custom_settings).merge(
         {"job_dir": str(tmp_path / "job"), "max_pages": 120})

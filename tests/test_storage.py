@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from crawler import Crawler, Request, Settings, SettingsError, Spider, StartupError
-from crawler.outputs.files import make_exporter
+from crawler.outputs.formats import make_exporter
 from crawler.storage import build_storage, register_storage, storage_schemes
 from tests.conftest import links, make_site
 from tests.registered_store import STORES, HeldStorage

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from crawler.core.crawler import Crawler
 from crawler.http import Response
-from crawler.outputs.files import make_exporter
+from crawler.outputs.formats import make_exporter
 from crawler.settings import Settings
 from crawler.spider import Spider
 from crawler.stats import Stats

@@ -35,7 +35,8 @@ from crawler.exceptions import UsageError
 from crawler.frontier.redisstore import default_worker_id
 from crawler.middlewares.httpcache import clear_cache
 from crawler.outputs.feeds import output_sink
-from crawler.outputs.files import file_identity, make_exporter
+from crawler.outputs.files import file_identity
+from crawler.outputs.formats import make_exporter
 from crawler.outputs.sinks import Sink
 from crawler.redact import redact, redact_handlers
 from crawler.settings import Settings

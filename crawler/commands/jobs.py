@@ -8,7 +8,7 @@ from typing import Any
 from crawler.commands.common import (
     EXIT_OK,
 )
-from crawler.frontier.jobdir import read_job
+from crawler.frontier.jobstatus import read_job
 
 
 def add(commands: Any) -> None:

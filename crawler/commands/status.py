@@ -9,7 +9,7 @@ from typing import Any
 from crawler.commands.common import (
     EXIT_OK,
 )
-from crawler.frontier.redisstore import read_status
+from crawler.frontier.fleetstatus import read_status
 from crawler.settings import Settings
 
 

@@ -46,13 +46,11 @@ import collections
 import contextlib
 import datetime
 import fcntl
-import hashlib
 import logging
 import os
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import Future
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +59,14 @@ import orjson
 from crawler.exceptions import JobFailed, StartupError
 from crawler.frontier import sqlitedb
 from crawler.frontier.codec import STORE_ID, RequestCodec, store_id
+from crawler.frontier.joboutputs import cut_back, tail_digest
 from crawler.frontier.pagerecords import PageRecords
 from crawler.http import Request
 from crawler.outputs.sinks import Sink
 from crawler.stats import Stats
 from crawler.threads import OrderedThread
 
-__all__ = ["JOB_FILE", "PAGE_RECORDS", "Job", "read_job"]
+__all__ = ["JOB_FILE", "Job"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,55 +106,6 @@ _STATS_KEPT = ("start_requests", "pages", "items", "items_dropped", "requests_sc
                "unsupported_scheme", "depth_limited", "url_too_long", "host_limited",
                "query_variants_limited", "queue_full", "redirects", "retries",
                "robots_disallowed", "slow_callbacks")
-
-# the records (with their items) of the page a worker is handling, with a job; None:
-# write them as they come
-PAGE_RECORDS: ContextVar[PageRecords | None] = ContextVar("page_records", default=None)
-
-
-def read_job(directory: str | Path) -> dict[str, Any]:
-    """A job's state for `python -m crawler jobs DIR` (blocking); StartupError, one line,
-    for what cannot be read. On a read-only mount the database is read as it is on disk
-    (`note` says that commits still in its write-ahead log may be missing)."""
-    path = Path(directory) / JOB_FILE
-    if not path.is_file():
-        raise StartupError(f"{directory} holds no job ({JOB_FILE} not found)")
-    note = ""
-    try:
-        meta, queued, waiting = _read_meta(f"file:{path}?mode=ro")
-    except sqlite3.OperationalError:  # read-only: the WAL index cannot be made beside it
-        try:
-            meta, queued, waiting = _read_meta(f"file:{path}?immutable=1")
-        except sqlite3.Error as exc:
-            raise StartupError(f"cannot read the job in {directory}: {exc}") from None
-        note = "read-only: the last commits may be missing"
-    except sqlite3.Error as exc:
-        raise StartupError(f"cannot read the job in {directory}: {exc}") from None
-    try:
-        stats = orjson.loads(meta.get("stats", "{}"))
-    except orjson.JSONDecodeError:
-        raise StartupError(f"the job in {directory} is damaged: its stored stats are not "
-                           "JSON") from None
-    return {
-        "spider": meta.get("spider", "?"), "started": meta.get("created", "?"),
-        "updated": meta.get("updated", "?"), "pages": stats.get("pages", 0),
-        "items": stats.get("items", 0), "failed": stats.get("requests_failed", 0),
-        "queued": queued, "waiting_to_retry": waiting,
-        "finished": meta.get("finished") == "1", "finish_reason": meta.get("finish_reason", ""),
-        "note": note,
-    }
-
-
-def _read_meta(uri: str) -> tuple[dict[str, str], int, int]:
-    db = sqlite3.connect(uri, uri=True)
-    try:
-        meta = dict(db.execute("SELECT key, value FROM job"))
-        queued, waiting = db.execute(
-            "SELECT COUNT(*), COUNT(not_before) FROM requests").fetchone()
-    finally:
-        db.close()
-    return meta, queued, waiting
-
 
 class Job:
     """One crawl's state in `directory/job.sqlite3`. SQLite runs in a thread of its own.
@@ -282,50 +232,7 @@ class Job:
                                    "upserts)")
         self._outputs = list(sinks)
         if self.resumed:
-            await asyncio.to_thread(self._cut_back, sinks)
-
-    def _cut_back(self, sinks: Sequence[Sink]) -> None:
-        """Check every file, then cut each back: a changed file stops the resume before
-        any file is touched."""
-        from crawler.outputs.files import Exporter
-
-        cuts = []
-        for sink in sinks:
-            if not isinstance(sink, Exporter):
-                sink.overwrite = False  # idempotent: kept, and what the job redoes rewritten
-                continue
-            stored = self._lengths.get(sink.name)
-            if stored is not None:  # else an output this job did not have: as the command says
-                self._check_output(sink, *stored)
-                cuts.append((sink, stored[0]))
-        for sink, length in cuts:
-            longer = Path(sink.path).stat().st_size > length
-            sink.cut_back(length)  # (a .json gets its closing bracket again in any case)
-            if longer:
-                logger.info("%s cut back to its last committed item", sink.name)
-            sink.overwrite = False  # appended from its last committed item
-
-    def _check_output(self, sink: Any, length: int, tail: str | None) -> None:
-        path = Path(sink.path)
-        changed = (f"output {sink.name} was changed since the job wrote it", "use --restart "
-                   "to start the job over (or put the file back)")
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise StartupError(f"output {sink.name} was removed since the job wrote it "
-                               f"({length} bytes committed): {changed[1]}") from None
-        if size < length:
-            raise StartupError(f"{changed[0]}: it is shorter ({size} bytes) than the job "
-                               f"committed ({length}): {changed[1]}")
-        if tail is None:
-            return  # a job from before digests were kept
-        size_text, _, digest = tail.partition(":")
-        want = int(size_text)
-        with path.open("rb") as file:
-            file.seek(length - want)
-            if _digest(file.read(want)) != digest:
-                raise StartupError(f"{changed[0]}: the bytes before its last committed "
-                                   f"record differ: {changed[1]}")
+            await asyncio.to_thread(cut_back, sinks, self._lengths)
 
     async def restore(self) -> tuple[list[bytes], dict[str, int], dict[str, dict[str, float]]]:
         """The seen fingerprints; how many stored requests each host has (every one, queued,
@@ -522,7 +429,7 @@ class Job:
                 meta["seeded"] = "1"
             if finished:
                 meta.update(finished="1", finish_reason=stats.finish_reason or "finished")
-            lengths = [(sink.name, cut.length, f"{len(cut.tail)}:{_digest(cut.tail)}")
+            lengths = [(sink.name, cut.length, tail_digest(cut.tail))
                        for sink, cut in cuts]
             # one trip: the job's thread waits there for the files' threads to write the
             # cuts, then stores (nothing, if a file failed: it is cut back to its last
@@ -641,10 +548,6 @@ def _kept(stats: Stats, *, unsettled: int = 0) -> dict[str, Any]:
     kept["errors"] = {str(k): v for k, v in stats.errors.items()}
     kept["counters"] = {str(k): v for k, v in stats.counters.items()}
     return kept
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _now() -> str:

@@ -61,44 +61,39 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
 import orjson
 
 from crawler.core.ratelimit import BACKOFF_STATUSES, HostPolicy
-from crawler.exceptions import FrontierUnavailable, StartupError
+from crawler.exceptions import FrontierUnavailable
 from crawler.frontier.codec import STORE_ID, RequestCodec, store_id
+from crawler.frontier.fleetrobots import FleetRobots
+from crawler.frontier.redislink import VANISHED, RedisLink
 from crawler.http import Request
 from crawler.redact import redact
 from crawler.stats import Stats
 from crawler.tasks import cancel_and_wait
 
-__all__ = ["FRONTIER_ERROR", "UNREACHABLE", "RedisFrontier", "default_worker_id",
-           "read_status"]
+__all__ = ["RedisFrontier", "default_worker_id"]
 
 logger = logging.getLogger(__name__)
 
-UNREACHABLE = "frontier_unreachable"  # the finish reason after too long an outage
 _DIGEST = 12  # bytes of a fingerprint kept in the seen-set: 96 bits, no collision in 10^12
 _PRIORITY = 4000  # |priority| beyond this ranks as this (scores are doubles)
 _HEARTBEAT = 0.5  # seconds between heartbeats: leases extended, expired ones reclaimed
 _OUTAGE = 60.0  # seconds of Redis outage ridden out before the crawl gives up
 _QUEUED_FRESH = 1.0  # seconds a non-zero queued count is used again
-_ROBOTS_LOCK = 60  # seconds one worker may take to fetch a robots.txt for the fleet
-_ROBOTS_POLL = 0.1  # seconds between looks for it by the others
-_ROBOTS_KEPT = 86_400  # seconds a robots.txt outcome is kept in Redis
 _KNOWN = 1_000_000  # fingerprints remembered as recorded, for seen_many(): ~70 MB at most
 DEAD_AFTER = 6.0  # seconds without a heartbeat after which a worker's leases are given back
-_VANISHED = "CRAWLER_VANISHED"  # the scripts' error when the crawl's generation is gone
-FRONTIER_ERROR = "frontier_error"  # the finish reason after Redis refused a command
 
 def _script(name: str) -> str:
     """A script of crawler/frontier/lua/: the shared preamble (common.lua), then its own."""
     folder = resources.files("crawler.frontier") / "lua"
     text = (folder / "common.lua").read_text() + (folder / f"{name}.lua").read_text()
-    return text.replace("VANISHED", _VANISHED)
+    return text.replace("VANISHED", VANISHED)
 
 
 _SCRIPTS = ("add", "pop", "done", "ack", "retry", "heartbeat", "pause", "claim", "owns")
@@ -132,11 +127,12 @@ class RedisFrontier:
         self._max_pages = max_pages
         self._max_items = max_items
         self._max_duration = max_duration
-        self._outage = outage
         self._offset = 0.0  # Redis time - local wall time
         self.clock: Callable[[], float] = clock or self._now  # injected: a test's
         self._every = heartbeat  # seconds between heartbeats; None: only beat() (tests)
-        self._redis: Any = None
+        # the connection, riding out outages; broken for good: _broken()
+        self._link = RedisLink(url, prefix=self.prefix, outage=outage, broken=self._broken)
+        self._call = self._link.call
         self._scripts: dict[str, Any] = {}
         self._codec: RequestCodec | None = None
         self._leased: set[str] = set()  # ids this worker holds
@@ -155,7 +151,6 @@ class RedisFrontier:
         self._seeder = False
         self._items: Callable[[], int] = lambda: 0
         self._pages: Callable[[], int] = lambda: 0
-        self._outage_since: float | None = None
         self._reported = (0, 0, time.monotonic())  # pages, items, when: the last report
         self.stopped: str | None = None
         self.failure: str | None = None  # why this store stopped the crawl, one line
@@ -179,37 +174,26 @@ class RedisFrontier:
     @property
     def where(self) -> str:
         """The frontier's URL without its password, for every message."""
-        return redact(self.url)
+        return self._link.where
+
+    @property
+    def _redis(self) -> Any:
+        return self._link.client
+
+    @property
+    def shared_rules(self) -> FleetRobots:
+        """robots.txt, fetched once for the fleet (crawler/frontier/fleetrobots.py)."""
+        return FleetRobots(self._link, self.worker)
+
+    def _broken(self, reason: str, message: str) -> None:
+        """The link broke for good: the crawl stops (said once, by the link)."""
+        self.stopped, self.failure = reason, message
+        self._stop(reason)
 
     async def open(self, spider: object | None = None) -> None:
-        import redis.asyncio as aioredis  # the optional extra: crawler[redis]
-
         self._codec = RequestCodec(spider, counters=self._stats.counters)
-        # a black-holed server (a frozen Redis, a partition) must not hold one command
-        # longer than the outage the crawl rides out
-        wait = max(2.0, min(30.0, self._outage / 3))
-        client = aioredis.from_url(self.url, socket_connect_timeout=min(5.0, wait),
-                                   socket_timeout=wait)
-        try:
-            seconds, micros = await client.time()
-        except Exception as exc:
-            await client.aclose()
-            raise StartupError(f"cannot reach the frontier at {self.where}: "
-                               f"{redact(str(exc))}") from None
-        try:
-            await self._check_eviction(client)
-            await client.set(self.prefix + "gen", uuid.uuid4().hex, nx=True)
-            gen = await client.get(self.prefix + "gen")
-        except StartupError:
-            await client.aclose()
-            raise
-        except Exception as exc:
-            await client.aclose()
-            raise StartupError(f"the frontier at {self.where} refused the crawl's state: "
-                               f"{redact(str(exc))}") from None
-        self._gen = gen.decode() if gen else ""
-        self._offset = seconds + micros / 1e6 - time.time()
-        self._redis = client
+        self._offset, self._gen = await self._link.open()
+        client = self._link.client
         arrival = "-" if self.dfs else "+"  # depth first: the newest of a priority first
         for name in _SCRIPTS:
             self._scripts[name] = client.register_script(
@@ -217,27 +201,6 @@ class RedisFrontier:
         await self._call(client.set, self.prefix + "started", str(self.clock()), nx=True)
         if self._every is not None:
             self._heartbeat = asyncio.create_task(self._beat(), name="frontier-heartbeat")
-
-    async def _check_eviction(self, client: Any) -> None:
-        """Refuse a Redis that may evict the crawl's keys (an allkeys-* policy with a
-        maxmemory): the crawl would lose requests silently. A server that does not say
-        (CONFIG refused, as managed services do) is warned about."""
-        from redis.exceptions import ResponseError
-
-        try:
-            policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy")
-            limit = (await client.config_get("maxmemory")).get("maxmemory")
-        except ResponseError:
-            logger.warning("the frontier at %s does not say whether it evicts keys (CONFIG "
-                           "GET refused): make sure its maxmemory-policy is noeviction or "
-                           "volatile-*; the crawl stops if its state vanishes", self.where)
-            return
-        policy = policy.decode() if isinstance(policy, bytes) else str(policy or "")
-        if policy.startswith("allkeys") and str(limit).strip("b'") not in ("0", ""):
-            raise StartupError(
-                f"the frontier at {self.where} may evict the crawl's keys "
-                f"(maxmemory-policy {policy}, maxmemory {_text(limit)}): set maxmemory-policy "
-                "to noeviction (or volatile-lru), or remove its maxmemory")
 
     async def close(self) -> None:
         await cancel_and_wait(self._heartbeat)
@@ -247,13 +210,12 @@ class RedisFrontier:
                 await asyncio.wait_for(self.flush(), 5)
                 await asyncio.wait_for(self._release(), 5)
                 await asyncio.wait_for(self._report(), 5)
-                await self._call(_pipeline, self._redis, [
+                await self._link.pipeline([
                     ("hdel", self.prefix + "workers", self.worker),
                     ("hdel", self.prefix + "alive", self.worker)], retry=False)
                 if self._seeder:
                     await self._redis.delete(self.prefix + "seeding")
-            await self._redis.aclose()
-            self._redis = None
+            await self._link.close()
 
     def watch(self, changed: Callable[[], None], stop: Callable[[str], None], *,
               pages: Callable[[], int], items: Callable[[], int]) -> None:
@@ -495,8 +457,8 @@ class RedisFrontier:
         now = time.monotonic()
         if self._queued[0] and now - self._queued[1] < _QUEUED_FRESH and not self._dry:
             return self._queued[0]
-        r, p = self._redis, self.prefix
-        queued, seeding = await self._call(_pipeline, r, [
+        p = self.prefix
+        queued, seeding = await self._link.pipeline([
             ("hget", p + "counts", "queued"), ("exists", p + "seeding")])
         count = int(queued or 0) + int(seeding)
         self._queued = (count, now)
@@ -506,33 +468,7 @@ class RedisFrontier:
         """Requests leased by any worker and not acknowledged."""
         return int(await self._call(self._redis.zcard, self.prefix + "leased"))
 
-    # -- robots.txt, once for the fleet ------------------------------------------------------
-
-    async def rules(self, origin: str, fetch: Callable[[], Awaitable[bytes | bool | str]],
-                    ) -> bytes | bool | str:
-        """`origin`'s robots.txt outcome, kept in Redis for a day: the first worker to
-        need it fetches it (holding a lock), the others wait for its answer; if that
-        worker dies, the lock expires and another fetches it."""
-        r, key = self._redis, f"{self.prefix}robots:{origin}"
-        deadline = time.monotonic() + _ROBOTS_LOCK
-        while True:
-            stored = await self._call(r.get, key)
-            if stored is not None:
-                return _outcome(stored)
-            if await self._call(r.set, key + ":lock", self.worker, nx=True, ex=_ROBOTS_LOCK):
-                break
-            if time.monotonic() > deadline:  # the fetcher is slow or gone: fetch here too
-                return await fetch()
-            await asyncio.sleep(_ROBOTS_POLL)
-        try:
-            outcome = await fetch()
-            await self._call(r.set, key, _stored(outcome), ex=_ROBOTS_KEPT)
-        finally:
-            with contextlib.suppress(Exception):
-                await self._call(r.delete, key + ":lock", retry=False)
-        return outcome
-
-    # -- heartbeats, limits, outages -----------------------------------------------------
+    # -- heartbeats and fleet-wide limits -----------------------------------------------------
 
     async def beat(self) -> int:
         """Extend this worker's leases and give back every expired one, and every lease of
@@ -553,7 +489,7 @@ class RedisFrontier:
     async def _report(self) -> list[Any]:
         """This worker's heartbeat record and its items since the last report; the fleet's
         items, pages, start and stop reason."""
-        r, p = self._redis, self.prefix
+        p = self.prefix
         pages, items = self._pages(), self._items()
         now = time.monotonic()
         elapsed = max(now - self._reported[2], 1e-3)
@@ -563,7 +499,7 @@ class RedisFrontier:
         # this process's items as an absolute count under its own key: a report that was
         # cut short (a cancelled heartbeat) and sent again counts them once, where an
         # increment counted them twice
-        answer = await self._call(_pipeline, r, [
+        answer = await self._link.pipeline([
             ("hset", p + "workers", self.worker, orjson.dumps(record)),
             ("hset", p + "items", self._run_id, items), ("hvals", p + "items"),
             ("hget", p + "counts", "pages"), ("get", p + "started"), ("get", p + "stop")])
@@ -586,7 +522,7 @@ class RedisFrontier:
         failures = 0
         while True:
             await asyncio.sleep(self._every)
-            if self.stopped in (UNREACHABLE, FRONTIER_ERROR):
+            if self._link.reason is not None:
                 return  # said already, once
             try:
                 now = self.clock()
@@ -621,148 +557,6 @@ class RedisFrontier:
             return "max_duration"
         return None
 
-    async def _call(self, fn: Any, *args: Any, retry: bool = True, **kwargs: Any) -> Any:
-        """`fn(*args)` against Redis, riding out an outage (or a server out of memory) of
-        up to `outage` seconds: retried with backoff, logged once; past that, or when Redis
-        refuses a command (the crawl's state gone, a key of the wrong type), the crawl
-        stops with one line (FrontierUnavailable, finish reason frontier_unreachable or
-        frontier_error)."""
-        from redis.exceptions import BusyLoadingError, OutOfMemoryError, ResponseError
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
-
-        delay = 0.1
-        task = asyncio.current_task()
-        while True:
-            if self.stopped in (UNREACHABLE, FRONTIER_ERROR):
-                raise FrontierUnavailable(self.failure or "the frontier is gone")
-            try:
-                result = await fn(*args, **kwargs)
-                if task is not None and task.cancelling():
-                    # redis-py can swallow a cancellation that lands in a command (seen
-                    # with 7.4 as a 2 s stall at the end of a crawl): raise it here
-                    raise asyncio.CancelledError
-            except ResponseError as exc:
-                message = str(exc)
-                if not (isinstance(exc, OutOfMemoryError) or "> 'maxmemory'" in message):
-                    raise self._fail(FRONTIER_ERROR, self._refused(message)) from None
-                if not await self._ride_out(exc, retry, "is out of memory (maxmemory, "
-                                                      "noeviction)"):
-                    raise self._fail(FRONTIER_ERROR, f"the frontier at {self.where} stayed "
-                                     f"out of memory for {self._outage:.0f} s: give it "
-                                     "more maxmemory; run again to resume") from None
-            except (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError) as exc:
-                if not await self._ride_out(exc, retry, "is unreachable"):
-                    raise self._fail(UNREACHABLE, "the shared frontier was unreachable for "
-                                     f"too long ({self._outage:.0f} s, {self.where}): "
-                                     "stopped; run again to resume") from None
-            else:
-                if self._outage_since is not None:
-                    logger.warning("the frontier at %s is back after %.1f s", self.where,
-                                   time.monotonic() - self._outage_since)
-                    self._outage_since = None
-                return result
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-    async def _ride_out(self, exc: Exception, retry: bool, what: str) -> bool:
-        """A failed call: True to try again (within the outage the crawl rides out)."""
-        if not retry:
-            raise exc
-        now = time.monotonic()
-        if self._outage_since is None:
-            self._outage_since = now
-            logger.warning("the frontier at %s %s (%s): waiting for it (up to %.0f s)",
-                           self.where, what, redact(str(exc)) or type(exc).__name__,
-                           self._outage)
-            return True
-        return now - self._outage_since <= self._outage
-
-    def _refused(self, message: str) -> str:
-        if message.startswith(_VANISHED):
-            return (f"the crawl's state in the frontier at {self.where} ({self.prefix}*) "
-                    "vanished mid-crawl: deleted by another client, or evicted (its "
-                    "maxmemory-policy); what was written is kept, --job NAME starts anew")
-        return f"the frontier at {self.where} refused a command: {redact(message)}"
-
-    def _fail(self, reason: str, message: str) -> FrontierUnavailable:
-        """Stop the crawl for good (said once, in one line); the error for the caller."""
-        if self.stopped not in (UNREACHABLE, FRONTIER_ERROR):
-            self.stopped, self.failure = reason, message
-            logger.error("%s", message)
-            self._stop(reason)
-        return FrontierUnavailable(self.failure or message)
-
-
-async def _pipeline(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    """Several commands in one round trip (MULTI/EXEC)."""
-    async with client.pipeline(transaction=True) as pipe:
-        for name, *args in commands:
-            getattr(pipe, name)(*args)
-        return list(await pipe.execute())
-
-
-def _stored(outcome: bytes | bool | str) -> bytes:
-    if isinstance(outcome, bytes):
-        return b"B" + outcome
-    if outcome is True:
-        return b"T"
-    return b"R" + str(outcome).encode()
-
-
-def _outcome(stored: bytes) -> bytes | bool | str:
-    kind, rest = stored[:1], stored[1:]
-    if kind == b"B":
-        return rest
-    if kind == b"T":
-        return True
-    return rest.decode()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
 
 def _priority(request: Request) -> int:
     return max(-_PRIORITY, min(_PRIORITY, request.priority))
-
-
-async def read_status(url: str, spider: str, job: str | None = None) -> dict[str, Any]:
-    """A shared crawl's progress, for `python -m crawler status`: its counts, leases,
-    seen-set size, state, and each worker's last heartbeat. StartupError when Redis does
-    not answer."""
-    import redis.asyncio as aioredis
-
-    prefix = f"crawler:{spider}:{job or spider}:"
-    client = aioredis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
-    try:
-        (seconds, micros), counts, items, leased, seen, workers, seeded, seeding, stop = \
-            await _pipeline(client, [
-                ("time",), ("hgetall", prefix + "counts"), ("hvals", prefix + "items"),
-                ("zcard", prefix + "leased"), ("scard", prefix + "seen"),
-                ("hgetall", prefix + "workers"), ("get", prefix + "seeded"),
-                ("get", prefix + "seeding"), ("get", prefix + "stop")])
-    except Exception as exc:
-        raise StartupError(f"cannot read the frontier at {redact(url)}: "
-                           f"{redact(str(exc))}") from None
-    finally:
-        await client.aclose()
-    now = seconds + micros / 1e6
-    counts = {k.decode(): int(v) for k, v in counts.items()}
-    counts["items"] = sum(int(v) for v in items)
-    queued = counts.get("queued", 0)
-    if not (seeded or seeding or seen):
-        state = "not started (no such crawl)"
-    elif stop:
-        state = f"stopping or stopped ({stop.decode()})"
-    elif seeded and not queued and not leased:
-        state = "finished"
-    else:
-        state = "running"
-    heartbeats = {}
-    for name, record in workers.items():
-        beat = orjson.loads(record)
-        beat["age"] = now - beat["heartbeat"]
-        heartbeats[name.decode()] = beat
-    return {"prefix": prefix, "counts": counts, "leased": leased, "seen": seen,
-            "state": state, "workers": heartbeats}

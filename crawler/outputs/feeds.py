@@ -23,7 +23,8 @@ from urllib.parse import unquote, urlsplit
 
 from crawler.core.plugins import describe
 from crawler.exceptions import OutputError
-from crawler.outputs.files import FORMATS, STDOUT, make_exporter
+from crawler.outputs.files import STDOUT
+from crawler.outputs.formats import FORMATS, make_exporter
 from crawler.outputs.sinks import Sink, sink_factory
 
 __all__ = ["output_sink"]

@@ -16,8 +16,9 @@ from crawler.core.ratelimit import HostPolicy
 from crawler.core.robots import SharedRules
 from crawler.exceptions import FrontierUnavailable
 from crawler.frontier.codec import store_id
+from crawler.frontier.fleetstatus import read_status
 from crawler.frontier.pagerecords import PageRecords
-from crawler.frontier.redisstore import RedisFrontier, read_status
+from crawler.frontier.redisstore import RedisFrontier
 from crawler.http import Request
 from crawler.redact import redact
 from crawler.storage.base import PageItems, Storage, StorageContext, Task
@@ -58,7 +59,7 @@ class FleetStorage(Storage):
 
     @property
     def shared_rules(self) -> SharedRules:
-        return self.frontier
+        return self.frontier.shared_rules
 
     def tasks(self, changed: Callable[[], None]) -> list[Task]:
         return [("acks", self._acking(changed))]
