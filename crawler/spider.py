@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from crawler.http import Request
 
 if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
     from crawler.http import Response
     from crawler.settings import Settings
 
@@ -39,7 +40,7 @@ class Spider:
     custom_settings: ClassVar[dict[str, Any]] = {}
     handle_httpstatus_list: Sequence[int] = ()
     settings: Settings
-    crawler: Any  # the Crawler running it (its settings, stats and signals), once it runs
+    crawler: CrawlerProtocol  # the Crawler running it (settings, stats, signals), once it runs
 
     def __init__(self, **kwargs: Any) -> None:
         """Spider arguments (`-a key=value`) arrive here and become attributes."""
@@ -50,7 +51,7 @@ class Spider:
         self.logger = logging.getLogger(f"crawler.spider.{self.name or type(self).__name__}")
 
     @classmethod
-    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Spider:
+    def from_crawler(cls, crawler: CrawlerProtocol, *args: Any, **kwargs: Any) -> Spider:
         """Build the spider for `crawler` (Scrapy's hook): override it to read
         `crawler.settings`, connect to `crawler.signals` or keep `crawler.stats`, calling
         `super().from_crawler(crawler, *args, **kwargs)` first. Called when a crawl is

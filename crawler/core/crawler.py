@@ -104,6 +104,7 @@ class Crawler:
         # what fetches: by scheme (or meta["download_handler"]); `downloader` for http(s)
         handlers = DownloadHandlers(self, default=downloader)
         max_pages = s.max_pages
+        scheduler: Scheduler
         self.scheduler = scheduler = Scheduler(
             self.frontier, stats=stats, fingerprint=fingerprint, allowed_domains=allowed,
             settings=s, refused=self._refused, maybe_done=self._check_done,

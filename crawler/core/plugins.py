@@ -21,9 +21,12 @@ import queue
 import threading
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler.exceptions import NotConfigured, StartupError
+
+if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
 
 __all__ = [
     "Interrupted", "PluginThread", "build", "call", "describe", "is_async", "load_object",
@@ -48,7 +51,7 @@ def load_object(path: str, what: str) -> Any:
         raise StartupError(f"cannot import {what} {path!r}: {exc}") from None
 
 
-def build(spec: Any, crawler: Any, what: str) -> Any:
+def build(spec: Any, crawler: CrawlerProtocol, what: str) -> Any:
     """An instance from a class, an instance or a dotted path; `from_crawler(crawler)` is
     used when the class defines it. None when it raises NotConfigured (left out)."""
     obj = load_object(spec, what) if isinstance(spec, str) else spec

@@ -28,10 +28,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler.core.plugins import build
 from crawler.http import Response
+
+if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
 
 __all__ = ["SpiderMiddlewareChain"]
 
@@ -49,7 +52,7 @@ class SpiderMiddlewareChain:
         self._starts = _hooks(self.middlewares[::-1], "process_start", spider)
 
     @classmethod
-    def from_crawler(cls, crawler: Any) -> SpiderMiddlewareChain | None:
+    def from_crawler(cls, crawler: CrawlerProtocol) -> SpiderMiddlewareChain | None:
         """The crawl's chain; None when it has no middleware (callbacks run bare)."""
         from crawler.middlewares import ordered_specs
 
