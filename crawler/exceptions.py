@@ -58,9 +58,13 @@ class Kind(enum.StrEnum):
     FORBIDDEN_ADDRESS = "forbidden_address"  # not public, and allow_private_addresses=false
     TOO_MANY_RETRIES = "too_many_retries"  # a middleware's Retry past the retries setting
     INTERNAL = "internal"  # a bug in the crawler or a plugin; the request is released
+    BROWSER_TIMEOUT = "browser_timeout"  # a rendered page did not load (or settle) in time
+    BROWSER_CRASH = "browser_crash"  # the browser or the page's renderer died: retried
+    BROWSER_ERROR = "browser_error"  # the browser refused the navigation (a download, ...)
 
 
-RETRYABLE = frozenset({Kind.TIMEOUT, Kind.CONNECTION, Kind.DNS, Kind.PAYLOAD})
+RETRYABLE = frozenset({Kind.TIMEOUT, Kind.CONNECTION, Kind.DNS, Kind.PAYLOAD,
+                       Kind.BROWSER_CRASH})
 
 
 def http_kind(status: int) -> str:

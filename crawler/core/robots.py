@@ -231,6 +231,7 @@ class RobotsCache:
                 "download_maxsize": MAX_ROBOTS_BYTES, "download_truncate": True,
                 # the middlewares pass it on as it is: this loader retries and redirects
                 "robots_txt": True, "dont_retry": True, "dont_redirect": True,
+                "download_handler": url.scheme,  # over HTTP, never rendered
                 "handle_httpstatus_all": True}))
             location = response.headers.get("Location")
             if not (300 <= response.status < 400 and location):

@@ -1,8 +1,11 @@
 """Download handlers: what turns a request into a response, behind the middleware chain.
 
 The handler of a request is the one its `meta["download_handler"]` names, else the one
-of its URL's scheme. The `download_handlers` setting adds handlers or replaces or
-disables (None) the built-in ones, as Scrapy's DOWNLOAD_HANDLERS does:
+of its URL's scheme; an http(s) page goes to the browser (crawler/handlers/browser.py)
+with `meta["browser"] = True`, or for every page with `render = "browser"` (then
+`meta["browser"] = False` keeps one on HTTP). The `download_handlers` setting adds
+handlers or replaces or disables (None) the built-in ones, as Scrapy's DOWNLOAD_HANDLERS
+does:
 
     custom_settings = {"download_handlers": {"s3": "myproject.handlers.S3Handler"}}
 
@@ -22,7 +25,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from crawler.core.plugins import build
-from crawler.exceptions import DownloadError, Kind, StartupError
+from crawler.exceptions import DownloadError, Kind, RequestFailed, StartupError
 from crawler.handlers.http import Downloader, HttpDownloader
 from crawler.http import Request, Response
 
@@ -32,7 +35,9 @@ if TYPE_CHECKING:
 __all__ = ["BUILTIN", "DownloadHandlers", "Downloader", "HttpDownloader"]
 
 _HTTP = "crawler.handlers.http.HttpDownloader"
-BUILTIN: dict[str, Any] = {"http": _HTTP, "https": _HTTP}
+BUILTIN: dict[str, Any] = {"http": _HTTP, "https": _HTTP,
+                           "browser": "crawler.handlers.browser.BrowserHandler"}
+_NAMES = frozenset({"browser"})  # handlers named by meta, not by a URL's scheme
 
 
 class DownloadHandlers:
@@ -68,13 +73,15 @@ class DownloadHandlers:
         # id(handler) -> what entering it gave; the caller's `default` is open already
         self._opened: dict[int, Downloader] = {id(default): default} if default else {}
         self._opening = asyncio.Lock()
+        # http(s) pages go to the browser when the crawl renders them (render = "browser")
+        self._web = "browser" if crawler.settings.render == "browser" else None
         self._stack = AsyncExitStack()
         self._closed = False
 
     @property
     def schemes(self) -> frozenset[str]:
-        """The keys requests can be sent to (URL schemes, and names for meta)."""
-        return frozenset(self._handlers)
+        """The URL schemes requests can be sent to (not the names only meta uses)."""
+        return frozenset(self._handlers) - _NAMES
 
     async def __aenter__(self) -> DownloadHandlers:
         return self
@@ -87,11 +94,19 @@ class DownloadHandlers:
 
     async def fetch(self, request: Request) -> Response:
         meta = request._meta
-        key = meta.get("download_handler") if meta else None
+        key = None
+        rendered = self._web
+        if meta:
+            key = meta.get("download_handler")
+            browser = meta.get("browser")
+            if browser is not None:
+                rendered = "browser" if browser else None
         if key is None:
             url = request.url
             key = "https" if url.startswith("https:") else "http" if url.startswith("http:") \
                 else url.partition(":")[0].lower()
+            if rendered is not None and key in ("http", "https"):
+                key = rendered
         handler = self._open.get(key)
         if handler is None:
             handler = await self._start(key, request)
@@ -111,7 +126,11 @@ class DownloadHandlers:
             if opened is None:
                 opened = handler
                 if hasattr(handler, "__aenter__"):  # opened once, closed with the crawl
-                    opened = await self._stack.enter_async_context(opened)
+                    try:
+                        opened = await self._stack.enter_async_context(opened)
+                    except RequestFailed as exc:  # it cannot open (what it needs is missing)
+                        exc.request = request
+                        raise
                 self._opened[id(handler)] = opened
             self._open[key] = opened
         return opened  # type: ignore[no-any-return]

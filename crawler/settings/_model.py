@@ -155,6 +155,30 @@ class Settings:
     sinks: tuple[tuple[str, Any], ...] = setting(
         (), "`{scheme: sink class or path}`: what `-o SCHEME://...` writes with",
         kind="sinks")
+    # -- pages rendered in a browser (crawler/handlers/browser.py) --------------------------
+    render: str = setting(
+        "http", "how http(s) pages are fetched: `http` (aiohttp), or `browser` (rendered in "
+        "Chromium through Playwright, `pip install -e '.[browser]'`); `meta[\"browser\"]` "
+        "decides per request", choices=("http", "browser"),
+        choices_text="must be 'http' or 'browser'")
+    browser_executable: str | None = setting(
+        None, "the Chromium to drive (default: `chromium` or `chromium-browser` on PATH; "
+        "nothing is ever downloaded)", rule=(lambda v: bool(v.strip()),
+                                            "must name an executable"),
+        shown="`chromium` on PATH")
+    browser_max_pages: int = setting(
+        4, "pages open in the browser at once (each is a tab: memory)", ge=1, le=256,
+        le_why="each open page costs tens of MB")
+    browser_timeout: float = setting(
+        30.0, "seconds a page may take to load and settle, and every page action; past it "
+        "the request fails as `browser_timeout`", gt=0, le=_DAY,
+        le_why="a page that takes longer is lost")
+    browser_recycle_pages: int = setting(
+        200, "pages a browser context renders before it is replaced by a fresh one (what "
+        "pages leak goes with it)", ge=1)
+    browser_block: tuple[str, ...] = setting(
+        ("image", "media", "font"), "resource types a rendered page does not load "
+        "(Playwright's names: image, media, font, stylesheet, script, ...)")
     # -- where the crawl's state lives (crawler/storage/) ----------------------------------
     job_dir: str | None = setting(
         None, "keep the crawl's state in this directory and resume from it", flag=(

@@ -1,0 +1,314 @@
+"""Pages rendered in Chromium through Playwright: a download handler (crawler/handlers/),
+for `meta["browser"] = True` or every http(s) page with `render = "browser"`.
+
+One browser per crawl, driven by Playwright and launched from the system's Chromium
+(`browser_executable`, else `chromium` on PATH: nothing is ever downloaded). Pages are
+bounded (`browser_max_pages` open at once); each request gets a fresh page in its
+context (`meta["browser_context"]`, default one), and a context is replaced after
+`browser_recycle_pages` pages, so what pages leak goes with it. Every navigation, wait and
+close runs under a watchdog (`browser_timeout`): a page that never loads or loops forever
+in JavaScript fails as `browser_timeout` and its slot comes back; dialogs are dismissed,
+popups closed and downloads refused. A browser that dies is launched again for the next
+page (the page it took with it fails as `browser_crash`, which is retried). Images, media
+and fonts are not loaded (`browser_block`). The callback gets a normal Response: the
+rendered DOM, and the final URL, status and headers of the main document.
+
+The browser is Playwright's child (its driver's): when the crawl ends, however it ends,
+the driver's pipe closes and it takes the browser with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import shutil
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from yarl import URL
+
+from crawler.exceptions import DownloadError, Kind, StartupError
+from crawler.handlers.netguard import forbidden, literal_address
+from crawler.http import Request, Response
+from crawler.settings import Settings
+from crawler.stats import Stats
+
+if TYPE_CHECKING:
+    from crawler.core.state import CrawlerProtocol
+
+__all__ = ["BrowserHandler", "find_chromium"]
+
+logger = logging.getLogger(__name__)
+
+_CLOSE_TIMEOUT = 5.0  # seconds a page, a context or the browser may take to close
+_INSTALL = "apt-get install chromium (Debian/Ubuntu), or give browser_executable"
+_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# Chromium's network errors, by the kind a plain HTTP fetch would have given
+_NET_KINDS = {"ERR_NAME_NOT_RESOLVED": Kind.DNS, "ERR_CONNECTION_REFUSED": Kind.CONNECTION,
+              "ERR_CONNECTION_RESET": Kind.CONNECTION, "ERR_CONNECTION_CLOSED": Kind.CONNECTION,
+              "ERR_ADDRESS_UNREACHABLE": Kind.CONNECTION, "ERR_EMPTY_RESPONSE": Kind.CONNECTION,
+              "ERR_TIMED_OUT": Kind.TIMEOUT, "ERR_CONNECTION_TIMED_OUT": Kind.TIMEOUT,
+              "ERR_CERT_": Kind.TLS, "ERR_SSL_": Kind.TLS}
+
+
+def find_chromium(settings: Settings) -> str:
+    """The Chromium executable to drive; StartupError, naming how to install it."""
+    if settings.browser_executable is not None:
+        found = shutil.which(settings.browser_executable)
+        if found is None:
+            raise StartupError(f"browser_executable {settings.browser_executable!r} is not an "
+                               f"executable: {_INSTALL}")
+        return found
+    for name in _NAMES:
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    raise StartupError(f"rendering pages needs Chromium, and none is on PATH: {_INSTALL}")
+
+
+def _check_playwright() -> None:
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        raise StartupError("rendering pages needs Playwright: pip install -e '.[browser]' "
+                           "(it drives the system's Chromium; no browser is downloaded)") \
+            from None
+
+
+class _Context:
+    """A browser context and how many pages it has rendered."""
+
+    __slots__ = ("context", "pages")
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.pages = 0
+
+
+class BrowserHandler:
+    """Usage: `async with BrowserHandler(settings, stats) as handler: await
+    handler.fetch(request)`; built by the crawl's download handlers."""
+
+    def __init__(self, settings: Settings, stats: Stats | None = None) -> None:
+        self._settings = settings
+        self._stats = stats or Stats()
+        self._timeout = settings.browser_timeout
+        self._block = frozenset(settings.browser_block)
+        self._slots = asyncio.Semaphore(settings.browser_max_pages)
+        self._playwright: Any = None
+        self._browser: Any = None
+        self._executable: str | None = None
+        self._contexts: dict[str, _Context] = {}
+        self._starting = asyncio.Lock()
+        self._open_pages = 0
+        self._closed = False
+        self._chores: set[asyncio.Future[None]] = set()
+        # allow_private_addresses = false: every request of a page is checked first
+        self._guard = not settings.allow_private_addresses
+        self._verdicts: dict[str, bool] = {}  # host -> allowed (bounded)
+
+    @classmethod
+    def from_crawler(cls, crawler: CrawlerProtocol) -> BrowserHandler:
+        s = crawler.settings
+        if s.render == "browser":  # every page needs it: say so before anything opens
+            _check_playwright()
+            find_chromium(s)
+        return cls(s, crawler.stats)
+
+    async def __aenter__(self) -> BrowserHandler:
+        try:
+            _check_playwright()
+            self._executable = find_chromium(self._settings)
+        except StartupError as exc:
+            raise DownloadError(Kind.BROWSER_ERROR, str(exc), None) from None
+        from playwright.async_api import async_playwright
+
+        self._playwright = await async_playwright().start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._closed = True
+        with contextlib.suppress(Exception):
+            await self._close_browser()
+        if self._playwright is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._playwright.stop(), _CLOSE_TIMEOUT)
+            self._playwright = None
+
+    @property
+    def pages_open(self) -> int:
+        return self._open_pages
+
+    async def fetch(self, request: Request) -> Response:
+        async with self._slots:
+            self._open_pages += 1
+            try:
+                return await self._render(request)
+            finally:
+                self._open_pages -= 1
+
+    async def _render(self, request: Request) -> Response:
+        meta = request._meta or {}
+        holder = await self._context(str(meta.get("browser_context", "default")), request)
+        holder.pages += 1
+        page = None
+        try:
+            page = await asyncio.wait_for(holder.context.new_page(), self._timeout)
+            page.on("dialog", lambda dialog: self._aside(dialog.dismiss()))
+            page.on("popup", lambda popup: self._aside(popup.close()))
+            return await asyncio.wait_for(self._navigate(page, request), self._timeout)
+        except TimeoutError:
+            self._stats.counters["browser/timeouts"] += 1
+            raise DownloadError(Kind.BROWSER_TIMEOUT, f"the page did not load within "
+                                f"{self._timeout:g} s (browser_timeout)", request) from None
+        except DownloadError:
+            raise
+        except Exception as exc:
+            raise self._failure(exc, request) from None
+        finally:
+            if page is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(page.close(), _CLOSE_TIMEOUT)
+            if holder.pages >= self._settings.browser_recycle_pages:
+                await self._recycle(holder)
+
+    async def _navigate(self, page: Any, request: Request) -> Response:
+        response = await page.goto(request.url, wait_until="load")
+        body = (await page.content()).encode()
+        if response is None:  # (a same-document navigation: no main response)
+            return Response(page.url, 200, {"Content-Type": "text/html; charset=utf-8"},
+                            body, request, flags=("browser",))
+        headers = await response.all_headers()
+        headers["content-type"] = "text/html; charset=utf-8"  # the DOM, serialised as UTF-8
+        headers.pop("content-encoding", None)
+        headers.pop("content-length", None)
+        self._stats.counters["browser/pages"] += 1
+        return Response(page.url, response.status, headers, body, request, flags=("browser",))
+
+    def _failure(self, exc: Exception, request: Request) -> DownloadError:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if self._browser is None or not self._browser.is_connected() or \
+                "crash" in message.lower() or "closed" in message.lower():
+            self._stats.counters["browser/crashes"] += 1
+            return DownloadError(Kind.BROWSER_CRASH, f"the browser died: {message}", request)
+        if "net::ERR_ADDRESS_UNREACHABLE" in message and self._guard:
+            return DownloadError(Kind.FORBIDDEN_ADDRESS, f"{request.url}: refused by "
+                                 "allow_private_addresses = false", request)
+        for code, kind in _NET_KINDS.items():
+            if f"net::{code}" in message:
+                return DownloadError(kind, message, request)
+        return DownloadError(Kind.BROWSER_ERROR, message, request)
+
+    def _aside(self, awaitable: Any) -> None:
+        """Run a page's chore (dismiss a dialog, close a popup) beside it, bounded."""
+        task = asyncio.ensure_future(_quietly(awaitable))
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def _context(self, key: str, request: Request) -> _Context:
+        """The context for `key`, launching the browser first when it is not running."""
+        holder = self._contexts.get(key)
+        if holder is not None and self._browser is not None and self._browser.is_connected():
+            return holder
+        async with self._starting:
+            if self._closed:
+                raise DownloadError(Kind.BROWSER_ERROR, "the browser is closed", request)
+            if self._browser is None or not self._browser.is_connected():
+                await self._launch(request)
+            holder = self._contexts.get(key)
+            if holder is None:
+                holder = self._contexts[key] = _Context(await self._new_context())
+            return holder
+
+    async def _launch(self, request: Request) -> None:
+        if self._browser is not None:  # it died: what it held goes with it
+            self._stats.counters["browser/restarts"] += 1
+            logger.warning("the browser died: launching it again")
+            with contextlib.suppress(Exception):
+                await self._close_browser()
+        self._contexts.clear()
+        try:
+            self._browser = await asyncio.wait_for(self._playwright.chromium.launch(
+                executable_path=self._executable, headless=True,
+                args=["--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]),
+                self._timeout)
+        except Exception as exc:
+            self._browser = None
+            raise DownloadError(Kind.BROWSER_ERROR, f"cannot launch Chromium "
+                                f"({self._executable}): {str(exc).splitlines()[0]}",
+                                request) from None
+        self._stats.counters["browser/launches"] += 1
+
+    async def _new_context(self) -> Any:
+        context = await self._browser.new_context(
+            accept_downloads=False, user_agent=self._settings.user_agent,
+            ignore_https_errors=not self._settings.tls_verify)
+        if self._block or self._guard:
+            await context.route("**/*", self._filter)
+        return context
+
+    async def _filter(self, route: Any) -> None:
+        request = route.request
+        if request.resource_type in self._block:
+            await route.abort()
+        elif self._guard and not await self._public(request.url):
+            self._stats.counters["browser/forbidden_address"] += 1
+            await route.abort("addressunreachable")
+        else:
+            await route.continue_()
+
+    async def _public(self, url: str) -> bool:
+        """Whether every address `url`'s host resolves to is public (the SSRF guard of
+        crawler/handlers/netguard.py, for the page's own requests; Chromium resolves the
+        name again, so a name rebinding between the two is not caught: use a proxy for
+        untrusted sites)."""
+        try:
+            host = URL(url).host
+        except ValueError:
+            return False
+        if host is None:
+            return url.startswith(("data:", "blob:", "about:"))
+        known = self._verdicts.get(host)
+        if known is not None:
+            return known
+        address = literal_address(host)
+        if address is not None:
+            allowed = not forbidden(address)
+        else:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+            except OSError:
+                return True  # Chromium fails it as it would anyway
+            allowed = all(not forbidden(ipaddress.ip_address(str(info[4][0]).split("%")[0]))
+                          for info in infos)
+        if len(self._verdicts) >= 10_000:
+            self._verdicts.clear()
+        self._verdicts[host] = allowed
+        return allowed
+
+    async def _recycle(self, holder: _Context) -> None:
+        """Replace a context that rendered its share of pages (the next page makes one)."""
+        for key, other in list(self._contexts.items()):
+            if other is holder:
+                del self._contexts[key]
+        self._stats.counters["browser/contexts_recycled"] += 1
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(holder.context.close(), _CLOSE_TIMEOUT)
+
+    async def _close_browser(self) -> None:
+        browser, self._browser = self._browser, None
+        contexts = list(self._contexts.values())
+        self._contexts.clear()
+        for holder in contexts:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(holder.context.close(), _CLOSE_TIMEOUT)
+        if browser is not None:
+            await asyncio.wait_for(browser.close(), _CLOSE_TIMEOUT)
+
+
+async def _quietly(awaitable: Any) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(awaitable, _CLOSE_TIMEOUT)

@@ -1,0 +1,272 @@
+"""Pages rendered in a real Chromium (Debian's, driven by Playwright; nothing downloaded):
+a JavaScript-only site crawled completely, pages that hang, alert or open popups failing
+or passing within their timeout while the crawl goes on, a browser killed mid-crawl
+survived, and no Chromium outliving a crawl killed with SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from aiohttp import web
+
+from crawler import Request, Spider
+from tests.conftest import crawl, finish, spawn
+
+CHROMIUM = os.environ.get("CRAWLER_CHROMIUM", "chromium")
+
+
+@pytest.fixture(autouse=True)
+def _needs_chromium() -> None:
+    if shutil.which(CHROMIUM) is None:
+        if os.environ.get("CRAWLER_REQUIRE_BROWSER"):
+            pytest.fail(f"no {CHROMIUM} on PATH (CRAWLER_REQUIRE_BROWSER)")
+        pytest.skip(f"no {CHROMIUM} on PATH (apt-get install chromium) for the browser tests")
+    pytest.importorskip("playwright.async_api", reason="Playwright drives the browser")
+
+
+# a page whose content and links exist only once its script ran
+_JS_PAGE = """<html><head><title>js</title></head><body><div id="app"></div><script>
+const n = {n};
+document.getElementById("app").innerHTML = "<h1>page " + n + "</h1>" + (n < {last} ?
+  '<a href="/p/' + (2 * n) + '">l</a><a href="/p/' + (2 * n + 1) + '">r</a>' : "");
+</script></body></html>"""
+_SPECIAL = {
+    "/hang": "<html><body><script>while (true) {}</script></body></html>",
+    "/alert": "<html><body><script>alert('hello'); confirm('sure?');"
+              "document.body.innerHTML = '<h1>after the alert</h1>'</script></body></html>",
+    "/popup": "<html><body><script>window.open('/p/1'); document.body.innerHTML = "
+              "'<h1>after the popup</h1>'</script></body></html>",
+}
+
+
+def js_site(last: int = 16, *, delay: float = 0.0) -> web.Application:
+    """Pages /p/1 ... /p/{2 * last - 1}, a binary tree built by script; robots.txt counted."""
+    app = web.Application()
+    app[HITS] = []
+
+    async def page(request: web.Request) -> web.Response:
+        app[HITS].append(request.path)
+        if delay:
+            await asyncio.sleep(delay)
+        n = int(request.match_info["n"])
+        return web.Response(text=_JS_PAGE.replace("{n}", str(n)).replace("{last}", str(last)),
+                            content_type="text/html")
+
+    async def special(request: web.Request) -> web.Response:
+        app[HITS].append(request.path)
+        return web.Response(text=_SPECIAL[request.path], content_type="text/html")
+
+    async def robots(request: web.Request) -> web.Response:
+        app[HITS].append(request.path)
+        return web.Response(text="User-agent: *\nDisallow: /private\n")
+
+    app.router.add_get("/p/{n}", page)
+    app.router.add_get("/robots.txt", robots)
+    for path in _SPECIAL:
+        app.router.add_get(path, special)
+    return app
+
+
+HITS = web.AppKey("hits", list)
+
+
+class Rendered(Spider):
+    name = "rendered"
+    custom_settings: ClassVar[dict[str, Any]] = {"render": "browser", "browser_timeout": 5,
+                                                 "retries": 0}
+
+    async def parse(self, response):
+        h1 = response.css_first("h1")
+        yield {"url": response.url, "h1": h1.text() if h1 else None,
+               "status": response.status}
+        for a in response.css("a"):
+            yield response.follow(a)
+
+
+async def test_a_javascript_only_site_is_crawled_completely(aiohttp_server, tmp_path):
+    app = js_site(16)
+    server = await aiohttp_server(app)
+    spider = Rendered(start_urls=[str(server.make_url("/p/1"))])
+    stats, items = await crawl(spider, tmp_path)
+    assert sorted(int(i["url"].rsplit("/", 1)[1]) for i in items) == list(range(1, 32))
+    assert all(i["h1"] == f"page {i['url'].rsplit('/', 1)[1]}" and i["status"] == 200
+               for i in items)
+    assert app[HITS].count("/robots.txt") == 1  # fetched over HTTP, once
+    assert stats.counters["browser/pages"] == 31 and stats.requests_failed == 0
+
+
+async def test_hanging_alerting_and_popup_pages_within_their_timeout(aiohttp_server,
+                                                                     tmp_path):
+    server = await aiohttp_server(js_site(4))
+    spider = Rendered(start_urls=[str(server.make_url(p)) for p in
+                                  ("/hang", "/alert", "/popup", "/p/1")])
+    started = time.monotonic()
+    stats, items = await crawl(spider, tmp_path, browser_timeout=3)
+    assert time.monotonic() - started < 30
+    assert stats.errors["browser_timeout"] == 1 and stats.requests_failed == 1
+    h1s = {i["url"].rsplit("/", 1)[1]: i["h1"] for i in items}
+    assert h1s["alert"] == "after the alert" and h1s["popup"] == "after the popup"
+    assert {f"{n}" for n in range(1, 8)} <= set(h1s)  # the crawl went on
+
+
+async def test_meta_renders_one_request_of_an_http_crawl(aiohttp_server, tmp_path):
+    server = await aiohttp_server(js_site(2))
+    base = str(server.make_url("/p/"))
+
+    class Mixed(Spider):
+        name = "mixed"
+
+        async def start(self):
+            yield Request(base + "1", meta={"browser": True})
+            yield Request(base + "2")
+
+        async def parse(self, response):
+            h1 = response.css_first("h1")
+            yield {"n": response.url[-1], "h1": h1.text() if h1 else None,
+                   "rendered": "browser" in response.flags}
+
+    stats, items = await crawl(Mixed(), tmp_path)
+    assert sorted((i["n"], i["h1"], i["rendered"]) for i in items) == [
+        ("1", "page 1", True), ("2", None, False)]  # HTTP sees no script's output
+
+
+async def test_a_browser_killed_mid_crawl_is_launched_again_and_the_page_retried(
+        aiohttp_server, tmp_path):
+    app = js_site(8, delay=0.3)
+    server = await aiohttp_server(app)
+    spider = Rendered(start_urls=[str(server.make_url("/p/1"))])
+    killed: list[int] = []
+
+    async def kill_the_browser() -> None:
+        await _until(lambda: bool(_descendants("chrom")), 30)
+        await asyncio.sleep(0.5)  # pages are loading
+        for pid in _descendants("chrom"):
+            killed.append(pid)
+            os.kill(pid, signal.SIGKILL)
+
+    killer = asyncio.create_task(kill_the_browser())
+    stats, items = await crawl(spider, tmp_path, retries=2, browser_max_pages=2)
+    await killer
+    assert killed
+    assert sorted(int(i["url"].rsplit("/", 1)[1]) for i in items) == list(range(1, 16))
+    assert stats.counters["browser/restarts"] >= 1 and stats.requests_failed == 0
+
+
+_SLOW_SPIDER = '''
+from crawler import Spider
+
+class SlowJS(Spider):
+    name = "slowjs"
+    custom_settings = {"render": "browser", "obey_robots": False, "browser_timeout": 60}
+
+    def __init__(self, base="", **kw):
+        super().__init__(**kw)
+        self.start_urls = [f"{base}/p/{n}" for n in range(1, 6)]
+
+    async def parse(self, response):
+        yield {"url": response.url}
+'''
+
+
+async def test_no_chromium_outlives_a_crawl_killed_with_sigkill(aiohttp_server, tmp_path):
+    server = await aiohttp_server(js_site(4, delay=30))  # pages that keep the tabs open
+    (tmp_path / "spiders").mkdir()
+    (tmp_path / "spiders" / "__init__.py").write_text("")
+    (tmp_path / "spiders" / "slowjs.py").write_text(_SLOW_SPIDER)
+    proc = await spawn(sys.executable, "-m", "crawler", "run", "slowjs", "-a",
+                       f"base={str(server.make_url('')).rstrip('/')}", "-o", "out.jsonl",
+                       cwd=tmp_path)
+    await _until(lambda: len(_descendants("chrom", root=proc.pid)) >= 3, 30)
+    browsers = _descendants("chrom", root=proc.pid)  # the browser and its renderers
+    assert browsers, "no Chromium was started"
+    os.kill(proc.pid, signal.SIGKILL)
+    await proc.wait()
+    await _until(lambda: not _alive(browsers), 10)
+    assert not _alive(browsers), f"Chromium outlived the crawl: {_alive(browsers)}"
+
+
+async def test_no_chromium_is_one_line_before_any_output(tmp_path):
+    (tmp_path / "spiders").mkdir()
+    (tmp_path / "spiders" / "__init__.py").write_text("")
+    (tmp_path / "spiders" / "slowjs.py").write_text(_SLOW_SPIDER)
+    (tmp_path / "out.jsonl").write_text("kept\n")
+    proc = await spawn(sys.executable, "-m", "crawler", "run", "slowjs", "-a",
+                       "base=http://127.0.0.1:9", "-O", "out.jsonl", "-s",
+                       "browser_executable=/nonexistent/chromium", cwd=tmp_path)
+    _, err = await finish(proc, 60)
+    lines = err.decode().strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, lines
+    assert "browser_executable '/nonexistent/chromium' is not an executable" in lines[0]
+    assert "apt-get install chromium" in lines[0]
+    assert (tmp_path / "out.jsonl").read_text() == "kept\n"
+
+
+async def _until(condition: Any, limit: float) -> None:
+    """Poll the process table until `condition()` or `limit` seconds."""
+    for _ in range(int(limit / 0.1)):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            tree.setdefault(int(fields[1]), []).append(int(entry.name))
+    return tree
+
+
+def _descendants(name: str, root: int | None = None) -> list[int]:
+    """Live processes below `root` (this one) whose command name contains `name`."""
+    tree, found, todo = _children(), [], [root or os.getpid()]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            todo.append(child)
+            if name in _comm(child) and _state(child) != "Z":
+                found.append(child)
+    return found
+
+
+def _comm(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _state(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "X"
+
+
+def _alive(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if _state(pid) not in ("X", "Z")]
+
+
+
+async def test_a_rendered_page_cannot_reach_a_private_address_when_refused(aiohttp_server,
+                                                                          tmp_path):
+    """allow_private_addresses = false holds for the browser too: the page is refused
+    before Chromium sends anything (this server is on 127.0.0.1)."""
+    app = js_site(2)
+    server = await aiohttp_server(app)
+    spider = Rendered(start_urls=[str(server.make_url("/p/1"))])
+    stats, items = await crawl(spider, tmp_path, allow_private_addresses=False,
+                               obey_robots=False)
+    assert items == [] and stats.errors["forbidden_address"] == 1
+    assert app[HITS] == []
