@@ -270,3 +270,116 @@ async def test_a_rendered_page_cannot_reach_a_private_address_when_refused(aioht
                                obey_robots=False)
     assert items == [] and stats.errors["forbidden_address"] == 1
     assert app[HITS] == []
+
+
+_ACTIONS_PAGE = """<html><head><title>actions</title></head><body>
+<input id="q"><button id="more" onclick="
+  document.getElementById('out').innerHTML += '<p class=clicked>' +
+    document.getElementById('q').value + '</p>'">more</button>
+<div id="out"></div><div style="height: 3000px"></div><div id="feed"></div>
+<script>
+let loads = 0;
+window.addEventListener('scroll', () => {
+  if (window.innerHeight + window.scrollY >= document.body.scrollHeight - 10 && loads < 5) {
+    loads += 1;
+    const item = document.createElement('p'); item.className = 'lazy';
+    item.textContent = 'lazy ' + loads; item.style.height = '3000px';
+    document.getElementById('feed').appendChild(item);
+  }
+});
+</script></body></html>"""
+
+
+async def test_page_actions_and_the_page_hook(aiohttp_server, tmp_path):
+    app = web.Application()
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=_ACTIONS_PAGE, content_type="text/html")
+
+    app.router.add_get("/actions", page)
+    server = await aiohttp_server(app)
+    url = str(server.make_url("/actions"))
+
+    class Acting(Spider):
+        name = "acting"
+        custom_settings: ClassVar[dict[str, Any]] = {"obey_robots": False, "retries": 0}
+
+        async def start(self):
+            yield Request(url, meta={"browser": True, "browser_actions": [
+                {"wait_for": "#more"}, {"fill": ["#q", "books"]}, {"click": "#more"},
+                {"scroll": 3}, {"evaluate": "document.title"}],
+                "browser_page": "count_lazy"}, dont_filter=True)
+            yield Request(url, meta={"browser": True, "browser_actions": [{"jump": 1}]},
+                          dont_filter=True, errback=self.failed)
+
+        async def count_lazy(self, page):
+            return await page.evaluate("document.querySelectorAll('p.lazy').length")
+
+        async def parse(self, response):
+            yield {"clicked": [p.text() for p in response.css("p.clicked")],
+                   "lazy": len(response.css("p.lazy")),
+                   "results": response.meta["browser_results"],
+                   "hook": response.meta["browser_page_result"]}
+
+        async def failed(self, failure):
+            yield {"failed": failure.kind, "why": str(failure.exception)}
+
+    stats, items = await crawl(Acting(), tmp_path)
+    done = next(i for i in items if "clicked" in i)
+    assert done == {"clicked": ["books"], "lazy": 3, "results": ["actions"], "hook": 3}
+    failed = next(i for i in items if "failed" in i)
+    assert failed["failed"] == "invalid_request" and "unknown browser action 'jump'" in \
+        failed["why"]
+
+
+async def test_a_browser_past_its_memory_limit_is_restarted_between_pages(aiohttp_server,
+                                                                         tmp_path):
+    server = await aiohttp_server(js_site(16))
+    spider = Rendered(start_urls=[str(server.make_url("/p/1"))])
+    seen: list[dict[str, Any]] = []
+
+    class Watch:
+        @classmethod
+        def from_crawler(cls, crawler):
+            watch = cls()
+            watch.crawler = crawler
+            from crawler import Signal
+
+            crawler.signals.connect(Signal.RESPONSE_RECEIVED, watch.received)
+            return watch
+
+        async def received(self, response):
+            seen.append((await self.crawler.snapshot()).get("browser", {}))
+
+    stats, items = await crawl(spider, tmp_path, browser_max_memory=64, extensions=[Watch])
+    assert len(items) == 31 and stats.requests_failed == 0  # nothing lost to the restarts
+    assert stats.counters["browser/memory_restarts"] >= 1
+    assert stats.counters["browser/peak_memory_mb"] > 64
+    assert seen and all(0 <= s["pages_open"] <= 4 and s["running"] for s in seen)
+
+
+async def test_fetch_and_parse_render_with_browser(aiohttp_server, tmp_path):
+    server = await aiohttp_server(js_site(2))
+    url = str(server.make_url("/p/1"))
+    plain = await spawn(sys.executable, "-m", "crawler", "fetch", url, "-s",
+                        "obey_robots=false", cwd=tmp_path)
+    out, _ = await finish(plain, 60)
+    assert b"<h1>page 1</h1>" not in out  # what HTTP sees: the script, not its output
+    rendered = await spawn(sys.executable, "-m", "crawler", "fetch", "--browser", url, "-s",
+                           "obey_robots=false", cwd=tmp_path)
+    out, err = await finish(rendered, 60)
+    assert rendered.returncode == 0, err.decode()
+    assert b"<h1>page 1</h1>" in out and b'href="/p/2"' in out
+
+
+def test_the_browser_in_the_metrics():
+    from crawler.extensions.status import prometheus
+
+    snapshot = {"spider": "s", "pages": 1, "items": 1, "failed": 0, "retries": 0,
+                "errors": {}, "status_counts": {}, "queued": 0, "in_flight": 0,
+                "pages_per_second": 0, "state": "running", "elapsed": 1,
+                "browser": {"pages_open": 2, "contexts": 1, "memory_mb": 300.5,
+                            "restarts": 1}}
+    text = prometheus(snapshot)
+    assert 'crawler_browser_pages_open{spider="s"} 2' in text
+    assert 'crawler_browser_memory_megabytes{spider="s"} 300.5' in text

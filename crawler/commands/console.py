@@ -32,7 +32,8 @@ _BANNER = """\
 crawler shell: {where}
   response   the last page fetched (response.css(), .css_text(), .sel.css('h1::text').get(),
              .xpath(), .follow())
-  fetch(url) fetch a URL or Request with the spider's settings (await it, or not)
+  fetch(url) fetch a URL or Request with the spider's settings (await it, or not);
+             fetch(url, browser=True) renders it in Chromium
   view(r)    open a response in a browser (or print where it was saved)
   spider, settings, request; shelp() shows this again; Ctrl-D quits
 """
@@ -54,10 +55,12 @@ class Shell:
             "spider": spider,
         }
 
-    def fetch(self, target: str | Request, redirect: bool = True) -> Any:
+    def fetch(self, target: str | Request, redirect: bool = True, browser: bool = False,
+              ) -> Any:
         """Fetch a URL (or a Request's URL) and make it `response`: at once when called
-        bare, as in Scrapy's shell, or awaitable where a loop runs (`await fetch(url)`)."""
-        coro = self._fetch(target, redirect)
+        bare, as in Scrapy's shell, or awaitable where a loop runs (`await fetch(url)`);
+        `browser=True` renders it in Chromium."""
+        coro = self._fetch(target, redirect, browser)
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # a plain statement: run it here and now
@@ -66,9 +69,12 @@ class Shell:
             return asyncio.run(coro)
         return coro
 
-    async def _fetch(self, target: str | Request, redirect: bool) -> Response | None:
+    async def _fetch(self, target: str | Request, redirect: bool,
+                     browser: bool = False) -> Response | None:
         url = target.url if isinstance(target, Request) else str(target)
-        result = await probe(self.spider_cls, [ProbeRequest(url, redirect=redirect)],
+        meta = {"browser": True} if browser else {}
+        result = await probe(self.spider_cls, [ProbeRequest(url, redirect=redirect,
+                                                             meta=meta)],
                              self.settings, spider_args=self.spider_args)
         if not result.responses:
             why = result.failures[0].exception if result.failures else "nothing came back"

@@ -38,6 +38,8 @@ def add(commands: Any) -> None:
     parser.add_argument("--headers", action="store_true",
                         help="print the status line and response headers, not the body")
     parser.add_argument("--no-redirect", action="store_true", help="do not follow redirects")
+    parser.add_argument("--browser", action="store_true",
+                        help="render the page in Chromium and print the rendered DOM")
     spider_options(parser)
     parser.set_defaults(command=run)
 
@@ -45,7 +47,9 @@ def add(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     url = check_url(args.url)
     spider, settings, spider_args = tool_setup(args, args.spider)
-    result = asyncio.run(probe(type(spider), [ProbeRequest(url, redirect=not args.no_redirect)],
+    meta = {"browser": True} if args.browser else {}
+    result = asyncio.run(probe(type(spider), [ProbeRequest(url, redirect=not args.no_redirect,
+                                                           meta=meta)],
                                settings, spider_args=spider_args))
     if not result.responses:
         why = f"{result.failures[0].kind}: {result.failures[0].exception}" \

@@ -45,6 +45,8 @@ def add(commands: Any) -> None:
     parser.add_argument("--cb-kwargs", metavar="JSON",
                         help="keyword arguments for the callback, a JSON object")
     parser.add_argument("--noitems", action="store_true", help="do not print items")
+    parser.add_argument("--browser", action="store_true",
+                        help="render the page in Chromium before the callback runs")
     parser.add_argument("--nolinks", action="store_true", help="do not print requests")
     spider_options(parser)
     parser.set_defaults(command=run)
@@ -55,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if args.depth < 1:
         raise UsageError("--depth must be >= 1")
     meta = json_object(args.meta, "--meta")
+    if args.browser:
+        meta["browser"] = True
     cb_kwargs = json_object(args.cb_kwargs, "--cb-kwargs")
     spider, settings, spider_args = tool_setup(args, args.spider)
     callback = callback_for(spider, url, args.callback)

@@ -435,6 +435,7 @@ class Engine:
                        "delay": live.get(host, (None, None))[1]}
                       for host, (n, total) in busiest],
             **await self.storage.snapshot(),
+            **self._handlers.snapshot(),
         }
 
     async def schedule(self, request: Request) -> bool:

@@ -166,6 +166,16 @@ def prometheus(snapshot: dict[str, Any]) -> str:
            [("", int(snapshot["state"] == "paused"))])
     metric("elapsed_seconds", "gauge", "Seconds since the status page started.",
            [("", snapshot["elapsed"])])
+    browser = snapshot.get("browser")
+    if browser:  # pages rendered in a browser (crawler/handlers/browser.py)
+        metric("browser_pages_open", "gauge", "Pages open in the browser.",
+               [("", browser["pages_open"])])
+        metric("browser_contexts", "gauge", "Browser contexts open.",
+               [("", browser["contexts"])])
+        metric("browser_memory_megabytes", "gauge", "Memory the browser's processes hold.",
+               [("", browser["memory_mb"])])
+        metric("browser_restarts_total", "counter", "Browser restarts (crashes, memory).",
+               [("", browser["restarts"])])
     return "\n".join(lines) + "\n"
 
 

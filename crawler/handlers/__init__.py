@@ -92,6 +92,15 @@ class DownloadHandlers:
         self._open.clear()
         await self._stack.aclose()
 
+    def snapshot(self) -> dict[str, Any]:
+        """The opened handlers' parts of the crawl's status (the browser's pages, memory)."""
+        parts: dict[str, Any] = {}
+        for handler in {id(h): h for h in self._open.values()}.values():
+            snapshot = getattr(handler, "snapshot", None)
+            if callable(snapshot):
+                parts.update(snapshot())
+        return parts
+
     async def fetch(self, request: Request) -> Response:
         meta = request._meta
         key = None

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import shutil
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from yarl import URL
 
 from crawler.exceptions import DownloadError, Kind, StartupError
+from crawler.handlers.actions import call_page_hook, check_actions, run_actions
 from crawler.handlers.netguard import forbidden, literal_address
 from crawler.http import Request, Response
 from crawler.settings import Settings
@@ -38,11 +40,12 @@ from crawler.stats import Stats
 if TYPE_CHECKING:
     from crawler.core.state import CrawlerProtocol
 
-__all__ = ["BrowserHandler", "find_chromium"]
+__all__ = ["BrowserHandler", "browser_memory", "find_chromium"]
 
 logger = logging.getLogger(__name__)
 
 _CLOSE_TIMEOUT = 5.0  # seconds a page, a context or the browser may take to close
+_MEMORY_EVERY = 10  # pages rendered between two looks at the browser's memory
 _INSTALL = "apt-get install chromium (Debian/Ubuntu), or give browser_executable"
 _NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Chromium's network errors, by the kind a plain HTTP fetch would have given
@@ -68,6 +71,49 @@ def find_chromium(settings: Settings) -> str:
     raise StartupError(f"rendering pages needs Chromium, and none is on PATH: {_INSTALL}")
 
 
+def browser_memory(root: int | None = None) -> int:
+    """Bytes held by the Chromium processes below `root` (this process): the browser,
+    its renderers, GPU and utility processes (their PSS; blocking: /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as file:
+                    parent = int(file.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    total, todo = 0, [root or os.getpid()]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            todo.append(pid)
+            try:
+                with open(f"/proc/{pid}/status", "rb") as file:
+                    status = file.read()
+            except OSError:
+                continue
+            if b"Name:\tchrom" in status:
+                total += _pss(pid, status)
+    return total
+
+
+def _pss(pid: int, status: bytes) -> int:
+    """A process's proportional share of the memory it maps (shared pages divided among
+    the processes sharing them: summing RSS would count Chromium's shared memory once per
+    process); its RSS where the kernel does not say."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as file:
+            for line in file:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    for line in status.splitlines():
+        if line.startswith(b"VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def _check_playwright() -> None:
     try:
         import playwright.async_api  # noqa: F401
@@ -91,8 +137,10 @@ class BrowserHandler:
     """Usage: `async with BrowserHandler(settings, stats) as handler: await
     handler.fetch(request)`; built by the crawl's download handlers."""
 
-    def __init__(self, settings: Settings, stats: Stats | None = None) -> None:
+    def __init__(self, settings: Settings, stats: Stats | None = None, *,
+                 spider: Any = None) -> None:
         self._settings = settings
+        self._spider = spider  # whose method a request's meta["browser_page"] may name
         self._stats = stats or Stats()
         self._timeout = settings.browser_timeout
         self._block = frozenset(settings.browser_block)
@@ -105,6 +153,10 @@ class BrowserHandler:
         self._open_pages = 0
         self._closed = False
         self._chores: set[asyncio.Future[None]] = set()
+        self._rendered = 0
+        self._restart_due = False
+        self._drained = asyncio.Event()
+        self.memory_mb = 0.0  # the browser's processes' memory at the last look
         # allow_private_addresses = false: every request of a page is checked first
         self._guard = not settings.allow_private_addresses
         self._verdicts: dict[str, bool] = {}  # host -> allowed (bounded)
@@ -115,7 +167,7 @@ class BrowserHandler:
         if s.render == "browser":  # every page needs it: say so before anything opens
             _check_playwright()
             find_chromium(s)
-        return cls(s, crawler.stats)
+        return cls(s, crawler.stats, spider=crawler.spider)
 
     async def __aenter__(self) -> BrowserHandler:
         try:
@@ -144,11 +196,50 @@ class BrowserHandler:
 
     async def fetch(self, request: Request) -> Response:
         async with self._slots:
+            while self._restart_due:  # the browser holds too much memory: drain, restart
+                if self._open_pages == 0:
+                    await self._restart_for_memory()
+                    break
+                self._drained.clear()
+                await self._drained.wait()
             self._open_pages += 1
             try:
                 return await self._render(request)
             finally:
                 self._open_pages -= 1
+                if not self._open_pages:
+                    self._drained.set()
+                self._rendered += 1
+                if self._rendered % _MEMORY_EVERY == 0 and self._browser is not None:
+                    self._aside(self._check_memory())
+
+    async def _check_memory(self) -> None:
+        """Read the browser's memory (its processes' PSS); past browser_max_memory, restart
+        it once the pages it has open are done."""
+        used = await asyncio.to_thread(browser_memory)
+        self.memory_mb = used / (1 << 20)
+        peak = self._stats.counters["browser/peak_memory_mb"]
+        self._stats.counters["browser/peak_memory_mb"] = max(peak, round(self.memory_mb))
+        if self.memory_mb > self._settings.browser_max_memory and not self._restart_due:
+            logger.warning("the browser holds %.0f MB (browser_max_memory %d): restarting it "
+                           "once its open pages are done", self.memory_mb,
+                           self._settings.browser_max_memory)
+            self._restart_due = True
+
+    async def _restart_for_memory(self) -> None:
+        self._restart_due = False
+        self._stats.counters["browser/memory_restarts"] += 1
+        async with self._starting:
+            with contextlib.suppress(Exception):
+                await self._close_browser()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The browser's part of the crawl's status."""
+        return {"browser": {"pages_open": self._open_pages, "contexts": len(self._contexts),
+                            "running": self._browser is not None,
+                            "memory_mb": round(self.memory_mb, 1),
+                            "restarts": self._stats.counters["browser/restarts"]
+                            + self._stats.counters["browser/memory_restarts"]}}
 
     async def _render(self, request: Request) -> Response:
         meta = request._meta or {}
@@ -159,7 +250,11 @@ class BrowserHandler:
             page = await asyncio.wait_for(holder.context.new_page(), self._timeout)
             page.on("dialog", lambda dialog: self._aside(dialog.dismiss()))
             page.on("popup", lambda popup: self._aside(popup.close()))
-            return await asyncio.wait_for(self._navigate(page, request), self._timeout)
+            response = await asyncio.wait_for(self._navigate(page, request), self._timeout)
+            await self._act(page, request)
+            body = (await asyncio.wait_for(page.content(), self._timeout)).encode()
+            return Response(page.url, response[0], response[1], body, request,
+                            flags=("browser",))
         except TimeoutError:
             self._stats.counters["browser/timeouts"] += 1
             raise DownloadError(Kind.BROWSER_TIMEOUT, f"the page did not load within "
@@ -175,18 +270,38 @@ class BrowserHandler:
             if holder.pages >= self._settings.browser_recycle_pages:
                 await self._recycle(holder)
 
-    async def _navigate(self, page: Any, request: Request) -> Response:
+    async def _navigate(self, page: Any, request: Request) -> tuple[int, dict[str, str]]:
+        """Load the page; the main document's status and headers."""
         response = await page.goto(request.url, wait_until="load")
-        body = (await page.content()).encode()
+        self._stats.counters["browser/pages"] += 1
         if response is None:  # (a same-document navigation: no main response)
-            return Response(page.url, 200, {"Content-Type": "text/html; charset=utf-8"},
-                            body, request, flags=("browser",))
+            return 200, {"content-type": "text/html; charset=utf-8"}
         headers = await response.all_headers()
         headers["content-type"] = "text/html; charset=utf-8"  # the DOM, serialised as UTF-8
         headers.pop("content-encoding", None)
         headers.pop("content-length", None)
-        self._stats.counters["browser/pages"] += 1
-        return Response(page.url, response.status, headers, body, request, flags=("browser",))
+        return response.status, headers
+
+    async def _act(self, page: Any, request: Request) -> None:
+        """The request's page actions and page hook (crawler/handlers/actions.py)."""
+        meta = request._meta
+        if not meta:
+            return
+        declared = meta.get("browser_actions")
+        if declared:
+            try:
+                actions = check_actions(declared)
+            except ValueError as exc:
+                raise DownloadError(Kind.INVALID_REQUEST, str(exc), request) from None
+            meta["browser_results"] = await run_actions(page, actions, self._timeout)
+        hook = meta.get("browser_page")
+        if hook is not None:
+            if isinstance(hook, str):
+                hook = getattr(self._spider, hook, None)
+            if not callable(hook):
+                raise DownloadError(Kind.INVALID_REQUEST, "meta['browser_page'] must name a "
+                                    "spider method or be a callable", request)
+            meta["browser_page_result"] = await call_page_hook(hook, page, self._timeout)
 
     def _failure(self, exc: Exception, request: Request) -> DownloadError:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

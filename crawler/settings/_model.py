@@ -176,6 +176,10 @@ class Settings:
     browser_recycle_pages: int = setting(
         200, "pages a browser context renders before it is replaced by a fresh one (what "
         "pages leak goes with it)", ge=1)
+    browser_max_memory: int = setting(
+        2048, "MB the browser's processes may hold together (read from the process tree "
+        "every few pages); past it the browser is restarted once its open pages finish",
+        ge=64)
     browser_block: tuple[str, ...] = setting(
         ("image", "media", "font"), "resource types a rendered page does not load "
         "(Playwright's names: image, media, font, stylesheet, script, ...)")
