@@ -383,3 +383,51 @@ def test_the_browser_in_the_metrics():
     text = prometheus(snapshot)
     assert 'crawler_browser_pages_open{spider="s"} 2' in text
     assert 'crawler_browser_memory_megabytes{spider="s"} 300.5' in text
+
+
+async def test_cookies_go_both_ways_between_http_and_the_browser(aiohttp_server, tmp_path):
+    """A login over HTTP is seen by the rendered page; a cookie the page's script sets is
+    sent by the next HTTP request."""
+    app = web.Application()
+
+    async def login(request: web.Request) -> web.Response:
+        response = web.Response(text="<html><body>ok</body></html>", content_type="text/html")
+        response.set_cookie("session", "abc123")
+        return response
+
+    async def rendered(request: web.Request) -> web.Response:
+        return web.Response(text="<html><body><script>document.cookie = 'token=xyz';"
+                            "document.body.innerHTML = '<p id=c>' + document.cookie + '</p>'"
+                            "</script></body></html>", content_type="text/html")
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(text=f"<html><body><p id=c>{request.headers.get('Cookie')}</p>"
+                            "</body></html>", content_type="text/html")
+
+    for path, handler in (("/login", login), ("/rendered", rendered), ("/echo", echo)):
+        app.router.add_get(path, handler)
+    server = await aiohttp_server(app)
+    base = str(server.make_url("/"))
+
+    class Session(Spider):
+        name = "session"
+        custom_settings: ClassVar[dict[str, Any]] = {"obey_robots": False}
+
+        async def start(self):
+            yield Request(base + "login", callback=self.logged_in)
+
+        async def logged_in(self, response):
+            yield Request(base + "rendered", meta={"browser": True}, callback=self.page)
+
+        async def page(self, response):
+            yield {"browser_saw": response.css_first("#c").text()}
+            yield Request(base + "echo", callback=self.echoed)
+
+        async def echoed(self, response):
+            yield {"http_sent": response.css_first("#c").text()}
+
+    stats, items = await crawl(Session(), tmp_path)
+    saw = next(i["browser_saw"] for i in items if "browser_saw" in i)
+    sent = next(i["http_sent"] for i in items if "http_sent" in i)
+    assert "session=abc123" in saw and "token=xyz" in saw
+    assert "token=xyz" in sent and "session=abc123" in sent

@@ -25,9 +25,12 @@ import ipaddress
 import logging
 import os
 import shutil
+import time
+from http.cookies import CookieError, SimpleCookie
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from multidict import CIMultiDict
 from yarl import URL
 
 from crawler.exceptions import DownloadError, Kind, StartupError
@@ -46,6 +49,9 @@ logger = logging.getLogger(__name__)
 
 _CLOSE_TIMEOUT = 5.0  # seconds a page, a context or the browser may take to close
 _MEMORY_EVERY = 10  # pages rendered between two looks at the browser's memory
+# the main document's headers that no longer describe the body (the DOM, as UTF-8), and
+# its cookies (the context's, after the page ran, are given instead)
+_REPLACED = frozenset({"content-type", "content-encoding", "content-length", "set-cookie"})
 _INSTALL = "apt-get install chromium (Debian/Ubuntu), or give browser_executable"
 _NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 # Chromium's network errors, by the kind a plain HTTP fetch would have given
@@ -159,6 +165,7 @@ class BrowserHandler:
         self.memory_mb = 0.0  # the browser's processes' memory at the last look
         # allow_private_addresses = false: every request of a page is checked first
         self._guard = not settings.allow_private_addresses
+        self._cookies = settings.cookies_enabled  # shared both ways with the HTTP jar
         self._verdicts: dict[str, bool] = {}  # host -> allowed (bounded)
 
     @classmethod
@@ -243,18 +250,24 @@ class BrowserHandler:
 
     async def _render(self, request: Request) -> Response:
         meta = request._meta or {}
-        holder = await self._context(str(meta.get("browser_context", "default")), request)
+        # a cookie session (meta["cookiejar"]) gets its own context unless told otherwise
+        key = meta.get("browser_context", meta.get("cookiejar", "default"))
+        holder = await self._context(str(key), request)
         holder.pages += 1
         page = None
         try:
             page = await asyncio.wait_for(holder.context.new_page(), self._timeout)
             page.on("dialog", lambda dialog: self._aside(dialog.dismiss()))
             page.on("popup", lambda popup: self._aside(popup.close()))
-            response = await asyncio.wait_for(self._navigate(page, request), self._timeout)
+            status, headers = await asyncio.wait_for(self._navigate(page, request),
+                                                     self._timeout)
             await self._act(page, request)
             body = (await asyncio.wait_for(page.content(), self._timeout)).encode()
-            return Response(page.url, response[0], response[1], body, request,
-                            flags=("browser",))
+            if self._cookies:  # what the page's scripts set, for the crawl's cookie jar
+                for cookie in await asyncio.wait_for(page.context.cookies(page.url),
+                                                     self._timeout):
+                    headers.add("Set-Cookie", _set_cookie(cookie))
+            return Response(page.url, status, headers, body, request, flags=("browser",))
         except TimeoutError:
             self._stats.counters["browser/timeouts"] += 1
             raise DownloadError(Kind.BROWSER_TIMEOUT, f"the page did not load within "
@@ -270,17 +283,30 @@ class BrowserHandler:
             if holder.pages >= self._settings.browser_recycle_pages:
                 await self._recycle(holder)
 
-    async def _navigate(self, page: Any, request: Request) -> tuple[int, dict[str, str]]:
-        """Load the page; the main document's status and headers."""
+    async def _navigate(self, page: Any, request: Request,
+                        ) -> tuple[int, CIMultiDict[str]]:
+        """Load the page (with the cookies the crawl's jar gave the request); the main
+        document's status and headers."""
+        sent = request.headers.get("Cookie") if request.headers else None
+        if sent and self._cookies:
+            jar = SimpleCookie()
+            with contextlib.suppress(CookieError):
+                jar.load(sent)
+            if jar:
+                await page.context.add_cookies([{"name": name, "value": morsel.value,
+                                                 "url": request.url}
+                                                for name, morsel in jar.items()])
         response = await page.goto(request.url, wait_until="load")
         self._stats.counters["browser/pages"] += 1
-        if response is None:  # (a same-document navigation: no main response)
-            return 200, {"content-type": "text/html; charset=utf-8"}
-        headers = await response.all_headers()
-        headers["content-type"] = "text/html; charset=utf-8"  # the DOM, serialised as UTF-8
-        headers.pop("content-encoding", None)
-        headers.pop("content-length", None)
-        return response.status, headers
+        headers: CIMultiDict[str] = CIMultiDict()
+        status = 200
+        if response is not None:  # (None: a same-document navigation, no main response)
+            status = response.status
+            for header in await response.headers_array():
+                if header["name"].lower() not in _REPLACED:
+                    headers.add(header["name"], header["value"])
+        headers["Content-Type"] = "text/html; charset=utf-8"  # the DOM, serialised as UTF-8
+        return status, headers
 
     async def _act(self, page: Any, request: Request) -> None:
         """The request's page actions and page hook (crawler/handlers/actions.py)."""
@@ -422,6 +448,20 @@ class BrowserHandler:
                 await asyncio.wait_for(holder.context.close(), _CLOSE_TIMEOUT)
         if browser is not None:
             await asyncio.wait_for(browser.close(), _CLOSE_TIMEOUT)
+
+
+def _set_cookie(cookie: dict[str, Any]) -> str:
+    """A browser cookie as the Set-Cookie header the crawl's cookie jar stores."""
+    parts = [f"{cookie['name']}={cookie['value']}", f"Path={cookie.get('path') or '/'}"]
+    domain = cookie.get("domain") or ""
+    if domain.startswith("."):
+        parts.append(f"Domain={domain}")
+    expires = cookie.get("expires", -1)
+    if expires and expires > 0:
+        parts.append(f"Max-Age={max(0, int(expires - time.time()))}")
+    if cookie.get("secure"):
+        parts.append("Secure")
+    return "; ".join(parts)
 
 
 async def _quietly(awaitable: Any) -> None:

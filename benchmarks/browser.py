@@ -1,0 +1,158 @@
+"""Pages that need a browser: ours with `render = browser` on a JavaScript-rendered site.
+
+    python -m benchmarks.browser [--pages 2000] [--pages-open 4] [--runs 1]
+
+The site (generated, served by nginx) has `--pages` pages whose content and links exist
+only once their script ran: page i shows "content i" and links to pages 3i+1..3i+3. The
+crawl runs as `python -m crawler run` in a subprocess; the whole process tree (the crawler,
+Playwright's driver, Chromium and its renderers) is sampled every 0.25 s for its memory
+(PSS, shared pages counted once), and the memory when 500 and when all pages were written
+says whether it grows (a leak). Every item is checked against the text the generator put
+in its page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.servers import serve
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+_PAGE = """<!doctype html><html><head><title>page {i}</title></head><body>
+<div id="app">loading</div><script>
+const i = {i}, n = {n};
+let html = "<h1>page " + i + "</h1><p class='content'>content " + i + "</p><ul>";
+for (let c = 3 * i + 1; c <= 3 * i + 3 && c < n; c++) {{
+  html += "<li><a href='/p/" + c + ".html'>page " + c + "</a></li>";
+}}
+document.getElementById("app").innerHTML = html + "</ul>";
+</script></body></html>
+"""
+
+_SPIDER = '''
+from crawler import Spider
+
+class JsBench(Spider):
+    name = "jsbench"
+
+    def __init__(self, base="", **kw):
+        super().__init__(**kw)
+        self.start_urls = [base + "p/0.html"]
+
+    async def parse(self, response):
+        content = response.css_first("p.content")
+        yield {"url": response.url, "content": content.text() if content else None}
+        for a in response.css("li a"):
+            yield response.follow(a)
+'''
+
+
+def generate(root: Path, n: int) -> Path:
+    (root / "p").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (root / "p" / f"{i}.html").write_text(_PAGE.format(i=i, n=n))
+    return root
+
+
+def tree_memory(root: int) -> int:
+    """Bytes the processes below and at `root` hold (their PSS)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_bytes()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(b")", 1)[1].split()[1]), []).append(
+                int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_bytes().splitlines():
+                if line.startswith(b"Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            continue
+    return total
+
+
+def _lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except OSError:
+        return 0
+
+
+def run_ours(base: str, pages: int, pages_open: int, tmp: Path) -> dict[str, float]:
+    project = tmp / "project"
+    (project / "spiders").mkdir(parents=True, exist_ok=True)
+    (project / "spiders" / "__init__.py").write_text("")
+    (project / "spiders" / "jsbench.py").write_text(_SPIDER)
+    out = project / "out.jsonl"
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "crawler", "run", "jsbench", "-a", f"base={base}",
+           "-O", str(out), "--no-progress", "-L", "WARNING",
+           "-s", "render=browser", "-s", "obey_robots=false",
+           "-s", f"browser_max_pages={pages_open}", "-s", f"concurrency={pages_open}",
+           "-s", f"per_host_concurrency={pages_open}"]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=project, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = at_500 = at_end = 0.0
+    while proc.poll() is None:
+        memory = tree_memory(proc.pid) / (1 << 20)
+        peak = max(peak, memory)
+        written = _lines(out)
+        if not at_500 and written >= 500:
+            at_500 = memory
+        if written >= 0.95 * pages and memory:
+            at_end = memory  # the last look before the crawl closes
+        time.sleep(0.25)
+    wall = time.perf_counter() - started
+    _, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"the crawl failed ({proc.returncode}): {err.decode()[-2000:]}")
+    import orjson
+
+    items = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    wrong = [i for i in items
+             if i["content"] != f"content {i['url'].rsplit('/', 1)[1].split('.')[0]}"]
+    return {"pages": len(items), "wall": wall, "rate": len(items) / wall, "peak_mb": peak,
+            "at_500_mb": at_500, "at_end_mb": at_end, "wrong": len(wrong), "expected": pages}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=2000)
+    parser.add_argument("--pages-open", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="crawler-jsbench-") as tmp_name:
+        tmp = Path(tmp_name)
+        site = generate(tmp / "site", args.pages)
+        with serve(site) as (server, bases):
+            print(f"server: {server}; {args.pages} pages rendered by script, "
+                  f"{args.pages_open} pages open")
+            for _ in range(args.runs):
+                r = run_ours(bases[0], args.pages, args.pages_open, tmp)
+                growth = (r["at_end_mb"] / r["at_500_mb"] - 1) * 100 if r["at_500_mb"] else 0
+                print(f"  ours  {r['pages']:.0f}/{r['expected']} pages  {r['wall']:.1f}s  "
+                      f"{r['rate']:.1f} pages/s  tree memory (PSS): peak {r['peak_mb']:.0f} "
+                      f"MB, at page 500 {r['at_500_mb']:.0f} MB, at the end "
+                      f"{r['at_end_mb']:.0f} MB ({growth:+.0f}%)  wrong content: "
+                      f"{r['wrong']:.0f}")
+
+
+if __name__ == "__main__":
+    main()
