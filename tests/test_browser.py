@@ -431,3 +431,30 @@ async def test_cookies_go_both_ways_between_http_and_the_browser(aiohttp_server,
     sent = next(i["http_sent"] for i in items if "http_sent" in i)
     assert "session=abc123" in saw and "token=xyz" in saw
     assert "token=xyz" in sent and "session=abc123" in sent
+
+
+async def test_screenshots_and_pdfs_are_written_and_named_in_meta(aiohttp_server, tmp_path):
+    server = await aiohttp_server(js_site(2))
+    url = str(server.make_url("/p/1"))
+
+    class Shots(Spider):
+        name = "shots"
+        custom_settings: ClassVar[dict[str, Any]] = {"obey_robots": False}
+
+        async def start(self):
+            yield Request(url, meta={"browser": True, "browser_screenshot": True,
+                                     "browser_pdf": True})
+
+        async def parse(self, response):
+            yield {"png": response.meta["browser_screenshot"],
+                   "pdf": response.meta["browser_pdf"]}
+
+    stats, items = await crawl(Shots(), tmp_path, browser_files_dir=str(tmp_path / "files"))
+    (item,) = items
+    assert _head(item["png"], 8) == b"\x89PNG\r\n\x1a\n" and _head(item["pdf"], 5) == b"%PDF-"
+    assert Path(item["png"]).parent == tmp_path / "files"
+    assert not list((tmp_path / "files").glob("*.part"))
+
+
+def _head(path: str, size: int) -> bytes:
+    return Path(path).read_bytes()[:size]

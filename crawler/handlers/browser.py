@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import ipaddress
 import logging
 import os
 import shutil
 import time
 from http.cookies import CookieError, SimpleCookie
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -328,6 +330,22 @@ class BrowserHandler:
                 raise DownloadError(Kind.INVALID_REQUEST, "meta['browser_page'] must name a "
                                     "spider method or be a callable", request)
             meta["browser_page_result"] = await call_page_hook(hook, page, self._timeout)
+        for key, kind in (("browser_screenshot", "png"), ("browser_pdf", "pdf")):
+            if meta.get(key):
+                meta[key] = await self._keep_file(page, request, kind)
+
+    async def _keep_file(self, page: Any, request: Request, kind: str) -> str:
+        """A full-page screenshot (png) or a PDF of the page, written under
+        browser_files_dir; its path."""
+        if kind == "png":
+            data = await asyncio.wait_for(page.screenshot(full_page=True), self._timeout)
+        else:
+            data = await asyncio.wait_for(page.pdf(), self._timeout)
+        name = hashlib.sha1(request.url.encode()).hexdigest()[:20]  # a file name, not a secret
+        path = Path(self._settings.browser_files_dir) / f"{name}.{kind}"
+        await asyncio.to_thread(_write, path, data)
+        self._stats.counters[f"browser/{kind}_files"] += 1
+        return str(path)
 
     def _failure(self, exc: Exception, request: Request) -> DownloadError:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -448,6 +466,14 @@ class BrowserHandler:
                 await asyncio.wait_for(holder.context.close(), _CLOSE_TIMEOUT)
         if browser is not None:
             await asyncio.wait_for(browser.close(), _CLOSE_TIMEOUT)
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write `data` whole or not at all (a temporary file renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_suffix(path.suffix + ".part")
+    part.write_bytes(data)
+    os.replace(part, path)
 
 
 def _set_cookie(cookie: dict[str, Any]) -> str:

@@ -180,6 +180,10 @@ class Settings:
         2048, "MB the browser's processes may hold together (read from the process tree "
         "every few pages); past it the browser is restarted once its open pages finish",
         ge=64)
+    browser_files_dir: str = setting(
+        "output/browser", "where `meta[\"browser_screenshot\"]` and `meta[\"browser_pdf\"]` "
+        "files are written (response.meta names each)",
+        rule=(lambda v: bool(v.strip()), "must name a directory"))
     browser_block: tuple[str, ...] = setting(
         ("image", "media", "font"), "resource types a rendered page does not load "
         "(Playwright's names: image, media, font, stylesheet, script, ...)")
