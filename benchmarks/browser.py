@@ -100,14 +100,32 @@ def run_ours(base: str, pages: int, pages_open: int, tmp: Path) -> dict[str, flo
     (project / "spiders" / "__init__.py").write_text("")
     (project / "spiders" / "jsbench.py").write_text(_SPIDER)
     out = project / "out.jsonl"
-    out.unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "crawler", "run", "jsbench", "-a", f"base={base}",
-           "-O", str(out), "--no-progress", "-L", "WARNING", "--stats", str(tmp / "stats.json"),
+           "-O", str(out), "--no-progress", "-L", "WARNING",
            "-s", "render=browser", "-s", "obey_robots=false",
            "-s", f"browser_max_pages={pages_open}", "-s", f"concurrency={pages_open}",
            "-s", f"per_host_concurrency={pages_open}"]
+    return _run(cmd, project, out, pages, {"PYTHONPATH": str(ROOT)})
+
+
+def run_peer(python: str, script: str, base: str, pages: int, pages_open: int,
+             tmp: Path) -> dict[str, float]:
+    """A peer (scrapy-playwright, Crawlee) from its own venv's `python`."""
+    work = tmp / Path(script).stem
+    work.mkdir(exist_ok=True)
+    out = work / "out.jsonl"
+    cmd = [python, str(HERE / "peers" / script), base, str(out), str(pages_open)]
+    return _run(cmd, work, out, pages, {"CRAWLEE_STORAGE_DIR": str(work / "storage")})
+
+
+def _run(cmd: list[str], cwd: Path, out: Path, pages: int,
+         env: dict[str, str]) -> dict[str, float]:
+    """Run `cmd`, sampling its process tree's memory; its figures, its items checked."""
+    import orjson
+
+    out.unlink(missing_ok=True)
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=project, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = at_500 = at_end = 0.0
     while proc.poll() is None:
@@ -122,16 +140,13 @@ def run_ours(base: str, pages: int, pages_open: int, tmp: Path) -> dict[str, flo
     wall = time.perf_counter() - started
     _, err = proc.communicate()
     if proc.returncode != 0:
-        raise SystemExit(f"the crawl failed ({proc.returncode}): {err.decode()[-2000:]}")
-    import orjson
-
+        raise SystemExit(f"{cmd[:3]} failed ({proc.returncode}): {err.decode()[-2000:]}")
     items = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    urls = {i["url"] for i in items}
     wrong = [i for i in items
-             if i["content"] != f"content {i['url'].rsplit('/', 1)[1].split('.')[0]}"]
-    stats = orjson.loads((tmp / "stats.json").read_bytes())
-    if stats.get("errors"):
-        print(f"  errors: {stats['errors']}")
-    return {"pages": len(items), "wall": wall, "rate": len(items) / wall, "peak_mb": peak,
+             if (i["content"] or "").strip() !=
+             f"content {i['url'].rsplit('/', 1)[1].split('.')[0]}"]
+    return {"pages": len(urls), "wall": wall, "rate": len(urls) / wall, "peak_mb": peak,
             "at_500_mb": at_500, "at_end_mb": at_end, "wrong": len(wrong), "expected": pages}
 
 
@@ -140,6 +155,10 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=2000)
     parser.add_argument("--pages-open", type=int, default=4)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--peers", metavar="PYTHON",
+                        help="also scrapy-playwright and Crawlee, from the venv of this "
+                        "python (pip install scrapy-playwright 'crawlee[playwright]'), "
+                        "alternating with ours")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="crawler-jsbench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -148,13 +167,22 @@ def main() -> None:
             print(f"server: {server}; {args.pages} pages rendered by script, "
                   f"{args.pages_open} pages open")
             for _ in range(args.runs):
-                r = run_ours(bases[0], args.pages, args.pages_open, tmp)
-                growth = (r["at_end_mb"] / r["at_500_mb"] - 1) * 100 if r["at_500_mb"] else 0
-                print(f"  ours  {r['pages']:.0f}/{r['expected']} pages  {r['wall']:.1f}s  "
-                      f"{r['rate']:.1f} pages/s  tree memory (PSS): peak {r['peak_mb']:.0f} "
-                      f"MB, at page 500 {r['at_500_mb']:.0f} MB, at page {int(0.95 * args.pages)} "
-                      f"{r['at_end_mb']:.0f} MB ({growth:+.0f}%)  wrong content: "
-                      f"{r['wrong']:.0f}")
+                runs = [("ours", lambda: run_ours(bases[0], args.pages, args.pages_open, tmp))]
+                if args.peers:
+                    runs += [(name, lambda script=script: run_peer(
+                        args.peers, script, bases[0], args.pages, args.pages_open, tmp))
+                        for name, script in (("scrapy-playwright", "scrapy_playwright_js.py"),
+                                             ("crawlee", "crawlee_js.py"))]
+                for name, run in runs:
+                    _report(name, run(), args.pages)
+
+
+def _report(name: str, r: dict[str, float], pages: int) -> None:
+    growth = (r["at_end_mb"] / r["at_500_mb"] - 1) * 100 if r["at_500_mb"] else 0
+    print(f"  {name:17} {r['pages']:.0f}/{r['expected']:.0f} pages  {r['wall']:.1f}s  "
+          f"{r['rate']:.1f} pages/s  tree memory (PSS): peak {r['peak_mb']:.0f} MB, at page "
+          f"500 {r['at_500_mb']:.0f} MB, at page {int(0.95 * pages)} {r['at_end_mb']:.0f} MB "
+          f"({growth:+.0f}%)  wrong content: {r['wrong']:.0f}", flush=True)
 
 
 if __name__ == "__main__":
