@@ -458,3 +458,72 @@ async def test_screenshots_and_pdfs_are_written_and_named_in_meta(aiohttp_server
 
 def _head(path: str, size: int) -> bytes:
     return Path(path).read_bytes()[:size]
+
+
+_JOB_SPIDER = '''
+from crawler import Spider
+
+class JsTree(Spider):
+    name = "jstree"
+    custom_settings = {"render": "browser", "obey_robots": False, "log_interval": 0,
+                       "browser_timeout": 20}
+
+    def __init__(self, base="", **kw):
+        super().__init__(**kw)
+        self.start_urls = [base + "/p/1"]
+
+    async def parse(self, response):
+        yield {"page": int(response.url.rsplit("/", 1)[1]),
+               "h1": response.css_first("h1").text()}
+        for a in response.css("a"):
+            yield response.follow(a)
+'''
+
+
+async def test_a_job_of_rendered_pages_killed_twice_gives_every_page_once(aiohttp_server,
+                                                                          tmp_path):
+    import orjson
+
+    server = await aiohttp_server(js_site(64, delay=0.05))  # 127 pages
+    base = str(server.make_url("")).rstrip("/")
+    (tmp_path / "spiders").mkdir()
+    (tmp_path / "spiders" / "__init__.py").write_text("")
+    (tmp_path / "spiders" / "jstree.py").write_text(_JOB_SPIDER)
+    command = [sys.executable, "-m", "crawler", "run", "jstree", "-a", f"base={base}",
+               "--job-dir", "job", "-O", "out.jsonl"]
+    kills = 0
+    for wait in (2.5, 2.0):
+        proc = await spawn(*command, cwd=tmp_path)
+        await asyncio.sleep(wait)
+        if proc.returncode is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        kills += 1
+    assert kills >= 1, "the crawl ended before it could be killed: make the site slower"
+    proc = await spawn(*command, cwd=tmp_path)
+    _, err = await finish(proc, 120)
+    assert proc.returncode == 0, err.decode()
+    items = [orjson.loads(line) for line in
+             (tmp_path / "out.jsonl").read_bytes().splitlines()]
+    pages = sorted(item["page"] for item in items)
+    assert pages == list(range(1, 128)), [p for p in set(pages) if pages.count(p) > 1]
+    assert all(item["h1"] == f"page {item['page']}" for item in items)
+
+
+async def test_sigint_closes_the_browser_cleanly(aiohttp_server, tmp_path):
+    server = await aiohttp_server(js_site(64, delay=0.05))
+    base = str(server.make_url("")).rstrip("/")
+    (tmp_path / "spiders").mkdir()
+    (tmp_path / "spiders" / "__init__.py").write_text("")
+    (tmp_path / "spiders" / "jstree.py").write_text(_JOB_SPIDER)
+    proc = await spawn(sys.executable, "-m", "crawler", "run", "jstree", "-a",
+                       f"base={base}", "-O", "out.jsonl", cwd=tmp_path)
+    await _until(lambda: len(_descendants("chrom", root=proc.pid)) >= 2, 30)
+    browsers = _descendants("chrom", root=proc.pid)
+    assert browsers, "no Chromium was started"
+    proc.send_signal(signal.SIGINT)
+    _, err = await finish(proc, 60)
+    assert proc.returncode == 0, err.decode()
+    assert "shutdown" in err.decode()
+    assert not _alive(browsers), f"Chromium outlived the crawl: {_alive(browsers)}"
