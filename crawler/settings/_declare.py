@@ -15,7 +15,7 @@ from typing import Any
 
 from crawler.exceptions import SettingsError
 
-__all__ = ["Rule", "check_declared", "setting"]
+__all__ = ["Rule", "check", "check_declared", "setting"]
 
 Rule = tuple[Callable[[Any], bool], str | Callable[[], str]]
 """A check of a value (not None) and the message when it fails ("must be ..."), or what
@@ -52,25 +52,30 @@ def optional(hint: Any) -> bool:
     return isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
 
 
+def check(name: str, ok: bool, message: str) -> None:
+    """SettingsError naming the setting ("setting 'x' must be ...") unless `ok`."""
+    if not ok:
+        raise SettingsError(f"setting {name!r} {message}")
+
+
 def check_declared(name: str, value: Any, meta: Mapping[str, Any], hint: Any) -> None:
     """The checks a declaration makes; SettingsError naming the setting."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise SettingsError(f"setting {name!r} must be a finite number")
+    check(name, not isinstance(value, float) or math.isfinite(value),
+          "must be a finite number")
     if value is None:
         return
     low, op = (meta["ge"], ">=") if meta["ge"] is not None else (meta["gt"], ">")
-    if low is not None and not (value >= low if op == ">=" else value > low):
-        message = meta["bound"] or (f"must be {op} {low:g}" + (
-            ", or none for no limit" if optional(hint) else "") + meta["note"])
-        raise SettingsError(f"setting {name!r} {message}")
-    if meta["le"] is not None and value > meta["le"]:
-        message = meta["bound"] or f"must be <= {meta['le']:g}: {meta['le_why']}"
-        raise SettingsError(f"setting {name!r} {message}")
+    if low is not None:
+        check(name, value >= low if op == ">=" else value > low, meta["bound"] or (
+            f"must be {op} {low:g}" + (", or none for no limit" if optional(hint) else "")
+            + meta["note"]))
+    if meta["le"] is not None:
+        check(name, value <= meta["le"],
+              meta["bound"] or f"must be <= {meta['le']:g}: {meta['le_why']}")
     choices = meta["choices"]
-    if choices is not None and value not in choices:
-        text = meta["choices_text"] or f"must be one of {', '.join(choices)}"
-        raise SettingsError(f"setting {name!r} {text}")
+    if choices is not None:
+        check(name, value in choices,
+              meta["choices_text"] or f"must be one of {', '.join(choices)}")
     rule = meta["rule"]
     if rule is not None and not rule[0](value):
-        message = rule[1]() if callable(rule[1]) else rule[1]
-        raise SettingsError(f"setting {name!r} {message}")
+        check(name, False, rule[1]() if callable(rule[1]) else rule[1])

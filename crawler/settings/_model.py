@@ -6,12 +6,13 @@ import dataclasses
 import logging
 import re
 import ssl
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from crawler._version import __version__
-from crawler.settings._declare import check_declared, setting
+from crawler.settings._declare import check, check_declared, setting
 from crawler.storage import BUILT_IN, storage_schemes
 
 __all__ = ["DEFAULT_USER_AGENT", "REFERRER_POLICIES", "Settings"]
@@ -328,7 +329,7 @@ class Settings:
             try:
                 self.tls_context()
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                raise_setting("tls_ca_bundle", f"cannot be loaded as PEM certificates: {exc}")
+                check("tls_ca_bundle", False, f"cannot be loaded as PEM certificates: {exc}")
 
     def tls_context(self) -> ssl.SSLContext | bool:
         """What the HTTP client verifies certificates with: True (the system's CAs), False
@@ -380,14 +381,8 @@ class Settings:
         return merged(self, overrides, parse=True)
 
 
-def raise_setting(name: str, message: str) -> None:
-    from crawler.exceptions import SettingsError
-
-    raise SettingsError(f"setting {name!r} {message}")
-
-
 HINTS: dict[str, Any] = {
-    k: v for k, v in __import__("typing").get_type_hints(Settings).items()
+    k: v for k, v in typing.get_type_hints(Settings).items()
     if not k.startswith("_") and k != "plugin"
 }
 """Each setting's type, by name (the plugin namespace excluded)."""

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from crawler.exceptions import SettingsError
+from crawler.settings._declare import check
 from crawler.settings._model import HINTS, Settings
 
-__all__ = ["check", "check_feed", "known_setting", "merged", "spider_settings"]
+__all__ = ["check_feed", "known_setting", "merged", "spider_settings"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -50,11 +51,6 @@ def merged(settings: Settings, overrides: Mapping[str, Any], *, parse: bool) -> 
     read = _parse if parse else _coerce
     return _replace(settings, _with_plugin(settings, {
         k: v if "." in k else read(k, _field_type(k), v) for k, v in overrides.items()}))
-
-
-def check(name: str, ok: bool, message: str) -> None:
-    if not ok:
-        raise SettingsError(f"setting {name!r} {message}")
 
 
 def spider_settings(spider: object) -> dict[str, Any]:
