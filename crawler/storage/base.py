@@ -19,6 +19,7 @@ from crawler.stats import Stats
 if TYPE_CHECKING:
     from crawler.core.robots import SharedRules
     from crawler.frontier import Frontier
+    from crawler.frontier.pagerecords import PageRecords
     from crawler.outputs.items import Record
     from crawler.outputs.outputs import Outputs
     from crawler.settings import Settings
@@ -131,6 +132,26 @@ class Storage:
         page.close()
         if not keep:
             await self.frontier.ack(request)
+
+    async def write_page(self, records: PageRecords) -> None:
+        """Hand a complete page's held records to the outputs, counted (the modes that hold
+        a page's items until it completes)."""
+        held, write = records.in_memory(), self.context.outputs.write
+        if held is not None:  # the common case: a few items, in memory
+            for record, _ in held:
+                await write(record)
+        else:
+            async for record, _ in records.replay():
+                await write(record)
+        self.context.stats.items += len(records)
+
+    async def signal_page(self, request: Request, records: PageRecords) -> None:
+        """item_scraped for each of a page's records, now that they are written."""
+        context = self.context
+        if len(records) and context.signals.wants(Signal.ITEM_SCRAPED):
+            async for _, item in records.replay():
+                await context.signals.send(Signal.ITEM_SCRAPED, item=item, request=request,
+                                           spider=context.spider)
 
     def fetched(self, request: Request) -> None:
         """A response was received for `request` (from the network or a cache)."""

@@ -22,7 +22,6 @@ from crawler.frontier.redisstore import RedisFrontier
 from crawler.http import Request
 from crawler.redact import redact
 from crawler.storage.base import PageItems, Storage, StorageContext, Task
-from crawler.storage.jobdir import signal_page, write_page
 
 __all__ = ["FleetStorage"]
 
@@ -116,12 +115,12 @@ class FleetStorage(Storage):
         try:
             held = await self._held(pending)
             for _, records in held:
-                await write_page(context, records)
+                await self.write_page(records)
             await outputs.flush()
             if outputs.failed:
                 return False
             for request, records in held:
-                await signal_page(context, request, records)
+                await self.signal_page(request, records)
         finally:
             for _, records in pending:
                 records.close()

@@ -15,10 +15,9 @@ from crawler.frontier.journaled import JournaledFrontier
 from crawler.frontier.pagerecords import PageRecords
 from crawler.http import Request
 from crawler.settings import Settings
-from crawler.signals import Signal
 from crawler.storage.base import PageItems, Storage, StorageContext, Task
 
-__all__ = ["JobStorage", "max_wait", "write_page"]
+__all__ = ["JobStorage", "max_wait"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,27 +26,6 @@ def max_wait(s: Settings) -> float:
     """The longest any wait a job stored may last once restored: a Retry-After pause or a
     backoff (retry_backoff_max), a delay or Crawl-delay (autothrottle_max_delay)."""
     return max(s.retry_backoff_max, s.autothrottle_max_delay, s.download_delay * 1.5, 1.0)
-
-
-async def write_page(context: StorageContext, records: PageRecords) -> None:
-    """Hand a complete page's records to the outputs, counted."""
-    held, write = records.in_memory(), context.outputs.write
-    if held is not None:  # the common case: a few items, in memory
-        for record, _ in held:
-            await write(record)
-    else:
-        async for record, _ in records.replay():
-            await write(record)
-    context.stats.items += len(records)
-
-
-async def signal_page(context: StorageContext, request: Request, records: PageRecords) -> None:
-    """item_scraped for each of a page's records, now that they are written."""
-    signals = context.signals
-    if len(records) and signals.wants(Signal.ITEM_SCRAPED):
-        async for _, item in records.replay():
-            await signals.send(Signal.ITEM_SCRAPED, item=item, request=request,
-                               spider=context.spider)
 
 
 class JobStorage(Storage):
@@ -95,10 +73,10 @@ class JobStorage(Storage):
         assert isinstance(page, PageRecords)
         try:
             async with self.job.lock:  # the page's items and its completion in one commit
-                await write_page(self.context, page)
+                await self.write_page(page)
                 if not keep:
                     await self.frontier.ack(request)
-            await signal_page(self.context, request, page)
+            await self.signal_page(request, page)
         finally:
             page.close()
 
