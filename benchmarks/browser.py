@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks.servers import serve
+from crawler.handlers.proctree import descendants, pss
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -64,27 +65,7 @@ def generate(root: Path, n: int) -> Path:
 
 def tree_memory(root: int) -> int:
     """Bytes the processes below and at `root` hold (their PSS)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                stat = Path(f"/proc/{entry.name}/stat").read_bytes()
-            except OSError:
-                continue
-            children.setdefault(int(stat.rsplit(b")", 1)[1].split()[1]), []).append(
-                int(entry.name))
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        todo.extend(children.get(pid, []))
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_bytes().splitlines():
-                if line.startswith(b"Pss:"):
-                    total += int(line.split()[1]) * 1024
-                    break
-        except OSError:
-            continue
-    return total
+    return pss(root) + sum(pss(pid) for pid in descendants(root))
 
 
 def _lines(path: Path) -> int:

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from crawler import Request, Spider
+from crawler.handlers.proctree import alive, descendants
 from tests.conftest import crawl, finish, spawn
 
 CHROMIUM = os.environ.get("CRAWLER_CHROMIUM", "chromium")
@@ -217,45 +218,13 @@ async def _until(condition: Any, limit: float) -> None:
         await asyncio.sleep(0.1)
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            tree.setdefault(int(fields[1]), []).append(int(entry.name))
-    return tree
-
-
 def _descendants(name: str, root: int | None = None) -> list[int]:
     """Live processes below `root` (this one) whose command name contains `name`."""
-    tree, found, todo = _children(), [], [root or os.getpid()]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            todo.append(child)
-            if name in _comm(child) and _state(child) != "Z":
-                found.append(child)
-    return found
-
-
-def _comm(pid: int) -> str:
-    try:
-        return (Path("/proc") / str(pid) / "comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _state(pid: int) -> str:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "X"
+    return descendants(root, name)
 
 
 def _alive(pids: list[int]) -> list[int]:
-    return [pid for pid in pids if _state(pid) not in ("X", "Z")]
+    return [pid for pid in pids if alive(pid)]
 
 
 

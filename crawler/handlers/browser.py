@@ -38,6 +38,7 @@ from yarl import URL
 from crawler.exceptions import DownloadError, Kind, StartupError
 from crawler.handlers.actions import call_page_hook, check_actions, run_actions
 from crawler.handlers.netguard import forbidden, literal_address
+from crawler.handlers.proctree import descendants, pss
 from crawler.http import Request, Response
 from crawler.settings import Settings
 from crawler.stats import Stats
@@ -82,44 +83,7 @@ def find_chromium(settings: Settings) -> str:
 def browser_memory(root: int | None = None) -> int:
     """Bytes held by the Chromium processes below `root` (this process): the browser,
     its renderers, GPU and utility processes (their PSS; blocking: /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as file:
-                    parent = int(file.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    total, todo = 0, [root or os.getpid()]
-    while todo:
-        for pid in children.get(todo.pop(), []):
-            todo.append(pid)
-            try:
-                with open(f"/proc/{pid}/status", "rb") as file:
-                    status = file.read()
-            except OSError:
-                continue
-            if b"Name:\tchrom" in status:
-                total += _pss(pid, status)
-    return total
-
-
-def _pss(pid: int, status: bytes) -> int:
-    """A process's proportional share of the memory it maps (shared pages divided among
-    the processes sharing them: summing RSS would count Chromium's shared memory once per
-    process); its RSS where the kernel does not say."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as file:
-            for line in file:
-                if line.startswith(b"Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    for line in status.splitlines():
-        if line.startswith(b"VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return sum(pss(pid) for pid in descendants(root, "chrom"))
 
 
 def _check_playwright() -> None:
