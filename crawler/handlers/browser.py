@@ -167,10 +167,6 @@ class BrowserHandler:
                 await asyncio.wait_for(self._playwright.stop(), _CLOSE_TIMEOUT)
             self._playwright = None
 
-    @property
-    def pages_open(self) -> int:
-        return self._open_pages
-
     async def fetch(self, request: Request) -> Response:
         async with self._slots:
             while self._restart_due:  # the browser holds too much memory: drain, restart

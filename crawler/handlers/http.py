@@ -199,8 +199,7 @@ class HttpDownloader:
             meta = request._meta
             policy = meta.get("referrer_policy", self._referer_policy) if meta \
                 else self._referer_policy
-            referer = referer_header(referer, request.url, policy) \
-                if policy != "no-referrer" else None
+            referer = referer_header(referer, request.url, policy)
         if request.headers is None and not request.dropped_headers and not request.cookies \
                 and referer is None:
             return self._headers

@@ -33,10 +33,9 @@ def _origin(url: str) -> str:
 
 def referer_header(source: str, target: str, policy: str) -> str | None:
     """The Referer to send from page `source` (a page_referer) to `target`, or None."""
-    if policy == "no-referrer-when-downgrade":  # the default: the URL, unless to http from https
-        return None if source.startswith("https:") and not target.startswith("https:") \
-            else source
     downgrade = source.startswith("https:") and not target.startswith("https:")
+    if policy == "no-referrer-when-downgrade":  # the default: the URL, unless to http from https
+        return None if downgrade else source
     if policy == "unsafe-url":
         return source
     if policy == "no-referrer":
