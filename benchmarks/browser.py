@@ -3,7 +3,10 @@
     python -m benchmarks.browser [--pages 2000] [--pages-open 4] [--runs 1]
 
 The site (generated, served by nginx) has `--pages` pages whose content and links exist
-only once their script ran: page i shows "content i" and links to pages 3i+1..3i+3. The
+only once their script ran: page i shows "content i" and links to pages 3i+1..3i+3. One
+page in ten (`/l/`, i % 10 == 5) loads lazily: its content and links arrive only after the
+page is scrolled to the bottom, so each crawler's spider scrolls those (and waits for the
+content) the way its users would. The
 crawl runs as `python -m crawler run` in a subprocess; the whole process tree (the crawler,
 Playwright's driver, Chromium and its renderers) is sampled every 0.25 s for its memory
 (PSS, shared pages counted once), and the memory when 500 and when 95% of the pages were
@@ -28,15 +31,27 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 _PAGE = """<!doctype html><html><head><title>page {i}</title></head><body>
-<div id="app">loading</div><script>
+<div id="app">loading</div>{spacer}<script>
 const i = {i}, n = {n};
-let html = "<h1>page " + i + "</h1><p class='content'>content " + i + "</p><ul>";
-for (let c = 3 * i + 1; c <= 3 * i + 3 && c < n; c++) {{
-  html += "<li><a href='/p/" + c + ".html'>page " + c + "</a></li>";
+function render() {{
+  let html = "<h1>page " + i + "</h1><p class='content'>content " + i + "</p><ul>";
+  for (let c = 3 * i + 1; c <= 3 * i + 3 && c < n; c++) {{
+    const dir = c % 10 == 5 ? "l" : "p";
+    html += "<li><a href='/" + dir + "/" + c + ".html'>page " + c + "</a></li>";
+  }}
+  document.getElementById("app").innerHTML = html + "</ul>";
 }}
-document.getElementById("app").innerHTML = html + "</ul>";
+{start}
 </script></body></html>
 """
+# a lazy page: a screenful of nothing, its content fetched (50 ms) once scrolled to the end
+_LAZY = """window.addEventListener("scroll", function once() {
+  if (window.scrollY + window.innerHeight >= document.body.scrollHeight - 20) {
+    window.removeEventListener("scroll", once); setTimeout(render, 50);
+  }
+});"""
+_SPACER = '<div style="height: 3000px"></div>'
+SCROLL = "window.scrollTo(0, document.body.scrollHeight)"  # what each spider evaluates
 
 _SPIDER = '''
 from crawler import Spider
@@ -52,14 +67,19 @@ class JsBench(Spider):
         content = response.css_first("p.content")
         yield {"url": response.url, "content": content.text() if content else None}
         for a in response.css("li a"):
-            yield response.follow(a)
-'''
+            lazy = "/l/" in a.attributes["href"]  # scrolled, and its content waited for
+            yield response.follow(a, meta={"browser_actions": [
+                {"evaluate": SCROLL}, {"wait_for": "p.content"}]} if lazy else None)
+'''.replace("SCROLL", repr(SCROLL))
 
 
 def generate(root: Path, n: int) -> Path:
-    (root / "p").mkdir(parents=True, exist_ok=True)
+    for folder in ("p", "l"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        (root / "p" / f"{i}.html").write_text(_PAGE.format(i=i, n=n))
+        lazy = i % 10 == 5
+        (root / ("l" if lazy else "p") / f"{i}.html").write_text(_PAGE.format(
+            i=i, n=n, spacer=_SPACER if lazy else "", start=_LAZY if lazy else "render();"))
     return root
 
 

@@ -210,12 +210,14 @@ async def test_no_chromium_is_one_line_before_any_output(tmp_path):
     assert (tmp_path / "out.jsonl").read_text() == "kept\n"
 
 
-async def _until(condition: Any, limit: float) -> None:
-    """Poll the process table until `condition()` or `limit` seconds."""
+async def _until(condition: Any, limit: float) -> Any:
+    """Poll until `condition()` holds or `limit` seconds passed; its last value."""
     for _ in range(int(limit / 0.1)):
-        if condition():
-            return
+        value = condition()
+        if value:
+            return value
         await asyncio.sleep(0.1)
+    return condition()
 
 
 def _descendants(name: str, root: int | None = None) -> list[int]:
@@ -341,6 +343,53 @@ async def test_fetch_and_parse_render_with_browser(aiohttp_server, tmp_path):
     assert b"<h1>page 1</h1>" in out and b'href="/p/2"' in out
 
 
+async def test_two_browsers_share_the_pages_and_the_status_page_shows_them(aiohttp_server,
+                                                                          tmp_path):
+    """browsers = 2: both are launched and render pages (the process table has two Chromium
+    browsers); the status page, in a third Chromium, shows them."""
+    server = await aiohttp_server(js_site(64, delay=0.2))
+    spider = Rendered(start_urls=[str(server.make_url("/p/1"))])
+    from crawler.core.crawler import Crawler
+    from crawler.settings import Settings
+
+    merged = Settings().merge(Rendered.custom_settings).merge(
+        {"browsers": 2, "status_port": 0, "log_interval": 0})
+    crawler = Crawler(spider, settings=merged)
+    task = asyncio.create_task(crawler.run())
+    try:
+        status = await _until(lambda: next((e for e in crawler.extensions
+                                            if type(e).__name__ == "StatusPage"
+                                            and e.url), None), 30)
+        await _until(lambda: crawler.stats.pages >= 10, 60)
+        roots = _roots()
+        assert len(roots) == 2, f"expected two Chromium browsers, found {roots}"
+        import playwright.async_api as playwright_api
+
+        async with playwright_api.async_playwright() as p:
+            viewer = await p.chromium.launch(executable_path=shutil.which(CHROMIUM))
+            try:
+                page = await viewer.new_page()
+                await page.goto(f"{status.url}?token={status.token}")
+                await page.wait_for_function(
+                    "document.getElementById('browser').textContent.includes('2 of 2')",
+                    timeout=20_000)
+                shown = await page.text_content("#browser")
+            finally:
+                await viewer.close()
+        assert "pages open" in shown and "contexts" in shown and "MB" in shown
+    finally:
+        result = await asyncio.wait_for(task, 120)
+    assert result.stats.counters["browser/launches"] == 2
+    assert result.stats.pages == 127 and result.stats.requests_failed == 0
+
+
+def _roots() -> set[int]:
+    """This process's Chromium browsers (Chromium processes whose parent is not one)."""
+    found = descendants(None, "chrom")
+    below = {pid for root in found for pid in descendants(root)}
+    return set(found) - below
+
+
 def test_the_browser_in_the_metrics():
     from crawler.extensions.status import prometheus
 
@@ -453,7 +502,7 @@ async def test_a_job_of_rendered_pages_killed_twice_gives_every_page_once(aiohtt
                                                                           tmp_path):
     import orjson
 
-    server = await aiohttp_server(js_site(64, delay=0.05))  # 127 pages
+    server = await aiohttp_server(js_site(64, delay=0.2))  # 127 pages
     base = str(server.make_url("")).rstrip("/")
     (tmp_path / "spiders").mkdir()
     (tmp_path / "spiders" / "__init__.py").write_text("")
@@ -481,7 +530,7 @@ async def test_a_job_of_rendered_pages_killed_twice_gives_every_page_once(aiohtt
 
 
 async def test_sigint_closes_the_browser_cleanly(aiohttp_server, tmp_path):
-    server = await aiohttp_server(js_site(64, delay=0.05))
+    server = await aiohttp_server(js_site(64, delay=0.2))
     base = str(server.make_url("")).rstrip("/")
     (tmp_path / "spiders").mkdir()
     (tmp_path / "spiders" / "__init__.py").write_text("")

@@ -25,6 +25,9 @@ async def main(base: str, items: TextIO, pages_open: int) -> None:
 
     @crawler.router.default_handler
     async def handler(context: PlaywrightCrawlingContext) -> None:
+        if "/l/" in context.request.url:  # a lazy page: scrolled, its content waited for
+            await context.page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+            await context.page.wait_for_selector("p.content")
         content = await context.page.text_content("p.content")
         items.write(json.dumps({"url": context.request.url, "content": content}) + "\n")
         items.flush()

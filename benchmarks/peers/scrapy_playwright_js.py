@@ -8,6 +8,9 @@ import sys
 
 import scrapy
 from scrapy.crawler import CrawlerProcess
+from scrapy_playwright.page import PageMethod
+
+SCROLL = "window.scrollTo(0, document.body.scrollHeight)"
 
 
 class JsBench(scrapy.Spider):
@@ -20,7 +23,11 @@ class JsBench(scrapy.Spider):
         content = response.css("p.content::text").get()
         yield {"url": response.url, "content": content}
         for href in response.css("li a::attr(href)").getall():
-            yield response.follow(href, meta={"playwright": True})
+            meta = {"playwright": True}
+            if "/l/" in href:  # a lazy page: scrolled, and its content waited for
+                meta["playwright_page_methods"] = [PageMethod("evaluate", SCROLL),
+                                                   PageMethod("wait_for_selector", "p.content")]
+            yield response.follow(href, meta=meta)
 
 
 if __name__ == "__main__":

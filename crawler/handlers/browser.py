@@ -1,11 +1,14 @@
 """Pages rendered in Chromium through Playwright: a download handler (crawler/handlers/),
 for `meta["browser"] = True` or every http(s) page with `render = "browser"`.
 
-One browser per crawl, driven by Playwright and launched from the system's Chromium
-(`browser_executable`, else `chromium` on PATH: nothing is ever downloaded). Pages are
-bounded (`browser_max_pages` open at once); each request gets a fresh page in its
-context (`meta["browser_context"]`, default one), and a context is replaced after
-`browser_recycle_pages` pages, so what pages leak goes with it. Every navigation, wait and
+`browsers` browsers per crawl (default one), driven by Playwright and launched from the
+system's Chromium (`browser_executable`, else `chromium` on PATH: nothing is ever
+downloaded). Pages are bounded (`browser_max_pages` open at once, over all browsers); each
+request gets a page in its context (`meta["browser_context"]`, default one: a page with
+no context of its own goes to the browser with the fewest pages open, a named context
+lives in one browser), and a context is replaced after `browser_recycle_pages` pages, so
+what pages leak goes with it. A browser whose processes hold more than
+`browser_max_memory` is restarted once its open pages are done. Every navigation, wait and
 close runs under a watchdog (`browser_timeout`): a page that never loads or loops forever
 in JavaScript fails as `browser_timeout` and its slot comes back; dialogs are dismissed,
 popups closed and downloads refused. A browser that dies is launched again for the next
@@ -46,12 +49,15 @@ from crawler.stats import Stats
 if TYPE_CHECKING:
     from crawler.core.state import CrawlerProtocol
 
-__all__ = ["BrowserHandler", "browser_memory", "find_chromium"]
+__all__ = ["BrowserHandler", "find_chromium"]
 
 logger = logging.getLogger(__name__)
 
 _CLOSE_TIMEOUT = 5.0  # seconds a page, a context or the browser may take to close
 _MEMORY_EVERY = 10  # pages rendered between two looks at the browser's memory
+# pages a tab renders before it is closed: its renderer's memory grows with each (measured:
+# ~35 MB fresh, ~75 MB after 50 pages), while opening a tab costs ~80 ms
+_TAB_USES = 8
 # the main document's headers that no longer describe the body (the DOM, as UTF-8), and
 # its cookies (the context's, after the page ran, are given instead)
 _REPLACED = frozenset({"content-type", "content-encoding", "content-length", "set-cookie"})
@@ -80,10 +86,18 @@ def find_chromium(settings: Settings) -> str:
     raise StartupError(f"rendering pages needs Chromium, and none is on PATH: {_INSTALL}")
 
 
-def browser_memory(root: int | None = None) -> int:
-    """Bytes held by the Chromium processes below `root` (this process): the browser,
-    its renderers, GPU and utility processes (their PSS; blocking: /proc)."""
-    return sum(pss(pid) for pid in descendants(root, "chrom"))
+def _browser_roots() -> set[int]:
+    """The pids of the Chromium browsers this process's Playwright launched (Chromium
+    processes whose parent is not one; blocking: /proc)."""
+    found = descendants(None, "chrom")
+    below = {pid for root in found for pid in descendants(root)}
+    return set(found) - below
+
+
+def _one_browser_memory(root: int) -> int:
+    """Bytes a browser (its process `root`) and its renderers, GPU and utility processes
+    hold: their PSS (blocking: /proc)."""
+    return pss(root) + sum(pss(pid) for pid in descendants(root))
 
 
 def _check_playwright() -> None:
@@ -96,8 +110,9 @@ def _check_playwright() -> None:
 
 
 class _Context:
-    """A browser context, how many pages it has rendered, and its idle tabs (a tab is
-    navigated again rather than opened anew: opening one costs ~80 ms)."""
+    """A browser context, how many pages it has rendered, and its idle tabs with the pages
+    each has rendered (a tab is navigated again rather than opened anew, opening one costs
+    ~80 ms, but only _TAB_USES times: a renderer's heap grows with every page it shows)."""
 
     __slots__ = ("busy", "context", "idle", "pages", "retired")
 
@@ -106,7 +121,25 @@ class _Context:
         self.pages = 0  # rendered (or being rendered) in it
         self.busy = 0  # pages being rendered in it now
         self.retired = False  # replaced: closed once its busy pages are done
-        self.idle: list[Any] = []
+        self.idle: list[tuple[Any, int]] = []
+
+
+class _Browser:
+    """One launched Chromium: its contexts, the pages open in it, and its memory."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.browser: Any = None
+        self.pid: int | None = None  # its main process, for its memory
+        self.contexts: dict[str, _Context] = {}
+        self.open = 0  # pages being rendered in it
+        self.rendered = 0
+        self.restart_due = False  # past browser_max_memory: restart once open == 0
+        self.drained = asyncio.Event()
+        self.memory_mb = 0.0  # at the last look
+
+    def connected(self) -> bool:
+        return self.browser is not None and self.browser.is_connected()
 
 
 class BrowserHandler:
@@ -122,17 +155,11 @@ class BrowserHandler:
         self._block = frozenset(settings.browser_block)
         self._slots = asyncio.Semaphore(settings.browser_max_pages)
         self._playwright: Any = None
-        self._browser: Any = None
         self._executable: str | None = None
-        self._contexts: dict[str, _Context] = {}
-        self._starting = asyncio.Lock()
-        self._open_pages = 0
-        self._closed = False
+        self._browsers = [_Browser(i) for i in range(settings.browsers)]
+        self._starting = asyncio.Lock()  # one launch at a time: a new browser's pid is
+        self._closed = False             # the Chromium root that was not there before
         self._chores: set[asyncio.Future[None]] = set()
-        self._rendered = 0
-        self._restart_due = False
-        self._drained = asyncio.Event()
-        self.memory_mb = 0.0  # the browser's processes' memory at the last look
         # allow_private_addresses = false: every request of a page is checked first
         self._guard = not settings.allow_private_addresses
         self._cookies = settings.cookies_enabled  # shared both ways with the HTTP jar
@@ -160,71 +187,87 @@ class BrowserHandler:
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         self._closed = True
-        with contextlib.suppress(Exception):
-            await self._close_browser()
+        for browser in self._browsers:
+            with contextlib.suppress(Exception):
+                await self._close_browser(browser)
         if self._playwright is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._playwright.stop(), _CLOSE_TIMEOUT)
             self._playwright = None
 
     async def fetch(self, request: Request) -> Response:
+        meta = request._meta or {}
+        # a cookie session (meta["cookiejar"]) gets its own context unless told otherwise
+        named = meta.get("browser_context", meta.get("cookiejar"))
+        key = "default" if named is None else str(named)
         async with self._slots:
-            while self._restart_due:  # the browser holds too much memory: drain, restart
-                if self._open_pages == 0:
-                    await self._restart_for_memory()
+            browser = self._pick(named is not None and key)
+            while browser.restart_due:  # it holds too much memory: drain it, restart it
+                if browser.open == 0:
+                    await self._restart_for_memory(browser)
                     break
-                self._drained.clear()
-                await self._drained.wait()
-            self._open_pages += 1
+                browser.drained.clear()
+                await browser.drained.wait()
+            browser.open += 1
             try:
-                return await self._render(request)
+                return await self._render(browser, key, request)
             finally:
-                self._open_pages -= 1
-                if not self._open_pages:
-                    self._drained.set()
-                self._rendered += 1
-                if self._rendered % _MEMORY_EVERY == 0 and self._browser is not None:
-                    self._aside(self._check_memory())
+                browser.open -= 1
+                if not browser.open:
+                    browser.drained.set()
+                browser.rendered += 1
+                if browser.rendered % _MEMORY_EVERY == 0 and browser.pid is not None:
+                    self._aside(self._check_memory(browser))
 
-    async def _check_memory(self) -> None:
-        """Read the browser's memory (its processes' PSS); past browser_max_memory, restart
+    def _pick(self, key: str | bool) -> _Browser:
+        """The browser a named context lives in (the same one every time), else the one with
+        the fewest pages open (one not waiting for a restart first)."""
+        if key and len(self._browsers) > 1:
+            digest = hashlib.blake2b(str(key).encode(), digest_size=4).digest()
+            return self._browsers[int.from_bytes(digest, "big") % len(self._browsers)]
+        return min(self._browsers, key=lambda b: (b.restart_due, b.open))
+
+    async def _check_memory(self, browser: _Browser) -> None:
+        """Read a browser's memory (its processes' PSS); past browser_max_memory, restart
         it once the pages it has open are done."""
-        used = await asyncio.to_thread(browser_memory)
-        self.memory_mb = used / (1 << 20)
+        if browser.pid is None:
+            return
+        browser.memory_mb = await asyncio.to_thread(_one_browser_memory, browser.pid) / (1 << 20)
         peak = self._stats.counters["browser/peak_memory_mb"]
-        self._stats.counters["browser/peak_memory_mb"] = max(peak, round(self.memory_mb))
-        if self.memory_mb > self._settings.browser_max_memory and not self._restart_due:
-            logger.warning("the browser holds %.0f MB (browser_max_memory %d): restarting it "
-                           "once its open pages are done", self.memory_mb,
+        self._stats.counters["browser/peak_memory_mb"] = max(peak, round(browser.memory_mb))
+        if browser.memory_mb > self._settings.browser_max_memory and not browser.restart_due:
+            logger.warning("browser %d holds %.0f MB (browser_max_memory %d): restarting it "
+                           "once its open pages are done", browser.index, browser.memory_mb,
                            self._settings.browser_max_memory)
-            self._restart_due = True
+            browser.restart_due = True
 
-    async def _restart_for_memory(self) -> None:
-        self._restart_due = False
+    async def _restart_for_memory(self, browser: _Browser) -> None:
+        browser.restart_due = False
         self._stats.counters["browser/memory_restarts"] += 1
         async with self._starting:
             with contextlib.suppress(Exception):
-                await self._close_browser()
+                await self._close_browser(browser)
 
     def snapshot(self) -> dict[str, Any]:
-        """The browser's part of the crawl's status."""
-        return {"browser": {"pages_open": self._open_pages, "contexts": len(self._contexts),
-                            "running": self._browser is not None,
-                            "memory_mb": round(self.memory_mb, 1),
+        """The browsers' part of the crawl's status (summed over them)."""
+        b = self._browsers
+        return {"browser": {"browsers": len(b), "running": sum(x.browser is not None for x in b),
+                            "pages_open": sum(x.open for x in b),
+                            "contexts": sum(len(x.contexts) for x in b),
+                            "memory_mb": round(sum(x.memory_mb for x in b), 1),
                             "restarts": self._stats.counters["browser/restarts"]
                             + self._stats.counters["browser/memory_restarts"]}}
 
-    async def _render(self, request: Request) -> Response:
+    async def _render(self, browser: _Browser, key: str, request: Request) -> Response:
         meta = request._meta or {}
-        # a cookie session (meta["cookiejar"]) gets its own context unless told otherwise
-        key = meta.get("browser_context", meta.get("cookiejar", "default"))
-        holder = await self._context(str(key), request)
+        holder = await self._context(browser, key, request)
         holder.pages += 1
         holder.busy += 1
         page = None
+        uses = 0
         reusable = False
         try:
-            page = holder.idle.pop() if holder.idle else await self._new_page(holder)
+            page, uses = holder.idle.pop() if holder.idle else (await self._new_page(holder), 0)
             status, headers = await asyncio.wait_for(self._navigate(page, request),
                                                      self._timeout)
             await self._act(page, request)
@@ -243,14 +286,14 @@ class BrowserHandler:
         except DownloadError:
             raise
         except Exception as exc:
-            raise self._failure(exc, request) from None
+            raise self._failure(browser, exc, request) from None
         finally:
             holder.busy -= 1
             if holder.pages >= self._settings.browser_recycle_pages:
-                self._retire(holder)
+                self._retire(browser, holder)
             if page is not None:
-                if reusable and not holder.retired:
-                    holder.idle.append(page)  # the next page of this context navigates it
+                if reusable and not holder.retired and uses + 1 < _TAB_USES:
+                    holder.idle.append((page, uses + 1))  # the next page navigates it
                 else:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(page.close(), _CLOSE_TIMEOUT)
@@ -325,9 +368,9 @@ class BrowserHandler:
         self._stats.counters[f"browser/{kind}_files"] += 1
         return str(path)
 
-    def _failure(self, exc: Exception, request: Request) -> DownloadError:
+    def _failure(self, browser: _Browser, exc: Exception, request: Request) -> DownloadError:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if self._browser is None or not self._browser.is_connected() or \
+        if not browser.connected() or \
                 "crash" in message.lower() or "closed" in message.lower():
             self._stats.counters["browser/crashes"] += 1
             return DownloadError(Kind.BROWSER_CRASH, f"the browser died: {message}", request)
@@ -345,42 +388,45 @@ class BrowserHandler:
         self._chores.add(task)
         task.add_done_callback(self._chores.discard)
 
-    async def _context(self, key: str, request: Request) -> _Context:
-        """The context for `key`, launching the browser first when it is not running."""
-        holder = self._contexts.get(key)
-        if holder is not None and self._browser is not None and self._browser.is_connected():
+    async def _context(self, browser: _Browser, key: str, request: Request) -> _Context:
+        """The context for `key` in `browser`, launching it first when it is not running."""
+        holder = browser.contexts.get(key)
+        if holder is not None and browser.connected():
             return holder
         async with self._starting:
             if self._closed:
                 raise DownloadError(Kind.BROWSER_ERROR, "the browser is closed", request)
-            if self._browser is None or not self._browser.is_connected():
-                await self._launch(request)
-            holder = self._contexts.get(key)
+            if not browser.connected():
+                await self._launch(browser, request)
+            holder = browser.contexts.get(key)
             if holder is None:
-                holder = self._contexts[key] = _Context(await self._new_context())
+                holder = browser.contexts[key] = _Context(await self._new_context(browser))
             return holder
 
-    async def _launch(self, request: Request) -> None:
-        if self._browser is not None:  # it died: what it held goes with it
+    async def _launch(self, browser: _Browser, request: Request) -> None:
+        if browser.browser is not None:  # it died: what it held goes with it
             self._stats.counters["browser/restarts"] += 1
-            logger.warning("the browser died: launching it again")
+            logger.warning("browser %d died: launching it again", browser.index)
             with contextlib.suppress(Exception):
-                await self._close_browser()
-        self._contexts.clear()
+                await self._close_browser(browser)
+        browser.contexts.clear()
+        before = await asyncio.to_thread(_browser_roots)
         try:
-            self._browser = await asyncio.wait_for(self._playwright.chromium.launch(
+            browser.browser = await asyncio.wait_for(self._playwright.chromium.launch(
                 executable_path=self._executable, headless=True,
                 args=["--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]),
                 self._timeout)
         except Exception as exc:
-            self._browser = None
+            browser.browser = None
             raise DownloadError(Kind.BROWSER_ERROR, f"cannot launch Chromium "
                                 f"({self._executable}): {str(exc).splitlines()[0]}",
                                 request) from None
+        new = await asyncio.to_thread(_browser_roots) - before
+        browser.pid = min(new) if len(new) == 1 else None  # (unknown: its memory unread)
         self._stats.counters["browser/launches"] += 1
 
-    async def _new_context(self) -> Any:
-        context = await self._browser.new_context(
+    async def _new_context(self, browser: _Browser) -> Any:
+        context = await browser.browser.new_context(
             accept_downloads=False, user_agent=self._settings.user_agent,
             ignore_https_errors=not self._settings.tls_verify)
         if self._block or self._guard:
@@ -426,15 +472,15 @@ class BrowserHandler:
         self._verdicts[host] = allowed
         return allowed
 
-    def _retire(self, holder: _Context) -> None:
+    def _retire(self, browser: _Browser, holder: _Context) -> None:
         """Replace a context that rendered its share of pages: the next page makes a new
         one; this one is closed when the pages it is rendering are done."""
         if holder.retired:
             return
         holder.retired = True
-        for key, other in list(self._contexts.items()):
+        for key, other in list(browser.contexts.items()):
             if other is holder:
-                del self._contexts[key]
+                del browser.contexts[key]
         self._stats.counters["browser/contexts_recycled"] += 1
 
     async def _close_context(self, holder: _Context) -> None:
@@ -444,15 +490,16 @@ class BrowserHandler:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(context.close(), _CLOSE_TIMEOUT)
 
-    async def _close_browser(self) -> None:
-        browser, self._browser = self._browser, None
-        contexts = list(self._contexts.values())
-        self._contexts.clear()
+    async def _close_browser(self, browser: _Browser) -> None:
+        running, browser.browser, browser.pid = browser.browser, None, None
+        contexts = list(browser.contexts.values())
+        browser.contexts.clear()
+        browser.memory_mb = 0.0
         for holder in contexts:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(holder.context.close(), _CLOSE_TIMEOUT)
-        if browser is not None:
-            await asyncio.wait_for(browser.close(), _CLOSE_TIMEOUT)
+        if running is not None:
+            await asyncio.wait_for(running.close(), _CLOSE_TIMEOUT)
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -167,8 +167,13 @@ class Settings:
         "nothing is ever downloaded)", rule=(lambda v: bool(v.strip()),
                                             "must name an executable"),
         shown="`chromium` on PATH")
+    browsers: int = setting(
+        1, "Chromium browsers a crawl runs (a page without a context of its own goes to the "
+        "one with the fewest pages open; a named context lives in one)", ge=1, le=16,
+        le_why="each browser costs hundreds of MB")
     browser_max_pages: int = setting(
-        4, "pages open in the browser at once (each is a tab: memory)", ge=1, le=256,
+        4, "pages open in the browsers at once, over all of them (each is a tab: memory)",
+        ge=1, le=256,
         le_why="each open page costs tens of MB")
     browser_timeout: float = setting(
         30.0, "seconds a page may take to load and settle, and every page action; past it "
@@ -178,8 +183,8 @@ class Settings:
         200, "pages a browser context renders before it is replaced by a fresh one (what "
         "pages leak goes with it)", ge=1)
     browser_max_memory: int = setting(
-        2048, "MB the browser's processes may hold together (read from the process tree "
-        "every few pages); past it the browser is restarted once its open pages finish",
+        2048, "MB a browser's processes may hold together (read from the process tree "
+        "every few pages); past it that browser is restarted once its open pages finish",
         ge=64)
     browser_files_dir: str = setting(
         "output/browser", "where `meta[\"browser_screenshot\"]` and `meta[\"browser_pdf\"]` "

@@ -75,6 +75,12 @@ function render(s) {
     fill("fleet", Object.entries(s.fleet.workers || {}).map(([name, w]) =>
       [name, `${w.age.toFixed(1)} s ago`, w.pages, w.pages_per_second, w.items, w.in_flight]));
   }
+  if (s.browser) {  // pages rendered in Chromium (crawler/handlers/browser.py)
+    const b = s.browser;
+    $("browser-section").hidden = false;
+    text("browser", `${b.running} of ${b.browsers} running: ${b.pages_open} pages open, ` +
+         `${b.contexts} contexts, ${b.memory_mb} MB, ${b.restarts} restarts`);
+  }
   const live = s.state === "running" || s.state === "paused";
   $("pause").disabled = !token || !live || s.state === "paused";
   $("resume").disabled = !token || s.state !== "paused";
