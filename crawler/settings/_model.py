@@ -240,8 +240,8 @@ class Settings:
         "visited again with conditional requests (`If-None-Match`, `If-Modified-Since`); "
         "unchanged pages are counted, not parsed again", flag=("--recrawl",))
     changes_file: str | None = setting(
-        None, "the change feed of a job dir: one JSON line per page visited, `{\"url\", "
-        "\"change\": new\\|changed\\|unchanged\\|gone, \"time\"}`", flag=("--changes",),
+        None, "the change feed of a job dir: one JSON line per page visited, its URL, its "
+        "change (new, changed, unchanged or gone) and the time", flag=("--changes",),
         metavar="FILE", rule=(lambda v: bool(v.strip()), "must name a file"))
     continuous: bool = setting(
         False, "a job dir's crawl does not end: once nothing is left it sleeps until the "
