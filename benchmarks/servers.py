@@ -36,7 +36,10 @@ http {{
     {servers}
 }}
 """
-_SERVER = "server {{ listen 127.0.0.1:{port}; root {root}; }}"
+_SERVER = "server {{ listen 127.0.0.1:{port}; root {root}; {extra} }}"
+# a server that sends no validators and ignores conditional requests
+NO_VALIDATORS = 'etag off; if_modified_since off; add_header Last-Modified "";'
+
 # An endless 15-ary tree: every page links to 15 pages below it, none seen before. nginx
 # takes parameters of at most 4 KiB, so the filler is a variable of its own.
 _TREE_SERVER = ("server {{ listen 127.0.0.1:{port}; location = /robots.txt {{ return 404; }} "
@@ -82,10 +85,12 @@ def tree_filler(size: int = 4096, used: int = 700) -> str:
 
 @contextlib.contextmanager
 def serve(root: Path | list[Path] | None, hosts: int = 1, *,
-          access_log: Path | None = None) -> Iterator[tuple[str, list[str]]]:
+          access_log: Path | None = None, log_format: str = "$request_uri",
+          extra: str = "") -> Iterator[tuple[str, list[str]]]:
     """Serve `root` (None: the endless tree; a list: one root per host) as `hosts` distinct
     hosts (one port each); yields (server, base URLs). `access_log`: nginx logs each
-    request's URI there, a line each (to count fetches)."""
+    request there, a line each, as `log_format` says (to count fetches and bytes);
+    `extra`: nginx directives for each server of `root` (NO_VALIDATORS)."""
     roots = root if isinstance(root, list) else [root] * hosts if root else None
     ports = free_ports(hosts)
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
@@ -98,21 +103,22 @@ def serve(root: Path | list[Path] | None, hosts: int = 1, *,
                           for p in ports]
             else:
                 assert roots is not None
-                blocks = [_SERVER.format(port=p, root=r.resolve())
+                blocks = [_SERVER.format(port=p, root=r.resolve(), extra=extra)
                           for p, r in zip(ports, roots, strict=True)]
             servers = "\n    ".join(blocks)
             conf = Path(tmp) / "nginx.conf"
             # run as root, nginx's workers drop to nobody, who cannot read a 0700 checkout
             user = "user root;\n" if os.geteuid() == 0 else ""
             log = "access_log off" if access_log is None else \
-                f"log_format uris '$request_uri'; access_log {access_log} uris"
+                f"log_format uris '{log_format}'; access_log {access_log} uris"
             conf.write_text(_NGINX_CONF.format(user=user, tmp=tmp, servers=servers,
                                                access_log=log))
             cmd = [nginx, "-c", str(conf), "-p", tmp, "-e", f"{tmp}/error.log"]
             kind = "nginx"
         else:
-            if isinstance(root, list) or access_log is not None:
-                raise RuntimeError("one root per host, or an access log, needs nginx")
+            if isinstance(root, list) or access_log is not None or extra:
+                raise RuntimeError("one root per host, an access log or nginx directives "
+                                   "need nginx")
             cmd = [sys.executable, "-m", "benchmarks.static", str(root or "--tree"),
                    *map(str, ports)]
             kind = "aiohttp (nginx not installed: slower server, lower figures)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 from typing import Any
 
 from crawler.commands.common import (
@@ -30,9 +31,17 @@ def run(args: argparse.Namespace) -> int:
           f"queued:   {state['queued']} (in progress at the last stop included; "
           f"{state['waiting_to_retry']} waiting to retry)\n"
           f"failed:   {state['failed']}\n"
-          f"state:    {done}{reason_text(state['finish_reason'])}"
+          f"state:    {done}{reason_text(state['finish_reason'])}\n"
+          f"round:    {state['round']} ({state['known']} pages known"
+          + (f"; the first due again at {_when(state['next_due'])}"
+             if state["next_due"] is not None else "") + ")"
           + (f"\nnote:     {state['note']}" if state["note"] else ""))
     return EXIT_OK
+
+def _when(moment: float) -> str:
+    return datetime.datetime.fromtimestamp(moment, datetime.UTC).isoformat(
+        timespec="seconds").replace("+00:00", "Z")
+
 
 def reason_text(reason: str) -> str:
     return f" ({reason})" if reason and reason != "finished" else ""

@@ -35,6 +35,7 @@ from crawler.middlewares.spider import SpiderMiddlewareChain
 from crawler.outputs.outputs import Outputs
 from crawler.outputs.pipelines import load_pipelines
 from crawler.outputs.sinks import Sink
+from crawler.recrawl.feed import ChangeFeed
 from crawler.settings import Settings
 from crawler.signals import Signals
 from crawler.spider import Spider
@@ -96,6 +97,8 @@ class Crawler:
         for warning in allowed.warnings:
             logger.warning("%s", warning)
         self.fingerprint = fingerprint  # the duplicate filter's (and the cache's) key
+        if s.changes_file is not None:  # the change feed: an output that takes no items
+            outputs = [*outputs, ChangeFeed(s.changes_file)]
         self.outputs = Outputs(outputs, stats, on_failure=lambda sink: self.stop("output_failed"))
         # how the crawl's state is kept (crawler/storage/): memory, a job dir, a fleet
         self.storage: Storage = build_storage(StorageContext(

@@ -403,6 +403,9 @@ class Engine:
                 continue
             if self.state is CrawlState.STOPPING:
                 self._done.set()
+            elif self.storage.continuous:  # it does not end: wait for pages to fall due
+                self._idle = asyncio.create_task(self._await_due(), name="await-due")
+                self._idle.add_done_callback(self._task_ended)
             elif self.signals.wants(Signal.ENGINE_IDLE):
                 self._idle = asyncio.create_task(self._idling(), name="engine-idle")
             else:
@@ -418,6 +421,24 @@ class Engine:
         if self.state is not CrawlState.RUNNING or (
                 await self.scheduler.pending() == 0 and not self._busy):
             self._done.set()
+
+    async def _await_due(self) -> None:
+        """A continuous crawl with nothing left: sleep until its next pages are due and
+        queue them (a stop cuts the sleep short, and the crawl ends)."""
+        due = asyncio.ensure_future(self.storage.await_due())
+        stopped = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({due, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not due.done():
+                due.cancel()
+                await asyncio.gather(due, return_exceptions=True)
+            self._idle = None
+        if not due.cancelled():
+            due.result()  # (a job that cannot be read: the task's failure ends the crawl)
+            self.scheduler.wake()
+        self.check_done()
 
     async def snapshot(self, *, hosts: int = 10) -> dict[str, Any]:
         """The crawl as the status page shows it: its state, what is queued and in flight,

@@ -53,6 +53,8 @@ class Processor:
         self._scraper = scraper
         self._storage = storage
         self._robots_at_fetch = storage.robots_at_fetch
+        self._history = storage.keeps_history  # a job dir: each page judged (recrawl/)
+        self._emit_unchanged = context.settings.emit_unchanged
         # the downloader middlewares around the fetch; again, unobserved, for robots.txt
         self.chain = MiddlewareChain(middlewares, self.received)
         self._robots_chain = MiddlewareChain(middlewares)
@@ -98,6 +100,8 @@ class Processor:
                 await scheduler.done(request, cached=True)  # refused: the host was not used
                 await self._refused(request, *refusal, page)
                 return False
+        if self._history:
+            await self._storage.revisit(request)  # conditional headers, from its history
         loop = asyncio.get_running_loop()
         fetched = False
 
@@ -140,10 +144,22 @@ class Processor:
         finally:
             if not fetched:  # a middleware answered (a cache hit) or failed: free the slot
                 await scheduler.done(request, cached=True)
+        if self._history and self._unchanged(request, outcome):
+            return False  # counted; its callback is not called again
         if type(outcome) is Response:  # the usual outcome, without another coroutine
             await self._respond(outcome.request, outcome, page)
             return False
         return await self._route(request, outcome, page)
+
+    def _unchanged(self, request: Request, outcome: Outcome | RequestFailed) -> bool:
+        """Judge the page against its history; True when it is unchanged and its callback
+        is not to be called (`emit_unchanged` calls it)."""
+        response = outcome if isinstance(outcome, Response) else \
+            getattr(outcome, "response", None) if isinstance(outcome, RequestFailed) else None
+        if response is None:
+            return False
+        change = self._storage.judge(request, response)
+        return change == "unchanged" and not self._emit_unchanged
 
     async def fetch_robots(self, request: Request) -> Response:
         """robots.txt through the middlewares (a cache, a proxy) but outside politeness

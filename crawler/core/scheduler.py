@@ -119,6 +119,11 @@ class Scheduler:
     async def queued(self) -> int:
         return await self.admission.queued()
 
+    def wake(self) -> None:
+        """Requests were queued behind the scheduler's back (a continuous crawl's due
+        pages): look at the frontier again."""
+        self._wake()
+
     def _wake(self) -> None:
         """Wake the dispatcher if a worker is waiting for it. With every worker busy there is
         nothing to dispatch, and the next worker to go idle wakes it in get()."""

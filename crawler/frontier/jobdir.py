@@ -63,6 +63,7 @@ from crawler.frontier.joboutputs import cut_back, tail_digest
 from crawler.frontier.pagerecords import PageRecords
 from crawler.http import Request
 from crawler.outputs.sinks import Sink
+from crawler.recrawl.history import Visit
 from crawler.stats import Stats
 from crawler.threads import OrderedThread
 
@@ -90,6 +91,14 @@ CREATE TABLE IF NOT EXISTS seen (size INTEGER NOT NULL, fps BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS outputs (name TEXT PRIMARY KEY, length INTEGER NOT NULL,
                                     tail TEXT);
 CREATE TABLE IF NOT EXISTS hosts (host TEXT PRIMARY KEY, slot TEXT NOT NULL);
+-- every page fetched, as crawler/recrawl/history.py's Visit: what a recrawl revisits
+CREATE TABLE IF NOT EXISTS history (fp TEXT PRIMARY KEY, url TEXT NOT NULL,
+                                    host TEXT NOT NULL, priority INTEGER NOT NULL,
+                                    data TEXT NOT NULL, etag TEXT, modified TEXT, digest TEXT,
+                                    fetched REAL NOT NULL, changed REAL NOT NULL,
+                                    interval REAL NOT NULL,
+                                    queued INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS due ON history (fetched + interval) WHERE queued = 0;
 """
 _SCHEMA_VERSION = "2"
 # id, data, not_before, host, priority, waiting: as inserted
@@ -101,6 +110,15 @@ _Row = tuple[int, str, float | None, str, int, int]
 _INSERT_ROWS = ("INSERT OR REPLACE INTO requests SELECT " + ", ".join(
     f"json_extract(value, '$[{i}]')" for i in range(6)) + " FROM json_each(?)")
 _IDS = "(SELECT value FROM json_each(?))"
+_INSERT_VISITS = ("INSERT OR REPLACE INTO history (" + ", ".join(Visit._fields) + ") SELECT "
+                  + ", ".join(
+    f"json_extract(value, '$[{i}]')" for i in range(11)) + " FROM json_each(?)")
+# what a request's meta holds about one fetch of it, not about what to fetch: left out of
+# the request a page's history keeps (its row id is replaced when it is queued again)
+_TRANSIENT = frozenset({"retry_times", "redirect_times", "redirect_urls",
+                        "redirect_reasons", "download_latency", "browser_results",
+                        "browser_page_result"})
+_CONDITIONAL = ("If-None-Match", "If-Modified-Since")
 _STATS_KEPT = ("start_requests", "pages", "items", "items_dropped", "requests_scheduled",
                "requests_failed", "duplicates_filtered", "offsite_dropped", "invalid_url",
                "unsupported_scheme", "depth_limited", "url_too_long", "host_limited",
@@ -149,6 +167,9 @@ class Job:
         # a kill fetches them again, so a commit's count leaves them out
         self._unsettled: dict[int, int] = {}
         self._unrestorable = 0
+        self._visits: dict[str, Visit] = {}  # pages' history to store, by fingerprint
+        self._forgotten: set[str] = set()  # ... to remove (gone)
+        self._queued: set[str] = set()  # ... queued again (continuous), with their rows
 
     # -- opening ------------------------------------------------------------------------
 
@@ -384,6 +405,123 @@ class Job:
     def seeding_done(self) -> None:
         self._seed_done = True
 
+    # -- the pages' history (crawler/recrawl/) ----------------------------------------------
+
+    @property
+    def round(self) -> int:
+        """Which round of the job this is: 1, then one more for each --recrawl."""
+        return int(self.meta.get("round", "1"))
+
+    async def visit_of(self, fp: str) -> Visit | None:
+        """What the job remembers of the page with fingerprint `fp` (hex), if anything."""
+        if fp in self._visits:
+            return self._visits[fp]
+        if fp in self._forgotten:
+            return None
+        row = await self._worker.run(self._visit_row, fp)
+        return None if row is None else Visit(*row)
+
+    def _visit_row(self, fp: str) -> tuple[Any, ...] | None:
+        assert self._db is not None
+        row: tuple[Any, ...] | None = self._db.execute(
+            f"SELECT {', '.join(Visit._fields)} FROM history WHERE fp = ?", (fp,)).fetchone()
+        return row
+
+    def history_data(self, request: Request) -> str:
+        """`request` as the history keeps it: what fetches the page again, without what
+        one fetch added (its row id, retries, redirects, conditional headers).
+        ValueError when it cannot be stored."""
+        meta, headers = request._meta, request.headers
+        if (meta and not _TRANSIENT.isdisjoint(meta)) or (headers and any(
+                name in headers for name in _CONDITIONAL)):
+            kept = {k: v for k, v in (meta or {}).items() if k not in _TRANSIENT}
+            request = request.replace(meta=kept or None, headers=[
+                (k, v) for k, v in (request._header_items() or ())
+                if k.title() not in _CONDITIONAL])
+        return self._codec.encode(request)
+
+    async def due(self, now: float, limit: int,
+                  ) -> tuple[list[tuple[Request, bytes]], float | None]:
+        """Up to `limit` pages of the history due by wall time `now` and not queued, as
+        requests with their fingerprints, each marked queued with the commit that stores
+        its row; and when the next page not queued is due (None: none is)."""
+        await self.commit()
+        rows, next_due = await self._worker.run(self._due, now, limit)
+        found = []
+        for fp, data in rows:
+            try:
+                request = self._codec.decode(data, None)
+            except (ValueError, TypeError, IndexError, KeyError) as exc:
+                self.stats.errors["unrestorable_request"] += 1
+                logger.error("a page of the history cannot be visited again (%s): "
+                             "forgotten", exc)
+                self._forgotten.add(fp)
+                continue
+            self._queued.add(fp)
+            found.append((request, bytes.fromhex(fp)))
+        return found, next_due
+
+    def _due(self, now: float, limit: int) -> tuple[list[tuple[str, str]], float | None]:
+        db = self._db
+        assert db is not None
+        rows = list(db.execute("SELECT fp, data FROM history WHERE queued = 0 AND "
+                               "fetched + interval <= ? ORDER BY fetched + interval LIMIT ?",
+                               (now, limit)))
+        if len(rows) == limit:
+            return rows, now
+        later = db.execute("SELECT MIN(fetched + interval) FROM history WHERE queued = 0 "
+                           "AND fetched + interval > ?", (now,)).fetchone()[0]
+        return rows, later
+
+    def remember(self, visit: Visit) -> None:
+        """A page's new record, stored with the next commit (call under `lock`)."""
+        self._forgotten.discard(visit.fp)
+        self._queued.discard(visit.fp)  # visited: the record replaces the queued mark
+        self._visits[visit.fp] = visit
+
+    def forget(self, fp: str) -> None:
+        """A page is gone: its record goes with the next commit (call under `lock`)."""
+        self._visits.pop(fp, None)
+        self._queued.discard(fp)
+        self._forgotten.add(fp)
+
+    async def new_round(self) -> int:
+        """Start the next round of a finished job: every page of its history queued again
+        (their fingerprints seen, so that links to them do not queue them twice), start()
+        run again, the round's counts from zero. The pages it queued."""
+        await self.commit()
+        queued: int
+        queued, self._next_id = await self._worker.run(self._new_round)
+        self.finished = self.seeded = False
+        self.resumed = True
+        return queued
+
+    def _new_round(self) -> tuple[int, int]:
+        db = self._db
+        assert db is not None
+        first = self._next_id
+        number = str(self.round + 1)
+        with db:
+            db.execute("BEGIN")
+            db.execute("DELETE FROM requests")  # (a finished job has none)
+            db.execute("DELETE FROM seen")
+            db.execute("DELETE FROM hosts")
+            db.execute("INSERT INTO requests SELECT ? + rowid, data, NULL, host, priority, 1 "
+                       "FROM history", (first,))
+            # the pages' fingerprints, seen: one row each (restore() splits rows by size)
+            db.create_function("fp_blob", 1, bytes.fromhex, deterministic=True)
+            db.execute("INSERT INTO seen SELECT length(fp), fp FROM "
+                       "(SELECT fp_blob(fp) AS fp FROM history)")
+            top = db.execute("SELECT MAX(id) FROM requests").fetchone()[0]
+            queued = db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+            next_id = max(first, (top or 0) + 1)
+            for key in ("finished", "finish_reason", "seeded", "stats"):
+                db.execute("DELETE FROM job WHERE key = ?", (key,))
+            db.executemany("INSERT OR REPLACE INTO job VALUES (?, ?)", [
+                ("round", number), ("next_id", str(next_id)), ("updated", _now())])
+        self.meta = dict(db.execute("SELECT key, value FROM job"))
+        return int(queued), next_id
+
     def page_records(self) -> PageRecords:
         """A holder for the records of one page until it is complete."""
         return PageRecords(self.directory)
@@ -412,6 +550,9 @@ class Job:
                 done, self._done = self._done, set()
                 seen, self._seen = self._seen, []
                 slots, self._slots = self._slots, {}
+                visits, self._visits = self._visits, {}
+                forgotten, self._forgotten = self._forgotten, set()
+                queued, self._queued = self._queued, set()
                 seeded = self._seed_done
                 # each output's buffer is handed over for writing now, in order: the
                 # lengths cover exactly the pages completed before this point
@@ -436,7 +577,7 @@ class Job:
             # commit's length, and the crawl stops)
             return asyncio.wrap_future(self._worker.submit(
                 self._store_after, [cut.done for _, cut in cuts], rows, done, seen, slots,
-                lengths, meta))
+                lengths, meta, visits, forgotten, queued))
 
     def _store_after(self, writes: list[Future[None]], *args: Any) -> None:
         for write in writes:
@@ -449,7 +590,7 @@ class Job:
     def _store(self, rows: dict[int, _Row], done: set[int],
                seen: list[bytes], slots: dict[str, str],
                lengths: list[tuple[str, int, str]], meta: dict[str, str],
-               ) -> None:
+               visits: dict[str, Visit], forgotten: set[str], queued: set[str]) -> None:
         db = self._db
         assert db is not None
         by_size: dict[int, list[bytes]] = {}
@@ -466,6 +607,14 @@ class Job:
                            (orjson.dumps(list(done)),))
             db.executemany("INSERT OR REPLACE INTO outputs VALUES (?, ?, ?)", lengths)
             db.executemany("INSERT OR REPLACE INTO hosts VALUES (?, ?)", slots.items())
+            if visits:
+                db.execute(_INSERT_VISITS, (orjson.dumps([tuple(v) for v in visits.values()]),))
+            if forgotten:
+                db.execute(f"DELETE FROM history WHERE fp IN {_IDS}",
+                           (orjson.dumps(list(forgotten)),))
+            if queued:  # with the rows that visit them: a kill loses neither
+                db.execute(f"UPDATE history SET queued = 1 WHERE fp IN {_IDS}",
+                           (orjson.dumps(list(queued)),))
             if "finished" in meta and db.execute("SELECT 1 FROM requests LIMIT 1").fetchone():
                 # rows this run could not load stay for the next one: not finished
                 del meta["finished"], meta["finish_reason"]

@@ -24,10 +24,10 @@ def read_job(directory: str | Path) -> dict[str, Any]:
         raise StartupError(f"{directory} holds no job ({JOB_FILE} not found)")
     note = ""
     try:
-        meta, queued, waiting = _read_meta(f"file:{path}?mode=ro")
+        meta, queued, waiting, history = _read_meta(f"file:{path}?mode=ro")
     except sqlite3.OperationalError:  # read-only: the WAL index cannot be made beside it
         try:
-            meta, queued, waiting = _read_meta(f"file:{path}?immutable=1")
+            meta, queued, waiting, history = _read_meta(f"file:{path}?immutable=1")
         except sqlite3.Error as exc:
             raise StartupError(f"cannot read the job in {directory}: {exc}") from None
         note = "read-only: the last commits may be missing"
@@ -44,16 +44,25 @@ def read_job(directory: str | Path) -> dict[str, Any]:
         "items": stats.get("items", 0), "failed": stats.get("requests_failed", 0),
         "queued": queued, "waiting_to_retry": waiting,
         "finished": meta.get("finished") == "1", "finish_reason": meta.get("finish_reason", ""),
-        "note": note,
+        "note": note, "round": int(meta.get("round", "1")), "known": history[0],
+        "next_due": history[1],
     }
 
 
-def _read_meta(uri: str) -> tuple[dict[str, str], int, int]:
+def _read_meta(uri: str) -> tuple[dict[str, str], int, int, tuple[int, float | None]]:
+    """The job's meta, its queued and retry-waiting requests, and its history: the pages
+    it knows and when the first of them is due again (None: none, or a job made before
+    the history was kept)."""
     db = sqlite3.connect(uri, uri=True)
     try:
         meta = dict(db.execute("SELECT key, value FROM job"))
         queued, waiting = db.execute(
             "SELECT COUNT(*), COUNT(not_before) FROM requests").fetchone()
+        try:
+            history = db.execute(
+                "SELECT COUNT(*), MIN(fetched + interval) FROM history").fetchone()
+        except sqlite3.OperationalError:  # no such table: a job from before
+            history = (0, None)
     finally:
         db.close()
-    return meta, queued, waiting
+    return meta, queued, waiting, history

@@ -8,6 +8,16 @@ its 4xx answer) is not fetched again. So a spider can be rerun while its selecto
 written. `http_cache_expiration` seconds make a stored response stale (0: never);
 `meta["dont_cache"]` skips the cache for one request; `--cache-clear` empties it.
 
+`http_cache_policy = "rfc9111"` behaves as an HTTP cache (RFC 9111, a private one) instead
+of replaying everything: a response with `Cache-Control: no-store` (or to a request with
+it) is not stored; a stored one is served only while fresh (its `max-age`, else `Expires`
+minus `Date`, else a tenth of its age since `Last-Modified`, less its `Age`; `no-cache`
+or a request's `no-cache` / `max-age=0`: never fresh); a stale one is revalidated: the
+request goes out with `If-None-Match` / `If-Modified-Since` from it, and a `304` is
+answered with the stored body (its headers refreshed, counted `httpcache/revalidated`); a
+stale one without validators is fetched again whole. `must-revalidate` changes nothing
+here: nothing stale is ever served.
+
 One identity's responses are never served to another: a request sent with credentials
 (an `Authorization` or `Proxy-Authorization` header, a user:password in its URL) is
 neither looked up nor stored (counted as `httpcache/uncacheable`); a request's cookies
@@ -35,6 +45,7 @@ from crawler.exceptions import NotConfigured, StartupError
 from crawler.frontier import sqlitedb
 from crawler.handlers.http import default_headers, sent_header
 from crawler.http import Request, Response
+from crawler.middlewares.freshness import cache_directives, conditional, fresh
 from crawler.signals import Signal
 from crawler.threads import OrderedThread
 
@@ -74,6 +85,7 @@ class HttpCacheMiddleware:
         self._path = cache_path(s.http_cache_dir, crawler.spider.name)
         self._expiration = s.http_cache_expiration
         self._codes = frozenset(s.http_cache_codes)
+        self._rfc = s.http_cache_policy == "rfc9111"
         self._fingerprint = crawler.fingerprint
         self._defaults = default_headers(s)  # what a request is sent with, for Vary
         self._counters = crawler.stats.counters
@@ -143,10 +155,20 @@ class HttpCacheMiddleware:
                 or not self._same_vary(request, row[5]):
             self._counters["httpcache/miss"] += 1
             return None
+        url, status, headers, body, stored, _ = row
+        stored_headers: CIMultiDict[str] = CIMultiDict(orjson.loads(headers))
+        if self._rfc and not fresh(request, stored_headers, stored, time.time()):
+            asked = conditional(stored_headers)  # revalidate: a 304 gets the stored body
+            if asked:
+                if request.headers is None:
+                    request.headers = CIMultiDict()
+                request.headers.update(asked)
+                self._counters["httpcache/revalidate"] += 1
+            else:
+                self._counters["httpcache/stale"] += 1
+            return None
         self._counters["httpcache/hit"] += 1
-        url, status, headers, body, _, _ = row
-        return Response(url, status, CIMultiDict(orjson.loads(headers)), body, request,
-                        flags=("cached",))
+        return Response(url, status, stored_headers, body, request, flags=("cached",))
 
     def _same_vary(self, request: Request, vary: str | None) -> bool:
         if not vary:
@@ -163,6 +185,15 @@ class HttpCacheMiddleware:
         return row
 
     async def process_response(self, request: Request, response: Response) -> Response:
+        if self._rfc and response.status == 304 and self._db is not None \
+                and "cached" not in response.flags:
+            return await self._revalidated(request, response)
+        if self._rfc and self._db is not None and (
+                "no-store" in cache_directives(response.headers)
+                or (request.headers is not None
+                    and "no-store" in cache_directives(request.headers))):
+            self._counters["httpcache/no_store"] += 1
+            return response
         if self._db is None or "cached" in response.flags or not self._storable(
                 request, response.status) or (request._meta and request._meta.get("dont_cache")):
             return response
@@ -186,6 +217,34 @@ class HttpCacheMiddleware:
         else:
             self._counters["httpcache/store"] += 1
         return response
+
+    async def _revalidated(self, request: Request, response: Response) -> Response:
+        """A 304 to a revalidation: the stored response, its headers refreshed by the
+        304's, kept fresh from now (the 304 itself when nothing is stored)."""
+        key = self._key(request)
+        if key is None:
+            return response
+        try:
+            row = await self._worker.run(self._get, key)
+        except sqlite3.Error as exc:
+            self._failed("read", exc)
+            return response
+        if row is None:
+            return response
+        url, status, headers, body, _, vary = row
+        merged: CIMultiDict[str] = CIMultiDict(orjson.loads(headers))
+        for name in set(response.headers.keys()) - {"Content-Length", "Content-Encoding",
+                                                     "Transfer-Encoding"}:
+            merged.popall(name, None)
+            for value in response.headers.getall(name):
+                merged.add(name, value)
+        try:
+            await self._worker.run(self._put, (key, url, status, orjson.dumps(
+                list(merged.items())), body, time.time(), vary))
+        except sqlite3.Error as exc:
+            self._failed("write", exc)
+        self._counters["httpcache/revalidated"] += 1
+        return Response(url, status, merged, body, request, flags=("cached", "revalidated"))
 
     def _storable(self, request: Request, status: int) -> bool:
         if 200 <= status < 300 or status in self._codes:

@@ -32,6 +32,7 @@ class Outputs:
     def __init__(self, sinks: Sequence[Sink], stats: Stats,
                  on_failure: Callable[[Sink], None] = lambda sink: None) -> None:
         self.sinks = list(sinks)
+        self._item_sinks = [sink for sink in self.sinks if sink.takes_items]
         self._stats = stats
         self._on_failure = on_failure
         for sink in self.sinks:
@@ -73,7 +74,8 @@ class Outputs:
             raise
 
     async def write(self, record: Record) -> None:
-        for sink in self.sinks:
+        """An item, to every output that takes items."""
+        for sink in self._item_sinks:
             try:
                 await sink.write(record)
             except Exception as exc:  # a sink's bug: that output fails, the crawl stops

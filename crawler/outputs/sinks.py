@@ -46,6 +46,9 @@ class Sink:
     # writing a record again leaves the target as writing it once (an upsert): a job dir
     # may then redo pages into it after a kill, as files are instead cut back
     idempotent: bool = False
+    # False: the crawl's items do not go to it (the change feed: its records come from the
+    # job's storage)
+    takes_items: bool = True
 
     def __init__(self, uri: str, *, overwrite: bool = False,
                  fields: tuple[str, ...] | None = None) -> None:

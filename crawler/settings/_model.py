@@ -225,9 +225,44 @@ class Settings:
     http_cache_expiration: float = setting(
         0.0, "seconds a stored response stays fresh; 0 keeps it forever", ge=0,
         scrapy={"httpcache_expiration_secs": ""})
+    http_cache_policy: str = setting(
+        "store", "`store`: every stored response is replayed (until `http_cache_expiration`); "
+        "`rfc9111`: as an HTTP cache does: `Cache-Control` (max-age, no-store, no-cache, "
+        "must-revalidate), `Expires` and `Vary` honoured, stale entries revalidated with "
+        "conditional requests and their body served on `304`", choices=("store", "rfc9111"),
+        choices_text="must be 'store' or 'rfc9111'", scrapy={"httpcache_policy": ""})
     http_cache_codes: tuple[int, ...] = setting(
         (), "statuses stored besides 2xx (and a robots.txt's 4xx), e.g. `301,404`",
         rule=_CODES_RULE)
+    # -- recrawls: a job's pages visited again (crawler/recrawl/) --------------------------
+    recrawl: bool = setting(
+        False, "a job dir that has finished starts a new round: every page it knows is "
+        "visited again with conditional requests (`If-None-Match`, `If-Modified-Since`); "
+        "unchanged pages are counted, not parsed again", flag=("--recrawl",))
+    changes_file: str | None = setting(
+        None, "the change feed of a job dir: one JSON line per page visited, its URL, its "
+        "change (new, changed, unchanged or gone) and the time", flag=("--changes",),
+        metavar="FILE", rule=(lambda v: bool(v.strip()), "must name a file"))
+    continuous: bool = setting(
+        False, "a job dir's crawl does not end: once nothing is left it sleeps until the "
+        "next page of its history is due (its revisit interval) and visits it again; a "
+        "signal stops it", flag=("--continuous",))
+    emit_unchanged: bool = setting(
+        False, "in a recrawl, unchanged pages are parsed and their items written again "
+        "(conditional requests are then not sent: the body is needed)",
+        flag=("--emit-unchanged",))
+    recrawl_interval: float = setting(
+        86400.0, "seconds before a page seen for the first time is due again", gt=0)
+    recrawl_min_interval: float = setting(
+        3600.0, "the shortest a page's revisit interval becomes", gt=0)
+    recrawl_max_interval: float = setting(
+        30 * 86400.0, "the longest a page's revisit interval becomes", gt=0)
+    recrawl_inc_rate: float = setting(
+        0.4, "a page found unchanged: its interval x (1 + this) (Nutch's adaptive "
+        "schedule)", ge=0, le=10)
+    recrawl_dec_rate: float = setting(
+        0.2, "a page found changed: its interval x (1 - this)", ge=0, le=0.9,
+        le_why="an interval must stay above 0")
     # -- outputs ---------------------------------------------------------------------------
     plugin: Mapping[str, Any] = setting(
         help="any name with a dot is a plugin's own setting, passed through unchecked",

@@ -63,6 +63,15 @@ def build_storage(context: StorageContext, frontier: Frontier | None = None) -> 
             raise StartupError("a job dir keeps its own frontier: pass no frontier")
         raise StartupError("a shared frontier (the frontier setting) keeps the crawl's "
                            "state itself: give no job dir and no other frontier")
+    if s.job_dir is None:
+        for name, flag in (("recrawl", "--recrawl"), ("changes_file", "--changes"),
+                           ("emit_unchanged", "--emit-unchanged"),
+                           ("continuous", "--continuous")):
+            if getattr(s, name):
+                raise StartupError(f"{flag} needs a job, whose history it reads: give "
+                                   "--job-dir DIR (recrawls are kept in job dirs only)")
+    if s.recrawl_min_interval > s.recrawl_max_interval:
+        raise StartupError("setting recrawl_min_interval must be <= recrawl_max_interval")
     if s.job_dir is not None:
         return JobStorage(context)
     if s.frontier is not None:

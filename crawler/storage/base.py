@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from crawler.http import Request
+from crawler.http import Request, Response
 from crawler.signals import Signal, Signals
 from crawler.stats import Stats
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from crawler.frontier.pagerecords import PageRecords
     from crawler.outputs.items import Record
     from crawler.outputs.outputs import Outputs
+    from crawler.recrawl.history import Change
     from crawler.settings import Settings
     from crawler.spider import Spider
 
@@ -91,6 +92,8 @@ class Storage:
     frontier: Frontier
     robots_at_fetch = False  # robots.txt checked as each request is fetched, not queued
     resumed = False  # a stored crawl goes on: start() yields only what is new
+    keeps_history = False  # revisit() and judge() do something (crawler/recrawl/)
+    continuous = False  # the crawl does not end: await_due() brings the next pages
 
     def __init__(self, context: StorageContext, frontier: Frontier) -> None:
         self.context = context
@@ -152,6 +155,19 @@ class Storage:
             async for _, item in records.replay():
                 await context.signals.send(Signal.ITEM_SCRAPED, item=item, request=request,
                                            spider=context.spider)
+
+    async def revisit(self, request: Request) -> None:
+        """Before `request` is fetched: what the page's history asks of it (conditional
+        headers). Called only when `keeps_history`."""
+
+    def judge(self, request: Request, response: Response) -> Change | None:
+        """What `response` (before its callback, or failing) shows of its page against its
+        history, kept to be stored when the page completes. Only when `keeps_history`."""
+        return None
+
+    async def await_due(self) -> None:
+        """Nothing is left: wait until pages are due again and queue them (`continuous`
+        only; the engine cancels it on a stop)."""
 
     def fetched(self, request: Request) -> None:
         """A response was received for `request` (from the network or a cache)."""

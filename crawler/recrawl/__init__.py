@@ -1,0 +1,15 @@
+"""Recrawls: a job's pages visited again, each judged new, changed, unchanged or gone.
+
+A job directory keeps, for every page it fetched, the request to fetch it again, its
+validators (ETag, Last-Modified), a digest of its body, when it was fetched, when it last
+changed and its revisit interval (crawler/recrawl/history.py says how each is decided).
+`run --job-dir D --recrawl` starts a new round of a finished job from that history
+(crawler/frontier/jobdir.py); the job's storage (crawler/storage/jobdir.py) sends the
+conditional headers, judges each response and keeps the outcome with the page's items;
+`--changes FILE` is the change feed (crawler/recrawl/feed.py).
+"""
+
+from crawler.recrawl.feed import ChangeFeed
+from crawler.recrawl.history import Change, Visit, conditional_headers, judge, next_interval
+
+__all__ = ["Change", "ChangeFeed", "Visit", "conditional_headers", "judge", "next_interval"]
