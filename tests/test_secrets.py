@@ -145,6 +145,7 @@ async def test_no_secret_appears_in_any_output_of_a_job_dir_crawl(aiohttp_server
     pg = f"{postgres_url}?table={table}&key=url&password={SECRETS['postgres']}"
     command = [sys.executable, "-m", "crawler", "run", "keeper", *_args(base, proxy.port),
                "--job-dir", "job", "-o", "out.jsonl", "-o", pg, "--stats", "stats.json",
+               "--changes", "changes.jsonl",
                "--status-port", "0", "-L", "DEBUG"]
     proc = await spawn(*command, "--log-file", "log1.txt", cwd=project)
     status: list[tuple[str, bytes]] = []
@@ -167,7 +168,7 @@ async def test_no_secret_appears_in_any_output_of_a_job_dir_crawl(aiohttp_server
     out, err = await finish(proc, 120)
     assert proc.returncode == 0, err.decode()
     leaks += _leaks("stdout", out) + _leaks("stderr", err)
-    for name in ("log1.txt", "log2.txt", "stats.json", "out.jsonl"):
+    for name in ("log1.txt", "log2.txt", "stats.json", "out.jsonl", "changes.jsonl"):
         leaks += _leaks(name, (project / name).read_bytes())
     for name in ("job.sqlite3", "job.sqlite3-wal"):
         if (project / "job" / name).exists():

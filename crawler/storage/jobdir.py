@@ -22,6 +22,7 @@ from crawler.frontier.pagerecords import PageRecords
 from crawler.http import Request, Response
 from crawler.recrawl.feed import ChangeFeed, change_record
 from crawler.recrawl.history import Change, Visit, conditional_headers, judge
+from crawler.redact import redact
 from crawler.settings import Settings
 from crawler.storage.base import PageItems, Storage, StorageContext, Task
 
@@ -122,7 +123,8 @@ class JobStorage(Storage):
         previous = await self.job.visit_of(fp) if self._lookups else None
         if previous is None and earlier is not None and earlier[0] == fp:
             previous = earlier[1]  # a retry of the same page
-        self._looked[rid] = (fp, previous, request.url)
+        # the URL the history and the change feed name: no credential in it
+        self._looked[rid] = (fp, previous, redact(request.url))
         if previous is not None and not self.context.settings.emit_unchanged and \
                 request.method == "GET":
             headers = conditional_headers(previous)
