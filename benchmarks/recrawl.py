@@ -1,9 +1,9 @@
 """Recrawls: a generated site crawled, changed, and crawled again with `--recrawl`.
 
     python -m benchmarks.recrawl [--pages 20000] [--change 0.10] [--gone 0.02]
-                                 [--new 0.01] [--seed 1]
+                                 [--new 0.01] [--seed 1] [--page-kb 4]
 
-nginx serves the site's static pages (about 4 KB each; page i links to 3i+1..3i+3), with
+nginx serves the site's static pages (`--page-kb` each; page i links to 3i+1..3i+3), with
 the ETag and Last-Modified it makes from each file and a 304 to a matching conditional
 request. The first crawl runs with a job dir; then a seeded share of the pages changes
 (new text, so a new ETag and mtime), a share is deleted, and new pages are linked from
@@ -27,7 +27,7 @@ from pathlib import Path
 from benchmarks.servers import NO_VALIDATORS, serve
 
 ROOT = Path(__file__).resolve().parent.parent
-_FILLER = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 64  # ~3.7 KB
+_WORDS = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. "  # 57 bytes
 
 _SPIDER = '''
 from crawler import Spider
@@ -44,6 +44,9 @@ class RecrawlBench(Spider):
         for a in response.css("a"):
             yield response.follow(a)
 '''
+
+
+_FILLER = _WORDS * 64
 
 
 def page(i: int, n: int, version: int = 1, extra: tuple[int, ...] = ()) -> str:
@@ -155,7 +158,10 @@ def main() -> None:
     parser.add_argument("--gone", type=float, default=0.02)
     parser.add_argument("--new", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--page-kb", type=float, default=4.0)
     args = parser.parse_args()
+    global _FILLER
+    _FILLER = _WORDS * max(1, int((args.page_kb * 1024 - 300) / len(_WORDS)))
     for validators in (True, False):
         run(args, validators)
 
