@@ -210,11 +210,15 @@ class SitemapSpider(Spider):
                 if any(pattern.search(loc) for pattern in self._follow):
                     yield Request(loc, callback=self._parse_sitemap)
             return
-        for loc in self._locations(entries):
-            for pattern, callback in self._cbs:
-                if pattern.search(loc):
-                    yield Request(loc, callback=callback)
-                    break
+        for entry in entries:
+            # what the entry says of its page's changes: a recrawl's first hints
+            hints = {f"sitemap_{key}": entry[key] for key in ("changefreq", "lastmod")
+                     if entry.get(key)}
+            for loc in self._locations((entry,)):
+                for pattern, callback in self._cbs:
+                    if pattern.search(loc):
+                        yield Request(loc, callback=callback, meta=hints or None)
+                        break
 
     def _locations(self, entries: Iterable[dict[str, Any]]) -> Iterator[str]:
         for entry in entries:

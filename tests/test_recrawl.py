@@ -418,3 +418,96 @@ async def test_the_rfc9111_cache_policy_honours_each_header(aiohttp_server, tmp_
     assert sent["/stale-no-validators"] == (None, None)
     assert stats.counters["httpcache/hit"] == 2
     assert stats.counters["httpcache/revalidated"] == 3
+
+
+async def test_the_items_digest_ignores_markup_that_gives_the_same_items(aiohttp_server,
+                                                                        tmp_path):
+    """recrawl_digest = items: b's markup changes but not its title (unchanged, nothing
+    written); a's title changes (changed, written)."""
+    pages = {**SITE_PAGES, "/b": page("b") + "<!-- rendered at 10:00 -->"}
+    server = await aiohttp_server(changing_site(pages))
+    await run(server, tmp_path, recrawl_digest="items")
+    server.app[SITE]["/b"] = page("b") + "<!-- rendered at 10:05 -->"
+    server.app[SITE]["/a"] = page("a, renamed", "/d")
+    stats, items, changes = await run(server, tmp_path, recrawl=True, recrawl_digest="items")
+    assert by_change(changes, server) == {"unchanged": {"/", "/b", "/c", "/d"},
+                                          "changed": {"/a"}}
+    assert [i["title"] for i in items] == ["a, renamed"]
+    assert sorted(u.rsplit("/", 1)[1] for u in Pages.parsed) == ["a", "b"]  # body changed
+    assert stats.items == 1 and stats.counters["recrawl/unchanged"] == 4
+
+
+async def test_a_sitemaps_changefreq_and_lastmod_start_a_pages_history(aiohttp_server,
+                                                                       tmp_path):
+    import sqlite3
+
+    from crawler import SitemapSpider
+
+    server = await aiohttp_server(changing_site(SITE_PAGES))
+    base = str(server.make_url("/"))
+    server.app[SITE]["/sitemap.xml"] = (
+        '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+        f'<url><loc>{base}a</loc><changefreq>weekly</changefreq>'
+        f'<lastmod>2026-01-01T00:00:00Z</lastmod></url><url><loc>{base}b</loc></url>'
+        '</urlset>')
+
+    class Mapped(SitemapSpider):
+        name = "mapped"
+        custom_settings = Pages.custom_settings
+
+        async def parse(self, response):
+            yield {"url": response.url}
+
+    spider = Mapped(sitemap_urls=[str(server.make_url("/sitemap.xml"))])
+    merged = Settings().merge(Mapped.custom_settings).merge(
+        {"job_dir": str(tmp_path / "job"), "recrawl_max_interval": 30 * 86400})
+    await Crawler(spider, settings=merged,
+                  outputs=[make_exporter(tmp_path / "items.jsonl")]).run()
+    db = sqlite3.connect(tmp_path / "job" / "job.sqlite3")
+    rows = {url.rsplit("/", 1)[1]: (interval, changed, fetched) for url, interval, changed,
+            fetched in db.execute("SELECT url, interval, changed, fetched FROM history")}
+    db.close()
+    assert rows["a"][0] == 7 * 86400 and rows["b"][0] == 86400  # weekly; the default
+    assert rows["a"][1] == 1767225600.0  # lastmod 2026-01-01
+    assert rows["b"][1] == rows["b"][2]  # no lastmod: changed when first fetched
+
+
+async def test_the_status_page_shows_when_the_next_page_is_due(aiohttp_server, tmp_path):
+    """A continuous crawl asleep: its status page, in a real Chromium, names the job, its
+    round and when the next page is due."""
+    import shutil
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("no chromium on PATH (apt-get install chromium) for the status page")
+    playwright_api = pytest.importorskip("playwright.async_api")
+    server = await aiohttp_server(changing_site(SITE_PAGES))
+    merged = Settings().merge(Pages.custom_settings).merge({
+        "job_dir": str(tmp_path / "job"), "continuous": True, "status_port": 0,
+        "recrawl_interval": 7200})
+    crawler = Crawler(Pages(start_urls=[str(server.make_url("/"))]), settings=merged,
+                      outputs=[make_exporter(tmp_path / "items.jsonl")])
+    task = asyncio.create_task(crawler.run())
+    try:
+        status = next(e for e in crawler.extensions if type(e).__name__ == "StatusPage")
+        for _ in range(300):
+            if crawler.stats.pages >= 5 and (await crawler.snapshot()).get("next_due"):
+                break
+            await asyncio.sleep(0.05)
+        async with playwright_api.async_playwright() as p:
+            viewer = await p.chromium.launch(executable_path=chromium)
+            try:
+                page_ = await viewer.new_page()
+                await page_.goto(f"{status.url}?token={status.token}")
+                await page_.wait_for_function(
+                    "document.getElementById('job').textContent.includes('next page due')",
+                    timeout=20_000)
+                shown = await page_.text_content("#job")
+            finally:
+                await viewer.close()
+        due = (await crawler.snapshot())["next_due"]
+        moment = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(due))
+        assert "round 1" in shown and moment in shown, shown
+    finally:
+        crawler.stop()
+        await asyncio.wait_for(task, 30)

@@ -96,7 +96,7 @@ CREATE TABLE IF NOT EXISTS history (fp TEXT PRIMARY KEY, url TEXT NOT NULL,
                                     host TEXT NOT NULL, priority INTEGER NOT NULL,
                                     data TEXT NOT NULL, etag TEXT, modified TEXT, digest TEXT,
                                     fetched REAL NOT NULL, changed REAL NOT NULL,
-                                    interval REAL NOT NULL,
+                                    interval REAL NOT NULL, items TEXT,
                                     queued INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS due ON history (fetched + interval) WHERE queued = 0;
 """
@@ -111,8 +111,8 @@ _INSERT_ROWS = ("INSERT OR REPLACE INTO requests SELECT " + ", ".join(
     f"json_extract(value, '$[{i}]')" for i in range(6)) + " FROM json_each(?)")
 _IDS = "(SELECT value FROM json_each(?))"
 _INSERT_VISITS = ("INSERT OR REPLACE INTO history (" + ", ".join(Visit._fields) + ") SELECT "
-                  + ", ".join(
-    f"json_extract(value, '$[{i}]')" for i in range(11)) + " FROM json_each(?)")
+                  + ", ".join(f"json_extract(value, '$[{i}]')"
+                              for i in range(len(Visit._fields))) + " FROM json_each(?)")
 # what a request's meta holds about one fetch of it, not about what to fetch: left out of
 # the request a page's history keeps (its row id is replaced when it is queued again)
 _TRANSIENT = frozenset({"retry_times", "redirect_times", "redirect_urls",

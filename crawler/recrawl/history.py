@@ -10,7 +10,13 @@ The judgement, for a page the job knows (`previous`):
 - anything else (a 5xx that outlived its retries, a 3xx not followed): no judgement, the
   page's record stays as it was.
 
-A page the job does not know is new when it answers 2xx. Each judgement moves the page's
+With `recrawl_digest = "items"`, a page whose body changed is parsed and then judged by a
+digest of its items instead (crawler/storage/jobdir.py): the same items, unchanged.
+
+A page the job does not know is new when it answers 2xx; its interval starts at
+`recrawl_interval`, or at what its sitemap entry's `changefreq` says (hourly, daily, ...),
+and when it last changed is its sitemap `lastmod` when that is given and not in the
+future. Each judgement moves the page's
 revisit interval the way Nutch's adaptive schedule does: x (1 + `recrawl_inc_rate`) when
 unchanged, x (1 - `recrawl_dec_rate`) when changed, within `recrawl_min_interval` and
 `recrawl_max_interval`.
@@ -36,6 +42,9 @@ if TYPE_CHECKING:
 __all__ = ["Change", "Visit", "body_digest", "conditional_headers", "judge", "next_interval"]
 
 _CLOCK_SKEW = 60.0  # seconds a Last-Modified may lie ahead of our clock and still be used
+# a sitemap's <changefreq> as a first revisit interval, in seconds
+_CHANGEFREQ = {"always": 0.0, "hourly": 3600.0, "daily": 86400.0, "weekly": 7 * 86400.0,
+               "monthly": 30 * 86400.0, "yearly": 365 * 86400.0, "never": float("inf")}
 _MAX_ETAG = 256  # characters: a longer one is not kept (nor sent back)
 
 
@@ -62,6 +71,7 @@ class Visit(NamedTuple):
     fetched: float  # wall time of the last visit
     changed: float  # wall time of the last visit that found it new or changed
     interval: float  # seconds until it is due again
+    items: str | None = None  # a digest of the items it gave (recrawl_digest = "items")
 
     @property
     def due(self) -> float:
@@ -92,7 +102,8 @@ def next_interval(interval: float, changed: bool, s: Settings) -> float:
 def judge(previous: Visit | None, response: Response, now: float, s: Settings,
           ) -> tuple[Change | None, dict[str, Any] | None]:
     """The change `response` shows against `previous` (None: no judgement), and the
-    fields of the page's new record (None: forget the page)."""
+    fields of the page's new record (None: forget the page). A sitemap's hints come in
+    the request's meta (`sitemap_changefreq`, `sitemap_lastmod`)."""
     status = response.status
     if status == 304:
         if previous is None:  # not asked for: nothing to compare
@@ -101,7 +112,7 @@ def judge(previous: Visit | None, response: Response, now: float, s: Settings,
         return Change.UNCHANGED, {
             "etag": etag or previous.etag, "modified": modified or previous.modified,
             "digest": previous.digest, "fetched": now, "changed": previous.changed,
-            "interval": next_interval(previous.interval, False, s)}
+            "interval": next_interval(previous.interval, False, s), "items": previous.items}
     if status in (404, 410):
         return (Change.GONE if previous is not None else None), None
     if not 200 <= status < 300:
@@ -110,12 +121,37 @@ def judge(previous: Visit | None, response: Response, now: float, s: Settings,
     etag, modified = _validators(response, now)
     fields = {"etag": etag, "modified": modified, "digest": digest, "fetched": now}
     if previous is None:
-        return Change.NEW, {**fields, "changed": now, "interval": s.recrawl_interval}
+        interval, changed = _sitemap_hints(response, now, s)
+        return Change.NEW, {**fields, "changed": changed, "interval": interval}
     if previous.digest == digest:
         return Change.UNCHANGED, {**fields, "changed": previous.changed,
-                                  "interval": next_interval(previous.interval, False, s)}
+                                  "interval": next_interval(previous.interval, False, s),
+                                  "items": previous.items}
     return Change.CHANGED, {**fields, "changed": now,
-                            "interval": next_interval(previous.interval, True, s)}
+                            "interval": next_interval(previous.interval, True, s),
+                            "items": previous.items}
+
+
+def _sitemap_hints(response: Response, now: float, s: Settings) -> tuple[float, float]:
+    """A new page's first interval and when it last changed: its sitemap entry's
+    changefreq and lastmod when it came from one, else recrawl_interval and now."""
+    meta = response.meta
+    interval = _CHANGEFREQ.get(str(meta.get("sitemap_changefreq", "")).strip().lower(),
+                               s.recrawl_interval)
+    interval = min(max(interval, s.recrawl_min_interval), s.recrawl_max_interval)
+    changed = now
+    lastmod = meta.get("sitemap_lastmod")
+    if isinstance(lastmod, str):
+        try:
+            when = datetime.datetime.fromisoformat(lastmod.strip().replace("Z", "+00:00"))
+        except ValueError:
+            when = None
+        if when is not None:
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=datetime.UTC)
+            if when.timestamp() <= now:
+                changed = when.timestamp()
+    return interval, changed
 
 
 def _validators(response: Response, now: float) -> tuple[str | None, str | None]:

@@ -251,8 +251,14 @@ class Settings:
         False, "in a recrawl, unchanged pages are parsed and their items written again "
         "(conditional requests are then not sent: the body is needed)",
         flag=("--emit-unchanged",))
+    recrawl_digest: str = setting(
+        "body", "what tells a page changed: `body` (a digest of it), or `items` (of the "
+        "items its callback yields: a page whose markup changes while its data does not "
+        "is unchanged; its callback runs whenever its body changed)",
+        choices=("body", "items"), choices_text="must be 'body' or 'items'")
     recrawl_interval: float = setting(
-        86400.0, "seconds before a page seen for the first time is due again", gt=0)
+        86400.0, "seconds before a page seen for the first time is due again (a sitemap's "
+        "`changefreq` says otherwise for its pages)", gt=0)
     recrawl_min_interval: float = setting(
         3600.0, "the shortest a page's revisit interval becomes", gt=0)
     recrawl_max_interval: float = setting(

@@ -6,6 +6,7 @@ when a recrawl visits it (crawler/recrawl/)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,7 @@ from crawler.frontier.journaled import JournaledFrontier
 from crawler.frontier.pagerecords import PageRecords
 from crawler.http import Request, Response
 from crawler.recrawl.feed import ChangeFeed, change_record
-from crawler.recrawl.history import Change, Visit, conditional_headers, judge
+from crawler.recrawl.history import Change, Visit, conditional_headers, judge, next_interval
 from crawler.redact import redact
 from crawler.settings import Settings
 from crawler.storage.base import PageItems, Storage, StorageContext, Task
@@ -66,6 +67,7 @@ class JobStorage(Storage):
         self._feed = next((sink for sink in context.outputs.sinks
                            if isinstance(sink, ChangeFeed)), None)
         self._lookups = False  # a recrawl: the pages have a history to look up
+        self._items_digest = s.recrawl_digest == "items"
         self.continuous = s.continuous
         self.next_due: float | None = None  # continuous: when the next page is due
 
@@ -151,8 +153,30 @@ class JobStorage(Storage):
             if data is not None:
                 visit = Visit(fp, url, request.host, request.priority, data, **fields)
         self._verdicts[rid] = (change, visit, fp, url)
-        self.context.stats.counters[f"recrawl/{change}"] += 1
         return change
+
+    async def _by_items(self, verdict: tuple[Change, Visit | None, str, str],
+                        looked: tuple[str, Visit | None, str] | None, page: PageRecords,
+                        ) -> tuple[Change, Visit | None, str, str]:
+        """recrawl_digest = "items": a page whose body changed, judged by its items."""
+        change, visit, fp, url = verdict
+        assert visit is not None
+        digest = hashlib.blake2b(digest_size=16)
+        held = page.in_memory()
+        if held is not None:
+            for record, _ in held:
+                digest.update(record.json + b"\n")
+        else:
+            async for record, _ in page.replay():
+                digest.update(record.json + b"\n")
+        visit = visit._replace(items=digest.hexdigest())
+        previous = looked[1] if looked is not None else None
+        if change is Change.CHANGED and previous is not None and previous.items == visit.items:
+            s = self.context.settings
+            return Change.UNCHANGED, visit._replace(
+                changed=previous.changed,
+                interval=next_interval(previous.interval, False, s)), fp, url
+        return change, visit, fp, url
 
     async def await_due(self) -> None:
         while True:
@@ -184,13 +208,14 @@ class JobStorage(Storage):
             elif change is Change.GONE:
                 self.job.forget(fp)
             changes.append((url, change))
+            self.context.stats.counters[f"recrawl/{change}"] += 1
         if self._feed is not None:
             for url, change in changes:
                 await self._feed.write(change_record(url, change, now))
 
     async def complete(self, request: Request, page: PageItems, keep: bool) -> None:
         assert isinstance(page, PageRecords)
-        verdict = gone = retimed = None
+        verdict = gone = retimed = looked = None
         rid = store_id(request)
         if not keep and rid is not None:
             looked = self._looked.pop(rid, None)
@@ -200,15 +225,23 @@ class JobStorage(Storage):
                 # visited without a judgement (it failed): due again an interval later
                 retimed = looked[1]._replace(fetched=self.clock())
         try:
+            if verdict is not None and verdict[1] is not None and self._items_digest and \
+                    verdict[0] in (Change.NEW, Change.CHANGED):
+                verdict = await self._by_items(verdict, looked, page)
+            # a page judged unchanged by its items: they are not written again
+            write = verdict is None or verdict[0] != Change.UNCHANGED or \
+                self.context.settings.emit_unchanged
             async with self.job.lock:  # the page's items and its completion in one commit
-                await self.write_page(page)
+                if write:
+                    await self.write_page(page)
                 if verdict is not None or gone:
                     await self._record(verdict, gone)
                 if retimed is not None:
                     self.job.remember(retimed)
                 if not keep:
                     await self.frontier.ack(request)
-            await self.signal_page(request, page)
+            if write:
+                await self.signal_page(request, page)
         finally:
             page.close()
 

@@ -75,6 +75,12 @@ function render(s) {
     fill("fleet", Object.entries(s.fleet.workers || {}).map(([name, w]) =>
       [name, `${w.age.toFixed(1)} s ago`, w.pages, w.pages_per_second, w.items, w.in_flight]));
   }
+  if (s.job_dir) {  // a job directory (crawler/storage/jobdir.py); continuous: what is due
+    $("job-section").hidden = false;
+    const due = s.next_due === undefined ? "" : s.next_due === null ? "; nothing due" :
+      `; next page due ${new Date(s.next_due * 1000).toISOString().replace(".000", "")}`;
+    text("job", `${s.job_dir}, round ${s.round}${s.resumed ? ", resumed" : ""}${due}`);
+  }
   if (s.browser) {  // pages rendered in Chromium (crawler/handlers/browser.py)
     const b = s.browser;
     $("browser-section").hidden = false;
