@@ -221,3 +221,24 @@ def postgres_url() -> str:
             pytest.fail(f"{problem} (CRAWLER_REQUIRE_POSTGRES)")
         pytest.skip(f"{problem}: the PostgreSQL sink's tests need one")
     return url
+
+
+async def status_page_text(status: Any, element: str, contains: str,
+                           chromium: str = "chromium") -> str:
+    """The text of `#element` of a crawl's live status page (its StatusPage extension),
+    as a real Chromium shows it once it contains `contains`."""
+    import shutil
+
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        viewer = await p.chromium.launch(executable_path=shutil.which(chromium))
+        try:
+            page = await viewer.new_page()
+            await page.goto(f"{status.url}?token={status.token}")
+            await page.wait_for_function(
+                f"document.getElementById({element!r}).textContent.includes({contains!r})",
+                timeout=20_000)
+            return str(await page.text_content(f"#{element}"))
+        finally:
+            await viewer.close()

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from crawler import Request, Spider
 from crawler.handlers.proctree import alive, descendants
-from tests.conftest import crawl, finish, spawn
+from tests.conftest import crawl, finish, spawn, status_page_text
 
 CHROMIUM = os.environ.get("CRAWLER_CHROMIUM", "chromium")
 
@@ -363,19 +363,7 @@ async def test_two_browsers_share_the_pages_and_the_status_page_shows_them(aioht
         await _until(lambda: crawler.stats.pages >= 10, 60)
         roots = _roots()
         assert len(roots) == 2, f"expected two Chromium browsers, found {roots}"
-        import playwright.async_api as playwright_api
-
-        async with playwright_api.async_playwright() as p:
-            viewer = await p.chromium.launch(executable_path=shutil.which(CHROMIUM))
-            try:
-                page = await viewer.new_page()
-                await page.goto(f"{status.url}?token={status.token}")
-                await page.wait_for_function(
-                    "document.getElementById('browser').textContent.includes('2 of 2')",
-                    timeout=20_000)
-                shown = await page.text_content("#browser")
-            finally:
-                await viewer.close()
+        shown = await status_page_text(status, "browser", "2 of 2", CHROMIUM)
         assert "pages open" in shown and "contexts" in shown and "MB" in shown
     finally:
         result = await asyncio.wait_for(task, 120)

@@ -20,7 +20,7 @@ from aiohttp import web
 from crawler import Crawler, Settings, Spider
 from crawler.outputs.formats import make_exporter
 from crawler.recrawl.history import Change, Visit, next_interval
-from tests.conftest import finish, spawn
+from tests.conftest import finish, spawn, status_page_text
 
 SITE = web.AppKey("site", dict)
 SENT = web.AppKey("sent", list)
@@ -480,7 +480,7 @@ async def test_the_status_page_shows_when_the_next_page_is_due(aiohttp_server, t
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("no chromium on PATH (apt-get install chromium) for the status page")
-    playwright_api = pytest.importorskip("playwright.async_api")
+    pytest.importorskip("playwright.async_api", reason="Playwright drives the browser")
     server = await aiohttp_server(changing_site(SITE_PAGES))
     merged = Settings().merge(Pages.custom_settings).merge({
         "job_dir": str(tmp_path / "job"), "continuous": True, "status_port": 0,
@@ -494,17 +494,7 @@ async def test_the_status_page_shows_when_the_next_page_is_due(aiohttp_server, t
             if crawler.stats.pages >= 5 and (await crawler.snapshot()).get("next_due"):
                 break
             await asyncio.sleep(0.05)
-        async with playwright_api.async_playwright() as p:
-            viewer = await p.chromium.launch(executable_path=chromium)
-            try:
-                page_ = await viewer.new_page()
-                await page_.goto(f"{status.url}?token={status.token}")
-                await page_.wait_for_function(
-                    "document.getElementById('job').textContent.includes('next page due')",
-                    timeout=20_000)
-                shown = await page_.text_content("#job")
-            finally:
-                await viewer.close()
+        shown = await status_page_text(status, "job", "next page due")
         due = (await crawler.snapshot())["next_due"]
         moment = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(due))
         assert "round 1" in shown and moment in shown, shown
