@@ -158,8 +158,12 @@ def summary(stats: dict[str, Any]) -> str:
     errors = ", ".join(f"{k}={v}" for k, v in stats["errors"].items()) or "none"
     resumed = f" ({stats['pages'] - stats['pages_before']} this run)" \
         if stats.get("pages_before") else ""
-    return (f"crawl {stats['finish_reason']}: {stats['pages']} pages{resumed}, "
-            f"{stats['items']} items, "
+    counters = stats.get("counters", {})
+    changes = ", ".join(f"{counters[f'recrawl/{kind}']} {kind}" for kind in
+                        ("new", "changed", "unchanged", "gone")
+                        if counters.get(f"recrawl/{kind}"))  # a job's pages, judged
+    return (f"crawl {stats['finish_reason']}: {stats['pages']} pages{resumed}"
+            f"{f' ({changes})' if changes else ''}, {stats['items']} items, "
             f"{stats['requests_failed']} failed in {stats['elapsed_seconds']:.1f}s "
             f"({stats['pages_per_second']} pages/s); dropped: {dropped or 'none'}; "
             f"errors: {errors}")

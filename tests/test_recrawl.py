@@ -139,6 +139,9 @@ async def test_a_recrawl_sends_validators_and_reports_each_change(aiohttp_server
     assert sent["/"][0] and sent["/"][1] == "Mon, 01 Jun 2026 00:00:00 GMT"
     assert sent["/e"] == (None, None)  # a new page: nothing to validate
     assert stats.counters["recrawl/unchanged"] == 2 and stats.counters["recrawl/gone"] == 1
+    from crawler.stats import summary
+
+    assert "6 pages (1 new, 2 changed, 2 unchanged, 1 gone)" in summary(stats.as_dict())
 
     # a third round: c stays gone (forgotten), everything else unchanged
     stats, items, changes = await run(server, tmp_path, recrawl=True)
