@@ -250,3 +250,25 @@ def test_policies_built_bare_are_as_polite_as_a_default_crawl():
 
     assert HostPolicy() == HostPolicy.from_settings(Settings())
     assert RetryPolicy() == RetryPolicy.from_settings(Settings())
+
+
+async def test_the_delay_holds_as_the_server_sees_it_when_sends_lag_their_dispatch(
+        aiohttp_server, tmp_path):
+    """A middleware holds each request a different time between its dispatch and its send
+    (as a busy loop or a full connection pool does): the gaps the server sees between two
+    requests of a host still never fall under download_delay."""
+    pages = {f"/p{i}": links() for i in range(8)}
+    server = await aiohttp_server(make_site(pages))
+    lags = iter([0.25, 0.0, 0.2, 0.0, 0.25, 0.05, 0.0, 0.2])
+
+    class Lag:
+        async def process_request(self, request):
+            if not request.url.endswith("robots.txt"):
+                await asyncio.sleep(next(lags, 0.0))
+
+    spider = Paths([str(server.make_url(p)) for p in pages])
+    stats, _ = await crawl(spider, tmp_path, download_delay=0.4, per_host_concurrency=1,
+                           randomize_download_delay=False, obey_robots=False,
+                           downloader_middlewares=[Lag()])
+    gaps = _gaps(_times(server.app, "/p"))
+    assert stats.pages == 8 and min(gaps) >= 0.39, gaps

@@ -25,7 +25,7 @@ from crawler.exceptions import (
     RequestFailed,
 )
 from crawler.frontier.codec import store_id
-from crawler.handlers.http import Downloader
+from crawler.handlers.http import SENT, Downloader
 from crawler.http import Failure, Request, Response
 from crawler.http.parsing import TooComplex
 from crawler.middlewares import MiddlewareChain, Outcome, Retry
@@ -109,7 +109,8 @@ class Processor:
             """The network, for `request` as the middlewares changed it."""
             nonlocal fetched
             fetched = True
-            started = loop.time()
+            sent_at = [loop.time()]  # moved to when its headers went out, by the handler
+            token = SENT.set(sent_at)
             status: int | None = None
             try:
                 response = await self._downloader.fetch(sent)
@@ -123,7 +124,8 @@ class Processor:
                 raise DownloadError(Kind.INTERNAL, f"{type(exc).__name__}: {exc}", sent) \
                     from None
             finally:
-                latency = loop.time() - started
+                SENT.reset(token)
+                latency = loop.time() - sent_at[0]
                 self._stats.record_host(request.host, latency)
                 await scheduler.done(request, latency=latency, status=status)
             await self._fetched(request, response)

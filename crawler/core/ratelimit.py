@@ -5,6 +5,13 @@ asks `ready(now)` and reads `next_start`, so no worker waits on a held-back host
 between starts is the largest of `download_delay`, the host's robots.txt Crawl-delay and,
 with autothrottle, a delay adapted to the host's latency; Retry-After and 429/503 answers
 push `next_start` further out.
+
+The delay holds between the moments requests go out, as the server sees them, not between
+the moments they leave the frontier: a request that waited after its dispatch (a busy
+event loop, middlewares, a full connection pool) moves the next start by as much, once its
+fetch is over (`finish` learns when it went out from its latency: measured from the moment
+its headers were written when `download_delay` or autothrottle is on, else from just
+before the fetch, which is as good unless connections are slow to make).
 """
 
 from __future__ import annotations
@@ -48,7 +55,8 @@ class HostPolicy:
 class HostSlot:
     """In-flight count, current delay and next allowed start of one host."""
 
-    __slots__ = ("active", "crawl_delay", "delay", "last_start", "next_start", "prior_start")
+    __slots__ = ("active", "crawl_delay", "delay", "gap", "last_start", "next_start",
+                 "prior_start")
 
     def __init__(self, policy: HostPolicy) -> None:
         self.active = 0
@@ -59,6 +67,7 @@ class HostSlot:
         self.next_start = 0.0  # loop time before which no request to this host may start
         self.last_start = 0.0
         self.prior_start = 0.0  # next_start before the last start: a cache hit goes back
+        self.gap = 0.0  # the gap the last start took
 
     def ready(self, now: float, policy: HostPolicy) -> bool:
         return self.active < policy.concurrency and now >= self.next_start
@@ -71,6 +80,7 @@ class HostSlot:
         if gap and policy.randomize:
             gap *= random.uniform(0.5, 1.5)
         gap = max(gap, self.crawl_delay)
+        self.gap = gap
         if gap:
             self.next_start = max(self.next_start, now + gap)
 
@@ -83,7 +93,13 @@ class HostSlot:
             if self.next_start > now:
                 self.next_start = max(self.prior_start, now)
             return
-        if not policy.autothrottle or latency is None:
+        if latency is None:
+            return
+        if self.gap:  # the gap counts from when it went out (the module docstring)
+            sent = now - latency
+            self.next_start = max(self.next_start, sent + self.gap)
+            self.last_start = max(self.last_start, sent)
+        if not policy.autothrottle:
             return
         floor = max(policy.delay, self.crawl_delay)
         if status in BACKOFF_STATUSES:  # back off sharply, starting now

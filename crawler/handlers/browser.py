@@ -40,6 +40,7 @@ from yarl import URL
 
 from crawler.exceptions import DownloadError, Kind, StartupError
 from crawler.handlers.actions import call_page_hook, check_actions, run_actions
+from crawler.handlers.dns import parse_resolve
 from crawler.handlers.netguard import forbidden, literal_address
 from crawler.handlers.proctree import descendants, pss
 from crawler.http import Request, Response
@@ -164,6 +165,11 @@ class BrowserHandler:
         self._guard = not settings.allow_private_addresses
         self._cookies = settings.cookies_enabled  # shared both ways with the HTTP jar
         self._verdicts: dict[str, bool] = {}  # host -> allowed (bounded)
+        self._args = ["--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
+        if settings.resolve:  # the crawl's names (crawler/handlers/dns.py), for Chromium too
+            rules = ", ".join(f"MAP {host} {f'[{address}]' if ':' in address else address}"
+                              for host, _, address in parse_resolve(settings.resolve))
+            self._args.append(f"--host-resolver-rules={rules}")
 
     @classmethod
     def from_crawler(cls, crawler: CrawlerProtocol) -> BrowserHandler:
@@ -413,8 +419,7 @@ class BrowserHandler:
         before = await asyncio.to_thread(_browser_roots)
         try:
             browser.browser = await asyncio.wait_for(self._playwright.chromium.launch(
-                executable_path=self._executable, headless=True,
-                args=["--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]),
+                executable_path=self._executable, headless=True, args=self._args),
                 self._timeout)
         except Exception as exc:
             browser.browser = None

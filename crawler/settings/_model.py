@@ -34,6 +34,16 @@ _CODES_RULE = (lambda codes: all(100 <= c <= 599 for c in codes),
                "must be HTTP status codes (100-599)")
 
 
+def _resolve_entries(entries: tuple[str, ...]) -> bool:
+    from crawler.handlers.dns import parse_resolve
+
+    try:
+        parse_resolve(entries)
+    except ValueError:
+        return False
+    return True
+
+
 def _frontier_scheme(url: str) -> bool:
     return url.split("://")[0].lower() in storage_schemes()
 
@@ -118,6 +128,11 @@ class Settings:
     tls_ca_bundle: str | None = setting(
         None, "a PEM file of CA certificates to trust as well (a company proxy, a test "
         "server); checked at startup")
+    resolve: tuple[str, ...] = setting(
+        (), "names given addresses, as curl's `--resolve`: `HOST:PORT:ADDRESS` entries "
+        "(HOST may be `*` or `*.suffix`, PORT `*`), answered before DNS is asked",
+        rule=(_resolve_entries, "must be HOST:PORT:ADDRESS entries (PORT a number or *, "
+              "ADDRESS an IP address)"))
     allow_private_addresses: bool = setting(
         True, "false: refuse every request (and redirect hop) whose target resolves to a "
         "loopback, private, link-local (the cloud metadata address 169.254.169.254), "

@@ -68,10 +68,17 @@ local function finish(id, host, now, conc, latency, status, cached, backoff, at,
   end
   if status >= 0 then redis.call('HINCRBY', P..'counts', 'pages', 1) end
   local key = P..'slot:'..host
-  local s = redis.call('HMGET', key, 'a', 'ns', 'ps', 'd', 'cd', 'ls')
+  local s = redis.call('HMGET', key, 'a', 'ns', 'ps', 'd', 'cd', 'ls', 'g')
   local active = math.max((tonumber(s[1]) or 1) - 1, 0)
   local ns, ps = tonumber(s[2]) or 0, tonumber(s[3]) or 0
   local d, cd, ls = tonumber(s[4]) or 0, tonumber(s[5]) or 0, tonumber(s[6]) or 0
+  local g = tonumber(s[7]) or 0
+  if not cached and latency >= 0 and g > 0 then
+    -- the gap counts from when the request went out, not from its pop (HostSlot.finish)
+    local sent = now - latency
+    if sent + g > ns then ns = sent + g end
+    if sent > ls then ls = sent; redis.call('HSET', key, 'ls', ls) end
+  end
   if cached then
     if ns > now then ns = math.max(ps, now) end
   elseif at and latency >= 0 then

@@ -47,7 +47,7 @@ while #out < 2 * n and tries < n + 100 do
       local next_start = ns
       if gap > 0 and now + gap > ns then next_start = now + gap end
       redis.call('HSET', key, 'a', active + 1, 'ls', now, 'ps', ns, 'ns', next_start, 'd', d,
-                 'cd', cd)
+                 'cd', cd, 'g', gap)
       redis.call('ZADD', P..'leased', deadline, id)
       redis.call('HSET', P..'owner', id, worker)
       redis.call('SADD', P..'wl:'..worker, id)
