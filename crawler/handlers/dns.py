@@ -1,5 +1,20 @@
-"""Names given addresses by the crawl (`resolve`, as curl's `--resolve HOST:PORT:ADDR`):
-a resolver in front of aiohttp's that answers those names itself.
+"""How the crawl finds a host's addresses: `CachingResolver`, DNS through c-ares (aiodns)
+with a bounded cache that honours each answer's TTL, and `OverrideResolver` in front of it
+for the names the crawl gives addresses itself.
+
+**The cache** (`CachingResolver`): an answer is kept for its TTL (the shortest of its
+records), at least a second (a TTL of 0, which /etc/hosts entries have, would mean a
+lookup per connection) and at most `dns_max_ttl`; a failed lookup (no such name, no
+answer within `dns_timeout`) is kept `dns_negative_ttl`, so a dead domain costs one lookup
+per period, not one per link; lookups of one name at once share one query; the cache holds
+`dns_cache_size` names (least recently used first out). `dns_servers` asks those servers
+instead of the system's (`/etc/resolv.conf`), `IP` or `IP:PORT`. c-ares reads /etc/hosts
+first, as getaddrinfo does. Without aiodns (a platform without its wheel) the system's
+getaddrinfo runs in a thread, its answers kept `dns_max_ttl` (it gives no TTL). aiohttp's
+own cache, which keeps every answer 10 s whatever its TTL (Scrapy's keeps them forever),
+is off. Failures are OSErrors: the request fails as `dns`.
+
+**Overrides** (`resolve`, as curl's `--resolve HOST:PORT:ADDR`):
 
     resolve = ["example.com:443:127.0.0.1", "*.test:*:127.0.0.1", "[::1]" forms too]
 
@@ -12,12 +27,22 @@ answers like any lookup. The benchmarks and tests give many names to loopback wi
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-__all__ = ["OverrideResolver", "parse_resolve"]
+__all__ = ["CachingResolver", "OverrideResolver", "parse_resolve"]
+
+_MIN_TTL = 1.0  # seconds an answer is kept at least
+
+
+class _Failed(OSError):
+    """A lookup that failed, as kept in the cache."""
 
 Override = tuple[str, int | None, str]  # host pattern, port (None: any), address
 
@@ -77,3 +102,101 @@ class OverrideResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+_Answer = tuple[float, list[tuple[str, int]] | OSError]  # expiry, (address, family)s or why
+
+
+class CachingResolver(AbstractResolver):
+    """Usage: `CachingResolver(timeout=10, negative_ttl=60, max_ttl=3600, size=10_000)`,
+    made on the running loop; see the module docstring."""
+
+    def __init__(self, *, servers: tuple[str, ...] = (), timeout: float = 10.0,
+                 negative_ttl: float = 60.0, max_ttl: float = 3600.0, size: int = 10_000,
+                 counters: Counter[str] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._timeout = timeout
+        self._negative_ttl = negative_ttl
+        self._max_ttl = max(max_ttl, _MIN_TTL)
+        self._size = size
+        self._clock = clock
+        self._counters = counters if counters is not None else Counter()
+        self._cache: OrderedDict[tuple[str, int], _Answer] = OrderedDict()
+        self._pending: dict[tuple[str, int], asyncio.Future[_Answer]] = {}
+        try:
+            import aiodns
+        except ImportError:  # the system's getaddrinfo, in a thread: no TTLs
+            import aiohttp
+
+            self._dns = None
+            self._threaded: AbstractResolver | None = aiohttp.ThreadedResolver()
+        else:
+            self._threaded = None
+            self._dns = aiodns.DNSResolver(nameservers=list(servers) or None,
+                                           timeout=timeout, tries=2)
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        key = (host.lower().rstrip("."), int(family))
+        answer = self._cache.get(key)
+        if answer is not None and answer[0] > self._clock():
+            self._cache.move_to_end(key)
+            self._counters["dns/cache_hits"] += 1
+        else:
+            pending = self._pending.get(key)
+            if pending is None:
+                pending = self._pending[key] = asyncio.ensure_future(self._look_up(key))
+                pending.add_done_callback(lambda _: self._pending.pop(key, None))
+            answer = await asyncio.shield(pending)
+        found = answer[1]
+        if isinstance(found, OSError):
+            raise _Failed(found.errno, f"{host}: {found.strerror or found}")
+        return [ResolveResult(hostname=host, host=address, port=port, family=kind, proto=0,
+                              flags=socket.AI_NUMERICHOST) for address, kind in found]
+
+    async def _look_up(self, key: tuple[str, int]) -> _Answer:
+        host, family = key
+        self._counters["dns/lookups"] += 1
+        try:
+            found, ttl = await asyncio.wait_for(self._query(host, family), self._timeout)
+            if not found:
+                raise OSError(socket.EAI_NONAME, "no address")
+            answer: _Answer = (self._clock() + min(max(ttl, _MIN_TTL), self._max_ttl), found)
+        except (OSError, TimeoutError) as exc:
+            self._counters["dns/failures"] += 1
+            why = exc if isinstance(exc, OSError) else OSError(
+                socket.EAI_AGAIN, f"no answer within {self._timeout:g} s (dns_timeout)")
+            answer = (self._clock() + self._negative_ttl, why)
+        except Exception as exc:  # aiodns's DNSError, whatever it wraps
+            self._counters["dns/failures"] += 1
+            text = exc.args[1] if len(exc.args) > 1 else str(exc)
+            answer = (self._clock() + self._negative_ttl, OSError(socket.EAI_NONAME, text))
+        self._cache[key] = answer
+        self._cache.move_to_end(key)
+        while len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return answer
+
+    async def _query(self, host: str, family: int) -> tuple[list[tuple[str, int]], float]:
+        """The addresses of `host` and the shortest TTL among them."""
+        if self._dns is None:
+            assert self._threaded is not None
+            results = await self._threaded.resolve(host, 0, socket.AddressFamily(family))
+            return [(r["host"], r["family"]) for r in results], self._max_ttl
+        result = await self._dns.getaddrinfo(host, family=socket.AddressFamily(family), port=0,
+                                             type=socket.SOCK_STREAM)
+        found: list[tuple[str, int]] = []
+        for node in result.nodes:
+            address = node.addr[0]
+            entry = (address.decode() if isinstance(address, bytes) else address,
+                     int(node.family))
+            if entry not in found:
+                found.append(entry)
+        ttl = min((node.ttl for node in result.nodes), default=0)
+        return found, float(ttl)
+
+    async def close(self) -> None:
+        if self._dns is not None:
+            await self._dns.close()
+        if self._threaded is not None:
+            await self._threaded.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections import Counter
 from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,7 +24,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from crawler.exceptions import DownloadError, Kind
-from crawler.handlers.dns import OverrideResolver, parse_resolve
+from crawler.handlers.dns import CachingResolver, OverrideResolver, parse_resolve
 from crawler.handlers.netguard import ForbiddenAddress, GuardedResolver, forbidden, literal_address
 from crawler.http import Request, Response
 from crawler.http.compression import ACCEPT_ENCODING, DecodingError, Inflater
@@ -68,10 +69,12 @@ class HttpDownloader:
     """
 
     def __init__(self, settings: Settings, *, resolver: AbstractResolver | None = None,
-                 refuse: Any = forbidden) -> None:
-        """`resolver`: aiohttp's (a test's static one); `refuse`: which addresses the guard
-        refuses when `allow_private_addresses` is false (crawler/handlers/netguard.py)."""
+                 refuse: Any = forbidden, counters: Counter[str] | None = None) -> None:
+        """`resolver`: aiohttp's (a test's static one; default: crawler/handlers/dns.py's
+        cache); `refuse`: which addresses the guard refuses when `allow_private_addresses`
+        is false (crawler/handlers/netguard.py); `counters`: the crawl's (DNS lookups)."""
         self._settings = settings
+        self._counters = counters
         self._session: aiohttp.ClientSession | None = None
         self._resolver = resolver
         self._refuse = refuse
@@ -83,21 +86,24 @@ class HttpDownloader:
 
     @classmethod
     def from_crawler(cls, crawler: CrawlerProtocol) -> HttpDownloader:
-        return cls(crawler.settings)
+        return cls(crawler.settings, counters=crawler.stats.counters)
 
     async def __aenter__(self) -> HttpDownloader:
         s = self._settings
-        # (aiohttp's resolvers are made on the loop)
-        if s.resolve:  # names the crawl answers itself (crawler/handlers/dns.py)
-            self._resolver = OverrideResolver(parse_resolve(s.resolve),
-                                              self._resolver or aiohttp.ThreadedResolver())
+        # DNS (crawler/handlers/dns.py), made on the loop: the cache, the crawl's own names
+        # in front of it, the guard in front of both
+        resolver: AbstractResolver = self._resolver or CachingResolver(
+            servers=s.dns_servers, timeout=s.dns_timeout, negative_ttl=s.dns_negative_ttl,
+            max_ttl=s.dns_max_ttl, size=s.dns_cache_size, counters=self._counters)
+        if s.resolve:
+            resolver = OverrideResolver(parse_resolve(s.resolve), resolver)
+        self._resolver = resolver
         if not s.allow_private_addresses:
-            self._guard = GuardedResolver(self._resolver or aiohttp.ThreadedResolver(),
-                                          self._refuse)
+            self._guard = GuardedResolver(resolver, self._refuse)
         connector = aiohttp.TCPConnector(
             limit=s.concurrency,
             limit_per_host=0,  # the frontier enforces per-host limits
-            ttl_dns_cache=300,
+            use_dns_cache=False,  # the resolver's cache honours TTLs; aiohttp's does not
             enable_cleanup_closed=False,
             ssl=s.tls_context(),
             resolver=self._guard or self._resolver,
@@ -125,6 +131,8 @@ class HttpDownloader:
             self._session = None
         if self._guard is not None:
             await self._guard.close()
+        elif self._resolver is not None:
+            await self._resolver.close()
 
     async def fetch(self, request: Request) -> Response:
         assert self._session is not None, "use HttpDownloader as an async context manager"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import re
 import ssl
@@ -32,6 +33,18 @@ _NAME_RULE = (lambda v: v.strip() != "" and "/" not in v and not _CONTROL_CHARS.
               "must be a non-empty name without / or control characters")
 _CODES_RULE = (lambda codes: all(100 <= c <= 599 for c in codes),
                "must be HTTP status codes (100-599)")
+
+
+def _dns_servers(entries: tuple[str, ...]) -> bool:
+    for entry in entries:
+        address, _, port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        try:
+            ipaddress.ip_address(address.strip("[]"))
+        except ValueError:
+            return False
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            return False
+    return True
 
 
 def _resolve_entries(entries: tuple[str, ...]) -> bool:
@@ -128,6 +141,20 @@ class Settings:
     tls_ca_bundle: str | None = setting(
         None, "a PEM file of CA certificates to trust as well (a company proxy, a test "
         "server); checked at startup")
+    dns_servers: tuple[str, ...] = setting(
+        (), "DNS servers to ask (`IP` or `IP:PORT`) instead of the system's",
+        rule=(_dns_servers, "must be IP or IP:PORT entries"))
+    dns_timeout: float = setting(
+        10.0, "seconds a DNS lookup may take; past it the request fails as `dns`", gt=0,
+        le=120, le_why="a resolver that slow is down")
+    dns_negative_ttl: float = setting(
+        60.0, "seconds a failed lookup is remembered: a dead domain costs one lookup per "
+        "period, not one per link", ge=0)
+    dns_max_ttl: float = setting(
+        3600.0, "the longest an answer is kept, whatever its TTL (it is kept its TTL, and "
+        "at least a second)", ge=1)
+    dns_cache_size: int = setting(
+        10_000, "names whose answers are kept (least recently used first out)", ge=1)
     resolve: tuple[str, ...] = setting(
         (), "names given addresses, as curl's `--resolve`: `HOST:PORT:ADDRESS` entries "
         "(HOST may be `*` or `*.suffix`, PORT `*`), answered before DNS is asked",
