@@ -144,11 +144,11 @@ async def test_answers_are_kept_their_ttl_and_failures_their_negative_ttl(dns_se
         await resolver.resolve("shop.live.test", 80, socket.AF_INET)
         assert dns.count("shop.live.test") == 2
         for _ in range(5):  # a dead domain: one lookup per negative period
-            with pytest.raises(OSError):
+            with pytest.raises(OSError, match=r"gone\.dead\.test"):
                 await resolver.resolve("gone.dead.test", 80, socket.AF_INET)
         assert dns.count("gone.dead.test") == 1
         shift[0] += 31  # the negative period is over
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match=r"gone\.dead\.test"):
             await resolver.resolve("gone.dead.test", 80, socket.AF_INET)
         assert dns.count("gone.dead.test") == 2
         # lookups of one name at once share one query
