@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,29 +26,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from benchmarks.servers import free_ports
+from benchmarks.servers import serve
 
 ROOT = Path(__file__).resolve().parent.parent
-
-_NGINX = """
-{user}worker_processes 1;
-daemon off;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 8192; }}
-http {{
-    log_format gaps '$msec $host $request_uri';
-    access_log {tmp}/access.log gaps buffer=256k;
-    keepalive_requests 100000;
-    default_type text/html;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{ listen 127.0.0.1:{port} default_server; root {root}; }}
-}}
-"""
 
 _SPIDER = '''
 from crawler import Request, Spider
@@ -104,41 +85,29 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=512)
     args = parser.parse_args()
-    import os
-    import shutil
-
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     with tempfile.TemporaryDirectory(prefix="crawler-broad-") as tmp_name:
         tmp = Path(tmp_name)
         generate(tmp / "site", args.pages)
-        port = free_ports(1)[0]
-        conf = tmp / "nginx.conf"
-        conf.write_text(_NGINX.format(user="user root;\n" if os.geteuid() == 0 else "",
-                                      tmp=tmp, port=port, root=tmp / "site"))
-        server = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         project = tmp / "project"
         (project / "spiders").mkdir(parents=True)
         (project / "spiders" / "__init__.py").write_text("")
         (project / "spiders" / "broad.py").write_text(_SPIDER)
-        try:
-            time.sleep(0.5)
+        # one nginx server: the default for its port, so it answers every h<i> name
+        with serve(tmp / "site", access_log=tmp / "access.log",
+                   log_format="$msec $host $request_uri") as (_, bases):
+            port = int(bases[0].rstrip("/").rsplit(":", 1)[1])
             cmd = [sys.executable, "-m", "crawler", "run", "broad", "-a",
                    f"hosts={args.hosts}", "-a", f"port={port}", "-O", "items.jsonl",
                    "--no-progress", "-L", "WARNING", "-s", "obey_robots=false",
                    "-s", f"resolve=*.broad.test:{port}:127.0.0.1",
                    "-s", f"download_delay={args.delay}", "-s", "randomize_download_delay=false",
-                   "-s", "per_host_concurrency=1", "-s", f"concurrency={args.concurrency}",
-                   "--stats", "stats.json"]
+                   "-s", "per_host_concurrency=1", "-s", f"concurrency={args.concurrency}"]
             started = time.perf_counter()
             done = subprocess.run(cmd, cwd=project, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                   capture_output=True)
             wall = time.perf_counter() - started
             if done.returncode != 0:
                 raise SystemExit(f"the crawl failed: {done.stderr.decode()[-2000:]}")
-        finally:
-            server.terminate()
-            server.wait(10)
         requests, per_host, shortest, under, count = gaps(tmp / "access.log", args.delay)
         expected = args.hosts * args.pages
         complete = sum(1 for n in per_host.values() if n == args.pages)
