@@ -2,7 +2,7 @@
 as the server sees it.
 
     python -m benchmarks.broad [--hosts 2000] [--pages 25] [--delay 1.0]
-                               [--concurrency 512]
+                               [--concurrency 512] [--scrapy]
 
 nginx serves one generated site under every name `h<i>.broad.test` (the crawl gives those
 names to 127.0.0.1 with the `resolve` setting; nginx answers any Host); each host has
@@ -12,6 +12,9 @@ first page with `download_delay` per host, no randomisation, one request per hos
 time. Measured: pages/s against the politeness ceiling (hosts / delay), every host's pages
 all fetched, and, from nginx's log (`$msec $host`), the gaps between two requests to a
 host as the server saw them: the shortest, and how many fell under 95 % of the delay.
+`--scrapy` runs Scrapy after ours on the same server and settings
+(benchmarks/peers/scrapy_broad.py), as it comes and with what its "Broad Crawls" page
+recommends (the DownloaderAwarePriorityQueue, breadth-first order).
 """
 
 from __future__ import annotations
@@ -78,13 +81,38 @@ def gaps(log: Path, delay: float) -> tuple[int, dict[str, int], float, int, int]
             shortest, under, count)
 
 
+def crawl(name: str, cmd: list[str], project: Path, log: Path, args: argparse.Namespace,
+          ) -> None:
+    """Run one crawler's command; report its figures from nginx's log (then emptied)."""
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=project, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed: {done.stderr.decode()[-2000:]}")
+    time.sleep(0.5)  # nginx writes its log as requests end
+    requests, per_host, shortest, under, count = gaps(log, args.delay)
+    log.write_text("")
+    complete = sum(1 for n in per_host.values() if n == args.pages)
+    print(f"  {name}: {requests}/{args.hosts * args.pages} pages in {wall:.1f} s: "
+          f"{requests / wall:.0f} pages/s; hosts with every page: {complete}/{args.hosts}; "
+          f"gaps at the server: shortest {shortest:.3f} s, {under} of {count} under "
+          f"{0.95 * args.delay:.2f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=2000)
     parser.add_argument("--pages", type=int, default=25)
     parser.add_argument("--delay", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=512)
+    parser.add_argument("--scrapy", action="store_true",
+                        help="also Scrapy (benchmarks/peers/scrapy_broad.py), after ours")
     args = parser.parse_args()
+    print(f"{args.hosts} hosts x {args.pages} pages, delay {args.delay:g} s per host, "
+          f"concurrency {args.concurrency}; politeness ceiling "
+          f"{args.hosts / args.delay:.0f} pages/s; no crawl of these chains ends before "
+          f"{(args.pages - 1) * args.delay:.0f} s")
     with tempfile.TemporaryDirectory(prefix="crawler-broad-") as tmp_name:
         tmp = Path(tmp_name)
         generate(tmp / "site", args.pages)
@@ -92,36 +120,25 @@ def main() -> None:
         (project / "spiders").mkdir(parents=True)
         (project / "spiders" / "__init__.py").write_text("")
         (project / "spiders" / "broad.py").write_text(_SPIDER)
+        log = tmp / "access.log"
         # one nginx server: the default for its port, so it answers every h<i> name
-        with serve(tmp / "site", access_log=tmp / "access.log",
+        with serve(tmp / "site", access_log=log,
                    log_format="$msec $host $request_uri") as (_, bases):
             port = int(bases[0].rstrip("/").rsplit(":", 1)[1])
-            cmd = [sys.executable, "-m", "crawler", "run", "broad", "-a",
-                   f"hosts={args.hosts}", "-a", f"port={port}", "-O", "items.jsonl",
-                   "--no-progress", "-L", "WARNING", "-s", "obey_robots=false",
-                   "-s", f"resolve=*.broad.test:{port}:127.0.0.1",
-                   "-s", f"download_delay={args.delay}", "-s", "randomize_download_delay=false",
-                   "-s", "per_host_concurrency=1", "-s", f"concurrency={args.concurrency}"]
-            started = time.perf_counter()
-            done = subprocess.run(cmd, cwd=project, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                                  capture_output=True)
-            wall = time.perf_counter() - started
-            if done.returncode != 0:
-                raise SystemExit(f"the crawl failed: {done.stderr.decode()[-2000:]}")
-        requests, per_host, shortest, under, count = gaps(tmp / "access.log", args.delay)
-        expected = args.hosts * args.pages
-        complete = sum(1 for n in per_host.values() if n == args.pages)
-        ceiling = args.hosts / args.delay
-        # a host's chain takes (pages - 1) delays at least: the crawl cannot end sooner
-        floor_wall = (args.pages - 1) * args.delay
-        print(f"{args.hosts} hosts x {args.pages} pages, delay {args.delay:g} s per host, "
-              f"concurrency {args.concurrency}")
-        print(f"  {requests}/{expected} pages in {wall:.1f} s: {requests / wall:.0f} pages/s "
-              f"(politeness ceiling {ceiling:.0f} pages/s; no crawl of these chains ends "
-              f"before {floor_wall:.0f} s)")
-        print(f"  hosts with every page: {complete}/{args.hosts}")
-        print(f"  gaps between a host's requests, at the server: shortest {shortest:.3f} s; "
-              f"{under} of {count} under {0.95 * args.delay:.2f} s")
+            crawl("ours", [
+                sys.executable, "-m", "crawler", "run", "broad", "-a", f"hosts={args.hosts}",
+                "-a", f"port={port}", "-O", "items.jsonl", "--no-progress", "-L", "WARNING",
+                "-s", "obey_robots=false", "-s", f"resolve=*.broad.test:{port}:127.0.0.1",
+                "-s", f"download_delay={args.delay}", "-s", "randomize_download_delay=false",
+                "-s", "per_host_concurrency=1", "-s", f"concurrency={args.concurrency}"],
+                project, log, args)
+            for name, extra in (("Scrapy", []), ("Scrapy, tuned", ["tuned"])) \
+                    if args.scrapy else ():
+                crawl(name, [sys.executable, str(ROOT / "benchmarks" / "peers" /
+                                                 "scrapy_broad.py"),
+                             str(args.hosts), str(port), str(args.delay),
+                             str(args.concurrency), str(tmp / "scrapy.jsonl"), *extra],
+                      project, log, args)
 
 
 if __name__ == "__main__":
