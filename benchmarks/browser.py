@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from benchmarks.servers import serve
-from crawler.handlers.proctree import descendants, pss
+from crawler.handlers.proctree import tree_memory
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -81,11 +81,6 @@ def generate(root: Path, n: int) -> Path:
         (root / ("l" if lazy else "p") / f"{i}.html").write_text(_PAGE.format(
             i=i, n=n, spacer=_SPACER if lazy else "", start=_LAZY if lazy else "render();"))
     return root
-
-
-def tree_memory(root: int) -> int:
-    """Bytes the processes below and at `root` hold (their PSS)."""
-    return pss(root) + sum(pss(pid) for pid in descendants(root))
 
 
 def _lines(path: Path) -> int:

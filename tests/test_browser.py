@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from crawler import Request, Spider
-from crawler.handlers.proctree import alive, descendants
+from crawler.handlers.proctree import alive, descendants, roots
 from tests.conftest import crawl, finish, spawn, status_page_text
 
 CHROMIUM = os.environ.get("CRAWLER_CHROMIUM", "chromium")
@@ -361,21 +361,14 @@ async def test_two_browsers_share_the_pages_and_the_status_page_shows_them(aioht
                                             if type(e).__name__ == "StatusPage"
                                             and e.url), None), 30)
         await _until(lambda: crawler.stats.pages >= 10, 60)
-        roots = _roots()
-        assert len(roots) == 2, f"expected two Chromium browsers, found {roots}"
+        browsers = roots("chrom")
+        assert len(browsers) == 2, f"expected two Chromium browsers, found {browsers}"
         shown = await status_page_text(status, "browser", "2 of 2", CHROMIUM)
         assert "pages open" in shown and "contexts" in shown and "MB" in shown
     finally:
         result = await asyncio.wait_for(task, 120)
     assert result.stats.counters["browser/launches"] == 2
     assert result.stats.pages == 127 and result.stats.requests_failed == 0
-
-
-def _roots() -> set[int]:
-    """This process's Chromium browsers (Chromium processes whose parent is not one)."""
-    found = descendants(None, "chrom")
-    below = {pid for root in found for pid in descendants(root)}
-    return set(found) - below
 
 
 def test_the_browser_in_the_metrics():

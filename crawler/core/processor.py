@@ -29,6 +29,7 @@ from crawler.handlers.http import SENT, Downloader
 from crawler.http import Failure, Request, Response
 from crawler.http.parsing import TooComplex
 from crawler.middlewares import MiddlewareChain, Outcome, Retry
+from crawler.recrawl.history import Change
 from crawler.signals import Signal
 from crawler.storage.base import PageItems, Storage
 
@@ -161,7 +162,7 @@ class Processor:
         if response is None:
             return False
         change = self._storage.judge(request, response)
-        return change == "unchanged" and not self._emit_unchanged
+        return change is Change.UNCHANGED and not self._emit_unchanged
 
     async def fetch_robots(self, request: Request) -> Response:
         """robots.txt through the middlewares (a cache, a proxy) but outside politeness

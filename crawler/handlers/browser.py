@@ -42,7 +42,7 @@ from crawler.exceptions import DownloadError, Kind, StartupError
 from crawler.handlers.actions import call_page_hook, check_actions, run_actions
 from crawler.handlers.dns import parse_resolve
 from crawler.handlers.netguard import forbidden, literal_address
-from crawler.handlers.proctree import descendants, pss
+from crawler.handlers.proctree import roots, tree_memory
 from crawler.http import Request, Response
 from crawler.settings import Settings
 from crawler.stats import Stats
@@ -85,20 +85,6 @@ def find_chromium(settings: Settings) -> str:
         if found is not None:
             return found
     raise StartupError(f"rendering pages needs Chromium, and none is on PATH: {_INSTALL}")
-
-
-def _browser_roots() -> set[int]:
-    """The pids of the Chromium browsers this process's Playwright launched (Chromium
-    processes whose parent is not one; blocking: /proc)."""
-    found = descendants(None, "chrom")
-    below = {pid for root in found for pid in descendants(root)}
-    return set(found) - below
-
-
-def _one_browser_memory(root: int) -> int:
-    """Bytes a browser (its process `root`) and its renderers, GPU and utility processes
-    hold: their PSS (blocking: /proc)."""
-    return pss(root) + sum(pss(pid) for pid in descendants(root))
 
 
 def _check_playwright() -> None:
@@ -238,7 +224,8 @@ class BrowserHandler:
         it once the pages it has open are done."""
         if browser.pid is None:
             return
-        browser.memory_mb = await asyncio.to_thread(_one_browser_memory, browser.pid) / (1 << 20)
+        # the browser, its renderers, GPU and utility processes (blocking: /proc)
+        browser.memory_mb = await asyncio.to_thread(tree_memory, browser.pid) / (1 << 20)
         peak = self._stats.counters["browser/peak_memory_mb"]
         self._stats.counters["browser/peak_memory_mb"] = max(peak, round(browser.memory_mb))
         if browser.memory_mb > self._settings.browser_max_memory and not browser.restart_due:
@@ -416,7 +403,7 @@ class BrowserHandler:
             with contextlib.suppress(Exception):
                 await self._close_browser(browser)
         browser.contexts.clear()
-        before = await asyncio.to_thread(_browser_roots)
+        before = await asyncio.to_thread(roots, "chrom")  # the browsers launched so far
         try:
             browser.browser = await asyncio.wait_for(self._playwright.chromium.launch(
                 executable_path=self._executable, headless=True, args=self._args),
@@ -426,7 +413,7 @@ class BrowserHandler:
             raise DownloadError(Kind.BROWSER_ERROR, f"cannot launch Chromium "
                                 f"({self._executable}): {str(exc).splitlines()[0]}",
                                 request) from None
-        new = await asyncio.to_thread(_browser_roots) - before
+        new = await asyncio.to_thread(roots, "chrom") - before
         browser.pid = min(new) if len(new) == 1 else None  # (unknown: its memory unread)
         self._stats.counters["browser/launches"] += 1
 

@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-__all__ = ["CachingResolver", "OverrideResolver", "parse_resolve"]
+__all__ = ["CachingResolver", "OverrideResolver", "answer", "parse_resolve"]
 
 _MIN_TTL = 1.0  # seconds an answer is kept at least
 
@@ -67,6 +67,13 @@ def parse_resolve(entries: tuple[str, ...] | list[str]) -> list[Override]:
     return parsed
 
 
+def answer(host: str, address: str, port: int) -> ResolveResult:
+    """What a resolver answers for `host`: one numeric `address` (IPv4 or IPv6)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return ResolveResult(hostname=host, host=address, port=port, family=family, proto=0,
+                         flags=socket.AI_NUMERICHOST)
+
+
 def _matches(pattern: str, host: str) -> bool:
     if pattern == "*":
         return True
@@ -95,16 +102,13 @@ class OverrideResolver(AbstractResolver):
         address = self.lookup(host, port)
         if address is None:
             return await self._inner.resolve(host, port, family)
-        v6 = ":" in address
-        return [ResolveResult(hostname=host, host=address, port=port,
-                              family=socket.AF_INET6 if v6 else socket.AF_INET, proto=0,
-                              flags=socket.AI_NUMERICHOST)]
+        return [answer(host, address, port)]
 
     async def close(self) -> None:
         await self._inner.close()
 
 
-_Answer = tuple[float, list[tuple[str, int]] | OSError]  # expiry, (address, family)s or why
+_Answer = tuple[float, list[str] | OSError]  # expiry, the addresses or why there are none
 
 
 class CachingResolver(AbstractResolver):
@@ -138,8 +142,8 @@ class CachingResolver(AbstractResolver):
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         key = (host.lower().rstrip("."), int(family))
-        answer = self._cache.get(key)
-        if answer is not None and answer[0] > self._clock():
+        kept = self._cache.get(key)
+        if kept is not None and kept[0] > self._clock():
             self._cache.move_to_end(key)
             self._counters["dns/cache_hits"] += 1
         else:
@@ -147,12 +151,11 @@ class CachingResolver(AbstractResolver):
             if pending is None:
                 pending = self._pending[key] = asyncio.ensure_future(self._look_up(key))
                 pending.add_done_callback(lambda _: self._pending.pop(key, None))
-            answer = await asyncio.shield(pending)
-        found = answer[1]
+            kept = await asyncio.shield(pending)
+        found = kept[1]
         if isinstance(found, OSError):
             raise _Failed(found.errno, f"{host}: {found.strerror or found}")
-        return [ResolveResult(hostname=host, host=address, port=port, family=kind, proto=0,
-                              flags=socket.AI_NUMERICHOST) for address, kind in found]
+        return [answer(host, address, port) for address in found]
 
     async def _look_up(self, key: tuple[str, int]) -> _Answer:
         host, family = key
@@ -161,37 +164,36 @@ class CachingResolver(AbstractResolver):
             found, ttl = await asyncio.wait_for(self._query(host, family), self._timeout)
             if not found:
                 raise OSError(socket.EAI_NONAME, "no address")
-            answer: _Answer = (self._clock() + min(max(ttl, _MIN_TTL), self._max_ttl), found)
+            kept: _Answer = (self._clock() + min(max(ttl, _MIN_TTL), self._max_ttl), found)
         except (OSError, TimeoutError) as exc:
             self._counters["dns/failures"] += 1
             why = exc if isinstance(exc, OSError) else OSError(
                 socket.EAI_AGAIN, f"no answer within {self._timeout:g} s (dns_timeout)")
-            answer = (self._clock() + self._negative_ttl, why)
+            kept = (self._clock() + self._negative_ttl, why)
         except Exception as exc:  # aiodns's DNSError, whatever it wraps
             self._counters["dns/failures"] += 1
             text = exc.args[1] if len(exc.args) > 1 else str(exc)
-            answer = (self._clock() + self._negative_ttl, OSError(socket.EAI_NONAME, text))
-        self._cache[key] = answer
+            kept = (self._clock() + self._negative_ttl, OSError(socket.EAI_NONAME, text))
+        self._cache[key] = kept
         self._cache.move_to_end(key)
         while len(self._cache) > self._size:
             self._cache.popitem(last=False)
-        return answer
+        return kept
 
-    async def _query(self, host: str, family: int) -> tuple[list[tuple[str, int]], float]:
+    async def _query(self, host: str, family: int) -> tuple[list[str], float]:
         """The addresses of `host` and the shortest TTL among them."""
         if self._dns is None:
             assert self._threaded is not None
             results = await self._threaded.resolve(host, 0, socket.AddressFamily(family))
-            return [(r["host"], r["family"]) for r in results], self._max_ttl
+            return [r["host"] for r in results], self._max_ttl
         result = await self._dns.getaddrinfo(host, family=socket.AddressFamily(family), port=0,
                                              type=socket.SOCK_STREAM)
-        found: list[tuple[str, int]] = []
+        found: list[str] = []
         for node in result.nodes:
             address = node.addr[0]
-            entry = (address.decode() if isinstance(address, bytes) else address,
-                     int(node.family))
-            if entry not in found:
-                found.append(entry)
+            address = address.decode() if isinstance(address, bytes) else address
+            if address not in found:
+                found.append(address)
         ttl = min((node.ttl for node in result.nodes), default=0)
         return found, float(ttl)
 

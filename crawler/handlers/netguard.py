@@ -19,9 +19,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
+
+from crawler.handlers.dns import answer
 
 __all__ = ["ForbiddenAddress", "GuardedResolver", "forbidden", "literal_address"]
 
@@ -81,7 +82,7 @@ class GuardedResolver(AbstractResolver):
         literal = literal_address(host)
         if literal is not None:  # a numeric form that is not a plain IP: no lookup
             self.check(host, literal)
-            return [_result(host, str(literal), port, literal)]
+            return [answer(host, str(literal), port)]
         results = await self._inner.resolve(host, port, family)
         if host in self.trusted:
             return results
@@ -109,8 +110,3 @@ class GuardedResolver(AbstractResolver):
     async def close(self) -> None:
         await self._inner.close()
 
-
-def _result(host: str, address: str, port: int, literal: Any) -> ResolveResult:
-    family = socket.AF_INET6 if isinstance(literal, ipaddress.IPv6Address) else socket.AF_INET
-    return ResolveResult(hostname=host, host=address, port=port, family=family, proto=0,
-                         flags=socket.AI_NUMERICHOST)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["alive", "descendants", "pss"]
+__all__ = ["alive", "descendants", "pss", "roots", "tree_memory"]
 
 
 def _children() -> dict[int, list[int]]:
@@ -61,3 +61,16 @@ def pss(pid: int) -> int:
         if line.startswith(b"VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def roots(name: str, root: int | None = None) -> set[int]:
+    """The topmost processes below `root` (this process) whose command name contains
+    `name`: those whose parent is not one of them (a browser, not its renderers)."""
+    found = descendants(root, name)
+    below = {pid for top in found for pid in descendants(top)}
+    return set(found) - below
+
+
+def tree_memory(root: int) -> int:
+    """Bytes `root` and every process below it hold (their PSS)."""
+    return pss(root) + sum(pss(pid) for pid in descendants(root))

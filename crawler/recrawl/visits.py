@@ -140,13 +140,8 @@ class Visits:
                 settled.change not in (Change.NEW, Change.CHANGED):
             return
         digest = hashlib.blake2b(digest_size=16)
-        held = page.in_memory()
-        if held is not None:
-            for record, _ in held:
-                digest.update(record.json + b"\n")
-        else:
-            async for record, _ in page.replay():
-                digest.update(record.json + b"\n")
+        async for record, _ in page.replay():  # held in memory, or spilled
+            digest.update(record.json + b"\n")
         settled.visit = settled.visit._replace(items=digest.hexdigest())
         previous = settled.previous
         if settled.change is Change.CHANGED and previous is not None and \
