@@ -1,5 +1,7 @@
 """How fresh a stored response is, as an HTTP cache reckons it (RFC 9111 section 4.2, for
-a private cache): what the HTTP cache's `rfc9111` policy asks before replaying one."""
+a private cache): what the HTTP cache's `rfc9111` policy asks before replaying one; and the
+conditional request that asks a server whether a copy is still current (the cache's
+revalidations and a recrawl's visits, crawler/recrawl/visits.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Any
 
 from multidict import CIMultiDict
 
-__all__ = ["cache_directives", "conditional", "fresh"]
+__all__ = ["ask_if_changed", "cache_directives", "fresh"]
 
 _HEURISTIC = 0.1  # of the time since Last-Modified (RFC 9111 4.2.2's suggestion)
 
@@ -69,11 +71,16 @@ def fresh(request: Any, headers: Any, stored: float, now: float) -> bool:
     return lifetime(headers, stored) > age
 
 
-def conditional(headers: Any) -> dict[str, str]:
-    """The headers that revalidate a stored response (none: it has no validators)."""
+def ask_if_changed(request: Any, etag: str | None, modified: str | None) -> bool:
+    """Make `request` conditional on a copy's validators (`If-None-Match` for its ETag,
+    `If-Modified-Since` for its Last-Modified); False when it has none to send."""
     asked = {}
-    if headers.get("ETag"):
-        asked["If-None-Match"] = headers["ETag"]
-    if headers.get("Last-Modified"):
-        asked["If-Modified-Since"] = headers["Last-Modified"]
-    return asked
+    if etag:
+        asked["If-None-Match"] = etag
+    if modified:
+        asked["If-Modified-Since"] = modified
+    if asked:
+        if request.headers is None:
+            request.headers = CIMultiDict()
+        request.headers.update(asked)
+    return bool(asked)

@@ -45,7 +45,7 @@ from crawler.exceptions import NotConfigured, StartupError
 from crawler.frontier import sqlitedb
 from crawler.handlers.http import default_headers, sent_header
 from crawler.http import Request, Response
-from crawler.middlewares.freshness import cache_directives, conditional, fresh
+from crawler.middlewares.freshness import ask_if_changed, cache_directives, fresh
 from crawler.signals import Signal
 from crawler.threads import OrderedThread
 
@@ -158,11 +158,9 @@ class HttpCacheMiddleware:
         url, status, headers, body, stored, _ = row
         stored_headers: CIMultiDict[str] = CIMultiDict(orjson.loads(headers))
         if self._rfc and not fresh(request, stored_headers, stored, time.time()):
-            asked = conditional(stored_headers)  # revalidate: a 304 gets the stored body
-            if asked:
-                if request.headers is None:
-                    request.headers = CIMultiDict()
-                request.headers.update(asked)
+            # revalidate: a 304 gets the stored body
+            if ask_if_changed(request, stored_headers.get("ETag"),
+                              stored_headers.get("Last-Modified")):
                 self._counters["httpcache/revalidate"] += 1
             else:
                 self._counters["httpcache/stale"] += 1
@@ -233,8 +231,7 @@ class HttpCacheMiddleware:
             return response
         url, status, headers, body, _, vary = row
         merged: CIMultiDict[str] = CIMultiDict(orjson.loads(headers))
-        for name in set(response.headers.keys()) - {"Content-Length", "Content-Encoding",
-                                                     "Transfer-Encoding"}:
+        for name in set(response.headers.keys()) - set(_DROP_HEADERS):
             merged.popall(name, None)
             for value in response.headers.getall(name):
                 merged.add(name, value)

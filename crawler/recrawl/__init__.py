@@ -10,6 +10,6 @@ outcome with the page's items; `--changes FILE` is the change feed (feed.py).
 """
 
 from crawler.recrawl.feed import ChangeFeed
-from crawler.recrawl.history import Change, Visit, conditional_headers, judge, next_interval
+from crawler.recrawl.history import Change, Visit, judge, next_interval
 
-__all__ = ["Change", "ChangeFeed", "Visit", "conditional_headers", "judge", "next_interval"]
+__all__ = ["Change", "ChangeFeed", "Visit", "judge", "next_interval"]

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from crawler.http import Response
     from crawler.settings import Settings
 
-__all__ = ["Change", "Visit", "body_digest", "conditional_headers", "judge", "next_interval"]
+__all__ = ["Change", "Visit", "body_digest", "judge", "next_interval"]
 
 _CLOCK_SKEW = 60.0  # seconds a Last-Modified may lie ahead of our clock and still be used
 # a sitemap's <changefreq> as a first revisit interval, in seconds
@@ -81,16 +81,6 @@ class Visit(NamedTuple):
 def body_digest(body: bytes) -> str:
     """A digest of a page's body (BLAKE2b, 128 bits: collisions are not a concern)."""
     return hashlib.blake2b(body, digest_size=16).hexdigest()
-
-
-def conditional_headers(visit: Visit) -> dict[str, str]:
-    """The headers that ask the server for the page only if it changed since `visit`."""
-    headers = {}
-    if visit.etag:
-        headers["If-None-Match"] = visit.etag
-    if visit.modified:
-        headers["If-Modified-Since"] = visit.modified
-    return headers
 
 
 def next_interval(interval: float, changed: bool, s: Settings) -> float:

@@ -16,11 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from multidict import CIMultiDict
-
 from crawler.frontier.codec import store_id
+from crawler.middlewares.freshness import ask_if_changed
 from crawler.recrawl.feed import ChangeFeed, change_record
-from crawler.recrawl.history import Change, Visit, conditional_headers, judge, next_interval
+from crawler.recrawl.history import Change, Visit, judge, next_interval
 from crawler.redact import redact
 
 if TYPE_CHECKING:
@@ -87,11 +86,7 @@ class Visits:
         self._looked[rid] = (fp, previous, redact(request.url))
         if previous is not None and not self._settings.emit_unchanged and \
                 request.method == "GET":
-            headers = conditional_headers(previous)
-            if headers:
-                if request.headers is None:
-                    request.headers = CIMultiDict()
-                request.headers.update(headers)
+            ask_if_changed(request, previous.etag, previous.modified)
 
     def judge(self, request: Request, response: Response) -> Change | None:
         """What `response` shows of its page, kept until the page completes."""
