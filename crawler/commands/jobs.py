@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 from typing import Any
 
 from crawler.commands.common import (
     EXIT_OK,
 )
 from crawler.frontier.jobstatus import read_job
+from crawler.recrawl.feed import utc_text
 
 
 def add(commands: Any) -> None:
@@ -33,15 +33,10 @@ def run(args: argparse.Namespace) -> int:
           f"failed:   {state['failed']}\n"
           f"state:    {done}{reason_text(state['finish_reason'])}\n"
           f"round:    {state['round']} ({state['known']} pages known"
-          + (f"; the first due again at {_when(state['next_due'])}"
+          + (f"; the first due again at {utc_text(state['next_due'])}"
              if state["next_due"] is not None else "") + ")"
           + (f"\nnote:     {state['note']}" if state["note"] else ""))
     return EXIT_OK
-
-def _when(moment: float) -> str:
-    return datetime.datetime.fromtimestamp(moment, datetime.UTC).isoformat(
-        timespec="seconds").replace("+00:00", "Z")
-
 
 def reason_text(reason: str) -> str:
     return f" ({reason})" if reason and reason != "finished" else ""

@@ -62,6 +62,7 @@ from crawler.frontier.codec import STORE_ID, RequestCodec, store_id
 from crawler.frontier.joboutputs import cut_back, tail_digest
 from crawler.frontier.pagerecords import PageRecords
 from crawler.http import Request
+from crawler.middlewares.freshness import CONDITIONAL_HEADERS
 from crawler.outputs.sinks import Sink
 from crawler.recrawl.history import Visit
 from crawler.stats import Stats
@@ -118,7 +119,6 @@ _INSERT_VISITS = ("INSERT OR REPLACE INTO history (" + ", ".join(Visit._fields) 
 _TRANSIENT = frozenset({"retry_times", "redirect_times", "redirect_urls",
                         "redirect_reasons", "download_latency", "browser_results",
                         "browser_page_result"})
-_CONDITIONAL = ("If-None-Match", "If-Modified-Since")
 _STATS_KEPT = ("start_requests", "pages", "items", "items_dropped", "requests_scheduled",
                "requests_failed", "duplicates_filtered", "offsite_dropped", "invalid_url",
                "unsupported_scheme", "depth_limited", "url_too_long", "host_limited",
@@ -433,11 +433,11 @@ class Job:
         ValueError when it cannot be stored."""
         meta, headers = request._meta, request.headers
         if (meta and not _TRANSIENT.isdisjoint(meta)) or (headers and any(
-                name in headers for name in _CONDITIONAL)):
+                name in headers for name in CONDITIONAL_HEADERS)):
             kept = {k: v for k, v in (meta or {}).items() if k not in _TRANSIENT}
             request = request.replace(meta=kept or None, headers=[
                 (k, v) for k, v in (request._header_items() or ())
-                if k.title() not in _CONDITIONAL])
+                if k.title() not in CONDITIONAL_HEADERS])
         return self._codec.encode(request)
 
     async def due(self, now: float, limit: int,

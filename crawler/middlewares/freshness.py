@@ -10,7 +10,9 @@ from typing import Any
 
 from multidict import CIMultiDict
 
-__all__ = ["ask_if_changed", "cache_directives", "fresh"]
+__all__ = ["CONDITIONAL_HEADERS", "ask_if_changed", "cache_directives", "fresh"]
+
+CONDITIONAL_HEADERS = ("If-None-Match", "If-Modified-Since")  # what ask_if_changed adds
 
 _HEURISTIC = 0.1  # of the time since Last-Modified (RFC 9111 4.2.2's suggestion)
 
@@ -74,11 +76,8 @@ def fresh(request: Any, headers: Any, stored: float, now: float) -> bool:
 def ask_if_changed(request: Any, etag: str | None, modified: str | None) -> bool:
     """Make `request` conditional on a copy's validators (`If-None-Match` for its ETag,
     `If-Modified-Since` for its Last-Modified); False when it has none to send."""
-    asked = {}
-    if etag:
-        asked["If-None-Match"] = etag
-    if modified:
-        asked["If-Modified-Since"] = modified
+    asked = {name: value for name, value in zip(CONDITIONAL_HEADERS, (etag, modified),
+                                                 strict=True) if value}
     if asked:
         if request.headers is None:
             request.headers = CIMultiDict()

@@ -12,18 +12,22 @@ import orjson
 from crawler.outputs.formats import JsonLinesExporter
 from crawler.outputs.items import Record
 
-__all__ = ["ChangeFeed", "change_record"]
+__all__ = ["ChangeFeed", "change_record", "utc_text"]
 
 
 class ChangeFeed(JsonLinesExporter):
     """Usage: a crawl's output (the crawler adds it for `changes_file`) that takes no items:
-    the job's storage writes `change_record`s to it."""
+    each visit (crawler/recrawl/visits.py) writes its `change_record` to it."""
 
     takes_items = False
 
 
-def change_record(url: str, change: str, when: float) -> Record:
-    moment = datetime.datetime.fromtimestamp(when, datetime.UTC).isoformat(
+def utc_text(when: float) -> str:
+    """Wall time `when` as the feed and `jobs DIR` write it: `2026-12-05T01:40:00Z`."""
+    return datetime.datetime.fromtimestamp(when, datetime.UTC).isoformat(
         timespec="seconds").replace("+00:00", "Z")
-    fields = {"url": url, "change": change, "time": moment}
+
+
+def change_record(url: str, change: str, when: float) -> Record:
+    fields = {"url": url, "change": change, "time": utc_text(when)}
     return Record(fields, orjson.dumps(fields))
