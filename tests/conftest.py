@@ -223,6 +223,21 @@ def postgres_url() -> str:
     return url
 
 
+
+async def kill_at(command: list[str], cwd: Path, waits: list[float]) -> int:
+    """Start `command` and kill it with SIGKILL `wait` seconds later, for each of `waits`
+    (started again after each kill), unless it ended first; how many kills were made."""
+    kills = 0
+    for wait in waits:
+        proc = await spawn(*command, cwd=cwd)
+        await asyncio.sleep(wait)
+        if proc.returncode is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        kills += 1
+    return kills
+
 async def status_page_text(status: Any, element: str, contains: str,
                            chromium: str = "chromium") -> str:
     """The text of `#element` of a crawl's live status page (its StatusPage extension),

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from crawler import Request, Spider
 from crawler.handlers.proctree import alive, descendants, roots
-from tests.conftest import crawl, finish, spawn, status_page_text
+from tests.conftest import crawl, finish, kill_at, spawn, status_page_text
 
 CHROMIUM = os.environ.get("CRAWLER_CHROMIUM", "chromium")
 
@@ -490,15 +490,7 @@ async def test_a_job_of_rendered_pages_killed_twice_gives_every_page_once(aiohtt
     (tmp_path / "spiders" / "jstree.py").write_text(_JOB_SPIDER)
     command = [sys.executable, "-m", "crawler", "run", "jstree", "-a", f"base={base}",
                "--job-dir", "job", "-O", "out.jsonl"]
-    kills = 0
-    for wait in (2.5, 2.0):
-        proc = await spawn(*command, cwd=tmp_path)
-        await asyncio.sleep(wait)
-        if proc.returncode is not None:
-            break
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
-        kills += 1
+    kills = await kill_at(command, tmp_path, [2.5, 2.0])
     assert kills >= 1, "the crawl ended before it could be killed: make the site slower"
     proc = await spawn(*command, cwd=tmp_path)
     _, err = await finish(proc, 120)

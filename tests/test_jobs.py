@@ -23,7 +23,7 @@ from aiohttp import web
 
 from crawler import Request, Spider
 from crawler.frontier.jobdir import Job
-from tests.conftest import finish, needs_unshare, spawn
+from tests.conftest import finish, kill_at, needs_unshare, spawn
 
 PAGES = 1500
 HITS = web.AppKey("hits", Counter)
@@ -102,15 +102,7 @@ async def test_kill_9_at_random_moments_then_resume_gives_every_page_once(aiohtt
     base = str(server.make_url("")).rstrip("/")
     project = _project(tmp_path)
     rng = random.Random(seed)
-    kills = 0
-    for _ in range(3):
-        proc = await spawn(*_command(base), cwd=project)
-        await asyncio.sleep(rng.uniform(0.5, 1.3))
-        if proc.returncode is not None:
-            break
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
-        kills += 1
+    kills = await kill_at(_command(base), project, [rng.uniform(0.5, 1.3) for _ in range(3)])
     assert kills >= 2, "the crawl ended before it could be killed: make the site slower"
     proc = await spawn(*_command(base), cwd=project)
     _, err = await finish(proc, 120)
