@@ -29,7 +29,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from benchmarks.servers import serve
+from benchmarks.servers import serve, spider_project
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,10 +116,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="crawler-broad-") as tmp_name:
         tmp = Path(tmp_name)
         generate(tmp / "site", args.pages)
-        project = tmp / "project"
-        (project / "spiders").mkdir(parents=True)
-        (project / "spiders" / "__init__.py").write_text("")
-        (project / "spiders" / "broad.py").write_text(_SPIDER)
+        project = spider_project(tmp / "project", "broad", _SPIDER)
         log = tmp / "access.log"
         # one nginx server: the default for its port, so it answers every h<i> name
         with serve(tmp / "site", access_log=log,

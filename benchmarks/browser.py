@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.servers import serve
+from benchmarks.servers import serve, spider_project
 from crawler.handlers.proctree import tree_memory
 
 HERE = Path(__file__).resolve().parent
@@ -91,10 +91,7 @@ def _lines(path: Path) -> int:
 
 
 def run_ours(base: str, pages: int, pages_open: int, tmp: Path) -> dict[str, float]:
-    project = tmp / "project"
-    (project / "spiders").mkdir(parents=True, exist_ok=True)
-    (project / "spiders" / "__init__.py").write_text("")
-    (project / "spiders" / "jsbench.py").write_text(_SPIDER)
+    project = spider_project(tmp / "project", "jsbench", _SPIDER)
     out = project / "out.jsonl"
     cmd = [sys.executable, "-m", "crawler", "run", "jsbench", "-a", f"base={base}",
            "-O", str(out), "--no-progress", "-L", "WARNING",

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.servers import NO_VALIDATORS, serve
+from benchmarks.servers import NO_VALIDATORS, serve, spider_project
 
 ROOT = Path(__file__).resolve().parent.parent
 _WORDS = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. "  # 57 bytes
@@ -127,9 +127,7 @@ def run(args: argparse.Namespace, validators: bool) -> None:
         tmp = Path(tmp_name)
         site, project, log = tmp / "site", tmp / "project", tmp / "access.log"
         generate(site, args.pages)
-        (project / "spiders").mkdir(parents=True)
-        (project / "spiders" / "__init__.py").write_text("")
-        (project / "spiders" / "recrawlbench.py").write_text(_SPIDER)
+        spider_project(project, "recrawlbench", _SPIDER)
         with serve(site, access_log=log, log_format="$status $bytes_sent $request_uri",
                    extra="" if validators else NO_VALIDATORS) as (server, bases):
             time.sleep(0.2)

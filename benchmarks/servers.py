@@ -15,6 +15,9 @@ from pathlib import Path
 
 from crawler.commands.benchsite import _FILLER, FANOUT
 
+__all__ = ["NO_VALIDATORS", "free_ports", "serve", "spider_project", "tree_filler",
+           "tree_page"]
+
 _NGINX_CONF = """
 {user}worker_processes 1;
 daemon off;
@@ -134,3 +137,12 @@ def serve(root: Path | list[Path] | None, hosts: int = 1, *,
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def spider_project(root: Path, name: str, source: str) -> Path:
+    """A project directory at `root` whose spiders/NAME.py is `source`, for a crawl run as
+    `python -m crawler run NAME` from it; `root`."""
+    (root / "spiders").mkdir(parents=True, exist_ok=True)
+    (root / "spiders" / "__init__.py").write_text("")
+    (root / "spiders" / f"{name}.py").write_text(source)
+    return root
