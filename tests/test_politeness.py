@@ -272,3 +272,48 @@ async def test_the_delay_holds_as_the_server_sees_it_when_sends_lag_their_dispat
                            downloader_middlewares=[Lag()])
     gaps = _gaps(_times(server.app, "/p"))
     assert stats.pages == 8 and min(gaps) >= 0.39, gaps
+
+
+async def _gaps_across_names(aiohttp_server, tmp_path, names: list[str],
+                             **settings: Any) -> list[float]:
+    """Three pages on each of `names` (all given to one local server with `resolve`), at a
+    0.3 s delay: the gaps between every two arrivals, whichever name they came for."""
+    pages = {f"/p{i}": links() for i in range(3)}
+    server = await aiohttp_server(make_site(pages))
+    urls = [f"http://{name}:{server.port}{p}" for name in names for p in pages]
+    stats, _ = await crawl(Paths(urls), tmp_path, download_delay=0.3,
+                           randomize_download_delay=False, obey_robots=False,
+                           resolve=(f"*.test:{server.port}:127.0.0.1",), **settings)
+    assert stats.pages == len(urls)
+    return _gaps(_times(server.app, "/p"))
+
+
+async def test_politeness_by_domain_holds_one_gap_across_subdomains(aiohttp_server, tmp_path):
+    names = ["a.shop.test", "b.shop.test"]
+    by_host = await _gaps_across_names(aiohttp_server, tmp_path, names)
+    assert min(by_host) < 0.15  # control: two hosts, two slots, side by side
+    by_domain = await _gaps_across_names(aiohttp_server, tmp_path, names,
+                                         politeness_by="domain")
+    assert min(by_domain) >= 0.29, by_domain
+
+
+async def test_politeness_by_ip_holds_one_gap_across_names_of_one_address(
+        aiohttp_server, tmp_path):
+    names = ["one.test", "two.test"]  # two registrable domains, one address
+    assert min(await _gaps_across_names(aiohttp_server, tmp_path, names,
+                                        politeness_by="domain")) < 0.15
+    by_ip = await _gaps_across_names(aiohttp_server, tmp_path, names, politeness_by="ip")
+    assert min(by_ip) >= 0.29, by_ip
+
+
+def test_politeness_keys():
+    from crawler.core.politeness import PolitenessKeys, registrable_domain
+
+    assert registrable_domain("www.example.co.uk") == "example.co.uk"
+    assert registrable_domain("a.github.io") == "a.github.io"  # a public suffix's own names
+    assert registrable_domain("127.0.0.1") == "127.0.0.1"
+    assert registrable_domain("localhost") == "localhost"
+    keys = PolitenessKeys("domain")
+    assert keys.of("https://shop.example.com:443") == keys.of("http://www.example.com:80")
+    assert keys.of("http://[::1]:80") == "domain:::1"
+    assert PolitenessKeys("host").of("http://a.test:80") == "http://a.test:80"

@@ -257,6 +257,26 @@ async def test_per_host_limits_hold_across_workers(aiohttp_server, tmp_path, red
     assert min(gaps) < 0.15  # three separate frontiers: three times the rate
 
 
+async def test_the_fleet_holds_one_slot_per_registrable_domain(aiohttp_server, tmp_path,
+                                                               redis_url):
+    """politeness_by = domain, for the fleet: two workers crawl two names of one domain
+    (given to one local server) one request at a time, 0.2 s apart, whichever name."""
+    app = _site(delay=0.02)
+    server = await aiohttp_server(app)
+    bases = [f"http://{name}.fleet.test:{server.port}" for name in ("a", "b")]
+    project = _project(tmp_path)
+    limits = ("-s", "per_host_concurrency=1", "-s", "download_delay=0.2",
+              "-s", "randomize_download_delay=false", "-s", "max_pages=16",
+              "-s", "politeness_by=domain", "-s", f"resolve=*.test:{server.port}:127.0.0.1")
+    job = uuid.uuid4().hex
+    await _run_fleet([_worker(bases, redis_url, job, f"w{n}", *limits) for n in range(2)],
+                     project)
+    arrivals = sorted(app[ARRIVALS], key=lambda a: a[1])
+    assert len(arrivals) == 16
+    gaps = [b[1] - a[1] for a, b in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 0.15, gaps
+
+
 async def test_start_runs_once_under_a_race_and_max_pages_is_global(aiohttp_server, tmp_path,
                                                                     redis_url):
     bases, _ = await _two_hosts(aiohttp_server)

@@ -1,6 +1,7 @@
 """Per-host politeness: how many requests may be in flight and how far apart they start.
 
-A `HostSlot` is the state of one host (scheme + host + port). It never sleeps: the frontier
+A `HostSlot` is the state of one host (scheme + host + port; or, with `politeness_by`, a
+registrable domain or an address: crawler/core/politeness.py). It never sleeps: the frontier
 asks `ready(now)` and reads `next_start`, so no worker waits on a held-back host. The delay
 between starts is the largest of `download_delay`, the host's robots.txt Crawl-delay and,
 with autothrottle, a delay adapted to the host's latency; Retry-After and 429/503 answers
@@ -17,8 +18,9 @@ before the fetch, which is as good unless connections are slow to make).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from crawler.core.politeness import PolitenessKeys
 from crawler.settings import Settings
 
 __all__ = ["HostPolicy", "HostSlot"]
@@ -43,13 +45,16 @@ class HostPolicy:
     target_concurrency: float = _DEFAULTS.autothrottle_target_concurrency
     start_delay: float = _DEFAULTS.autothrottle_start_delay
     max_delay: float = _DEFAULTS.autothrottle_max_delay
+    # which requests share a slot (`politeness_by`; crawler/core/politeness.py)
+    keys: PolitenessKeys = field(default_factory=PolitenessKeys, compare=False)
 
     @classmethod
     def from_settings(cls, s: Settings) -> HostPolicy:
         return cls(concurrency=s.per_host_concurrency, delay=s.download_delay,
                    randomize=s.randomize_download_delay, autothrottle=s.autothrottle,
                    target_concurrency=s.autothrottle_target_concurrency,
-                   start_delay=s.autothrottle_start_delay, max_delay=s.autothrottle_max_delay)
+                   start_delay=s.autothrottle_start_delay, max_delay=s.autothrottle_max_delay,
+                   keys=PolitenessKeys.from_settings(s))
 
 
 class HostSlot:

@@ -93,8 +93,8 @@ class RequestCodec:
             return (seq, url, name, request.depth, request.referer, *meta.values())
         return (seq, url, name, request.depth, request.referer)
 
-    def unpack(self, packed: Packed | Request, priority: int, host: str) -> Request:
-        """The request `pack` gave."""
+    def unpack(self, packed: Packed | Request, priority: int, host: str | None) -> Request:
+        """The request `pack` gave (`host`: its origin, when the caller knows it)."""
         if isinstance(packed, Request):
             return packed
         url, name, depth, referer = packed[1], packed[2], packed[3], packed[4]

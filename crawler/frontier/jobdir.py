@@ -365,7 +365,7 @@ class Job:
         for the frontier to load when its host has room. A retry or a redirect replacing
         its row settles the pages its request received."""
         rid, data = row
-        self._rows[rid] = (rid, data, not_before, request._host or request.host,
+        self._rows[rid] = (rid, data, not_before, request._slot or request.host,
                            request.priority, int(waiting))
         self._unsettled.pop(rid, None)
         if fingerprint is not None:

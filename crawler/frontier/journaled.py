@@ -98,6 +98,8 @@ class JournaledFrontier(MemoryFrontier):
         return queue.count if queue is not None else 0
 
     async def add_many(self, entries: Sequence[tuple[Request, bytes, bool]]) -> list[bool]:
+        if self._lookups:  # politeness_by = ip: the names' addresses first
+            await self.policy.keys.prepare(request for request, _, _ in entries)
         # rows first (an unstorable request raises here, before anything is queued), and
         # only for what may be new: most links are duplicates
         job, seen = self.job, self._seen
@@ -112,7 +114,7 @@ class JournaledFrontier(MemoryFrontier):
                 continue
             seen[key] = None
             assert row is not None
-            host = request._host or request.host
+            host = request._slot = self._slot_of(request._host or request.host)
             if self._on_disk.get(host) or self._queued >= self._window \
                     or self._in_memory(host) >= self._host_window:
                 job.store(row, request, fp if new else None, waiting=True)
@@ -129,7 +131,8 @@ class JournaledFrontier(MemoryFrontier):
     def _pop(self) -> Request | None:
         request = super()._pop()
         if request is not None:
-            host = request._host or request.host
+            host = request._slot
+            assert host is not None
             if self._on_disk.get(host) and self._in_memory(host) < self._host_window // 2:
                 self._load(host)
         if self._starving and len(self._loading) < _LOADS and self._queued < self._window // 2:
@@ -157,6 +160,8 @@ class JournaledFrontier(MemoryFrontier):
         try:
             room = max(1, self._host_window - self._in_memory(host))
             requests, taken = await self.job.load(host, room, newest_first=self.dfs)
+            if self._lookups:
+                await self.policy.keys.prepare(request for request, _ in requests)
             now = self.clock()
             # depth first, the newest come first from disk and each push goes before the
             # others: pushed oldest first, the newest ends at the head
@@ -193,11 +198,11 @@ class JournaledFrontier(MemoryFrontier):
 
     async def pause_host(self, host: str, seconds: float) -> None:
         await super().pause_host(host, seconds)
-        self._keep_slot(host)
+        self._keep_slot(self._slot_of(host))
 
     async def set_crawl_delay(self, host: str, delay: float) -> None:
         await super().set_crawl_delay(host, delay)
-        self._keep_slot(host)
+        self._keep_slot(self._slot_of(host))
 
     def _keep_slot(self, host: str) -> None:
         self.job.host(host, self._hosts[host].slot.record())

@@ -90,13 +90,18 @@ class MemoryFrontier:
         self._queued = 0  # in host queues; retries waiting in _delayed are added in queued()
         self._in_flight = 0
         self._seed_claimed = False
+        # the politeness key of an origin (politeness_by; crawler/core/politeness.py): the
+        # hosts below are keys; a popped request carries its key (`_slot`) to done()
+        self._slot_of = self.policy.keys.of
+        self._grouped = self.policy.keys.grouped
+        self._lookups = self.policy.keys.by == "ip"
 
     async def open(self, spider: object | None = None) -> None:
         """`spider` lets queued requests name their callback instead of holding it."""
         self._codec = RequestCodec(spider, self.id_key) if spider is not None else None
 
     async def close(self) -> None:
-        return None
+        await self.policy.keys.close()
 
     async def seen_many(self, fingerprints: Sequence[bytes]) -> list[bool]:
         seen = self._seen
@@ -110,6 +115,8 @@ class MemoryFrontier:
         return True
 
     async def add_many(self, entries: Sequence[tuple[Request, bytes, bool]]) -> list[bool]:
+        if self._lookups:  # politeness_by = ip: the names' addresses first
+            await self.policy.keys.prepare(request for request, _, _ in entries)
         seen, push = self._seen, self._push
         added = []
         for request, fingerprint, force in entries:
@@ -138,7 +145,7 @@ class MemoryFrontier:
         return queue
 
     def _push(self, request: Request) -> None:
-        host = request._host or request.host
+        host = self._slot_of(request._host or request.host)  # the politeness key
         queue = self._hosts.get(host) or self._queue(host)
         seq = next(self._seq)
         priority = request.priority
@@ -186,9 +193,13 @@ class MemoryFrontier:
             self._in_flight += 1
             self._reschedule(host, queue, now)
             if len(entry) == 2:
-                return entry[1]  # type: ignore[no-any-return]
-            assert self._codec is not None
-            return self._codec.unpack(entry, priority, host)
+                request = entry[1]
+            else:
+                assert self._codec is not None
+                request = self._codec.unpack(entry, priority,
+                                             None if self._grouped else host)
+            request._slot = host
+            return request  # type: ignore[no-any-return]
         return None
 
     async def pop_many(self, n: int) -> list[Request]:
@@ -203,7 +214,7 @@ class MemoryFrontier:
     async def done(self, request: Request, *, latency: float | None = None,
                    status: int | None = None, cached: bool = False) -> None:
         now = self.clock()
-        host = request.host
+        host = request._slot or self._slot_of(request.host)
         queue = self._hosts[host]
         queue.slot.finish(now, self.policy, latency, status, cached=cached)
         self._in_flight -= 1
@@ -231,9 +242,12 @@ class MemoryFrontier:
         return None
 
     async def pause_host(self, host: str, seconds: float) -> None:
-        self._queue(host).slot.pause_until(self.clock() + seconds)
+        self._queue(self._slot_of(host)).slot.pause_until(self.clock() + seconds)
 
     async def set_crawl_delay(self, host: str, delay: float) -> None:
+        host = self._slot_of(host)
+        if self._grouped:  # the origins of one key: the slowest one's delay holds for all
+            delay = max(delay, self._crawl_delays.get(host, 0.0))
         self._crawl_delays[host] = delay
         self._crawl_delays.move_to_end(host)
         if len(self._crawl_delays) > DELAYS_KEPT:
@@ -251,7 +265,7 @@ class MemoryFrontier:
         """(requests in flight, current delay in seconds) of each of `hosts` known here."""
         out = {}
         for host in hosts:
-            queue = self._hosts.get(host)
+            queue = self._hosts.get(self._slot_of(host))
             if queue is not None:
                 slot = queue.slot
                 out[host] = (slot.active, max(slot.delay, slot.crawl_delay))

@@ -1,6 +1,7 @@
 """A frontier in Redis, shared by every crawler process of one crawl, on any machine.
 
-Keys (prefix `crawler:{spider}:{job}:`; one Redis server, not Redis Cluster):
+Keys (prefix `crawler:{spider}:{job}:`; one Redis server, not Redis Cluster; HOST is the
+politeness key, `politeness_by`'s, which every worker derives alike):
 
     gen        the crawl's generation: a token set when its state was made; every script
                checks it, so state deleted or evicted mid-crawl stops the crawl
@@ -121,6 +122,9 @@ class RedisFrontier:
         self.url = url
         self.dfs = dfs  # the newest of a priority first (every worker must say the same)
         self.policy = policy or HostPolicy()
+        # hosts below are politeness keys (politeness_by): every worker derives the same
+        self._slot_of = self.policy.keys.of
+        self._grouped = self.policy.keys.grouped
         self.worker = worker or default_worker_id()
         self.prefix = f"crawler:{spider}:{job or spider}:"
         self._lease = lease
@@ -203,6 +207,7 @@ class RedisFrontier:
             self._heartbeat = asyncio.create_task(self._beat(), name="frontier-heartbeat")
 
     async def close(self) -> None:
+        await self.policy.keys.close()
         await cancel_and_wait(self._heartbeat)
         self._heartbeat = None
         if self._redis is not None:
@@ -259,11 +264,14 @@ class RedisFrontier:
     async def add_many(self, entries: Sequence[tuple[Request, bytes, bool]]) -> list[bool]:
         codec = self._codec
         assert codec is not None
+        if self.policy.keys.by == "ip":  # the names' addresses first
+            await self.policy.keys.prepare(request for request, _, _ in entries)
         args: list[Any] = [self.prefix, self.clock(), self.policy.concurrency]
+        slot_of = self._slot_of
         for request, fp, force in entries:  # encoded first: an unstorable one raises here
             sid = store_id(request)
             args += (fp[:_DIGEST], "1" if force else "0", _priority(request),
-                     request._host or request.host, codec.encode(request),
+                     slot_of(request._host or request.host), codec.encode(request),
                      "" if sid is None else str(sid))
         if len(args) == 3:
             return []
@@ -286,7 +294,8 @@ class RedisFrontier:
             return
         self._leased.discard(str(sid))
         await self._run("retry", ending=[str(sid)], args=[
-            self.prefix, str(sid), _priority(request), request.host, data,
+            self.prefix, str(sid), _priority(request),
+            request._slot or self._slot_of(request.host), data,
             self.clock() + delay])
 
     async def pop_many(self, n: int) -> list[Request]:
@@ -320,7 +329,9 @@ class RedisFrontier:
                 self._done_id(rid, host)
                 await self.ack_ids([rid])
                 continue
-            request._host = host
+            request._slot = host
+            if not self._grouped:
+                request._host = host
             requests.append(request)
         return requests
 
@@ -331,7 +342,8 @@ class RedisFrontier:
         sid = store_id(request)
         if sid is None:
             return
-        self._done_id(str(sid), request.host, latency, status, cached)
+        self._done_id(str(sid), request._slot or self._slot_of(request.host), latency,
+                      status, cached)
 
     def _done_id(self, rid: str, host: str, latency: float | None = None,
                  status: int | None = None, cached: bool = True) -> None:
@@ -429,13 +441,13 @@ class RedisFrontier:
             "the page: its %d item(s) here are dropped", request.url, self._dead_after, items)
 
     async def pause_host(self, host: str, seconds: float) -> None:
-        await self._run("pause", [self.prefix, host,
+        await self._run("pause", [self.prefix, self._slot_of(host),
                                                        self.clock() + seconds])
 
     async def set_crawl_delay(self, host: str, delay: float) -> None:
         p = self.policy
         await self._run("pause", [
-            self.prefix, host, 0, min(delay, p.max_delay),
+            self.prefix, self._slot_of(host), 0, min(delay, p.max_delay),
             max(p.delay, p.start_delay) if p.autothrottle else p.delay])
 
     async def hosts_kept(self) -> int:

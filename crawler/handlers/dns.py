@@ -33,10 +33,14 @@ import socket
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-__all__ = ["CachingResolver", "OverrideResolver", "answer", "parse_resolve"]
+if TYPE_CHECKING:
+    from crawler.settings import Settings
+
+__all__ = ["CachingResolver", "OverrideResolver", "answer", "build_resolver", "parse_resolve"]
 
 _MIN_TTL = 1.0  # seconds an answer is kept at least
 
@@ -65,6 +69,18 @@ def parse_resolve(entries: tuple[str, ...] | list[str]) -> list[Override]:
         parsed.append((host.lower().rstrip("."), None if port == "*" else int(port),
                        address))
     return parsed
+
+
+def build_resolver(settings: Settings, counters: Counter[str] | None = None) -> AbstractResolver:
+    """The crawl's resolver from its settings: the cache, the crawl's own names (`resolve`)
+    in front of it. Made on the running loop."""
+    s = settings
+    resolver: AbstractResolver = CachingResolver(
+        servers=s.dns_servers, timeout=s.dns_timeout, negative_ttl=s.dns_negative_ttl,
+        max_ttl=s.dns_max_ttl, size=s.dns_cache_size, counters=counters)
+    if s.resolve:
+        resolver = OverrideResolver(parse_resolve(s.resolve), resolver)
+    return resolver
 
 
 def answer(host: str, address: str, port: int) -> ResolveResult:

@@ -24,7 +24,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from crawler.exceptions import DownloadError, Kind
-from crawler.handlers.dns import CachingResolver, OverrideResolver, parse_resolve
+from crawler.handlers.dns import build_resolver
 from crawler.handlers.netguard import ForbiddenAddress, GuardedResolver, forbidden, literal_address
 from crawler.http import Request, Response
 from crawler.http.compression import ACCEPT_ENCODING, DecodingError, Inflater
@@ -92,11 +92,7 @@ class HttpDownloader:
         s = self._settings
         # DNS (crawler/handlers/dns.py), made on the loop: the cache, the crawl's own names
         # in front of it, the guard in front of both
-        resolver: AbstractResolver = self._resolver or CachingResolver(
-            servers=s.dns_servers, timeout=s.dns_timeout, negative_ttl=s.dns_negative_ttl,
-            max_ttl=s.dns_max_ttl, size=s.dns_cache_size, counters=self._counters)
-        if s.resolve:
-            resolver = OverrideResolver(parse_resolve(s.resolve), resolver)
+        resolver = self._resolver or build_resolver(s, self._counters)
         self._resolver = resolver
         if not s.allow_private_addresses:
             self._guard = GuardedResolver(resolver, self._refuse)

@@ -29,7 +29,7 @@ class Request:
         yield Request("https://example.com/", callback=self.parse_page, meta={"page": 1})
     """
 
-    __slots__ = ("_canonical", "_cb_kwargs", "_host", "_meta", "_url", "_yurl", "body",
+    __slots__ = ("_canonical", "_cb_kwargs", "_host", "_meta", "_slot", "_url", "_yurl", "body",
                  "callback", "cookies", "depth", "dont_filter", "dropped_headers", "errback",
                  "headers", "method", "priority", "referer")
 
@@ -63,6 +63,8 @@ class Request:
         else:
             raise TypeError(f"Request url must be str or yarl.URL, got {type(url).__name__}")
         self._host: str | None = None
+        # the politeness slot the frontier took for it (politeness_by), to free on done()
+        self._slot: str | None = None
         self._canonical: str | None = None  # set when the URL is known to be canonical
         self.callback = callback
         self.method = method if method == "GET" else _method(method)
@@ -154,6 +156,7 @@ class Request:
         request._url = request._canonical = canonical
         request._yurl = None
         request._host = host
+        request._slot = None
         request.callback = callback
         request.method = "GET"
         request.headers = None

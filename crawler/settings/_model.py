@@ -76,9 +76,16 @@ class Settings:
         le_why="each unit is a worker task and a connection; more only adds memory",
         scrapy={"concurrent_requests": ""})
     per_host_concurrency: int = setting(
-        8, "requests in flight per host (scheme + host + port)", ge=1, le=10_000,
+        8, "requests in flight per host (per `politeness_by` key)", ge=1, le=10_000,
         le_why="no server serves more to one client", attribute="max_concurrent_requests",
-        scrapy={"concurrent_requests_per_domain": "", "concurrent_requests_per_ip": ""})
+        scrapy={"concurrent_requests_per_domain": "", "concurrent_requests_per_ip":
+                "; with politeness_by = 'ip'"})
+    politeness_by: str = setting(
+        "host", "what a politeness slot (per-host concurrency, delay, Crawl-delay, "
+        "autothrottle) is kept for: `host` (scheme + host + port), `domain` (the registrable "
+        "domain, from the Public Suffix List: the `broad` extra) or `ip` (the host's address)",
+        choices=("host", "domain", "ip"),
+        choices_text="must be 'host', 'domain' or 'ip'")
     download_delay: float = setting(
         0.0, "seconds between the starts of two requests to the same host", ge=0, le=_DAY,
         le_why=_LATER, attribute="download_delay", scrapy={"download_delay": ""})
