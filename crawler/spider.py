@@ -79,6 +79,12 @@ class Spider:
         """The default callback; override it."""
         raise NotImplementedError(f"{type(self).__name__}.parse is not defined")
 
+    def is_blocked(self, response: Response) -> bool:
+        """Whether `response` shows that its session was banned (a captcha page, a block
+        notice served with 200). With `sessions`, a blocked session is retired and the
+        request retried on another; statuses in `ban_statuses` count without this."""
+        return False
+
     def closed(self, reason: str) -> Any:
         """Called once when the crawl ends, with the finish reason."""
         return None

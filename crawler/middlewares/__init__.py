@@ -63,6 +63,7 @@ BUILTIN: dict[str, int] = {
     "crawler.middlewares.httperror.HttpErrorMiddleware": 50,
     "crawler.middlewares.retry.RetryMiddleware": 550,
     "crawler.middlewares.redirect.RedirectMiddleware": 600,
+    "crawler.middlewares.sessions.SessionMiddleware": 650,
     "crawler.middlewares.cookies.CookiesMiddleware": 700,
     "crawler.middlewares.proxy.ProxyMiddleware": 750,
     "crawler.middlewares.httpcache.HttpCacheMiddleware": 900,

@@ -24,7 +24,7 @@ from crawler.http import Request, Response
 if TYPE_CHECKING:
     from crawler.core.state import CrawlerProtocol
 
-__all__ = ["CookiesMiddleware"]
+__all__ = ["CookiesMiddleware", "cookie_header", "set_cookies"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,10 @@ class CookiesMiddleware:
         return cls(crawler.stats.counters)
 
     def _jar(self, request: Request) -> CookieJar | None:
-        key = request._meta.get("cookiejar") if request._meta else None
+        meta = request._meta
+        if meta and "session_id" in meta:
+            return None  # the session's own jar (crawler/middlewares/sessions.py)
+        key = meta.get("cookiejar") if meta else None
         jar = self._jars.get(key)
         if jar is None:
             if len(self._jars) >= _MAX_JARS:
@@ -68,12 +71,7 @@ class CookiesMiddleware:
             self._store(jar, SimpleCookie(request.cookies), url)
         if jar not in self._used:
             return None  # most crawls: no cookie at all, and nothing to look up
-        cookies = jar.filter_cookies(url)
-        if cookies:
-            value = "; ".join(f"{m.key}={m.coded_value}" for m in cookies.values())
-            headers = CIMultiDict(request.headers or ())
-            headers["Cookie"] = value
-            request.headers = headers
+        cookie_header(jar, request)
         request.cookies = None  # now in the jar and the header: the downloader adds none
         return None
 
@@ -81,17 +79,10 @@ class CookiesMiddleware:
         meta = request._meta
         if meta and meta.get("dont_merge_cookies"):
             return response
-        headers = response.headers.getall("Set-Cookie", ())
-        if headers:
+        if "Set-Cookie" in response.headers:
             jar = self._jar(request)
             if jar is not None:
-                cookie: SimpleCookie = SimpleCookie()
-                for header in headers:
-                    try:
-                        cookie.load(header)
-                    except CookieError:
-                        self._counters["cookies/invalid"] += 1
-                self._store(jar, cookie, response.request.yurl)
+                self._store(jar, set_cookies(response, self._counters), response.request.yurl)
         return response
 
     def _store(self, jar: CookieJar, cookie: SimpleCookie, url: Any) -> None:
@@ -108,3 +99,23 @@ class CookiesMiddleware:
             logger.warning("the cookie jars are full (%d %s): new cookies are not stored "
                            "(counted as cookies/dropped)",
                            _MAX_JARS if what == "sessions" else _MAX_COOKIES, what)
+
+
+def cookie_header(jar: CookieJar, request: Request) -> None:
+    """Send the cookies of `jar` that match `request`'s URL (its Cookie header)."""
+    cookies = jar.filter_cookies(request.yurl)
+    if cookies:
+        headers = CIMultiDict(request.headers or ())
+        headers["Cookie"] = "; ".join(f"{m.key}={m.coded_value}" for m in cookies.values())
+        request.headers = headers
+
+
+def set_cookies(response: Response, counters: Any) -> SimpleCookie:
+    """The cookies `response` sets (a malformed one is counted as cookies/invalid)."""
+    cookie: SimpleCookie = SimpleCookie()
+    for header in response.headers.getall("Set-Cookie", ()):
+        try:
+            cookie.load(header)
+        except CookieError:
+            counters["cookies/invalid"] += 1
+    return cookie

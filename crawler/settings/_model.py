@@ -57,6 +57,16 @@ def _resolve_entries(entries: tuple[str, ...]) -> bool:
     return True
 
 
+def _proxy_urls(entries: tuple[str, ...]) -> bool:
+    from yarl import URL
+
+    try:
+        urls = [URL(entry.strip()) for entry in entries]
+    except ValueError:
+        return False
+    return all(url.scheme in ("http", "https") and url.host for url in urls)
+
+
 def _frontier_scheme(url: str) -> bool:
     return url.split("://")[0].lower() in storage_schemes()
 
@@ -184,6 +194,34 @@ class Settings:
         "jars, past which new ones are refused, logged once and counted). Turn it off for "
         "broad crawls. Off, a request's own `Request(cookies=...)` are still sent",
         scrapy={"cookies_enabled": ""})
+    # -- sessions and proxies (crawler/middlewares/sessions.py) -----------------------------
+    proxies: tuple[str, ...] = setting(
+        (), "proxy URLs (`http://user:pass@host:port`) requests rotate through, round robin; "
+        "one that fails `proxy_max_failures` times in a row is rested. Its credentials are "
+        "sent as Proxy-Authorization and never shown (logs, stats, errors name host:port)",
+        rule=(_proxy_urls, "must be http:// or https:// proxy URLs"), metavar="URL,...")
+    proxies_file: str | None = setting(
+        None, "a file of proxy URLs, one per line (# comments), added to `proxies`")
+    proxy_max_failures: int = setting(
+        3, "failures in a row (a refused or timed-out connection, a 407, a ban) before a "
+        "proxy is rested", ge=1)
+    proxy_rest: float = setting(
+        60.0, "seconds a failing proxy rests before it is tried again (doubling each time it "
+        "fails again, up to 16x)", gt=0)
+    sessions: int = setting(
+        0, "a pool of this many sessions (a cookie jar, a proxy, headers; Crawlee's "
+        "SessionPool): a banned one (`ban_statuses`, the spider's `is_blocked(response)`) is "
+        "retired and its request retried on another. 0: no sessions", ge=0, le=100_000,
+        le_why="each session keeps a cookie jar in memory")
+    session_scope: str = setting(
+        "request", "`request`: each request takes the next session of the pool; `host`: a "
+        "host keeps its session until the session is retired", choices=("request", "host"),
+        choices_text="must be 'request' or 'host'")
+    session_max_uses: int = setting(
+        50, "requests a session makes before it is retired (Crawlee's max_usage_count)", ge=1)
+    ban_statuses: tuple[int, ...] = setting(
+        (401, 403, 429), "statuses that mean a session was banned (with `sessions`)",
+        rule=_CODES_RULE)
     # -- plugins ---------------------------------------------------------------------------
     item_pipelines: tuple[Any, ...] = setting(
         (), "pipeline classes or dotted paths, in order", kind="plugins",
