@@ -32,7 +32,8 @@ def test_command_line_values_parse_to_field_types():
 
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("concurency", "3", "did you mean 'concurrency'"),
-    ("concurrency", "many", "expects int"),
+    ("concurrency", "many", "expects a number or 'auto'"),
+    ("timeout", "many", "expects float"),
     ("concurrency", "0", "must be >= 1"),
     ("download_delay", "-1", "must be >= 0"),
     ("log_level", "LOUD", "log_level"),
@@ -43,7 +44,8 @@ def test_bad_command_line_values_name_the_key(key, value, message):
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"concurrency": True}, "expects int"),
+    ({"concurrency": True}, "expects a number or 'auto'"),
+    ({"max_concurrency": True}, "expects int"),
     ({"timeout": "soon"}, "expects float"),
     ({"nope": 1}, "unknown setting 'nope'"),
     ({"feed_fields": [1, 2]}, "list of strs"),

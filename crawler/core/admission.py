@@ -75,7 +75,7 @@ class Admission:
         self._max_queued = s.max_queued
         # start() is read as the crawl needs it: it waits while this many requests are queued
         # (at most half the frontier, so that the links pages yield still find room)
-        self._seed_window = max(1, min(s.max_queued // 2, max(_SEED_WINDOW, 64 * s.concurrency)))
+        self._seed_window = max(1, min(s.max_queued // 2, max(_SEED_WINDOW, 64 * s.workers)))
         self._room = asyncio.Event()
         self._room.set()
         self._admitted_hosts: dict[str, bool] = {}  # host key -> in allowed_domains

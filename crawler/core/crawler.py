@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from crawler.core.autoscale import Autoscaler
 from crawler.core.engine import Engine
 from crawler.core.plugins import PluginThread
 from crawler.core.processor import Processor
@@ -108,14 +109,20 @@ class Crawler:
         handlers = DownloadHandlers(self, default=downloader)
         max_pages = s.max_pages
         scheduler: Scheduler
+        watch = LoopWatch(stats)
+        # concurrency = "auto": the dispatcher starts no more than the autoscaler's limit
+        self.autoscaler = autoscaler = Autoscaler(
+            s, busy=lambda: scheduler.in_flight, stall=watch.recent_stall,
+            wake=lambda: scheduler.wake(), counters=stats.counters) \
+            if s.concurrency == "auto" else None
         self.scheduler = scheduler = Scheduler(
             self.frontier, stats=stats, fingerprint=fingerprint, allowed_domains=allowed,
             settings=s, refused=self._refused, maybe_done=self._check_done,
             # max_pages: no more in flight than the pages still to fetch
-            dispatch_room=(lambda: _UNLIMITED) if max_pages is None else
-            (lambda: max_pages - stats.pages - scheduler.in_flight),
+            dispatch_room=lambda: min(
+                _UNLIMITED if max_pages is None else max_pages - stats.pages,
+                _UNLIMITED if autoscaler is None else autoscaler.limit) - scheduler.in_flight,
             robots_at_fetch=self.storage.robots_at_fetch, schemes=handlers.schemes)
-        watch = LoopWatch(stats)
         thread = PluginThread()  # sync plugin code runs there, off the loop
         pipelines = load_pipelines(s.item_pipelines, self)
         context = CrawlContext(spider, s, stats, signals, scheduler, running=self.running,
@@ -131,7 +138,7 @@ class Crawler:
             outputs=self.outputs, scheduler=scheduler, processor=self._processor,
             scraper=scraper, pipelines=pipelines, handlers=handlers,
             spider_middlewares=spider_middlewares, allowed=allowed, fingerprint=fingerprint,
-            watch=watch, thread=thread)
+            watch=watch, thread=thread, autoscaler=autoscaler)
 
     @property
     def middlewares(self) -> MiddlewareChain:

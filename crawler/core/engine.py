@@ -17,6 +17,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
+from crawler.core.autoscale import Autoscaler
 from crawler.core.plugins import Interrupted, PluginThread, call, describe, until
 from crawler.core.processor import Processor
 from crawler.core.retry import RetryPolicy
@@ -80,6 +81,7 @@ class Engine:
         fingerprint: Callable[[Request], bytes],
         watch: LoopWatch,
         thread: PluginThread,
+        autoscaler: Autoscaler | None = None,
     ) -> None:
         self.spider, self.settings, self.stats, self.signals = spider, settings, stats, signals
         self.storage, self.frontier, self.outputs = storage, storage.frontier, outputs
@@ -87,6 +89,7 @@ class Engine:
         self._processor, self._scraper, self._pipelines = processor, scraper, pipelines
         self._handlers, self._spider_middlewares = handlers, spider_middlewares
         self._allowed, self._watch, self._plugin_thread = allowed, watch, thread
+        self._autoscaler = autoscaler  # concurrency = "auto" (crawler/core/autoscale.py)
         self.state = CrawlState.NEW
         self._busy = 0
         self._seeding = True
@@ -306,9 +309,11 @@ class Engine:
         s = self.settings
         tasks = [asyncio.create_task(self.scheduler.run(), name="dispatcher")]
         tasks += [asyncio.create_task(self._worker(), name=f"worker-{i}")
-                  for i in range(s.concurrency)]
+                  for i in range(s.workers)]
         tasks.append(asyncio.create_task(self._seed(), name="seeder"))
         tasks.append(asyncio.create_task(self._watch_done(), name="done-watcher"))
+        if self._autoscaler is not None:
+            tasks.append(asyncio.create_task(self._autoscaler.run(), name="autoscaler"))
         tasks.append(asyncio.create_task(self.outputs.flush_periodically(), name="flusher"))
         tasks += [asyncio.create_task(work, name=name)
                   for name, work in self.storage.tasks(self.check_done)]
@@ -457,6 +462,7 @@ class Engine:
                       for host, (n, total) in busiest],
             **await self.storage.snapshot(),
             **self._handlers.snapshot(),
+            **(self._autoscaler.snapshot() if self._autoscaler is not None else {}),
         }
 
     async def schedule(self, request: Request) -> bool:

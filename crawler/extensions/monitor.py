@@ -29,6 +29,12 @@ class LoopWatch:
     def __init__(self, stats: Stats) -> None:
         self._stats = stats
         self.last_wake = 0.0  # loop time of the probe's last wake-up
+        self._recent = 0.0  # the longest stall since recent_stall() was last asked
+
+    def recent_stall(self) -> float:
+        """The longest stall since the last call (the autoscaler's loop-lag sample)."""
+        stall, self._recent = self._recent, 0.0
+        return stall
 
     async def run(self) -> None:
         loop, stats = asyncio.get_running_loop(), self._stats
@@ -40,6 +46,7 @@ class LoopWatch:
             if stall > _REPORTED_STALL:
                 logger.debug("the event loop was held for %.3fs", stall)
             stats.max_loop_stall = max(stats.max_loop_stall, stall)
+            self._recent = max(self._recent, stall)
             self.last_wake = now
 
     def late(self) -> float:

@@ -166,6 +166,10 @@ def prometheus(snapshot: dict[str, Any]) -> str:
            [("", int(snapshot["state"] == "paused"))])
     metric("elapsed_seconds", "gauge", "Seconds since the status page started.",
            [("", snapshot["elapsed"])])
+    concurrency = snapshot.get("concurrency")
+    if concurrency:  # concurrency = "auto" (crawler/core/autoscale.py)
+        metric("concurrency_limit", "gauge", "Requests the autoscaler lets run at once.",
+               [("", concurrency["limit"])])
     browser = snapshot.get("browser")
     if browser:  # pages rendered in a browser (crawler/handlers/browser.py)
         metric("browser_pages_open", "gauge", "Pages open in the browser.",

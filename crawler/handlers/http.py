@@ -97,7 +97,7 @@ class HttpDownloader:
         if not s.allow_private_addresses:
             self._guard = GuardedResolver(resolver, self._refuse)
         connector = aiohttp.TCPConnector(
-            limit=s.concurrency,
+            limit=s.workers,
             limit_per_host=0,  # the frontier enforces per-host limits
             use_dns_cache=False,  # the resolver's cache honours TTLs; aiohttp's does not
             enable_cleanup_closed=False,

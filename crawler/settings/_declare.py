@@ -62,7 +62,10 @@ def check_declared(name: str, value: Any, meta: Mapping[str, Any], hint: Any) ->
     """The checks a declaration makes; SettingsError naming the setting."""
     check(name, not isinstance(value, float) or math.isfinite(value),
           "must be a finite number")
-    if value is None:
+    if meta["kind"] == "concurrency":
+        check(name, value == "auto" or (isinstance(value, int) and not isinstance(value, bool)),
+              "must be a number or 'auto'")
+    if value is None or value == "auto":
         return
     low, op = (meta["ge"], ">=") if meta["ge"] is not None else (meta["gt"], ">")
     if low is not None:

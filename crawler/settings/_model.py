@@ -81,10 +81,27 @@ class Settings:
     """Every knob of a crawl, with its default. Unknown names and bad values are errors."""
 
     # -- how much at once ------------------------------------------------------------------
-    concurrency: int = setting(
-        16, "requests in flight in total (worker tasks)", ge=1, le=10_000,
+    concurrency: int | str = setting(
+        16, "requests in flight in total (worker tasks), or `auto`: grown while CPU, "
+        "event-loop lag and memory (the container's cgroup limit when there is one) allow, "
+        "shrunk under pressure, up to `max_concurrency`", ge=1, le=10_000,
         le_why="each unit is a worker task and a connection; more only adds memory",
-        scrapy={"concurrent_requests": ""})
+        kind="concurrency", scrapy={"concurrent_requests": ""})
+    max_concurrency: int = setting(
+        256, "with `concurrency = \"auto\"`: the most it grows to", ge=1, le=10_000,
+        le_why="each unit is a worker task and a connection; more only adds memory")
+    autoscale_max_cpu: float = setting(
+        0.9, "with `auto`: the share of one core the event loop's thread may use before "
+        "concurrency shrinks", gt=0, le=1, le_why="the loop runs on one core")
+    autoscale_max_loop_lag: float = setting(
+        0.1, "with `auto`: seconds the event loop may fall behind (its longest stall in a "
+        "sample) before concurrency shrinks", gt=0)
+    autoscale_max_memory: float = setting(
+        0.7, "with `auto`: the share of the memory limit (the cgroup's, else the machine's) "
+        "the crawl's processes may hold before concurrency shrinks", gt=0, le=1,
+        le_why="a share of the limit")
+    autoscale_interval: float = setting(
+        1.0, "with `auto`: seconds between two decisions", ge=0.05)
     per_host_concurrency: int = setting(
         8, "requests in flight per host (per `politeness_by` key)", ge=1, le=10_000,
         le_why="no server serves more to one client", attribute="max_concurrent_requests",
@@ -474,6 +491,12 @@ class Settings:
         context = ssl.create_default_context()
         context.load_verify_locations(cafile=self.tls_ca_bundle)
         return context
+
+    @property
+    def workers(self) -> int:
+        """Worker tasks (and connections) the crawl keeps: `concurrency`, or with `auto` the
+        most it may grow to."""
+        return self.max_concurrency if self.concurrency == "auto" else int(self.concurrency)
 
     @property
     def log_level_number(self) -> int:

@@ -193,6 +193,8 @@ def _split_optional(hint: Any) -> tuple[Any, bool]:
 
 def _coerce(key: str, hint: Any, value: Any) -> Any:
     """Check a Python value (from custom_settings) against the field's type."""
+    if _kind(key) == "concurrency":
+        return _concurrency(key, value)
     base, optional = _split_optional(hint)
     if value is None:
         if optional:
@@ -232,8 +234,23 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
     return value
 
 
+def _concurrency(key: str, value: Any) -> int | str:
+    """A number of requests, or "auto"."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        if text.isdigit():
+            return int(text)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise SettingsError(f"setting {key!r} expects a number or 'auto', got {value!r}")
+
+
 def _parse(key: str, hint: Any, text: str) -> Any:
     """Parse a command-line string into the field's type."""
+    if _kind(key) == "concurrency":
+        return _concurrency(key, text)
     base, optional = _split_optional(hint)
     stripped = text.strip()
     if optional and stripped.lower() in {"", "none", "null"}:

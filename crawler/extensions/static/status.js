@@ -81,6 +81,12 @@ function render(s) {
       `; next page due ${new Date(s.next_due * 1000).toISOString().replace(".000", "")}`;
     text("job", `${s.job_dir}, round ${s.round}${s.resumed ? ", resumed" : ""}${due}`);
   }
+  if (s.concurrency) {  // concurrency = "auto" (crawler/core/autoscale.py)
+    const c = s.concurrency;
+    $("concurrency-section").hidden = false;
+    text("concurrency", `${c.limit} of at most ${c.max}; last change at ${c.changed} s: ` +
+         c.reason);
+  }
   if (s.browser) {  // pages rendered in Chromium (crawler/handlers/browser.py)
     const b = s.browser;
     $("browser-section").hidden = false;
