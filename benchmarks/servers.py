@@ -15,8 +15,8 @@ from pathlib import Path
 
 from crawler.commands.benchsite import _FILLER, FANOUT
 
-__all__ = ["NO_VALIDATORS", "free_ports", "serve", "spider_project", "tree_filler",
-           "tree_page"]
+__all__ = ["NO_VALIDATORS", "free_ports", "local_ca", "serve", "spider_project",
+           "tree_filler", "tree_page"]
 
 _NGINX_CONF = """
 {user}worker_processes 1;
@@ -39,7 +39,10 @@ http {{
     {servers}
 }}
 """
-_SERVER = "server {{ listen 127.0.0.1:{port}; root {root}; {extra} }}"
+_SERVER = "server {{ listen 127.0.0.1:{port}{tls}; root {root}; {extra} }}"
+# HTTPS (and HTTP/2 over it, by ALPN) with a certificate and its key
+_TLS = " ssl http2"
+_TLS_FILES = "ssl_certificate {cert}; ssl_certificate_key {key}; "
 # a server that sends no validators and ignores conditional requests
 NO_VALIDATORS = 'etag off; if_modified_since off; add_header Last-Modified "";'
 
@@ -89,11 +92,14 @@ def tree_filler(size: int = 4096, used: int = 700) -> str:
 @contextlib.contextmanager
 def serve(root: Path | list[Path] | None, hosts: int = 1, *,
           access_log: Path | None = None, log_format: str = "$request_uri",
-          extra: str = "") -> Iterator[tuple[str, list[str]]]:
+          extra: str = "", tls: tuple[Path, Path] | None = None,
+          ) -> Iterator[tuple[str, list[str]]]:
     """Serve `root` (None: the endless tree; a list: one root per host) as `hosts` distinct
     hosts (one port each); yields (server, base URLs). `access_log`: nginx logs each
     request there, a line each, as `log_format` says (to count fetches and bytes);
-    `extra`: nginx directives for each server of `root` (NO_VALIDATORS)."""
+    `extra`: nginx directives for each server of `root` (NO_VALIDATORS); `tls`: a
+    certificate and its key (PEM files) to serve HTTPS with, HTTP/2 offered by ALPN
+    (nginx only; `local_ca()` makes them)."""
     roots = root if isinstance(root, list) else [root] * hosts if root else None
     ports = free_ports(hosts)
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
@@ -106,7 +112,9 @@ def serve(root: Path | list[Path] | None, hosts: int = 1, *,
                           for p in ports]
             else:
                 assert roots is not None
-                blocks = [_SERVER.format(port=p, root=r.resolve(), extra=extra)
+                files = _TLS_FILES.format(cert=tls[0], key=tls[1]) if tls else ""
+                blocks = [_SERVER.format(port=p, root=r.resolve(), extra=files + extra,
+                                         tls=_TLS if tls else "")
                           for p, r in zip(ports, roots, strict=True)]
             servers = "\n    ".join(blocks)
             conf = Path(tmp) / "nginx.conf"
@@ -119,9 +127,9 @@ def serve(root: Path | list[Path] | None, hosts: int = 1, *,
             cmd = [nginx, "-c", str(conf), "-p", tmp, "-e", f"{tmp}/error.log"]
             kind = "nginx"
         else:
-            if isinstance(root, list) or access_log is not None or extra:
-                raise RuntimeError("one root per host, an access log or nginx directives "
-                                   "need nginx")
+            if isinstance(root, list) or access_log is not None or extra or tls:
+                raise RuntimeError("one root per host, an access log, HTTPS or nginx "
+                                   "directives need nginx")
             cmd = [sys.executable, "-m", "benchmarks.static", str(root or "--tree"),
                    *map(str, ports)]
             kind = "aiohttp (nginx not installed: slower server, lower figures)"
@@ -129,7 +137,8 @@ def serve(root: Path | list[Path] | None, hosts: int = 1, *,
         try:
             for p in ports:
                 _wait_listening(p)
-            yield kind, [f"http://127.0.0.1:{p}/" for p in ports]
+            scheme = "https" if tls else "http"
+            yield kind, [f"{scheme}://127.0.0.1:{p}/" for p in ports]
         finally:
             proc.terminate()
             try:
@@ -137,6 +146,22 @@ def serve(root: Path | list[Path] | None, hosts: int = 1, *,
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def local_ca(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a certificate it signed for 127.0.0.1 and localhost (trustme):
+    (the CA's PEM, the certificate chain's, its key's), written in `directory`."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
+    ca.cert_pem.write_to_path(str(paths[0]))
+    cert.private_key_pem.write_to_path(str(paths[2]))
+    with paths[1].open("wb") as chain:
+        for blob in cert.cert_chain_pems:
+            chain.write(blob.bytes())
+    return paths
 
 
 def spider_project(root: Path, name: str, source: str) -> Path:

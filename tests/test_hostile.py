@@ -8,6 +8,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import HITS, finish, make_site, spawn
 from tests.hostile import EXPECTED_FAILURES, HEALTHY, make_hostile_app
 
@@ -39,7 +41,10 @@ SPIDER = textwrap.dedent('''
 ''')
 
 
-async def test_hostile_site_never_stalls_or_crashes_the_crawl(aiohttp_server, tmp_path):
+@pytest.mark.parametrize("stack", ["aiohttp", "curl"])
+async def test_hostile_site_never_stalls_or_crashes_the_crawl(aiohttp_server, tmp_path, stack):
+    """The downloader suite, against both HTTP stacks (crawler/handlers/http.py, curl.py):
+    the same pages, the same failure kinds."""
     other = make_site({})
     offsite_server = await aiohttp_server(other, host="localhost")
     app = make_hostile_app(offsite=str(offsite_server.make_url("/elsewhere")))
@@ -50,7 +55,7 @@ async def test_hostile_site_never_stalls_or_crashes_the_crawl(aiohttp_server, tm
     proc = await spawn(
         sys.executable, "-m", "crawler", "run", "hostile.py", "-a",
         f"base={server.make_url('/')}", "-O", "items.jsonl", "--stats", "stats.json",
-        cwd=tmp_path)
+        "-s", f"http_stack={stack}", cwd=tmp_path)
     _, err = await finish(proc, 120)
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, err.decode()[-3000:]

@@ -51,48 +51,60 @@ class _Pages(Spider):
         self.failures.append(failure.kind)
 
 
+@pytest.fixture(params=["aiohttp", "curl"])
+def stack(request) -> str:
+    """Both HTTP stacks (crawler/handlers/http.py, curl.py) pass these tests."""
+    return str(request.param)
+
+
 def _url(server) -> str:
     url = str(server.make_url("/"))
     assert url.startswith("https://")
     return url
 
 
-async def test_an_untrusted_certificate_fails_as_tls_once_without_retries(https_site, caplog):
+async def test_an_untrusted_certificate_fails_as_tls_once_without_retries(https_site, caplog,
+                                                                         stack):
     site, server = https_site
     spider = _Pages(_url(server))
     caplog.set_level(logging.WARNING)
     # were a TLS failure retried, the backoff (up to 1,000 s) would hold the crawl
     stats, items = await asyncio.wait_for(crawl(
-        spider, obey_robots=False, retry_backoff_base=1000.0, retry_backoff_max=1000.0), 20)
+        spider, obey_robots=False, retry_backoff_base=1000.0, retry_backoff_max=1000.0,
+        http_stack=stack), 20)
     assert items == [] and spider.failures == ["tls"]
     assert stats.errors == {"tls": 1} and stats.retries == 0
-    warnings = [r.getMessage() for r in caplog.records if r.name == "crawler.handlers.http"]
-    assert len(warnings) == 1 and "certificate verify failed" in warnings[0]
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name == f"crawler.handlers.{'http' if stack == 'aiohttp' else 'curl'}"]
+    assert len(warnings) == 1 and "certificate" in warnings[0]
     assert "tls_ca_bundle" in warnings[0]
     assert site[HITS] == []
 
 
-async def test_an_untrusted_robots_txt_is_not_retried_and_fails_its_pages_as_tls(https_site):
+async def test_an_untrusted_robots_txt_is_not_retried_and_fails_its_pages_as_tls(https_site,
+                                                                                stack):
     site, server = https_site
     spider = _Pages(_url(server))
     stats, items = await asyncio.wait_for(crawl(
-        spider, retry_backoff_base=1000.0, retry_backoff_max=1000.0), 20)
+        spider, retry_backoff_base=1000.0, retry_backoff_max=1000.0, http_stack=stack), 20)
     assert items == [] and spider.failures == ["tls"]
     assert stats.errors == {"tls": 1}
 
 
-async def test_a_ca_bundle_makes_the_certificate_trusted(https_site, ca, tmp_path):
+async def test_a_ca_bundle_makes_the_certificate_trusted(https_site, ca, tmp_path, stack):
     site, server = https_site
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
-    stats, items = await crawl(_Pages(_url(server)), tmp_path, tls_ca_bundle=str(bundle))
+    stats, items = await crawl(_Pages(_url(server)), tmp_path, tls_ca_bundle=str(bundle),
+                               http_stack=stack)
     assert sorted(i["url"].rsplit("/", 1)[1] for i in items) == ["", "a"]
     assert stats.errors == {}
 
 
-async def test_verification_can_be_turned_off(https_site, tmp_path):
+async def test_verification_can_be_turned_off(https_site, tmp_path, stack):
     site, server = https_site
-    stats, items = await crawl(_Pages(_url(server)), tmp_path, tls_verify=False)
+    stats, items = await crawl(_Pages(_url(server)), tmp_path, tls_verify=False,
+                               http_stack=stack)
     assert len(items) == 2 and stats.errors == {}
 
 

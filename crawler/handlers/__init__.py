@@ -13,8 +13,8 @@ A handler has `async def fetch(request) -> Response` (raising DownloadError with
 when no response comes); it is built with `from_crawler(crawler)` when it defines it, at
 the crawl's construction (a StartupError then names what is wrong), opened (`async
 with`, when it is an async context manager) at its first request, and closed when the
-crawl ends. aiohttp (crawler/handlers/http.py) handles http and https; the SSRF guard
-lives beside it.
+crawl ends. aiohttp (crawler/handlers/http.py) handles http and https, or libcurl
+(crawler/handlers/curl.py) with `http_stack = "curl"`; the SSRF guard lives beside them.
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ if TYPE_CHECKING:
 __all__ = ["BUILTIN", "DownloadHandlers", "Downloader", "HttpDownloader"]
 
 _HTTP = "crawler.handlers.http.HttpDownloader"
-BUILTIN: dict[str, Any] = {"http": _HTTP, "https": _HTTP,
+_CURL = "crawler.handlers.curl.CurlDownloader"
+BUILTIN: dict[str, Any] = {"http": _HTTP, "https": _HTTP, "aiohttp": _HTTP, "curl": _CURL,
                            "browser": "crawler.handlers.browser.BrowserHandler"}
-_NAMES = frozenset({"browser"})  # handlers named by meta, not by a URL's scheme
+# handlers named by meta, not by a URL's scheme
+_NAMES = frozenset({"browser", "aiohttp", "curl"})
 
 
 class DownloadHandlers:
@@ -52,8 +54,12 @@ class DownloadHandlers:
         """`default`: the handler of http and https (a test's, or the API user's), which
         its caller opens and closes."""
         specs = {**BUILTIN, **dict(crawler.settings.download_handlers)}
+        if crawler.settings.http_stack == "curl":  # the second HTTP stack for every page
+            specs.update({k: _CURL for k in ("http", "https") if specs.get(k) == _HTTP})
+        elif not _has_curl():
+            specs.pop("curl")  # not installed, and not asked for: a request naming it fails
         if default is not None:
-            specs["http"] = specs["https"] = default
+            specs["http"] = specs["https"] = specs["aiohttp"] = default
         self._handlers: dict[str, Downloader] = {}
         built: dict[int, Downloader] = {}  # one handler per spec: http and https share one
         for key, spec in specs.items():
@@ -143,3 +149,9 @@ class DownloadHandlers:
                 self._opened[id(handler)] = opened
             self._open[key] = opened
         return opened  # type: ignore[no-any-return]
+
+
+def _has_curl() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("curl_cffi") is not None

@@ -34,7 +34,7 @@ from crawler.settings import Settings
 if TYPE_CHECKING:
     from crawler.core.state import CrawlerProtocol
 
-__all__ = ["Downloader", "HttpDownloader", "default_headers", "sent_header"]
+__all__ = ["Downloader", "HttpDownloader", "default_headers", "request_headers", "sent_header"]
 
 logger = logging.getLogger(__name__)
 _TLS_WARNINGS = 1000  # origins named in a TLS warning; later ones only counted
@@ -219,30 +219,35 @@ class HttpDownloader:
         return DownloadError(Kind.TLS, f"TLS failure: {reason}", request)
 
     def _request_headers(self, request: Request) -> CIMultiDict[str]:
-        """The default headers with the request's own replacing them; None drops one. A
-        request's own cookies (`Request(cookies=...)`) go in a Cookie header when no
-        cookie middleware took them."""
-        referer = request.referer
-        if referer is not None:
-            meta = request._meta
-            policy = meta.get("referrer_policy", self._referer_policy) if meta \
-                else self._referer_policy
-            referer = referer_header(referer, request.url, policy)
-        if request.headers is None and not request.dropped_headers and not request.cookies \
-                and referer is None:
-            return self._headers
-        headers = self._headers.copy()
-        if referer is not None:  # the request's own Referer (or its dropping) wins
-            headers["Referer"] = referer
-        for name in request.dropped_headers:
+        return request_headers(request, self._headers, self._referer_policy)
+
+
+def request_headers(request: Request, defaults: CIMultiDict[str],
+                    referer_policy: str) -> CIMultiDict[str]:
+    """The headers `request` is sent with: the `defaults` with the request's own replacing
+    them (None drops one), its Referer as `referer_policy` (or its meta's) allows. A
+    request's own cookies (`Request(cookies=...)`) go in a Cookie header when no cookie
+    middleware took them."""
+    referer = request.referer
+    if referer is not None:
+        meta = request._meta
+        policy = meta.get("referrer_policy", referer_policy) if meta else referer_policy
+        referer = referer_header(referer, request.url, policy)
+    if request.headers is None and not request.dropped_headers and not request.cookies \
+            and referer is None:
+        return defaults
+    headers = defaults.copy()
+    if referer is not None:  # the request's own Referer (or its dropping) wins
+        headers["Referer"] = referer
+    for name in request.dropped_headers:
+        headers.popall(name, None)
+    if request.headers is not None:
+        for name in request.headers.keys():
             headers.popall(name, None)
-        if request.headers is not None:
-            for name in request.headers.keys():
-                headers.popall(name, None)
-            headers.extend(request.headers)
-        if request.cookies and "Cookie" not in headers:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in request.cookies.items())
-        return headers
+        headers.extend(request.headers)
+    if request.cookies and "Cookie" not in headers:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in request.cookies.items())
+    return headers
 
 
 _NO_META: dict[str, Any] = {}

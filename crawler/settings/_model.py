@@ -67,6 +67,15 @@ def _proxy_urls(entries: tuple[str, ...]) -> bool:
     return all(url.scheme in ("http", "https") and url.host for url in urls)
 
 
+def _impersonation(name: str) -> bool:
+    try:
+        from curl_cffi import BrowserType
+    except ImportError:
+        return True  # checked when the curl stack starts (it needs curl_cffi)
+    known = {b.value for b in BrowserType}
+    return name in known or any(k.startswith(name) for k in known)
+
+
 def _frontier_scheme(url: str) -> bool:
     return url.split("://")[0].lower() in storage_schemes()
 
@@ -211,6 +220,19 @@ class Settings:
         "jars, past which new ones are refused, logged once and counted). Turn it off for "
         "broad crawls. Off, a request's own `Request(cookies=...)` are still sent",
         scrapy={"cookies_enabled": ""})
+    # -- the HTTP client ---------------------------------------------------------------------
+    http_stack: str = setting(
+        "aiohttp", "the client of http(s) pages: `aiohttp`, or `curl` (libcurl through "
+        "curl_cffi: HTTP/2 and a browser's TLS fingerprint; the `broad` extra). A request "
+        "picks one with `meta[\"download_handler\"]` = `\"curl\"` or `\"aiohttp\"`",
+        choices=("aiohttp", "curl"), choices_text="must be 'aiohttp' or 'curl'")
+    impersonate: str | None = setting(
+        "chrome", "with the curl stack: the browser whose TLS and HTTP/2 fingerprint requests "
+        "carry (curl_cffi's names: `chrome`, `firefox`, `safari`, `edge`, `chrome131`, ...); "
+        "none: libcurl's own", rule=(_impersonation, "must be a browser curl_cffi can "
+                                     "impersonate (chrome, firefox, safari, edge, ...)"))
+    http2: bool = setting(
+        True, "with the curl stack: offer HTTP/2 over TLS (ALPN); off: HTTP/1.1 only")
     # -- sessions and proxies (crawler/middlewares/sessions.py) -----------------------------
     proxies: tuple[str, ...] = setting(
         (), "proxy URLs (`http://user:pass@host:port`) requests rotate through, round robin; "
