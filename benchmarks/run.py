@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.servers import serve
+from benchmarks.servers import local_ca, serve
 from benchmarks.shapes import Shape, shape
 
 HERE = Path(__file__).resolve().parent
@@ -54,15 +54,23 @@ class Run:
 
 
 def command(name: str, starts: list[str], out: Path, concurrency: int,
-            per_host: int | None = None, max_pages: int | None = None) -> list[str]:
+            per_host: int | None = None, max_pages: int | None = None,
+            ca: Path | None = None) -> list[str]:
+    """`ca`: the test CA's certificate, which ours trusts by tls_ca_bundle (the floor by
+    SSL_CERT_FILE, measure()'s; Scrapy does not verify certificates)."""
     if name == "floor":
         cmd = [sys.executable, "-m", "benchmarks.floor", str(out), *starts,
                "--workers", str(concurrency)]
         return cmd + (["--max-pages", str(max_pages)] if max_pages else [])
-    if name in ("ours", "jobdir"):  # jobdir: the same with a (fresh) job directory
+    if name in ("ours", "jobdir", "ours_curl"):  # jobdir: with a (fresh) job directory;
+        # ours_curl: through the second HTTP stack (libcurl, HTTP/2 over TLS)
         cmd = [sys.executable, "-m", "crawler", "run", "bench", "-a", f"start={','.join(starts)}",
                "-s", f"concurrency={concurrency}", "-s", "log_interval=0", "-O", str(out),
                "--stats", str(out.with_suffix(".stats.json"))]
+        if name == "ours_curl":
+            cmd += ["-s", "http_stack=curl"]
+        if ca is not None:
+            cmd += ["-s", f"tls_ca_bundle={ca}"]
         if name == "jobdir":
             cmd += ["--job-dir", str(out.with_suffix(".job")), "--restart"]
         if per_host is not None:
@@ -84,14 +92,17 @@ def _count_lines(path: Path) -> int:
         return 0
 
 
-def measure(name: str, cmd: list[str], out: Path, sample: bool = False) -> Run:
-    """Run one contender to the end; count its output; optionally sample progress."""
+def measure(name: str, cmd: list[str], out: Path, sample: bool = False,
+            ca: Path | None = None) -> Run:
+    """Run one contender to the end; count its output; optionally sample progress. `ca`:
+    a CA certificate every contender's OpenSSL trusts (SSL_CERT_FILE)."""
     out.unlink(missing_ok=True)
     series: list[tuple[float, int]] = []
     started = time.perf_counter()
     # stderr to a file: a pipe nobody reads fills at 64 KiB and blocks a chatty contender
     errors = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errors)
+    env = {**os.environ, "SSL_CERT_FILE": str(ca)} if ca is not None else None
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errors, env=env)
     stop = threading.Event()
 
     peak_kb = [0]
@@ -131,17 +142,21 @@ def measure(name: str, cmd: list[str], out: Path, sample: bool = False) -> Run:
 
 
 def compare(contenders: list[str], site: Shape, hosts: int, rounds: int, concurrency: int,
-            per_host: int | None, sample: bool) -> dict[str, list[Run]]:
+            per_host: int | None, sample: bool, tls: bool = False) -> dict[str, list[Run]]:
+    """`tls`: served over HTTPS (and HTTP/2 by ALPN) with a throwaway CA's certificate."""
     runs: dict[str, list[Run]] = collections.defaultdict(list)
-    with serve(site.root, hosts) as (server, bases), tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, serve(
+            site.root, hosts, tls=local_ca(Path(tmp))[1:] if tls else None) as (server, bases):
+        ca = Path(tmp) / "ca.pem" if tls else None
         starts = [b + site.start for b in bases]
         print(f"-- {site.title}, {hosts} host(s), concurrency {concurrency}, "
-              f"per-host {per_host or 'unlimited'}; server: {server}", flush=True)
+              f"per-host {per_host or 'unlimited'}; server: {server}"
+              f"{' over TLS' if tls else ''}", flush=True)
         for r in range(rounds):
             for name in contenders:
                 out = Path(tmp) / f"{name}.jsonl"
-                cmd = command(name, starts, out, concurrency, per_host, site.max_pages)
-                run = measure(name, cmd, out, sample=sample and r == 0)
+                cmd = command(name, starts, out, concurrency, per_host, site.max_pages, ca)
+                run = measure(name, cmd, out, sample=sample and r == 0, ca=ca)
                 runs[name].append(run)
                 stall = f"  loop stall {run.loop_stall:.3f}s" if run.loop_stall is not None else ""
                 print(f"   {name:7} {run.pages:7} pages ({run.unique} unique) {run.wall:7.2f}s "
@@ -162,6 +177,8 @@ def summarise(runs: dict[str, list[Run]], expected: int | None) -> dict[str, Any
             "peak_rss_mb": round(statistics.median(r.rss_mb for r in rs), 1),
             "cpu_seconds_per_1000_pages": round(
                 statistics.median(r.cpu / r.pages * 1000 for r in rs), 3),
+            # CPU seconds per wall second: above 1, work ran off the interpreter's thread
+            "cores_busy": round(statistics.median(r.cpu / r.wall for r in rs), 2),
             "pages": rs[0].unique,
             "complete": all(r.unique == expected for r in rs),
             "exactly_once": all(r.pages == r.unique == expected for r in rs),
@@ -177,6 +194,8 @@ def ratios(summary: dict[str, Any]) -> dict[str, float]:
     result = {}
     if "jobdir" in summary:
         result["jobdir/ours"] = round(summary["jobdir"]["pages_per_second"] / ours, 2)
+    if "ours_curl" in summary:
+        result["ours_curl/ours"] = round(summary["ours_curl"]["pages_per_second"] / ours, 2)
     for other in ("floor", "scrapy"):
         if other in summary:
             result[f"ours/{other}"] = round(ours / summary[other]["pages_per_second"], 2)
@@ -269,21 +288,37 @@ def markdown(results: dict[str, Any]) -> str:
              f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, {m['nginx']}; "
              f"{', '.join(f'{k} {v}' for k, v in m['packages'].items())}.", "",
              f"Command: `{results['command']}`", ""]
+    for shape_name, again in results.get("commands", {}).items():
+        lines += [f"The {shape_name} shape run again since: `{again}`.", ""]
     for section in results["comparisons"].values():
         lines += [f"## {section['title']}", "",
                   "| contender | pages/s (median) | peak RSS MB | CPU s / 1,000 pages "
-                  "| pages | every page exactly once | longest loop stall |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| cores busy | pages | every page exactly once | longest loop stall |",
+                  "|---|---|---|---|---|---|---|---|"]
         for name, s in section["summary"].items():
             once = "yes" if s["exactly_once"] else (
                 "all pages, some twice" if s["complete"] else "no")
             stall = f"{s['max_loop_stall_seconds']:.3f} s" \
                 if s.get("max_loop_stall_seconds") is not None else ""
             lines.append(f"| {name} | {s['pages_per_second']:,.0f} | {s['peak_rss_mb']:.0f} | "
-                         f"{s['cpu_seconds_per_1000_pages']:.2f} | {s['pages']:,} | {once} "
-                         f"| {stall} |")
+                         f"{s['cpu_seconds_per_1000_pages']:.2f} | {s.get('cores_busy', '')} "
+                         f"| {s['pages']:,} | {once} | {stall} |")
         lines += ["", "Ratios: " + ", ".join(f"{k} = {v}" for k, v in section["ratios"].items()),
                   ""]
+    if results.get("broad"):
+        b = results["broad"]
+        lines += [f"## Broad crawl: {b['hosts']:,} hosts x {b['pages']} pages, "
+                  f"{b['delay']:g} s delay per host, concurrency {b['concurrency']}", "",
+                  f"The politeness ceiling is {b['ceiling']:,} pages/s; no host's chain of "
+                  f"pages can end before {(b['pages'] - 1) * b['delay']:.0f} s. Gaps are "
+                  "between two requests to one host, from nginx's log.", "",
+                  "| crawl | pages/s | seconds | hosts with every page | shortest gap "
+                  "| gaps under 95 % of the delay |", "|---|---|---|---|---|---|"]
+        for r in b["results"]:
+            lines.append(f"| {r['name']} | {r['pages_per_second']:,} | {r['seconds']} | "
+                         f"{r['hosts_complete']:,} of {r['hosts']:,} | {r['shortest_gap']:.3f} s "
+                         f"| {r['gaps_under']} of {r['gaps']:,} |")
+        lines.append("")
     if results.get("skipped"):
         lines += ["Skipped: " + "; ".join(results["skipped"]), ""]
     if results.get("scaling"):
@@ -310,13 +345,35 @@ def markdown(results: dict[str, Any]) -> str:
 
 def _section(results: dict[str, Any], key: str, contenders: list[str], site: Shape,
              hosts: int, rounds: int, per_host: int | None = None,
-             sample: bool = False) -> dict[str, list[Run]]:
-    runs = compare(contenders, site, hosts, rounds, 64, per_host, sample=sample)
+             sample: bool = False, tls: bool = False) -> dict[str, list[Run]]:
+    runs = compare(contenders, site, hosts, rounds, 64, per_host, sample=sample, tls=tls)
     limit = f", ours limited to {per_host} per host" if per_host else ""
+    over = " over HTTPS (HTTP/2 offered by ALPN)" if tls else ""
     results["comparisons"][key] = {
-        "title": f"{site.title}, {hosts} host(s), concurrency 64{limit}",
+        "title": f"{site.title}{over}, {hosts} host(s), concurrency 64{limit}",
         "summary": (s := summarise(runs, site.expected_for(hosts))), "ratios": ratios(s)}
     return runs
+
+
+def shapes(results: dict[str, Any], args: argparse.Namespace, contenders: list[str],
+           only: str | None = None) -> None:
+    """The HTTPS shape (the 20k site over TLS: ours on both HTTP stacks, the floor,
+    Scrapy) and the broad shape (benchmarks/broad.py), into `results`."""
+    if only in (None, "https") and not args.no_https:
+        https = [c for c in contenders if c != "jobdir"]
+        https.insert(2, "ours_curl")
+        _section(results, "https", https, shape("dup", args.pages), 1, args.rounds, tls=True)
+        results["skipped"].append(
+            "spider-rs (HTTPS shape): spider_rs has no wheel for this platform and building "
+            "it needs crates.io, which this machine cannot reach")
+    if only in (None, "broad") and not args.no_broad:
+        from benchmarks import broad
+
+        kept = [r for r in results.get("broad", {}).get("results", [])
+                if r["name"].startswith("Scrapy")] if args.keep_peers else []
+        results["broad"] = broad.run(
+            variants=True, scrapy=not kept and importlib.util.find_spec("scrapy") is not None)
+        results["broad"]["results"] += kept
 
 
 def main() -> None:
@@ -326,6 +383,12 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=20_000)
     parser.add_argument("--tree-pages", type=int, default=30_000)
     parser.add_argument("--no-scaling", action="store_true")
+    parser.add_argument("--no-https", action="store_true", help="skip the HTTPS shape")
+    parser.add_argument("--no-broad", action="store_true", help="skip the broad shape")
+    parser.add_argument("--only", choices=("https", "broad"),
+                        help="run that shape alone (its results merged into latest.json)")
+    parser.add_argument("--keep-peers", action="store_true",
+                        help="with --only broad: run ours again, keep the saved Scrapy runs")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plot-only", action="store_true",
                         help="redraw the plot from the saved latest.json")
@@ -353,6 +416,15 @@ def main() -> None:
         ["python -m benchmarks.run", *sys.argv[1:]]), "comparisons": {}, "scaling": [],
         "skipped": []}
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only:  # one shape again: the other sections stay as they were
+        saved = json.loads((args.out / "latest.json").read_text())
+        saved["skipped"] = [s for s in saved.get("skipped", []) if "spider-rs" not in s]
+        shapes(saved, args, contenders, only=args.only)
+        saved["commands"] = {**saved.get("commands", {}), args.only: results["command"]}
+        (args.out / "latest.json").write_text(json.dumps(saved, indent=2) + "\n")
+        (args.out / "latest.md").write_text(markdown(saved))
+        print(markdown(saved))
+        return
 
     dup = shape("dup", args.pages)
     single = _section(results, "single", contenders, dup, 1, args.rounds, sample=True)
@@ -377,6 +449,7 @@ def main() -> None:
                 "pages": pages, "hosts": hosts, "concurrency": conc, "floor": round(f.rate),
                 "ours": round(o.rate), "ratio": round(o.rate / f.rate, 2),
                 "floor_rss": f.rss_mb, "ours_rss": o.rss_mb})
+    shapes(results, args, contenders)
     results["profile"] = profile_ours(dup)
     results["profile_tree"] = profile_ours(tree)
 

@@ -108,3 +108,25 @@ async def test_resolve_gives_libcurl_the_address(aiohttp_server, tmp_path):
     assert sorted(i["url"] for i in items) == [f"http://named.test:{server.port}/",
                                                f"http://named.test:{server.port}/a"]
     assert stats.counters["dns/lookups"] == 0  # the override answered
+
+
+async def test_cookies_are_the_middlewares_not_libcurls(aiohttp_server, tmp_path):
+    """libcurl keeps no cookie of its own: with cookies on, the crawl's jar sends a
+    Set-Cookie back; with them off, nothing is sent back."""
+    from aiohttp import web
+
+    seen: list[str | None] = []
+
+    async def page(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Cookie"))
+        response = web.Response(text=links("/b") if request.path == "/a" else links(),
+                                content_type="text/html")
+        response.set_cookie("sid", "42")
+        return response
+
+    server = await aiohttp_server(make_site({"/a": page, "/b": page}))
+    for enabled, expected in ((True, [None, "sid=42"]), (False, [None, None])):
+        seen.clear()
+        await crawl(Pages([str(server.make_url("/a"))]), tmp_path, http_stack="curl",
+                    cookies_enabled=enabled)
+        assert seen == expected

@@ -8,6 +8,7 @@ import itertools
 import time
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from crawler import Failure, Request, Spider
@@ -252,8 +253,9 @@ def test_policies_built_bare_are_as_polite_as_a_default_crawl():
     assert RetryPolicy() == RetryPolicy.from_settings(Settings())
 
 
+@pytest.mark.parametrize("stack", ["aiohttp", "curl"])
 async def test_the_delay_holds_as_the_server_sees_it_when_sends_lag_their_dispatch(
-        aiohttp_server, tmp_path):
+        aiohttp_server, tmp_path, stack):
     """A middleware holds each request a different time between its dispatch and its send
     (as a busy loop or a full connection pool does): the gaps the server sees between two
     requests of a host still never fall under download_delay."""
@@ -269,7 +271,7 @@ async def test_the_delay_holds_as_the_server_sees_it_when_sends_lag_their_dispat
     spider = Paths([str(server.make_url(p)) for p in pages])
     stats, _ = await crawl(spider, tmp_path, download_delay=0.4, per_host_concurrency=1,
                            randomize_download_delay=False, obey_robots=False,
-                           downloader_middlewares=[Lag()])
+                           downloader_middlewares=[Lag()], http_stack=stack)
     gaps = _gaps(_times(server.app, "/p"))
     assert stats.pages == 8 and min(gaps) >= 0.39, gaps
 

@@ -17,10 +17,10 @@ from twisted.internet import defer
 
 
 class LoopbackResolver(CachingThreadedResolver):
-    """*.broad.test -> 127.0.0.1; other names as Scrapy resolves them."""
+    """*.test -> 127.0.0.1; other names as Scrapy resolves them."""
 
     def getHostByName(self, name, timeout=()):  # (Twisted's name)
-        if name.endswith(".broad.test"):
+        if name.endswith(".test"):
             return defer.succeed("127.0.0.1")
         return super().getHostByName(name, timeout)
 
@@ -30,7 +30,7 @@ class Broad(scrapy.Spider):
 
     async def start(self):
         for i in range(int(self.hosts)):
-            yield scrapy.Request(f"http://h{i}.broad.test:{self.port}/p/0.html")
+            yield scrapy.Request(f"http://www.h{i}.test:{self.port}/p/0.html")
 
     def parse(self, response):
         yield {"url": response.url}

@@ -125,7 +125,11 @@ class Autoscaler:
             cpu1, t1 = self._cpu(), self._clock()
             share = (cpu1 - cpu0) / max(t1 - t0, 1e-6)
             cpu0, t0 = cpu1, t1
-            used, (limit, source) = await asyncio.to_thread(self._measure)
+            try:
+                used, (limit, source) = await asyncio.to_thread(self._measure)
+            except (OSError, ValueError) as exc:  # /proc or the cgroup files unreadable
+                logger.debug("autoscale: no memory sample (%s)", exc)
+                continue
             self.decide(cpu=share, lag=self._stall(), memory=used, memory_limit=limit,
                         source=source, busy=self._busy())
 

@@ -13,13 +13,14 @@ Proxy-Authorization only, and DNS through the crawl's own resolver (its TTL cach
 for the connection (CURLOPT_RESOLVE), so libcurl never resolves a target itself and a name
 that rebinds cannot slip past the guard.
 
-Why curl_cffi (and not rnet): measured on loopback (benchmarks/results/https.txt) both
-reach about the same pages/s over TLS and HTTP/2, both below aiohttp over HTTP/1.1 on one
-host; curl_cffi is libcurl (HTTP/2 through proxies, which Scrapy lacks, and every proxy and
-TLS option curl has), pins its fingerprints to named browser versions, and lets a request
-give its own addresses (CURLOPT_RESOLVE), which the guard needs. Its transfers run on the
-event loop's thread (libcurl's multi interface driven by asyncio): it does not move the
-network work off the GIL.
+Why curl_cffi (and not rnet): measured on loopback (`python -m benchmarks.clients`,
+benchmarks/results/clients.txt) both reach about the same requests/s over TLS and HTTP/2,
+both below aiohttp on one host, and rnet crashed (SIGSEGV) once when left to find a CA
+itself; curl_cffi is libcurl (HTTP/2 through proxies, which Scrapy lacks, and every proxy
+and TLS option curl has), pins its fingerprints to named browser versions, and lets a
+request give its own addresses (CURLOPT_RESOLVE), which the guard needs. Its transfers run
+on the event loop's thread (libcurl's multi interface driven by asyncio): it does not move
+the network work off the GIL.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from yarl import URL
 
 from crawler.exceptions import DownloadError, Kind, StartupError
 from crawler.handlers.dns import build_resolver
-from crawler.handlers.http import default_headers, request_headers
+from crawler.handlers.http import SENT, default_headers, proxy_url, request_headers
 from crawler.handlers.netguard import ForbiddenAddress, GuardedResolver, forbidden, literal_address
 from crawler.http import Request, Response
 from crawler.http.compression import DecodingError, Inflater
@@ -124,7 +125,9 @@ class CurlDownloader:
             max_clients=s.workers, verify=verify, impersonate=s.impersonate,
             default_headers=False,  # our headers, in our order; the fingerprint is TLS's
             http_version=CurlHttpVersion.V2TLS if s.http2 else CurlHttpVersion.V1_1,
-            allow_redirects=False, trust_env=False)
+            allow_redirects=False,  # each hop is a request of its own (the middleware's)
+            trust_env=False,  # proxies come from meta (crawler/middlewares/proxy.py)
+            discard_cookies=True)  # cookies are the middleware's: curl keeps none
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -179,6 +182,7 @@ class CurlDownloader:
                     accept_encoding=None,  # the body comes as sent; inflated below
                     stream=True)
                 done = False
+                _note_sent(resp)
                 try:
                     headers: CIMultiDict[str] = CIMultiDict(
                         (k, v) for k, v in resp.headers.multi_items() if v is not None)
@@ -230,6 +234,23 @@ class CurlDownloader:
         return DownloadError(Kind.TLS, f"TLS failure: {_message(exc)}", request)
 
 
+def _note_sent(resp: Any) -> None:
+    """When the request went out (the loop's clock), for a delay that counts from there
+    (crawler/core/ratelimit.py): now, as its headers are read, less libcurl's time from the
+    moment the request was about to be written (connection and TLS done) to its first
+    byte back. Late rather than early: a response read late moves it later, never sooner,
+    so the gap the server sees is never shorter than the delay."""
+    box = SENT.get()
+    if box is None or resp.curl is None:
+        return
+    from curl_cffi.const import CurlInfo
+
+    curl = resp.curl
+    waited = float(curl.getinfo(CurlInfo.STARTTRANSFER_TIME)) - float(
+        curl.getinfo(CurlInfo.PRETRANSFER_TIME))
+    box[0] = asyncio.get_running_loop().time() - max(0.0, waited)
+
+
 def _kind(exc: Exception) -> Kind:
     code = int(getattr(exc, "code", 0) or 0)
     if code == 56 and "chunk" in str(exc):  # a receive error that is broken framing
@@ -248,13 +269,7 @@ def _proxy(value: object, request: Request) -> tuple[str | None, tuple[str, str]
     apart (sent as Proxy-Authorization, never logged)."""
     if value is None:
         return None, None
-    try:
-        url = URL(str(value))
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("not an http(s) URL")
-    except ValueError as exc:
-        raise DownloadError(Kind.INVALID_REQUEST, f"bad meta['proxy']: {exc}", request) \
-            from None
+    url = proxy_url(value, request)
     auth = (url.user or "", url.password or "") if url.user is not None else None
     return str(url.with_user(None)), auth
 

@@ -34,7 +34,8 @@ from crawler.settings import Settings
 if TYPE_CHECKING:
     from crawler.core.state import CrawlerProtocol
 
-__all__ = ["Downloader", "HttpDownloader", "default_headers", "request_headers", "sent_header"]
+__all__ = ["Downloader", "HttpDownloader", "default_headers", "proxy_url", "request_headers",
+           "sent_header"]
 
 logger = logging.getLogger(__name__)
 _TLS_WARNINGS = 1000  # origins named in a TLS warning; later ones only counted
@@ -166,7 +167,8 @@ class HttpDownloader:
         limit = meta.get("download_maxsize") or self._settings.max_response_size
         truncate = bool(meta.get("download_truncate"))
         headers = self._request_headers(request)
-        proxy, proxy_headers = _proxy(meta.get("proxy")) if "proxy" in meta else (None, None)
+        proxy, proxy_headers = _proxy(meta.get("proxy"), request) if "proxy" in meta \
+            else (None, None)
         if self._guard is not None:
             await self._check_target(request.yurl, proxy)
         if proxy_headers and request.yurl.scheme == "http":  # no CONNECT: the request says it
@@ -274,17 +276,24 @@ def sent_header(request: Request, name: str, defaults: CIMultiDict[str]) -> str 
     return defaults.get(name)
 
 
-def _proxy(value: object) -> tuple[URL | None, dict[str, str] | None]:
-    """A proxy URL without its credentials, and the header that carries them."""
-    if value is None:
-        return None, None
+def proxy_url(value: object, request: Request | None = None) -> URL:
+    """`meta["proxy"]` as a URL: http:// or https:// with a host, else DownloadError
+    (`invalid_request`), which does not repeat the value: it may hold a password."""
     try:
         url = URL(str(value))
         if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("not an http(s) URL")
+            raise ValueError("not an http(s) URL with a host")
     except ValueError as exc:
-        raise DownloadError(Kind.INVALID_REQUEST, f"bad meta['proxy'] {value!r}: {exc}") \
+        raise DownloadError(Kind.INVALID_REQUEST, f"bad meta['proxy']: {exc}", request) \
             from None
+    return url
+
+
+def _proxy(value: object, request: Request) -> tuple[URL | None, dict[str, str] | None]:
+    """A proxy URL without its credentials, and the header that carries them."""
+    if value is None:
+        return None, None
+    url = proxy_url(value, request)
     if url.user is None:
         return url, None
     auth = aiohttp.encode_basic_auth(url.user, url.password or "")
