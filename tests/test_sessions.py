@@ -114,6 +114,34 @@ async def test_a_session_keeps_its_cookies_and_a_host_keeps_its_session(aiohttp_
     assert seen == [None, "1", "1", "1"]
 
 
+async def test_a_retry_on_a_new_session_does_not_carry_the_banned_sessions_cookie(
+        aiohttp_server, tmp_path):
+    """The site bans the cookie it set: the request retried on a new session goes without
+    it (and gets in), the session's header of the banned one goes too."""
+    cookies: list[str | None] = []
+
+    async def page(request: web.Request) -> web.Response:
+        if request.path == "/b":
+            cookies.append(request.cookies.get("sid"))
+            if request.cookies.get("sid"):
+                return web.Response(status=403)
+        response = web.Response(text=links("/b"), content_type="text/html")
+        if request.path == "/a":
+            response.set_cookie("sid", "marked")
+        return response
+
+    class Following(Pages):
+        def parse(self, response):
+            yield from super().parse(response)
+            yield from response.follow_all(css="a")
+
+    server = await aiohttp_server(make_site({"/a": page, "/b": page}))
+    stats, items = await crawl(Following([str(server.make_url("/a"))]), tmp_path, sessions=1)
+    assert cookies == ["marked", None]
+    assert sorted(i["url"].rsplit("/", 1)[1] for i in items) == ["a", "b"]
+    assert stats.counters["sessions/retired/banned"] == 1
+
+
 async def test_a_dead_proxy_is_rested_and_the_pages_go_through_the_others(aiohttp_server,
                                                                           tmp_path):
     dead = await _dead_port(aiohttp_server)

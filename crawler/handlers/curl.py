@@ -28,8 +28,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
+import tempfile
 from collections import Counter
 from contextvars import ContextVar
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +110,7 @@ class CurlDownloader:
         self._headers = default_headers(settings)
         self._referer_policy = settings.referer_policy
         self._tls_warned: set[str] = set()
+        self._bundle: str | None = None  # the usual CAs and tls_ca_bundle's, in a temp file
 
     @classmethod
     def from_crawler(cls, crawler: CrawlerProtocol) -> CurlDownloader:
@@ -120,7 +124,10 @@ class CurlDownloader:
         # the guard filters what the resolver answers; without it every address passes
         self._guard = GuardedResolver(self._resolver, self._refuse if not
                                       s.allow_private_addresses else lambda _: False)
-        verify: bool | str = s.tls_verify and (s.tls_ca_bundle or True)
+        verify: bool | str = s.tls_verify
+        if s.tls_verify and s.tls_ca_bundle:  # trusted as well as the usual CAs, not instead
+            self._bundle = await asyncio.to_thread(_joined_bundle, s.tls_ca_bundle)
+            verify = self._bundle
         self._session = self._session_class(
             max_clients=s.workers, verify=verify, impersonate=s.impersonate,
             default_headers=False,  # our headers, in our order; the fingerprint is TLS's
@@ -137,6 +144,9 @@ class CurlDownloader:
             await session.close()
         if self._guard is not None:
             await self._guard.close()
+        if self._bundle is not None:
+            await asyncio.to_thread(Path(self._bundle).unlink, missing_ok=True)
+            self._bundle = None
 
     async def fetch(self, request: Request) -> Response:
         assert self._session is not None, "use CurlDownloader as an async context manager"
@@ -178,7 +188,9 @@ class CurlDownloader:
                     headers=list(request_headers(request, self._headers,
                                                  self._referer_policy).items()),
                     data=request.body or None, proxy=proxy, proxy_auth=proxy_auth,
-                    timeout=s.connect_timeout,  # the total is asyncio's, around the read too
+                    # connecting; then (streamed) a stall as long as both, past which the
+                    # total (asyncio's, around the read too) has already ended it
+                    timeout=(s.connect_timeout, s.timeout),
                     accept_encoding=None,  # the body comes as sent; inflated below
                     stream=True)
                 done = False
@@ -232,6 +244,18 @@ class CurlDownloader:
                            "or skip verification with -s tls_verify=false)", origin,
                            _message(exc))
         return DownloadError(Kind.TLS, f"TLS failure: {_message(exc)}", request)
+
+
+def _joined_bundle(extra: str) -> str:
+    """A temporary PEM file of the CAs libcurl trusts by default (certifi's, curl_cffi's
+    own) followed by `extra`'s: libcurl takes one CA file, which replaces its default."""
+    import certifi
+
+    fd, path = tempfile.mkstemp(prefix="crawler-ca-", suffix=".pem")
+    with os.fdopen(fd, "wb") as out:
+        out.write(Path(certifi.where()).read_bytes().rstrip(b"\n") + b"\n")
+        out.write(Path(extra).read_bytes())
+    return path
 
 
 def _note_sent(resp: Any) -> None:

@@ -52,7 +52,9 @@ logger = logging.getLogger(__name__)
 PROXY_FAILURES = frozenset({Kind.CONNECTION, Kind.TIMEOUT, Kind.PROTOCOL})
 _MAX_REST_FACTOR = 16
 _HOSTS_KEPT = 100_000  # hosts whose session is remembered (session_scope = "host")
-_META = ("session_id", "proxy", "pool_proxy")  # what a retry on another session drops
+# what a retry on another session drops: its session and its proxy (the headers the
+# session added, named in meta["session_headers"], go as the request is sent again)
+_META = ("session_id", "proxy", "pool_proxy")
 
 
 def proxy_label(url: str) -> str:
@@ -264,15 +266,25 @@ class SessionMiddleware:
         session = None
         if self._sessions is not None:
             session = self._session(request, meta)
+            if request.headers is not None:  # a retry's: the session's own, sent afresh
+                for name in meta.pop("session_headers", ()):
+                    request.headers.popall(name, None)
+            added = []
             for name, value in session.headers.items():
                 if request.headers is None or name not in request.headers:
                     request.headers = request.headers or CIMultiDict()
                     request.headers[name] = value
+                    added.append(name)
             if self._cookies:
                 if request.cookies:
                     session.jar.update_cookies(SimpleCookie(request.cookies), request.yurl)
                     request.cookies = None
-                cookie_header(session.jar, request)
+                if "Cookie" not in (request.headers or ()):
+                    cookie_header(session.jar, request)
+                    if "Cookie" in (request.headers or ()):
+                        added.append("Cookie")
+            if added:  # the session's, not the request's: a retry on another drops them
+                meta["session_headers"] = added
         if self._proxies is not None and ("proxy" not in meta or "pool_proxy" in meta):
             proxy = session.proxy if session is not None else self._proxies.pick()
             if proxy is not None:
