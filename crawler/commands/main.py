@@ -23,6 +23,7 @@ from crawler.commands import (
     new,
     parse,
     run,
+    serve,
     settings,
     shell,
     status,
@@ -44,7 +45,7 @@ commands:
   bench    pages/s on this machine             shell    try selectors on a page
   jobs     the state of a --job-dir            check    run the spiders' contracts
   status   a shared crawl's progress (--frontier)
-  settings every setting, or one's value
+  settings every setting, or one's value      serve    the crawl service (HTTP, Scrapyd's API)
 `python -m crawler COMMAND --help` for each.
 
 The project is the nearest directory, from here upwards, with a crawler.toml or a
@@ -75,6 +76,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"crawler {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     for command in (run, listing, demo, bench, jobs, status, settings, new, fetch, parse,
-                    shell, check):
+                    shell, check, serve):
         command.add(commands)
     return parser

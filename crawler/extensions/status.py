@@ -22,6 +22,7 @@ no other origin.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hmac
 import ipaddress
@@ -47,7 +48,8 @@ from crawler.tasks import cancel_and_wait
 if TYPE_CHECKING:
     from crawler.core.state import CrawlerProtocol
 
-__all__ = ["StatusPage", "StatusView", "prometheus", "status_app"]
+__all__ = ["StatusPage", "StatusView", "guard_middleware", "loopback", "prometheus", "refused",
+           "status_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -196,25 +198,7 @@ def status_app(view: StatusView, *, token: str, token_for_all: bool,
     closing = closing or asyncio.Event()
     actions = controls or {}
     streams = 0
-
-    @web.middleware
-    async def guard(request: web.Request,
-                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-                    ) -> web.StreamResponse:
-        host = (request.host or "").rsplit(":", 1)[0].strip("[]").lower()
-        if hosts is not None and host not in hosts:
-            return _refused(403, "unknown Host header (DNS rebinding?)")
-        if (token_for_all and request.path not in _PUBLIC) or request.method == "POST":
-            if not _token_ok(request, token):
-                return _refused(401, "the status page's token is needed (X-Crawler-Token, "
-                                     "Authorization: Bearer, or ?token=)")
-        if request.method == "POST":
-            origin = request.headers.get("Origin")
-            if origin is not None and origin != f"{request.scheme}://{request.host}":
-                return _refused(403, "cross-origin request refused")
-        response = await handler(request)
-        response.headers.update(_SECURITY_HEADERS)
-        return response
+    guard = guard_middleware(token, token_for_all=token_for_all, hosts=hosts, public=_PUBLIC)
 
     async def page(request: web.Request) -> web.StreamResponse:
         return web.Response(body=_static("status.html"), content_type="text/html",
@@ -240,7 +224,7 @@ def status_app(view: StatusView, *, token: str, token_for_all: bool,
     async def events(request: web.Request) -> web.StreamResponse:
         nonlocal streams
         if streams >= MAX_STREAMS:
-            return _refused(503, f"{MAX_STREAMS} event streams are open already")
+            return refused(503, f"{MAX_STREAMS} event streams are open already")
         streams += 1
         try:
             return await stream(request)
@@ -266,7 +250,7 @@ def status_app(view: StatusView, *, token: str, token_for_all: bool,
         async def act(request: web.Request) -> web.StreamResponse:
             action = actions.get(name)
             if action is None:
-                return _refused(404, f"no {name} here")
+                return refused(404, f"no {name} here")
             action()
             logger.info("status page: %s", name)
             return web.json_response({"ok": True, "action": name})
@@ -284,15 +268,51 @@ def status_app(view: StatusView, *, token: str, token_for_all: bool,
     return app
 
 
+def guard_middleware(token: str, *, token_for_all: bool, hosts: frozenset[str] | None,
+                     public: frozenset[str] = frozenset(), what: str = "the status page's",
+                     ) -> Any:
+    """The rules of every page we serve (the status page, the crawl service): a Host header
+    among `hosts` (None: any; against DNS rebinding), the token for every change (POST,
+    PUT, DELETE) and, with `token_for_all`, for every path but `public`; no cross-origin
+    change; security headers (CSP, no framing) on every answer."""
+
+    @web.middleware
+    async def guard(request: web.Request,
+                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                    ) -> web.StreamResponse:
+        host = (request.host or "").rsplit(":", 1)[0].strip("[]").lower()
+        if hosts is not None and host not in hosts:
+            return refused(403, "unknown Host header (DNS rebinding?)")
+        changes = request.method not in ("GET", "HEAD", "OPTIONS")
+        if (token_for_all and request.path not in public) or changes:
+            if not _token_ok(request, token):
+                return refused(401, f"{what} token is needed (X-Crawler-Token, "
+                                     "Authorization: Bearer, or ?token=)")
+        if changes:
+            origin = request.headers.get("Origin")
+            if origin is not None and origin != f"{request.scheme}://{request.host}":
+                return refused(403, "cross-origin request refused")
+        response = await handler(request)
+        response.headers.update(_SECURITY_HEADERS)
+        return response
+
+    return guard
+
+
 def _token_ok(request: web.Request, token: str) -> bool:
+    """The token given as X-Crawler-Token, ?token=, a Bearer token, or the password of
+    Basic authentication (what Scrapyd's clients send)."""
     given = request.headers.get("X-Crawler-Token") or request.query.get("token") or ""
     auth = request.headers.get("Authorization", "")
     if not given and auth.startswith("Bearer "):
         given = auth[7:]
+    elif not given and auth.startswith("Basic "):
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            given = base64.b64decode(auth[6:], validate=True).decode().partition(":")[2]
     return hmac.compare_digest(given.encode(), token.encode())
 
 
-def _refused(status: int, why: str) -> web.Response:
+def refused(status: int, why: str) -> web.Response:
     return web.json_response({"error": why}, status=status, headers=_SECURITY_HEADERS)
 
 
@@ -300,7 +320,7 @@ def _static(name: str) -> bytes:
     return resources.files("crawler.extensions").joinpath("static", name).read_bytes()
 
 
-def _loopback(host: str) -> bool:
+def loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -328,7 +348,7 @@ class StatusPage:
         self._sampler: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         host = crawler.settings.status_host
-        self.local = _loopback(host)
+        self.local = loopback(host)
         names = {"127.0.0.1", "localhost", "::1", host.lower()}
         self._hosts = frozenset(names) if self.local else None
         port = sock.getsockname()[1]
