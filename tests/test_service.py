@@ -417,3 +417,68 @@ async def test_schedules_over_the_api(aiohttp_server, tmp_path):
     finally:
         await service.stop()
         await service.close()
+
+
+async def test_the_page_in_a_real_browser(aiohttp_server, tmp_path):
+    """Start a run from the page, watch its counters rise, pause it, resume it, follow its
+    log, open its live status page through the service; a screenshot goes to docs/."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("chromium") is None:
+        if os.environ.get("CRAWLER_REQUIRE_BROWSER"):
+            pytest.fail("no chromium on PATH (CRAWLER_REQUIRE_BROWSER)")
+        pytest.skip("no chromium on PATH (apt-get install chromium) for the page's test")
+    from playwright.async_api import async_playwright
+
+    service, base = await _start(aiohttp_server, tmp_path, 0.05)
+    try:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=shutil.which("chromium"))
+            try:
+                # the page's CSP forbids eval, which wait_for_function needs: bypassed
+                # for the test's own probes (tests/test_status.py does the same)
+                page = await browser.new_page(viewport={"width": 1200, "height": 800},
+                                              bypass_csp=True)
+                await page.goto(f"{service.url}/?token={TOKEN}")
+                await page.wait_for_function(
+                    "document.querySelectorAll('#spider option').length > 0")
+                await page.fill("#args", f"base={base}\ncount=200")
+                await page.click("#start-button")
+                row = page.locator("#runs tr").first
+                await row.locator(".state.running").wait_for(timeout=20_000)
+                await page.wait_for_function(
+                    "Number(document.querySelector('#runs tr td.pages').textContent) > 5",
+                    timeout=20_000)
+                status_link = await row.get_by_role("link", name="status").get_attribute("href")
+                viewer = await browser.new_page(bypass_csp=True)
+                await viewer.goto(service.url + status_link)
+                await viewer.wait_for_function(
+                    "Number(document.getElementById('pages').textContent) > 0",
+                    timeout=20_000)
+                await viewer.close()
+                await row.get_by_role("button", name="Pause").click()
+                await row.locator(".state.paused").wait_for(timeout=20_000)
+                paused_at = int(await row.locator("td.items").text_content() or 0)
+                await row.get_by_role("button", name="Resume").click()
+                await row.locator(".state.running").wait_for(timeout=20_000)
+                await row.get_by_role("button", name="Log").click()
+                await page.wait_for_function(
+                    "document.getElementById('log').textContent.includes('status page')",
+                    timeout=20_000)
+                await asyncio.to_thread(Path(ROOT_DOCS).mkdir, exist_ok=True)
+                await page.screenshot(path=str(Path(ROOT_DOCS) / "service.png"), full_page=True)
+                await row.locator(".state.finished").wait_for(timeout=60_000)
+            finally:
+                await browser.close()
+        [run] = (await service.call("GET", "/api/runs"))[1]["runs"]
+        assert paused_at > 0 and run["stats"]["items"] == 200
+        assert Counter(_items(service.project, run["id"])) == Counter(
+            f"{base}/p/{i}" for i in range(200))
+    finally:
+        await service.stop()
+        await service.close()
+
+
+ROOT_DOCS = str(Path(__file__).resolve().parent.parent / "docs")

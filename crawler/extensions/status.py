@@ -48,8 +48,8 @@ from crawler.tasks import cancel_and_wait
 if TYPE_CHECKING:
     from crawler.core.state import CrawlerProtocol
 
-__all__ = ["StatusPage", "StatusView", "guard_middleware", "loopback", "prometheus", "refused",
-           "status_app"]
+__all__ = ["SECURITY_HEADERS", "StatusPage", "StatusView", "guard_middleware", "loopback",
+           "prometheus", "refused", "status_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ KEEPALIVE = 15.0  # seconds an idle kept-alive connection stays open
 # what the page loads by itself, holding no data: served without the token (the page's
 # own URL carries it; a browser does not add it to its script and style requests)
 _PUBLIC = frozenset({"/status.js", "/status.css"})
-_SECURITY_HEADERS = {
+SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
                                "style-src 'self'; script-src 'self'; frame-ancestors 'none'; "
                                "base-uri 'none'; form-action 'none'",
@@ -234,7 +234,7 @@ def status_app(view: StatusView, *, token: str, token_for_all: bool,
     async def stream(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-store",
-                                               **_SECURITY_HEADERS})
+                                               **SECURITY_HEADERS})
         await response.prepare(request)
         with contextlib.suppress(ConnectionError):
             while not closing.is_set():
@@ -293,7 +293,7 @@ def guard_middleware(token: str, *, token_for_all: bool, hosts: frozenset[str] |
             if origin is not None and origin != f"{request.scheme}://{request.host}":
                 return refused(403, "cross-origin request refused")
         response = await handler(request)
-        response.headers.update(_SECURITY_HEADERS)
+        response.headers.update(SECURITY_HEADERS)
         return response
 
     return guard
@@ -313,7 +313,7 @@ def _token_ok(request: web.Request, token: str) -> bool:
 
 
 def refused(status: int, why: str) -> web.Response:
-    return web.json_response({"error": why}, status=status, headers=_SECURITY_HEADERS)
+    return web.json_response({"error": why}, status=status, headers=SECURITY_HEADERS)
 
 
 def _static(name: str) -> bytes:

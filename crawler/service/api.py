@@ -6,6 +6,9 @@
     GET  /api/runs/{id}                     one run (its live stats while it runs)
     POST /api/runs/{id}/pause|resume|cancel
     GET  /api/runs/{id}/log?tail=BYTES      the end of its log
+    GET  /api/runs/{id}/log/stream          the log followed (server-sent events)
+    GET  /runs/{id}/status/                 a running run's live status page, through us
+    GET  /                                  the web page (runs, schedules, controls)
     GET  /api/runs/{id}/items?offset=&limit=  its items, paged
     GET  /api/runs/{id}/items.jl            its output, whole
     GET|POST /api/schedules                 {"spider", "cron" | "every", "timezone",
@@ -28,18 +31,21 @@ send it), and off loopback every request does (crawler/extensions/status.py's gu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 
 from crawler.exceptions import SettingsError
-from crawler.extensions.status import guard_middleware
+from crawler.extensions.status import SECURITY_HEADERS, guard_middleware
 from crawler.service.runs import RunError, Runner
 from crawler.service.schedules import Scheduler, check_schedule
 from crawler.service.store import FINAL, PAUSED, PAUSING, QUEUED, RUNNING, Run
@@ -50,7 +56,13 @@ __all__ = ["Spiders", "service_app"]
 _SPIDERS_TTL = 5.0  # seconds a listing of the project's spiders is reused
 _PAGE = 100  # runs or items per page, unless asked
 _TAIL = 64 << 10  # bytes of a log's end, unless asked
+_MAX_STREAMS = 32  # logs followed at once
+_PUBLIC = frozenset({"/", "/service.js", "/service.css"})  # the page: its data needs the token
+_STATIC = {"/": ("service.html", "text/html"), "/service.js": ("service.js", "text/javascript"),
+           "/service.css": ("service.css", "text/css")}
 RUNNER = web.AppKey("runner", Runner)
+STREAMS = web.AppKey("streams", list)
+CLIENT = web.AppKey("client", aiohttp.ClientSession)
 SCHEDULER = web.AppKey("scheduler", Scheduler)
 
 
@@ -81,6 +93,15 @@ class Spiders:
 
 
 SPIDERS = web.AppKey("spiders", Spiders)
+
+
+def _static(path: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    name, kind = _STATIC[path]
+    body = resources.files("crawler.service").joinpath("static", name).read_bytes()
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=body, content_type=kind, charset="utf-8")
+    return serve
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -148,12 +169,22 @@ def service_app(runner: Runner, spiders: Spiders, scheduler: Scheduler, *, token
                 token_for_all: bool, hosts: frozenset[str] | None) -> web.Application:
     """The service's aiohttp application."""
     app = web.Application(middlewares=[guard_middleware(
-        token, token_for_all=token_for_all, hosts=hosts, what="the service's")],
-        client_max_size=1 << 20)
+        token, token_for_all=token_for_all, hosts=hosts, what="the service's",
+        public=_PUBLIC)], client_max_size=1 << 20)
     app[RUNNER] = runner
     app[SPIDERS] = spiders
     app[SCHEDULER] = scheduler
+    app[STREAMS] = [0]
+
+    async def client(app: web.Application) -> Any:
+        app[CLIENT] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_connect=5))
+        yield
+        await app[CLIENT].close()
+
+    app.cleanup_ctx.append(client)
     r = app.router
+    for name in _PUBLIC:
+        r.add_get(name, _static(name))
     r.add_get("/api/spiders", _errors(list_spiders))
     r.add_post("/api/runs", _errors(start_run))
     r.add_get("/api/runs", _errors(list_runs))
@@ -161,6 +192,8 @@ def service_app(runner: Runner, spiders: Spiders, scheduler: Scheduler, *, token
     for action in ("pause", "resume", "cancel"):
         r.add_post(f"/api/runs/{{id}}/{action}", _errors(_action(action)))
     r.add_get("/api/runs/{id}/log", _errors(run_log))
+    r.add_get("/api/runs/{id}/log/stream", _errors(follow_log))
+    r.add_route("*", "/runs/{id}/status/{tail:.*}", _errors(status_page))
     r.add_get("/api/runs/{id}/items", _errors(run_items))
     r.add_get("/api/runs/{id}/items.jl", _errors(run_output))
     r.add_get("/api/schedules", _errors(list_schedules))
@@ -209,9 +242,13 @@ async def start_run(request: web.Request) -> web.Response:
 async def list_runs(request: web.Request) -> web.Response:
     states = [s for s in request.query.get("state", "").split(",") if s]
     limit, offset = _int(request, "limit", _PAGE, 1, 1000), _int(request, "offset", 0)
-    runs = await request.app[RUNNER].store.runs(
+    runner = request.app[RUNNER]
+    runs = await runner.store.runs(
         states=states, spider=request.query.get("spider"), limit=limit, offset=offset)
-    return _json({"runs": [r.public() for r in runs], "limit": limit, "offset": offset})
+    lives = await asyncio.gather(*(_live(runner, r) for r in runs))
+    return _json({"runs": [{**r.public(), "live": live} for r, live in zip(runs, lives,
+                                                                           strict=True)],
+                  "limit": limit, "offset": offset})
 
 
 async def get_run(request: web.Request) -> web.Response:
@@ -264,6 +301,64 @@ async def run_log(request: web.Request) -> web.Response:
     tail = _int(request, "tail", _TAIL, 1, 16 << 20)
     text = await asyncio.to_thread(_tail, request.app[RUNNER].paths(run.id)["log"], tail)
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
+async def follow_log(request: web.Request) -> web.StreamResponse:
+    """The log as server-sent events: its end first, then each new piece, until the run
+    ends (a rotation starts again from the new file's start)."""
+    runner = request.app[RUNNER]
+    run = await _run_of(request)
+    streams = request.app[STREAMS]
+    if streams[0] >= _MAX_STREAMS:
+        return _error(f"{_MAX_STREAMS} log streams are open already", 503)
+    streams[0] += 1
+    try:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-store",
+                                               **SECURITY_HEADERS})
+        await response.prepare(request)
+        path = runner.paths(run.id)["log"]
+        position = max(0, await asyncio.to_thread(_size, path) - _TAIL)
+        with contextlib.suppress(ConnectionError):
+            while True:
+                text, position = await asyncio.to_thread(_read_from, path, position)
+                if text:
+                    await response.write(b"data: " + orjson.dumps(text) + b"\n\n")
+                current = await runner.store.get(run.id)
+                if current is None or (current.state in FINAL and not text):
+                    await response.write(b"event: closed\ndata: {}\n\n")
+                    break
+                await asyncio.sleep(0.5)
+        return response
+    finally:
+        streams[0] -= 1
+
+
+async def status_page(request: web.Request) -> web.StreamResponse:
+    """A running run's own status page, through the service (its token added here)."""
+    runner = request.app[RUNNER]
+    run = await _run_of(request)
+    page = runner.status_page(run.id)
+    if page is None:
+        return _error(f"run {run.id} is {run.state}: its status page is up while it runs",
+                      404)
+    port, token = page
+    url = f"http://127.0.0.1:{port}/{request.match_info['tail']}"
+    session = request.app[CLIENT]
+    headers = {"X-Crawler-Token": token}
+    try:
+        async with session.request(request.method, url, headers=headers,
+                                   data=await request.read() or None) as upstream:
+            response = web.StreamResponse(status=upstream.status, headers={
+                **{k: v for k, v in upstream.headers.items()
+                   if k.lower() in ("content-type", "cache-control")}, **SECURITY_HEADERS})
+            await response.prepare(request)
+            with contextlib.suppress(ConnectionError):
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+            return response
+    except aiohttp.ClientError as exc:
+        return _error(f"run {run.id}'s status page does not answer: {exc}", 502)
 
 
 async def run_items(request: web.Request) -> web.Response:
@@ -456,6 +551,28 @@ async def scrapyd_status(request: web.Request) -> web.Response:
 
 
 # -- files (in a thread) -------------------------------------------------------------------
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(path: Path, position: int) -> tuple[str, int]:
+    """What the log holds past `position` (from its start again when it was rotated)."""
+    try:
+        with path.open("rb") as file:
+            file.seek(0, 2)
+            end = file.tell()
+            if end < position:
+                position = 0
+            file.seek(position)
+            data = file.read(1 << 20)
+            return data.decode(errors="replace"), position + len(data)
+    except OSError:
+        return "", position
+
 
 def _tail(path: Path, size: int) -> str:
     try:

@@ -249,6 +249,7 @@ class Runner:
         self._procs[run.id] = proc
         self._status[run.id] = (port, token)
         run.state, run.pid, run.attempts = RUNNING, proc.pid, run.attempts + 1
+        run.exit_code = run.finish_reason = None  # the last attempt's, until this one ends
         run.started = run.started or time.time()
         await self._save(run)
         logger.info("run %s (%s) started: pid %d", run.id, run.spider, proc.pid)

@@ -102,13 +102,13 @@ function render(s) {
 async function control(action) {
   if (action === "stop" && !window.confirm("Stop the crawl? Requests in progress finish."))
     return;
-  const response = await fetch(`/api/${action}`, {
+  const response = await fetch(`api/${action}`, {
     method: "POST", headers: {"X-Crawler-Token": token}});
   if (!response.ok) text("control-note", `${action} refused (${response.status})`);
 }
 
 function connect() {
-  const events = new EventSource(withToken("/api/events"));
+  const events = new EventSource(withToken("api/events"));
   events.onmessage = (message) => render(JSON.parse(message.data));
   events.addEventListener("closed", () => {
     events.close();
@@ -127,7 +127,7 @@ function connect() {
 async function first() {
   // a snapshot at once, not a second later with the stream's first event
   try {
-    const response = await fetch(withToken("/api/stats"));
+    const response = await fetch(withToken("api/stats"));
     if (response.ok) render(await response.json());
   } catch (error) {
     text("control-note", `cannot read the crawl's status: ${error}`);
