@@ -482,3 +482,23 @@ async def test_the_page_in_a_real_browser(aiohttp_server, tmp_path):
 
 
 ROOT_DOCS = str(Path(__file__).resolve().parent.parent / "docs")
+
+
+async def test_the_api_holds_against_its_openapi_document(aiohttp_server, tmp_path):
+    """schemathesis generates requests from the served OpenAPI document (every operation,
+    with the token, fuzzed and stateful): no answer is a server error."""
+    service, base = await _start(aiohttp_server, tmp_path, 0.01, "--max-runs", "1",
+                                 "--grace", "2")
+    try:
+        status, spec = await service.call("GET", "/openapi.json")
+        assert status == 200 and sum(len(ops) for ops in spec["paths"].values()) == 23
+        cli = Path(sys.executable).with_name("schemathesis")
+        proc = await spawn(str(cli), "run", f"{service.url}/openapi.json", "--checks",
+                           "not_a_server_error", "--header", f"X-Crawler-Token: {TOKEN}",
+                           "--max-examples", "15", "--generation-deterministic",
+                           cwd=tmp_path)
+        out, err = await asyncio.wait_for(proc.communicate(), 300)
+        assert proc.returncode == 0, (out + err).decode()[-4000:]
+    finally:
+        await service.stop()
+        await service.close()

@@ -15,6 +15,7 @@
                                              "args", "settings", "overlap", "missed"}
     GET|PUT|DELETE /api/schedules/{id}; POST /api/schedules/{id}/run (now)
     GET  /api/status, /metrics              the service; Prometheus text
+    GET  /openapi.json                      this, as an OpenAPI document (openapi.py)
 
 Scrapyd's endpoints answer in Scrapyd's shapes (`project` may be any name: the service
 runs one project): `POST /schedule.json` (project, spider, `setting=KEY=VALUE` repeated,
@@ -46,6 +47,7 @@ from aiohttp import web
 
 from crawler.exceptions import SettingsError
 from crawler.extensions.status import SECURITY_HEADERS, guard_middleware
+from crawler.service.openapi import document
 from crawler.service.runs import RunError, Runner
 from crawler.service.schedules import Scheduler, check_schedule
 from crawler.service.store import FINAL, PAUSED, PAUSING, QUEUED, RUNNING, Run
@@ -203,6 +205,7 @@ def service_app(runner: Runner, spiders: Spiders, scheduler: Scheduler, *, token
     r.add_delete("/api/schedules/{id}", _errors(delete_schedule))
     r.add_post("/api/schedules/{id}/run", _errors(run_schedule))
     r.add_get("/api/status", _errors(status))
+    r.add_get("/openapi.json", openapi)
     r.add_get("/metrics", _errors(metrics))
     # Scrapyd's
     r.add_post("/schedule.json", _errors(scrapyd_schedule))
@@ -216,6 +219,10 @@ def service_app(runner: Runner, spiders: Spiders, scheduler: Scheduler, *, token
 
 
 # -- the API -------------------------------------------------------------------------------
+
+async def openapi(request: web.Request) -> web.Response:
+    return _json(document())
+
 
 async def list_spiders(request: web.Request) -> web.Response:
     return _json(await request.app[SPIDERS].listing())
@@ -472,8 +479,18 @@ def _when(stamp: float | None) -> str | None:
     return datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+async def _form(request: web.Request) -> Any:
+    """A Scrapyd request's form fields; None when the body cannot be read as a form."""
+    try:
+        return await request.post()
+    except ValueError:  # a multipart body without its boundary, a broken encoding
+        return None
+
+
 async def scrapyd_schedule(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await _form(request)
+    if form is None:
+        return _scrapyd_error("the body is not a form (application/x-www-form-urlencoded)")
     spider = str(form.get("spider", ""))
     if not spider:
         return _scrapyd_error("'spider' parameter is required")
@@ -503,7 +520,9 @@ async def scrapyd_schedule(request: web.Request) -> web.Response:
 
 
 async def scrapyd_cancel(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await _form(request)
+    if form is None:
+        return _scrapyd_error("the body is not a form (application/x-www-form-urlencoded)")
     job = str(form.get("job", ""))
     if not job:
         return _scrapyd_error("'job' parameter is required")
