@@ -502,3 +502,48 @@ async def test_the_api_holds_against_its_openapi_document(aiohttp_server, tmp_pa
     finally:
         await service.stop()
         await service.close()
+
+
+async def test_history_is_kept_by_count_and_by_age(tmp_path):
+    from crawler.service.store import Run, RunStore
+
+    store = RunStore(tmp_path / "service.db")
+    await store.open()
+    now = time.time()
+    for n, age in enumerate((10, 5, 2, 1)):  # days since each finished
+        await store.save(Run(id=f"r{n}", spider="s", state="finished",
+                             finished=now - age * 86400))
+    await store.save(Run(id="going", spider="s", state="running"))
+    dropped = await store.forget(3, before=now - 3 * 86400)
+    assert sorted(r.id for r in dropped) == ["r0", "r1"]  # past the newest 3; 5 days old
+    dropped = await store.forget(1)
+    assert sorted(r.id for r in dropped) == ["r2"]
+    assert sorted(r.id for r in await store.runs()) == ["going", "r3"]
+    await store.close()
+
+
+async def test_a_fleet_run_on_redis_paused_and_resumed_writes_every_page_once(
+        aiohttp_server, tmp_path, redis_url):
+    service, base = await _start(aiohttp_server, tmp_path, 0.05)
+    try:
+        status, bad = await service.call("POST", "/api/runs", headers=AUTH, json={
+            "spider": "pages", "workers": 2})
+        assert status == 400 and "frontier" in bad["error"]
+        status, run = await service.call("POST", "/api/runs", headers=AUTH, json={
+            "spider": "pages", "workers": 2, "args": {"base": base, "count": "80"},
+            "settings": {"frontier": redis_url}})
+        assert status == 201 and run["workers"] == 2
+        await service.until(run["id"], "running")
+        await asyncio.sleep(1.5)
+        await service.call("POST", f"/api/runs/{run['id']}/pause", headers=AUTH)
+        await service.until(run["id"], "paused")
+        await service.call("POST", f"/api/runs/{run['id']}/resume", headers=AUTH)
+        await service.until(run["id"], "finished", limit=90)
+        _, output = await service.call("GET", f"/api/runs/{run['id']}/items.jl")
+        urls = [orjson.loads(line)["url"] for line in output.splitlines()]
+        assert Counter(urls) == Counter(f"{base}/p/{i}" for i in range(80))
+        _, page = await service.call("GET", f"/api/runs/{run['id']}/items?limit=1000")
+        assert len(page["items"]) == 80
+    finally:
+        await service.stop()
+        await service.close()

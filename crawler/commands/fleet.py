@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
+from crawler.handlers.proctree import die_with_parent
+
 __all__ = ["run_workers", "without_workers_flag"]
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -45,7 +47,8 @@ def run_workers(argv: Sequence[str], count: int, name: str) -> int:
         # one live display per worker on one terminal would be noise: log lines instead
         [sys.executable, "-m", "crawler", *(argv if i == 1 else _without(argv, ("--status-port",))),
          "--no-progress", "--worker-id", f"{name}-{i}"],
-        start_new_session=True) for i in range(1, count + 1)]
+        start_new_session=True,
+        preexec_fn=die_with_parent) for i in range(1, count + 1)]  # not orphans: killed with us
 
     def forward(signum: int, frame: FrameType | None) -> None:
         for child in children:

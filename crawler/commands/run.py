@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         if any("{worker}" not in spec for spec in (*args.output, *args.overwrite_output)):
             raise UsageError("with --workers, each output needs {worker} in its name (one "
                              "file per worker), e.g. -o 'output/items.{worker}.jsonl'")
+        crawler.discard()  # its status port: the first worker serves the page
         return run_workers(without_workers_flag(args.argv), args.workers,
                            crawler.settings.worker_id or default_worker_id())
     return finish(asyncio.run(run_with_signals(crawler)), args)

@@ -36,19 +36,24 @@ def add(commands: Any) -> None:
                         help="a run's log rotates past this size (default 10)")
     parser.add_argument("--keep", type=int, default=1000, metavar="N",
                         help="finished runs kept, with their files (default 1000)")
+    parser.add_argument("--keep-days", type=float, metavar="DAYS",
+                        help="forget finished runs older than this, with their files")
     parser.set_defaults(command=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.max_runs < 1 or args.grace < 0 or args.log_cap < 1 or args.keep < 1:
-        raise UsageError("--max-runs, --log-cap and --keep must be >= 1, --grace >= 0")
+    if args.max_runs < 1 or args.grace < 0 or args.log_cap < 1 or args.keep < 1 or (
+            args.keep_days is not None and args.keep_days <= 0):
+        raise UsageError("--max-runs, --log-cap and --keep must be >= 1, --grace >= 0, "
+                         "--keep-days > 0")
     if not 0 <= args.port < 65536:
         raise UsageError("--port must be 0-65535")
     project = find_project().root
     options = ServiceOptions(
         project=project, data=(args.data or project / ".crawler-service").resolve(),
         host=args.host, port=args.port, token=args.token, max_runs=args.max_runs,
-        grace=args.grace, log_cap=args.log_cap << 20, keep=args.keep)
+        grace=args.grace, log_cap=args.log_cap << 20, keep=args.keep,
+        keep_days=args.keep_days)
     sock = bind(options)
     asyncio.run(serve(options, sock))
     return EXIT_OK

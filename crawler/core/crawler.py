@@ -162,6 +162,14 @@ class Crawler:
         """Whether the crawl takes new requests (not stopping or closing)."""
         return self._engine.state is CrawlState.RUNNING
 
+    def discard(self) -> None:
+        """Release what building took (a status page's bound port) when the crawler will
+        not run (it was built to check a command line)."""
+        for extension in self.extensions:
+            discard = getattr(extension, "discard", None)
+            if callable(discard):
+                discard()
+
     def stop(self, reason: str = "shutdown") -> None:
         """Stop taking new requests; let the ones being processed finish, then close."""
         self._engine.stop(reason)

@@ -270,10 +270,11 @@ def status_app(view: StatusView, *, token: str, token_for_all: bool,
 
 def guard_middleware(token: str, *, token_for_all: bool, hosts: frozenset[str] | None,
                      public: frozenset[str] = frozenset(), what: str = "the status page's",
-                     ) -> Any:
+                     public_suffixes: tuple[str, ...] = ()) -> Any:
     """The rules of every page we serve (the status page, the crawl service): a Host header
     among `hosts` (None: any; against DNS rebinding), the token for every change (POST,
-    PUT, DELETE) and, with `token_for_all`, for every path but `public`; no cross-origin
+    PUT, DELETE) and, with `token_for_all`, for every path but `public` (and those ending
+    in `public_suffixes`: a page's script and style); no cross-origin
     change; security headers (CSP, no framing) on every answer."""
 
     @web.middleware
@@ -284,7 +285,9 @@ def guard_middleware(token: str, *, token_for_all: bool, hosts: frozenset[str] |
         if hosts is not None and host not in hosts:
             return refused(403, "unknown Host header (DNS rebinding?)")
         changes = request.method not in ("GET", "HEAD", "OPTIONS")
-        if (token_for_all and request.path not in public) or changes:
+        open_path = request.path in public or (
+            public_suffixes and request.path.endswith(public_suffixes))
+        if (token_for_all and not open_path) or changes:
             if not _token_ok(request, token):
                 return refused(401, f"{what} token is needed (X-Crawler-Token, "
                                      "Authorization: Bearer, or ?token=)")
@@ -372,6 +375,11 @@ class StatusPage:
         crawler.signals.connect(Signal.SPIDER_CLOSED, page.spider_closed)
         crawler.signals.connect(Signal.REQUEST_FAILED, page.view.failed)
         return page
+
+    def discard(self) -> None:
+        """Give the port back: the crawl that bound it will not run (`run --workers`
+        checks its crawl in the parent, then a worker serves the page)."""
+        self._finalizer()
 
     async def spider_opened(self) -> None:
         c = self.crawler

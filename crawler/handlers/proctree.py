@@ -1,13 +1,17 @@
 """This machine's process tree as /proc shows it (Linux): a process's descendants and the
 memory they hold. The browser handler reads its Chromium's memory with it; the tests and
-the benchmark find and measure the processes a crawl started. Blocking: call it from a
-thread in a coroutine."""
+the benchmark find and measure the processes a crawl started; the crawl service and
+`run --workers` tie their children's lives to theirs (`die_with_parent`). Blocking: call
+it from a thread in a coroutine."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
+import signal
 
-__all__ = ["alive", "descendants", "pss", "roots", "tree_memory"]
+__all__ = ["alive", "descendants", "die_with_parent", "pss", "roots", "tree_memory"]
 
 
 def _children() -> dict[int, list[int]]:
@@ -74,3 +78,11 @@ def roots(name: str, root: int | None = None) -> set[int]:
 def tree_memory(root: int) -> int:
     """Bytes `root` and every process below it hold (their PSS)."""
     return pss(root) + sum(pss(pid) for pid in descendants(root))
+
+
+def die_with_parent() -> None:
+    """In a child between fork and exec (a `preexec_fn`; Linux): SIGKILL when its parent
+    dies, even by SIGKILL, so that nothing it started goes on unwatched."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG

@@ -59,6 +59,7 @@ _SPIDERS_TTL = 5.0  # seconds a listing of the project's spiders is reused
 _PAGE = 100  # runs or items per page, unless asked
 _TAIL = 64 << 10  # bytes of a log's end, unless asked
 _MAX_STREAMS = 32  # logs followed at once
+_MAX_WORKERS = 64  # processes of one fleet run
 _PUBLIC = frozenset({"/", "/service.js", "/service.css"})  # the page: its data needs the token
 _STATIC = {"/": ("service.html", "text/html"), "/service.js": ("service.js", "text/javascript"),
            "/service.css": ("service.css", "text/css")}
@@ -172,7 +173,8 @@ def service_app(runner: Runner, spiders: Spiders, scheduler: Scheduler, *, token
     """The service's aiohttp application."""
     app = web.Application(middlewares=[guard_middleware(
         token, token_for_all=token_for_all, hosts=hosts, what="the service's",
-        public=_PUBLIC)], client_max_size=1 << 20)
+        public=_PUBLIC, public_suffixes=("/status/status.js", "/status/status.css"))],
+        client_max_size=1 << 20)
     app[RUNNER] = runner
     app[SPIDERS] = spiders
     app[SCHEDULER] = scheduler
@@ -231,10 +233,17 @@ async def list_spiders(request: web.Request) -> web.Response:
 async def start_run(request: web.Request) -> web.Response:
     data = await _body(request)
     spider, args, settings = data.get("spider"), data.get("args", {}), data.get("settings", {})
-    priority = data.get("priority", 0)
+    priority, workers = data.get("priority", 0), data.get("workers", 1)
     problem = _check(spider, args, settings)
     if problem is None and (not isinstance(priority, int) or isinstance(priority, bool)):
         problem = "priority: a whole number is needed"
+    if problem is None and (not isinstance(workers, int) or isinstance(workers, bool)
+                            or not 1 <= workers <= _MAX_WORKERS):
+        problem = f"workers: a number of processes, 1 to {_MAX_WORKERS}"
+    if problem is None and workers > 1 and not str(settings.get("frontier", "")).startswith(
+            ("redis://", "rediss://", "unix://")):
+        problem = ("workers: a fleet run needs a shared frontier: settings.frontier = "
+                   "redis://HOST:PORT/DB")
     if problem is not None:
         return _error(problem, 400)
     assert isinstance(spider, str)
@@ -242,7 +251,8 @@ async def start_run(request: web.Request) -> web.Response:
         return _error(f"no spider {spider!r} in the project", 404)
     run = await request.app[RUNNER].submit(
         spider, args={k: str(v) for k, v in args.items()},
-        settings={k: str(v) for k, v in settings.items()}, priority=priority)
+        settings={k: str(v) for k, v in settings.items()}, priority=priority,
+        workers=workers)
     return _json(run.public(), 201)
 
 
@@ -371,17 +381,32 @@ async def status_page(request: web.Request) -> web.StreamResponse:
 async def run_items(request: web.Request) -> web.Response:
     run = await _run_of(request)
     limit, offset = _int(request, "limit", _PAGE, 1, 1000), _int(request, "offset", 0)
-    items = await asyncio.to_thread(_lines, request.app[RUNNER].paths(run.id)["items"],
-                                    offset, limit)
+    runner = request.app[RUNNER]
+    files = await asyncio.to_thread(runner.outputs, run.id)
+    items = await asyncio.to_thread(_lines, files, offset, limit)
     return _json({"items": items, "offset": offset, "limit": limit})
 
 
 async def run_output(request: web.Request) -> web.StreamResponse:
     run = await _run_of(request)
-    path = request.app[RUNNER].paths(run.id)["items"]
-    if not await asyncio.to_thread(path.exists):
-        return web.Response(body=b"", content_type="application/x-ndjson")
-    return web.FileResponse(path, headers={"Content-Type": "application/x-ndjson"})
+    files = await asyncio.to_thread(request.app[RUNNER].outputs, run.id)
+    if len(files) == 1:
+        return web.FileResponse(files[0], headers={"Content-Type": "application/x-ndjson"})
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson",
+                                           **SECURITY_HEADERS})
+    await response.prepare(request)
+    for path in files:  # a fleet's: one file per worker, one after the other
+        with contextlib.suppress(OSError):
+            async for chunk in _chunks(path):
+                await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def _chunks(path: Path) -> Any:
+    with await asyncio.to_thread(path.open, "rb") as file:
+        while chunk := await asyncio.to_thread(file.read, 1 << 16):
+            yield chunk
 
 
 async def status(request: web.Request) -> web.Response:
@@ -604,21 +629,24 @@ def _tail(path: Path, size: int) -> str:
         return ""
 
 
-def _lines(path: Path, offset: int, limit: int) -> list[Any]:
+def _lines(paths: list[Path], offset: int, limit: int) -> list[Any]:
+    """Items `offset` to `offset + limit` of the outputs, read in order."""
     items: list[Any] = []
-    try:
-        with path.open("rb") as file:
-            for n, line in enumerate(file):
-                if n < offset:
-                    continue
-                if len(items) >= limit:
-                    break
-                try:
-                    items.append(orjson.loads(line))
-                except orjson.JSONDecodeError:
-                    break  # a line being written
-    except OSError:
-        pass
+    n = 0
+    for path in paths:
+        try:
+            with path.open("rb") as file:
+                for line in file:
+                    if len(items) >= limit:
+                        return items
+                    if n >= offset:
+                        try:
+                            items.append(orjson.loads(line))
+                        except orjson.JSONDecodeError:
+                            break  # a line being written
+                    n += 1
+        except OSError:
+            continue
     return items
 
 

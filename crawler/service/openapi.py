@@ -26,6 +26,7 @@ _RUN = {"type": "object", "required": ["id", "spider", "state"], "properties": {
     "exit_code": {"type": ["integer", "null"]},
     "finish_reason": {"type": ["string", "null"]}, "stats": {"type": "object"},
     "attempts": {"type": "integer"}, "schedule": {"type": ["string", "null"]},
+    "workers": {"type": "integer"},
     "live": {"type": ["object", "null"]}}}
 _SCHEDULE_IN = {"type": "object", "properties": {
     "spider": {"type": "string"}, "cron": {"type": "string"},
@@ -74,7 +75,8 @@ def document() -> dict[str, Any]:
                         {"201": run, "400": _ERROR, "404": _ERROR, **refused}, changes=True,
                         body={"type": "object", "required": ["spider"], "properties": {
                             "spider": {"type": "string"}, "args": _STRINGS,
-                            "settings": _STRINGS, "priority": {"type": "integer"}}})},
+                            "settings": _STRINGS, "priority": {"type": "integer"},
+                            "workers": {"type": "integer", "minimum": 1, "maximum": 64}}})},
         "/api/runs/{id}": {"get": _op("one run, with its live numbers while it runs",
                                       {"200": run, **missing}, parameters=[_ID])},
         **{f"/api/runs/{{id}}/{name}": {"post": _op(summary, action, changes=True,

@@ -11,14 +11,14 @@ log file, an output and a stats file of its own under `DATA/runs/<id>/`.
   nothing it started runs on unwatched, and the next start queues again each run that was
   running; it resumes from its job directory.
 - Logs are capped: past `log_cap` bytes a run's log moves to `log.1` (the one before is
-  dropped) and starts again.
+  dropped) and starts again. Finished runs past the newest `keep`, or older than
+  `keep_days`, are forgotten with their files.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import secrets
@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from crawler.handlers.proctree import die_with_parent
 from crawler.service.store import (
     ACTIVE,
     CANCELLED,
@@ -53,7 +54,6 @@ __all__ = ["RunError", "Runner"]
 
 logger = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 _WATCH = 0.5  # seconds between looks at the running processes (logs, status)
 
 
@@ -64,12 +64,6 @@ class RunError(Exception):
     def __init__(self, message: str, status: int = 409) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _die_with_parent() -> None:  # in the child, between fork and exec
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _free_port() -> int:
@@ -84,7 +78,7 @@ class Runner:
 
     def __init__(self, store: RunStore, *, project: Path, data: Path, max_runs: int = 4,
                  grace: float = 30.0, log_cap: int = 10 << 20, keep: int = 1000,
-                 python: str = sys.executable) -> None:
+                 keep_days: float | None = None, python: str = sys.executable) -> None:
         self.store = store
         self.project = project
         self.data = data
@@ -92,6 +86,7 @@ class Runner:
         self.grace = grace
         self.log_cap = log_cap
         self.keep = keep  # finished runs kept (the oldest are forgotten, their files too)
+        self.keep_days = keep_days  # ... and for at most this long
         self.python = python
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._waits: dict[str, asyncio.Task[None]] = {}
@@ -99,6 +94,7 @@ class Runner:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._next_forget = 0.0  # (monotonic) when the history is trimmed next
         self.changed: Callable[[Run], None] = lambda run: None  # the service's listeners
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -138,9 +134,11 @@ class Runner:
 
     async def submit(self, spider: str, *, args: Mapping[str, str] | None = None,
                      settings: Mapping[str, str] | None = None, priority: int = 0,
-                     schedule: str | None = None, run_id: str | None = None) -> Run:
+                     schedule: str | None = None, run_id: str | None = None,
+                     workers: int = 1) -> Run:
         run = Run(id=run_id or uuid.uuid4().hex, spider=spider, args=dict(args or {}),
-                  settings=dict(settings or {}), priority=priority, schedule=schedule)
+                  settings=dict(settings or {}), priority=priority, schedule=schedule,
+                  workers=workers)
         await self.store.save(run)
         self._changed(run)
         self._wake.set()
@@ -188,6 +186,11 @@ class Runner:
         await self._save(run)
         return run
 
+    def outputs(self, run_id: str) -> list[Path]:
+        """A run's output files: one, or a fleet's one per worker (blocking: a listing)."""
+        base = self.data / "runs" / run_id
+        return sorted(base.glob("items*.jsonl"))
+
     def paths(self, run_id: str) -> dict[str, Path]:
         """Where a run's files are."""
         base = self.data / "runs" / run_id
@@ -217,17 +220,27 @@ class Runner:
                         run.state, run.finished = FAILED, time.time()
                         run.finish_reason = f"could not start: {type(exc).__name__}: {exc}"
                         await self._save(run)
-            for old in await self.store.forget(self.keep):  # with their files
-                await asyncio.to_thread(shutil.rmtree, self.paths(old.id)["dir"], True)
+            if time.monotonic() >= self._next_forget:  # history past its bounds, a minute
+                self._next_forget = time.monotonic() + 60.0
+                before = time.time() - self.keep_days * 86400 if self.keep_days else None
+                for old in await self.store.forget(self.keep, before):  # with their files
+                    await asyncio.to_thread(shutil.rmtree, self.paths(old.id)["dir"], True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), _WATCH)
             await self._rotate_logs()
 
     def _command(self, run: Run, port: int, token: str) -> list[str]:
         paths = self.paths(run.id)
-        cmd = [self.python, "-m", "crawler", "run", run.spider, "--job-dir",
-               str(paths["job"]), "-o", str(paths["items"]), "--stats", str(paths["stats"]),
-               "--no-progress", "-s", f"status_port={port}", "-s", f"status_token={token}"]
+        cmd = [self.python, "-m", "crawler", "run", run.spider, "--no-progress",
+               # = joined: a token may start with "-", which would read as an option
+               f"--status-port={port}", f"--status-token={token}"]
+        if run.workers > 1:  # a fleet on the run's Redis frontier, its crawl named by the
+            # run (a resume joins it again); each worker writes its own file
+            cmd += ["--workers", str(run.workers), "--job", run.id,
+                    "-o", str(paths["dir"] / "items.{worker}.jsonl")]
+        else:
+            cmd += ["--job-dir", str(paths["job"]), "-o", str(paths["items"]),
+                    "--stats", str(paths["stats"])]
         for name, value in run.args.items():
             cmd += ["-a", f"{name}={value}"]
         for name, value in run.settings.items():
@@ -243,7 +256,7 @@ class Runner:
                 *self._command(run, port, token), cwd=self.project,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True,  # the service's terminal signals reach it through us
-                preexec_fn=_die_with_parent)
+                preexec_fn=die_with_parent)
         finally:
             os.close(log)
         self._procs[run.id] = proc

@@ -39,6 +39,7 @@ class ServiceOptions:
     grace: float = 30.0  # seconds a cancelled or stopped run has before it is killed
     log_cap: int = 10 << 20  # bytes of a run's log before it rotates
     keep: int = 1000  # finished runs kept
+    keep_days: float | None = None  # ... for at most this many days
 
 
 def bind(options: ServiceOptions) -> socket.socket:
@@ -61,7 +62,8 @@ async def serve(options: ServiceOptions, sock: socket.socket) -> None:
     await store.open()
     runner = Runner(store, project=options.project, data=options.data,
                     max_runs=options.max_runs, grace=options.grace,
-                    log_cap=options.log_cap, keep=options.keep)
+                    log_cap=options.log_cap, keep=options.keep,
+                    keep_days=options.keep_days)
     scheduler = Scheduler(runner)
     local = loopback(options.host)
     hosts = frozenset({"127.0.0.1", "localhost", "::1", options.host.lower()}) \

@@ -57,6 +57,7 @@ class Run:
     stats: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0  # processes started for it (a resume or a restart starts another)
     schedule: str | None = None  # the schedule that made it
+    workers: int = 1  # processes on a shared (Redis) frontier: a fleet run
     seq: int = 0  # arrival order, for first in first out among equal priorities
 
     def public(self) -> dict[str, Any]:
@@ -180,9 +181,13 @@ class RunStore:
             self._db.execute, "DELETE FROM schedules WHERE id = ?", (schedule_id,))
         return bool(cursor.rowcount)
 
-    async def forget(self, keep: int) -> list[Run]:
-        """Drop the oldest finished runs past the newest `keep` of them; the dropped."""
+    async def forget(self, keep: int, before: float | None = None) -> list[Run]:
+        """Drop the oldest finished runs past the newest `keep` of them, and those that
+        finished before `before` (epoch seconds); the dropped."""
         old = await self.runs(states=sorted(FINAL), limit=1 << 30, offset=keep)
+        if before is not None:
+            done = await self.runs(states=sorted(FINAL), limit=1 << 30)
+            old += [r for r in done[:keep] if (r.finished or r.created) < before]
         if old:
             await self._thread.run(self._delete, [r.id for r in old])
         return old
