@@ -95,6 +95,9 @@ class Runner:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._next_forget = 0.0  # (monotonic) when the history is trimmed next
+        # one change of a run's state at a time: a pause read-modify-write and the end of
+        # its process never interleave (a run left "pausing" with no process)
+        self._lock = asyncio.Lock()
         self.changed: Callable[[Run], None] = lambda run: None  # the service's listeners
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -151,6 +154,10 @@ class Runner:
         return run
 
     async def pause(self, run_id: str) -> Run:
+        async with self._lock:
+            return await self._pause(run_id)
+
+    async def _pause(self, run_id: str) -> Run:
         run = await self.get(run_id)
         if run.state == QUEUED:
             run.state = PAUSED
@@ -164,6 +171,10 @@ class Runner:
         return run
 
     async def resume(self, run_id: str) -> Run:
+        async with self._lock:
+            return await self._resume(run_id)
+
+    async def _resume(self, run_id: str) -> Run:
         run = await self.get(run_id)
         if run.state != PAUSED:
             raise RunError(f"run {run_id} is {run.state}: only a paused run resumes")
@@ -173,6 +184,10 @@ class Runner:
         return run
 
     async def cancel(self, run_id: str) -> Run:
+        async with self._lock:
+            return await self._cancel(run_id)
+
+    async def _cancel(self, run_id: str) -> Run:
         run = await self.get(run_id)
         if run.state in (QUEUED, PAUSED):
             run.state = CANCELLED
@@ -214,7 +229,10 @@ class Runner:
                 for run in await self.store.runs(states=[QUEUED], limit=room,
                                                  oldest_first=True):
                     try:
-                        await self._launch(run)
+                        async with self._lock:
+                            current = await self.store.get(run.id)  # still queued?
+                            if current is not None and current.state == QUEUED:
+                                await self._launch(current)
                     except Exception as exc:  # the run fails; the queue goes on
                         logger.exception("run %s (%s) could not start", run.id, run.spider)
                         run.state, run.finished = FAILED, time.time()
@@ -276,6 +294,11 @@ class Runner:
             self._procs.pop(run_id, None)
             self._status.pop(run_id, None)
             self._waits.pop(run_id, None)
+        async with self._lock:
+            await self._ended(run_id, code)
+        self._wake.set()
+
+    async def _ended(self, run_id: str, code: int) -> None:
         run = await self.store.get(run_id)
         if run is None:
             return
@@ -294,7 +317,6 @@ class Runner:
             run.finished = time.time()
         await self._save(run)
         logger.info("run %s (%s) ended: exit %s, %s", run_id, run.spider, code, run.state)
-        self._wake.set()
 
     def _signal(self, run_id: str, sig: int) -> None:
         proc = self._procs.get(run_id)
