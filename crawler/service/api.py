@@ -158,14 +158,15 @@ def _int(request: web.Request, name: str, default: int, low: int = 0,
     return min(max(value, low), high)
 
 
-def _errors(handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-            ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except RunError as exc:
-            return _error(str(exc), exc.status)
-    return wrapped
+@web.middleware
+async def _errors(request: web.Request,
+                  handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                  ) -> web.StreamResponse:
+    """A RunError (an unknown run, a state it cannot leave) as its JSON answer."""
+    try:
+        return await handler(request)
+    except RunError as exc:
+        return _error(str(exc), exc.status)
 
 
 def service_app(runner: Runner, spiders: Spiders, scheduler: Scheduler, *, token: str,
@@ -173,8 +174,8 @@ def service_app(runner: Runner, spiders: Spiders, scheduler: Scheduler, *, token
     """The service's aiohttp application."""
     app = web.Application(middlewares=[guard_middleware(
         token, token_for_all=token_for_all, hosts=hosts, what="the service's",
-        public=_PUBLIC, public_suffixes=("/status/status.js", "/status/status.css"))],
-        client_max_size=1 << 20)
+        public=_PUBLIC, public_suffixes=("/status/status.js", "/status/status.css")),
+        _errors], client_max_size=1 << 20)
     app[RUNNER] = runner
     app[SPIDERS] = spiders
     app[SCHEDULER] = scheduler
@@ -189,34 +190,34 @@ def service_app(runner: Runner, spiders: Spiders, scheduler: Scheduler, *, token
     r = app.router
     for name in _PUBLIC:
         r.add_get(name, _static(name))
-    r.add_get("/api/spiders", _errors(list_spiders))
-    r.add_post("/api/runs", _errors(start_run))
-    r.add_get("/api/runs", _errors(list_runs))
-    r.add_get("/api/runs/{id}", _errors(get_run))
+    r.add_get("/api/spiders", list_spiders)
+    r.add_post("/api/runs", start_run)
+    r.add_get("/api/runs", list_runs)
+    r.add_get("/api/runs/{id}", get_run)
     for action in ("pause", "resume", "cancel"):
-        r.add_post(f"/api/runs/{{id}}/{action}", _errors(_action(action)))
-    r.add_get("/api/runs/{id}/log", _errors(run_log))
-    r.add_get("/api/runs/{id}/log/stream", _errors(follow_log))
-    r.add_route("*", "/runs/{id}/status/{tail:.*}", _errors(status_page))
-    r.add_get("/api/runs/{id}/items", _errors(run_items))
-    r.add_get("/api/runs/{id}/items.jl", _errors(run_output))
-    r.add_get("/api/schedules", _errors(list_schedules))
-    r.add_post("/api/schedules", _errors(create_schedule))
-    r.add_get("/api/schedules/{id}", _errors(get_schedule))
-    r.add_put("/api/schedules/{id}", _errors(update_schedule))
-    r.add_delete("/api/schedules/{id}", _errors(delete_schedule))
-    r.add_post("/api/schedules/{id}/run", _errors(run_schedule))
-    r.add_get("/api/status", _errors(status))
+        r.add_post(f"/api/runs/{{id}}/{action}", _action(action))
+    r.add_get("/api/runs/{id}/log", run_log)
+    r.add_get("/api/runs/{id}/log/stream", follow_log)
+    r.add_route("*", "/runs/{id}/status/{tail:.*}", status_page)
+    r.add_get("/api/runs/{id}/items", run_items)
+    r.add_get("/api/runs/{id}/items.jl", run_output)
+    r.add_get("/api/schedules", list_schedules)
+    r.add_post("/api/schedules", create_schedule)
+    r.add_get("/api/schedules/{id}", get_schedule)
+    r.add_put("/api/schedules/{id}", update_schedule)
+    r.add_delete("/api/schedules/{id}", delete_schedule)
+    r.add_post("/api/schedules/{id}/run", run_schedule)
+    r.add_get("/api/status", status)
     r.add_get("/openapi.json", openapi)
-    r.add_get("/metrics", _errors(metrics))
+    r.add_get("/metrics", metrics)
     # Scrapyd's
-    r.add_post("/schedule.json", _errors(scrapyd_schedule))
-    r.add_post("/cancel.json", _errors(scrapyd_cancel))
-    r.add_get("/listjobs.json", _errors(scrapyd_listjobs))
-    r.add_get("/listspiders.json", _errors(scrapyd_listspiders))
-    r.add_get("/daemonstatus.json", _errors(scrapyd_status))
-    r.add_get("/items/{project}/{spider}/{job}.jl", _errors(run_output))
-    r.add_get("/logs/{project}/{spider}/{job}.log", _errors(run_log))
+    r.add_post("/schedule.json", scrapyd_schedule)
+    r.add_post("/cancel.json", scrapyd_cancel)
+    r.add_get("/listjobs.json", scrapyd_listjobs)
+    r.add_get("/listspiders.json", scrapyd_listspiders)
+    r.add_get("/daemonstatus.json", scrapyd_status)
+    r.add_get("/items/{project}/{spider}/{job}.jl", run_output)
+    r.add_get("/logs/{project}/{spider}/{job}.log", run_log)
     return app
 
 
@@ -262,42 +263,33 @@ async def list_runs(request: web.Request) -> web.Response:
     runner = request.app[RUNNER]
     runs = await runner.store.runs(
         states=states, spider=request.query.get("spider"), limit=limit, offset=offset)
-    lives = await asyncio.gather(*(_live(runner, r) for r in runs))
+    lives = await asyncio.gather(*(_live(request, r) for r in runs))
     return _json({"runs": [{**r.public(), "live": live} for r, live in zip(runs, lives,
                                                                            strict=True)],
                   "limit": limit, "offset": offset})
 
 
 async def get_run(request: web.Request) -> web.Response:
-    runner = request.app[RUNNER]
-    run = await runner.get(request.match_info["id"])
-    return _json({**run.public(), "live": await _live(runner, run)})
+    run = await request.app[RUNNER].get(request.match_info["id"])
+    return _json({**run.public(), "live": await _live(request, run)})
 
 
-async def _live(runner: Runner, run: Run) -> dict[str, Any] | None:
+async def _live(request: web.Request, run: Run) -> dict[str, Any] | None:
     """A running run's numbers from its own status page, or None."""
-    page = runner.status_page(run.id)
+    page = request.app[RUNNER].status_page(run.id)
     if page is None:
         return None
     port, token = page
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port), 2.0)
-    except (OSError, TimeoutError):
+        async with request.app[CLIENT].get(
+                f"http://127.0.0.1:{port}/api/stats", headers={"X-Crawler-Token": token},
+                timeout=aiohttp.ClientTimeout(total=2.0)) as response:
+            data = orjson.loads(await response.read())
+    except (aiohttp.ClientError, TimeoutError, ValueError):
         return None
-    try:
-        writer.write(f"GET /api/stats HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Crawler-Token: {token}"
-                     "\r\nConnection: close\r\n\r\n".encode())
-        raw = await asyncio.wait_for(reader.read(1 << 20), 2.0)
-        body = raw.partition(b"\r\n\r\n")[2]
-        data = orjson.loads(body)
-        keys = ("pages", "items", "failed", "retries", "pages_per_second", "queued",
-                "in_flight", "elapsed", "state")
-        return {k: data.get(k) for k in keys}
-    except (OSError, TimeoutError, ValueError):
-        return None
-    finally:
-        writer.close()
+    keys = ("pages", "items", "failed", "retries", "pages_per_second", "queued",
+            "in_flight", "elapsed", "state")
+    return {k: data.get(k) for k in keys}
 
 
 def _action(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:

@@ -28,7 +28,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,6 @@ class Runner:
         # one change of a run's state at a time: a pause read-modify-write and the end of
         # its process never interleave (a run left "pausing" with no process)
         self._lock = asyncio.Lock()
-        self.changed: Callable[[Run], None] = lambda run: None  # the service's listeners
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -143,7 +142,6 @@ class Runner:
                   settings=dict(settings or {}), priority=priority, schedule=schedule,
                   workers=workers)
         await self.store.save(run)
-        self._changed(run)
         self._wake.set()
         return run
 
@@ -155,56 +153,46 @@ class Runner:
 
     async def pause(self, run_id: str) -> Run:
         async with self._lock:
-            return await self._pause(run_id)
-
-    async def _pause(self, run_id: str) -> Run:
-        run = await self.get(run_id)
-        if run.state == QUEUED:
-            run.state = PAUSED
-        elif run.state == RUNNING:
-            run.state = PAUSING
-            self._signal(run.id, signal.SIGINT)
-        elif run.state not in (PAUSED, PAUSING):
-            raise RunError(f"run {run_id} is {run.state}: only a queued or running run "
-                           "pauses")
-        await self._save(run)
-        return run
+            run = await self.get(run_id)
+            if run.state == QUEUED:
+                run.state = PAUSED
+            elif run.state == RUNNING:
+                run.state = PAUSING
+                self._signal(run.id, signal.SIGINT)
+            elif run.state not in (PAUSED, PAUSING):
+                raise RunError(f"run {run_id} is {run.state}: only a queued or running run "
+                               "pauses")
+            await self.store.save(run)
+            return run
 
     async def resume(self, run_id: str) -> Run:
         async with self._lock:
-            return await self._resume(run_id)
-
-    async def _resume(self, run_id: str) -> Run:
-        run = await self.get(run_id)
-        if run.state != PAUSED:
-            raise RunError(f"run {run_id} is {run.state}: only a paused run resumes")
-        run.state = QUEUED
-        await self._save(run)
-        self._wake.set()
-        return run
+            run = await self.get(run_id)
+            if run.state != PAUSED:
+                raise RunError(f"run {run_id} is {run.state}: only a paused run resumes")
+            run.state = QUEUED
+            await self.store.save(run)
+            self._wake.set()
+            return run
 
     async def cancel(self, run_id: str) -> Run:
         async with self._lock:
-            return await self._cancel(run_id)
-
-    async def _cancel(self, run_id: str) -> Run:
-        run = await self.get(run_id)
-        if run.state in (QUEUED, PAUSED):
-            run.state = CANCELLED
-            run.finished = time.time()
-        elif run.state in (RUNNING, PAUSING):
-            run.state = CANCELLING
-            self._signal(run.id, signal.SIGINT)
-            asyncio.get_running_loop().call_later(self.grace, self._kill, run.id)
-        elif run.state != CANCELLING:
-            raise RunError(f"run {run_id} is {run.state}: it cannot be cancelled")
-        await self._save(run)
-        return run
+            run = await self.get(run_id)
+            if run.state in (QUEUED, PAUSED):
+                run.state = CANCELLED
+                run.finished = time.time()
+            elif run.state in (RUNNING, PAUSING):
+                run.state = CANCELLING
+                self._signal(run.id, signal.SIGINT)
+                asyncio.get_running_loop().call_later(self.grace, self._kill, run.id)
+            elif run.state != CANCELLING:
+                raise RunError(f"run {run_id} is {run.state}: it cannot be cancelled")
+            await self.store.save(run)
+            return run
 
     def outputs(self, run_id: str) -> list[Path]:
         """A run's output files: one, or a fleet's one per worker (blocking: a listing)."""
-        base = self.data / "runs" / run_id
-        return sorted(base.glob("items*.jsonl"))
+        return sorted(self.paths(run_id)["dir"].glob("items*.jsonl"))
 
     def paths(self, run_id: str) -> dict[str, Path]:
         """Where a run's files are."""
@@ -237,7 +225,7 @@ class Runner:
                         logger.exception("run %s (%s) could not start", run.id, run.spider)
                         run.state, run.finished = FAILED, time.time()
                         run.finish_reason = f"could not start: {type(exc).__name__}: {exc}"
-                        await self._save(run)
+                        await self.store.save(run)
             if time.monotonic() >= self._next_forget:  # history past its bounds, a minute
                 self._next_forget = time.monotonic() + 60.0
                 before = time.time() - self.keep_days * 86400 if self.keep_days else None
@@ -282,7 +270,7 @@ class Runner:
         run.state, run.pid, run.attempts = RUNNING, proc.pid, run.attempts + 1
         run.exit_code = run.finish_reason = None  # the last attempt's, until this one ends
         run.started = run.started or time.time()
-        await self._save(run)
+        await self.store.save(run)
         logger.info("run %s (%s) started: pid %d", run.id, run.spider, proc.pid)
         self._waits[run.id] = asyncio.create_task(self._wait(run.id, proc),
                                                   name=f"run {run.id}")
@@ -315,7 +303,7 @@ class Runner:
             run.state = FINISHED if code == 0 else FAILED
         if run.state in FINAL:
             run.finished = time.time()
-        await self._save(run)
+        await self.store.save(run)
         logger.info("run %s (%s) ended: exit %s, %s", run_id, run.spider, code, run.state)
 
     def _signal(self, run_id: str, sig: int) -> None:
@@ -336,15 +324,6 @@ class Runner:
             with contextlib.suppress(OSError):
                 if (await asyncio.to_thread(os.path.getsize, log)) > self.log_cap:
                     await asyncio.to_thread(_rotate, log)
-
-    async def _save(self, run: Run) -> None:
-        await self.store.save(run)
-        self._changed(run)
-
-    def _changed(self, run: Run) -> None:
-        with contextlib.suppress(Exception):
-            self.changed(run)
-
 
 def _open_log(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)

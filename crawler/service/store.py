@@ -33,7 +33,6 @@ CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, data
                                  state TEXT NOT NULL, spider TEXT NOT NULL,
                                  priority INTEGER NOT NULL, created REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS runs_by_state ON runs (state, priority DESC, seq);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS schedules (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
