@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from crawler.core.state import CrawlerProtocol
 
 __all__ = ["Downloader", "HttpDownloader", "default_headers", "proxy_url", "request_headers",
-           "sent_header"]
+           "sent_header", "tls_failure"]
 
 logger = logging.getLogger(__name__)
 _TLS_WARNINGS = 1000  # origins named in a TLS warning; later ones only counted
@@ -210,15 +210,8 @@ class HttpDownloader:
             await guard.check_target(host, url.port or 0)
 
     def _tls_failure(self, request: Request, exc: Exception) -> DownloadError:
-        """A certificate or handshake failure: not retried, and said once per host at
-        WARNING, since only a setting changes the outcome."""
         reason = getattr(exc, "certificate_error", None) or exc
-        origin = request.host  # scheme://host:port
-        if origin not in self._tls_warned and len(self._tls_warned) < _TLS_WARNINGS:
-            self._tls_warned.add(origin)
-            logger.warning("TLS failure at %s: %s (trust its CA with -s tls_ca_bundle=FILE, "
-                           "or skip verification with -s tls_verify=false)", origin, reason)
-        return DownloadError(Kind.TLS, f"TLS failure: {reason}", request)
+        return tls_failure(request, reason, self._tls_warned, logger)
 
     def _request_headers(self, request: Request) -> CIMultiDict[str]:
         return request_headers(request, self._headers, self._referer_policy)
@@ -298,6 +291,19 @@ def _proxy(value: object, request: Request) -> tuple[URL | None, dict[str, str] 
         return url, None
     auth = aiohttp.encode_basic_auth(url.user, url.password or "")
     return url.with_user(None), {"Proxy-Authorization": auth}
+
+
+def tls_failure(request: Request, reason: object, warned: set[str],
+                log: logging.Logger) -> DownloadError:
+    """A certificate or handshake failure: not retried, and said once per host at WARNING
+    (on `log`; `warned` holds the origins said, up to _TLS_WARNINGS), since only a setting
+    changes the outcome."""
+    origin = request.host  # scheme://host:port
+    if origin not in warned and len(warned) < _TLS_WARNINGS:
+        warned.add(origin)
+        log.warning("TLS failure at %s: %s (trust its CA with -s tls_ca_bundle=FILE, "
+                    "or skip verification with -s tls_verify=false)", origin, reason)
+    return DownloadError(Kind.TLS, f"TLS failure: {reason}", request)
 
 
 async def _read_limited(resp: aiohttp.ClientResponse, limit: int, inflater: Inflater | None,
