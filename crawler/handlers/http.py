@@ -29,6 +29,7 @@ from crawler.handlers.netguard import ForbiddenAddress, GuardedResolver, forbidd
 from crawler.http import Request, Response
 from crawler.http.compression import ACCEPT_ENCODING, DecodingError, Inflater
 from crawler.http.referer import referer_header
+from crawler.http.urls import proxy_address
 from crawler.settings import Settings
 
 if TYPE_CHECKING:
@@ -272,13 +273,10 @@ def sent_header(request: Request, name: str, defaults: CIMultiDict[str]) -> str 
 def proxy_url(value: object, request: Request | None = None) -> URL:
     """`meta["proxy"]` as a URL: http:// or https:// with a host, else DownloadError
     (`invalid_request`), which does not repeat the value: it may hold a password."""
-    try:
-        url = URL(str(value))
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("not an http(s) URL with a host")
-    except ValueError as exc:
-        raise DownloadError(Kind.INVALID_REQUEST, f"bad meta['proxy']: {exc}", request) \
-            from None
+    url = proxy_address(str(value))
+    if url is None:
+        raise DownloadError(Kind.INVALID_REQUEST, "bad meta['proxy']: not an http(s) URL "
+                            "with a host", request)
     return url
 
 

@@ -17,7 +17,8 @@ from crawler.exceptions import Kind
 if TYPE_CHECKING:
     from crawler.http import Request
 
-__all__ = ["AllowedDomains", "canonical_url", "fingerprint", "host_key", "parse_url"]
+__all__ = ["AllowedDomains", "canonical_url", "fingerprint", "host_key", "parse_url",
+           "proxy_address"]
 
 FETCHABLE_SCHEMES = frozenset({"http", "https"})
 MAX_URL_LENGTH = 65_536  # beyond any setting of max_url_length: not even parsed
@@ -41,6 +42,16 @@ def parse_url(url: str | URL, schemes: frozenset[str] = FETCHABLE_SCHEMES) -> UR
     if not host or len(parsed.raw_path_qs) > MAX_URL_LENGTH:
         return Kind.INVALID_URL
     return parsed
+
+
+def proxy_address(text: str) -> URL | None:
+    """`text` as a proxy's URL (http:// or https:// with a host), or None: the one rule of
+    the `proxies` setting, a proxies file and `meta["proxy"]`."""
+    try:
+        url = URL(text)
+    except ValueError:
+        return None
+    return url if url.scheme in ("http", "https") and url.host else None
 
 
 def canonical_url(url: URL) -> str:

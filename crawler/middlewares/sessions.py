@@ -37,6 +37,7 @@ from yarl import URL
 
 from crawler.exceptions import Kind, NotConfigured, RequestFailed, StartupError
 from crawler.http import Request, Response
+from crawler.http.urls import proxy_address
 from crawler.middlewares import Retry
 from crawler.middlewares.cookies import cookie_header, set_cookies
 
@@ -78,11 +79,7 @@ def read_proxies(listed: Sequence[str], path: str | None) -> list[str]:
             line = line.split("#", 1)[0].strip()
             if not line:
                 continue
-            try:
-                url = URL(line)
-            except ValueError:
-                url = URL()
-            if url.scheme not in ("http", "https") or not url.host:
+            if proxy_address(line) is None:
                 raise StartupError(f"proxies_file {path}, line {n}: not an http:// or "
                                    "https:// proxy URL")
             urls.append(line)

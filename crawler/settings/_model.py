@@ -58,13 +58,9 @@ def _resolve_entries(entries: tuple[str, ...]) -> bool:
 
 
 def _proxy_urls(entries: tuple[str, ...]) -> bool:
-    from yarl import URL
+    from crawler.http.urls import proxy_address
 
-    try:
-        urls = [URL(entry.strip()) for entry in entries]
-    except ValueError:
-        return False
-    return all(url.scheme in ("http", "https") and url.host for url in urls)
+    return all(proxy_address(entry.strip()) is not None for entry in entries)
 
 
 def _impersonation(name: str) -> bool:
