@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from xml.etree import ElementTree
 
 import pytest
 
@@ -63,6 +64,44 @@ async def test_json_append_refuses_what_is_not_an_array(tmp_path, content):
     assert path.read_text() == content
 
 
+def _xml_items(path) -> list[dict]:
+    """The items of an XML output (parsed whole: it must be a valid document)."""
+    root = ElementTree.parse(path).getroot()
+    assert root.tag == "items"
+    return [{field.get("name", field.tag): [v.text for v in field] if len(field) else field.text
+             for field in item} for item in root]
+
+
+async def test_xml_valid_after_every_batch_appendable_and_scrapy_shaped(tmp_path):
+    path = tmp_path / "items.xml"
+    exporter = await start(make_exporter(path, overwrite=True))
+    assert _xml_items(path) == []
+    for i in range(3):
+        await exporter.write(to_record({"i": i, "tags": ["a", "b"], "text": "x<&>\x01",
+                                        "bad key": None}))
+        await exporter.flush()
+        assert [item["i"] for item in _xml_items(path)] == [str(j) for j in range(i + 1)]
+    await exporter.close()
+    first = _xml_items(path)[0]
+    assert first == {"i": "0", "tags": ["a", "b"], "text": "x<&>\ufffd", "bad key": None}
+    assert path.read_text().startswith('<?xml version="1.0" encoding="utf-8"?>\n<items>\n'
+                                       "<item><i>0</i><tags><value>a</value>")
+    await write(path, [{"i": 3}])  # -o appends inside the same root element
+    assert [item["i"] for item in _xml_items(path)] == ["0", "1", "2", "3"]
+    path.write_text('<?xml version="1.0"?>\n<items>\n</items>  \n')
+    await write(path, [{"i": 4}])
+    assert _xml_items(path) == [{"i": "4"}]
+
+
+@pytest.mark.parametrize("content", ["<items><item></items>", "<other></other>", "garbage",
+                                     "<items><item/></items> x"])
+async def test_xml_append_refuses_what_is_not_an_items_document(tmp_path, content):
+    path = tmp_path / "x.xml"
+    path.write_text(content)
+    with pytest.raises(OutputError, match="not an <items> document"):
+        make_exporter(path).check()
+
+
 async def test_jsonl_appends_and_adds_a_missing_final_newline(tmp_path):
     path = tmp_path / "x.jsonl"
     await write(path, [{"a": 1}])
@@ -105,10 +144,10 @@ async def test_csv_values(tmp_path):
 
 async def test_unknown_format_is_an_output_error(tmp_path):
     with pytest.raises(OutputError, match="unknown output format"):
-        make_exporter(tmp_path / "x.xml")
+        make_exporter(tmp_path / "x.yaml")
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv"])
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv", "xml"])
 async def test_a_failed_write_cuts_the_file_back_to_its_last_record(tmp_path, fmt,
                                                                     monkeypatch):
     path = tmp_path / f"x.{fmt}"

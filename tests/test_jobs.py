@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from aiohttp import web
@@ -78,7 +79,8 @@ def _project(tmp_path: Path) -> Path:
 
 def _command(base: str) -> list[str]:
     return [sys.executable, "-m", "crawler", "run", "tree", "-a", f"base={base}",
-            "--job-dir", "job", "-O", "out.jsonl", "-O", "out.json", "-O", "out.csv"]
+            "--job-dir", "job", "-O", "out.jsonl", "-O", "out.json", "-O", "out.csv",
+            "-O", "out.xml"]
 
 
 def _assert_exactly_once(project: Path) -> None:
@@ -88,10 +90,13 @@ def _assert_exactly_once(project: Path) -> None:
     with (project / "out.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     table = Counter(int(row["page"]) for row in rows)
+    tree = ElementTree.parse(project / "out.xml").getroot()  # a whole document, or raises
+    elements = Counter(int(item.findtext("page")) for item in tree)
     every = Counter(range(PAGES))
     assert jsonl == every, sorted((jsonl - every) + (every - jsonl))[:10]
     assert array == every
     assert table == every
+    assert elements == every
     assert all(row["text"] == 'café, "q"' for row in rows)
 
 
@@ -617,7 +622,7 @@ async def test_a_job_dir_on_a_full_disk_stops_with_one_line(aiohttp_server, tmp_
     base = str(server.make_url("")).rstrip("/")
     project = _project(tmp_path)
     (project / "job").mkdir()
-    crawl = " ".join([*_command(base)[:-6], "--job-dir", "job", "-O", "out.jsonl"])
+    crawl = " ".join([*_command(base)[:7], "--job-dir", "job", "-O", "out.jsonl"])
     script = f"mount -t tmpfs -o size=400k tmpfs {project / 'job'} && {crawl}"
     proc = await spawn("unshare", "-rm", "sh", "-c", script, cwd=project)
     _, err = await finish(proc, 120)

@@ -7,6 +7,7 @@ import json
 import sys
 import textwrap
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -75,7 +76,7 @@ def _one_error_line(err: str) -> str:
     ("/proc/x.jsonl", "cannot write /proc/x.jsonl"),
     ("/sys/x.jsonl", "cannot write /sys/x.jsonl"),
     ("s3://bucket/x.jsonl", "s3:// outputs are not supported"),
-    ("x.xml", "unknown output format"),
+    ("x.yaml", "unknown output format"),
     ("garbage.json", "not a JSON array"),
 ])
 async def test_a_bad_output_is_one_line_and_truncates_nothing(base, tmp_path, bad_output,
@@ -193,7 +194,7 @@ async def test_appending_maps_csv_by_its_header_and_adds_missing_newlines(base, 
 
 @needs_unshare
 async def test_a_full_disk_stops_cleanly_and_leaves_valid_files(base, tmp_path):
-    """A 256 KiB tmpfs fills up mid-crawl: each file on it ends at its last complete record
+    """A 512 KiB tmpfs fills up mid-crawl: each file on it ends at its last complete record
     (the array still closed), the output on another disk keeps every item, the stats are
     written, and the exit code says it failed."""
     full, saved = tmp_path / "full", tmp_path / "saved"
@@ -201,9 +202,9 @@ async def test_a_full_disk_stops_cleanly_and_leaves_valid_files(base, tmp_path):
     saved.mkdir()
     crawl = " ".join([
         sys.executable, "-m", "crawler", "run", _spider(tmp_path), "-a", f"base={base}",
-        "-a", "n=100", "-a", "pad=2000", "-O", "full/a.json", "-O", "full/a.jsonl",
-        "-O", "full/a.csv", "-O", "healthy.jsonl", "--stats", "stats.json"])
-    script = (f"mount -t tmpfs -o size=256k tmpfs {full} && {{ {crawl}; echo $? > code; }}; "
+        "-a", "n=250", "-a", "pad=2000", "-O", "full/a.json", "-O", "full/a.jsonl",
+        "-O", "full/a.csv", "-O", "full/a.xml", "-O", "healthy.jsonl", "--stats", "stats.json"])
+    script = (f"mount -t tmpfs -o size=512k tmpfs {full} && {{ {crawl}; echo $? > code; }}; "
               f"cp {full}/* {saved}/")
     code, _, err = await run_cli(prefix=("unshare", "-rm", "sh", "-c", script), cwd=tmp_path)
     assert code == 0, err
@@ -215,13 +216,16 @@ async def test_a_full_disk_stops_cleanly_and_leaves_valid_files(base, tmp_path):
     array = json.loads((saved / "a.json").read_text())
     jsonl = [json.loads(x) for x in (saved / "a.jsonl").read_text().splitlines()]
     rows = list(csv.reader((saved / "a.csv").read_text().splitlines()))
-    assert array and jsonl and len(rows) > 1
+    elements = [item.findtext("pad") for item in ElementTree.parse(saved / "a.xml").getroot()]
+    assert array and jsonl and len(rows) > 1 and elements
+    assert all(len(pad) == 2000 for pad in elements)
     assert all(len(r["pad"]) == 2000 for r in [*array, *jsonl])
     assert all(len(row) == 2 and len(row[1]) in (3, 2000) for row in rows)
     healthy = [json.loads(x) for x in (tmp_path / "healthy.jsonl").read_text().splitlines()]
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["finish_reason"] == "output_failed"
-    assert len(healthy) == stats["items"] >= max(len(array), len(jsonl), len(rows) - 1)
+    assert len(healthy) == stats["items"] >= max(len(array), len(jsonl), len(rows) - 1,
+                                                 len(elements))
     outputs = stats["outputs"]
     assert outputs["healthy.jsonl"] == {"items": len(healthy)}
     assert outputs["full/a.json"] == {"items": len(array),

@@ -1,4 +1,4 @@
-"""The file formats: JSON lines, a JSON array and CSV, each an Exporter
+"""The file formats: JSON lines, a JSON array, CSV and XML, each an Exporter
 (crawler/outputs/files.py) that says how a record is encoded and how an existing file is
 appended to; `make_exporter` picks one by a path's extension."""
 
@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,12 @@ from crawler.exceptions import OutputError
 from crawler.outputs.files import STDOUT, Exporter, reason
 from crawler.outputs.items import Record, csv_value
 
-__all__ = ["FORMATS", "CsvExporter", "JsonExporter", "JsonLinesExporter", "exporter_class",
-           "make_exporter"]
+__all__ = ["FORMATS", "CsvExporter", "JsonExporter", "JsonLinesExporter", "XmlExporter",
+           "exporter_class", "make_exporter"]
 
 logger = logging.getLogger(__name__)
 
-_VALIDATE_JSON_BYTES = 64 * 1024 * 1024  # a .json to append to is parsed whole up to this
+_VALIDATE_BYTES = 64 * 1024 * 1024  # a .json or .xml to append to is parsed whole up to this
 
 
 class _LineExporter(Exporter):
@@ -59,78 +60,56 @@ class JsonLinesExporter(_LineExporter):
         return record.json + b"\n"
 
 
-class JsonExporter(Exporter):
-    """One JSON array, valid after every batch: each write ends with the closing bracket,
-    which the next write overwrites. `indent`: each item pretty-printed (Scrapy's
-    FEED_EXPORT_INDENT)."""
+class _EnclosedExporter(Exporter):
+    """Records inside an envelope (a JSON array, an XML root element), valid after every
+    batch: each write ends with the closing part, which the next write overwrites.
+    Subclasses give the envelope and say where an existing file's records end."""
 
-    suffix = ".json"
-    _TAIL = b"\n]\n"
+    _HEAD = b""  # written once, before the first record
+    _TAIL = b""  # after the last record, rewritten after each batch
+    _FIRST = b"\n"  # before the first record
+    _SEP = b"\n"  # before each later one
 
     def __init__(self, path: Path | str, *, overwrite: bool = False,
-                 fields: tuple[str, ...] | None = None, indent: int | None = None) -> None:
+                 fields: tuple[str, ...] | None = None) -> None:
         super().__init__(path, overwrite=overwrite, fields=fields)
-        self._empty = True  # no element in the array yet
-        self._indent = indent or None
+        self._empty = True  # no record in the envelope yet
 
     def _read_existing(self, file: io.BufferedReader, size: int) -> None:
-        """Appending continues the array: the file must be one JSON array."""
-        refuse = OutputError(f"cannot append to {self.path}: it is not a JSON array; "
-                             "use -O to overwrite it")
-        if size <= _VALIDATE_JSON_BYTES:
-            data = file.read()
-            try:
-                parsed = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise refuse from None
-            if not isinstance(parsed, list):
-                raise refuse
-            self._empty = not parsed
-            end = len(data.rstrip())
-        else:  # too large to parse here: check both ends
-            head = file.read(4096).lstrip()
-            file.seek(size - 4096)
-            tail = file.read().rstrip()
-            if not head.startswith(b"[") or not tail.endswith(b"]"):
-                raise refuse
-            self._empty = False
-            end = size - 4096 + len(tail)
-        self._existing = end - 1  # new elements go where the closing bracket is
+        """Appending continues the envelope: new records go where its closing part is."""
+        end, self._empty = self._records_end(file, size)
+        self._existing = end
+
+    def _records_end(self, file: io.BufferedReader, size: int) -> tuple[int, bool]:
+        """Where the existing file's closing part starts, and whether it holds no record;
+        OutputError when it is not one envelope of this format."""
+        raise NotImplementedError
 
     async def begin(self) -> None:
         await super().begin()
         if self._stream:
-            await self._write_at(0, b"[")
+            await self._write_at(0, self._HEAD)
             return
         if self._size == 0:
-            await self._write_at(0, b"[" + self._TAIL)
-            self._size = 1
-            self._tail = b"["
-        else:  # continue an array: a normalised tail, from where its bracket was
+            await self._write_at(0, self._HEAD + self._TAIL)
+            self._size = len(self._HEAD)
+            self._tail = self._HEAD
+        else:  # continue an envelope: a normalised tail, from where its closing part was
             head = self._tail
             self._size -= len(head) - len(head.rstrip())
             self._tail = head.rstrip()
             await self._thread.run(os.ftruncate, self._fd, self._size)
             await self._write_at(self._size, self._TAIL)
 
-    def encode(self, record: Record) -> bytes:
-        if self._indent is None:
-            return record.json
-        if self._indent == 2:
-            return orjson.dumps(orjson.loads(record.json), option=orjson.OPT_INDENT_2)
-        return json.dumps(orjson.loads(record.json), indent=self._indent,
-                          ensure_ascii=False).encode()
-
     def cut_back(self, length: int) -> None:
         assert isinstance(self.path, Path)
-        with self.path.open("r+b") as file:  # later writes overwrote the bracket: again
+        with self.path.open("r+b") as file:  # later writes overwrote the closing part: again
             file.truncate(length)
             file.seek(length)
             file.write(self._TAIL)
 
     def _layout(self, batch: list[bytes]) -> tuple[int, bytes, bytes]:
-        sep = b"\n" if self._empty else b",\n"
-        piece = sep + b",\n".join(batch)
+        piece = (self._FIRST if self._empty else self._SEP) + self._SEP.join(batch)
         self._empty = False
         return self._size, piece if self._stream else piece + self._TAIL, piece
 
@@ -148,6 +127,114 @@ class JsonExporter(Exporter):
             except OSError as exc:
                 self.failed(reason(exc))
         await super().close()
+
+
+class JsonExporter(_EnclosedExporter):
+    """One JSON array, valid after every batch. `indent`: each item pretty-printed
+    (Scrapy's FEED_EXPORT_INDENT)."""
+
+    suffix = ".json"
+    _HEAD, _TAIL, _SEP = b"[", b"\n]\n", b",\n"
+
+    def __init__(self, path: Path | str, *, overwrite: bool = False,
+                 fields: tuple[str, ...] | None = None, indent: int | None = None) -> None:
+        super().__init__(path, overwrite=overwrite, fields=fields)
+        self._indent = indent or None
+
+    def _records_end(self, file: io.BufferedReader, size: int) -> tuple[int, bool]:
+        refuse = OutputError(f"cannot append to {self.path}: it is not a JSON array; "
+                             "use -O to overwrite it")
+        if size <= _VALIDATE_BYTES:
+            data = file.read()
+            try:
+                parsed = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise refuse from None
+            if not isinstance(parsed, list):
+                raise refuse
+            return len(data.rstrip()) - 1, not parsed
+        head = file.read(4096).lstrip()  # too large to parse here: check both ends
+        file.seek(size - 4096)
+        tail = file.read().rstrip()
+        if not head.startswith(b"[") or not tail.endswith(b"]"):
+            raise refuse
+        return size - 4096 + len(tail) - 1, False
+
+    def encode(self, record: Record) -> bytes:
+        if self._indent is None:
+            return record.json
+        if self._indent == 2:
+            return orjson.dumps(orjson.loads(record.json), option=orjson.OPT_INDENT_2)
+        return json.dumps(orjson.loads(record.json), indent=self._indent,
+                          ensure_ascii=False).encode()
+
+
+class XmlExporter(_EnclosedExporter):
+    """XML as Scrapy's XmlItemExporter writes it: `<items>` around one `<item>` per record,
+    a field per element, list elements as `<value>`, dicts nested. Values are the item's
+    JSON values (dates as ISO text); a key that is not an XML name becomes
+    `<field name="key">`, and characters XML 1.0 cannot hold become U+FFFD."""
+
+    suffix = ".xml"
+    _HEAD = b'<?xml version="1.0" encoding="utf-8"?>\n<items>'
+    _TAIL = b"\n</items>\n"
+    _CLOSE = b"</items>"
+
+    def _records_end(self, file: io.BufferedReader, size: int) -> tuple[int, bool]:
+        refuse = OutputError(f"cannot append to {self.path}: it is not an <items> document "
+                             "as -o writes; use -O to overwrite it")
+        head = file.read(4096)
+        file.seek(max(0, size - 4096))
+        tail = file.read().rstrip()
+        if b"<items>" not in head or not tail.endswith(self._CLOSE):
+            raise refuse
+        if size <= _VALIDATE_BYTES:  # a whole document, or refused
+            from xml.etree.ElementTree import ParseError, XMLPullParser
+
+            parser = XMLPullParser()
+            file.seek(0)
+            try:
+                while chunk := file.read(1 << 20):
+                    parser.feed(chunk)
+                parser.close()
+            except ParseError:
+                raise refuse from None
+        end = max(0, size - 4096) + len(tail) - len(self._CLOSE)
+        return end, tail[:-len(self._CLOSE)].rstrip().endswith(b"<items>")
+
+    def encode(self, record: Record) -> bytes:
+        out: list[str] = ["<item>"]
+        for key, value in orjson.loads(record.json).items():
+            _xml_field(out, key, value)
+        out.append("</item>")
+        return "".join(out).encode()
+
+
+def _xml_field(out: list[str], name: str, value: Any) -> None:
+    if _XML_NAME.fullmatch(name) and not name.lower().startswith("xml"):
+        open_, close = f"<{name}>", f"</{name}>"
+    else:
+        open_, close = f'<field name="{_xml_text(name, quote=True)}">', "</field>"
+    out.append(open_)
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _xml_field(out, key, inner)
+    elif isinstance(value, list):
+        for inner in value:
+            _xml_field(out, "value", inner)
+    elif value is not None:
+        out.append(_xml_text(value if isinstance(value, str) else str(value)))
+    out.append(close)
+
+
+def _xml_text(text: str, *, quote: bool = False) -> str:
+    text = _XML_INVALID.sub("\ufffd", text)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace('"', "&quot;") if quote else text
+
+
+_XML_NAME = re.compile(r"[A-Za-z_][\w.\-]*")  # ASCII names: no colon (namespaces)
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 class CsvExporter(_LineExporter):
@@ -202,7 +289,7 @@ class CsvExporter(_LineExporter):
 
 FORMATS: dict[str, type[Exporter]] = {
     "jsonl": JsonLinesExporter, "jsonlines": JsonLinesExporter, "jl": JsonLinesExporter,
-    "json": JsonExporter, "csv": CsvExporter,
+    "json": JsonExporter, "csv": CsvExporter, "xml": XmlExporter,
 }
 
 

@@ -79,7 +79,7 @@ def _replace(settings: Settings, changes: dict[str, Any]) -> Settings:
 
 
 _FEED_OPTIONS = frozenset({"format", "overwrite", "fields", "indent"})
-_FEED_FORMATS = frozenset({"json", "jsonlines", "jsonl", "jl", "csv"})
+_FEED_FORMATS = frozenset({"json", "jsonlines", "jsonl", "jl", "csv", "xml"})
 
 
 def check_feed(uri: str, options: Mapping[str, Any]) -> None:
