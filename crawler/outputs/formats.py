@@ -191,7 +191,7 @@ class XmlExporter(_EnclosedExporter):
         if size <= _VALIDATE_BYTES:  # a whole document, or refused
             from xml.etree.ElementTree import ParseError, XMLPullParser
 
-            parser = XMLPullParser()
+            parser: XMLPullParser[Any] = XMLPullParser()
             file.seek(0)
             try:
                 while chunk := file.read(1 << 20):
