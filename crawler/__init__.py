@@ -37,6 +37,15 @@ from crawler.sitemaps import SitemapSpider
 from crawler.spider import Spider
 from crawler.stats import Stats
 
+
+def __getattr__(name: str) -> object:
+    """`ItemLoader` is imported when first asked for: it needs the `extract` extra."""
+    if name == "ItemLoader":
+        from crawler.extract.loader import ItemLoader
+
+        return ItemLoader
+    raise AttributeError(f"module 'crawler' has no attribute {name!r}")
+
 __all__ = [
     "CloseSpider",
     "CrawlResult",
@@ -54,6 +63,7 @@ __all__ = [
     "HttpDownloader",
     "HttpError",
     "IgnoreRequest",
+    "ItemLoader",
     "JsonRequest",
     "Kind",
     "Link",

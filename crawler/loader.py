@@ -12,6 +12,7 @@ from types import ModuleType
 
 from crawler.exceptions import UsageError
 from crawler.spider import Spider
+from crawler.spiders import BUILTIN
 
 __all__ = ["discover", "load_spider"]
 
@@ -56,10 +57,13 @@ def load_spider(target: str, root: Path | None = None) -> tuple[type[Spider], li
     spiders, errors = discover(root or Path.cwd())
     if target in spiders:
         return spiders[target], errors
+    if target in BUILTIN:  # the project's own spider of that name came first
+        module, _, cls = BUILTIN[target].rpartition(".")
+        return getattr(importlib.import_module(module), cls), []
     clash = next((e for e in errors if e.startswith(f"spider name {target!r} ")), None)
     if clash is not None:
         raise UsageError(clash)
-    known = ", ".join(sorted(spiders)) or "none"
+    known = (", ".join(sorted(spiders)) or "none") + f"; built in: {', '.join(BUILTIN)}"
     detail = f" ({'; '.join(errors)})" if errors else ""
     raise UsageError(f"unknown spider {target!r}; available: {known}{detail}")
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import resource
 import sys
 from collections import Counter
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Stats", "nothing_done", "summary"]
+__all__ = ["CURRENT", "Stats", "count", "nothing_done", "summary"]
 
 _HOSTS_REPORTED = 100  # the busiest hosts listed in the stats
 _HOSTS_TRACKED = 10_000  # hosts counted at once; past twice that, the least busy are let go
@@ -128,6 +129,18 @@ class Stats:
                     self.hosts.items(), key=lambda kv: -kv[1][0])[:_HOSTS_REPORTED]
             },
         }
+
+
+CURRENT: ContextVar[Stats | None] = ContextVar("crawler_stats", default=None)
+"""The running crawl's stats, for code a crawl calls that is handed no crawler (a
+response's extraction helpers): the engine sets it; its tasks inherit it."""
+
+
+def count(key: str, n: int = 1) -> None:
+    """Add to a counter of the running crawl, if any (on the event loop's thread)."""
+    stats = CURRENT.get()
+    if stats is not None:
+        stats.counters[key] += n
 
 
 _FIELDS = frozenset({

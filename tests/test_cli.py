@@ -84,7 +84,8 @@ async def test_unknown_spider_exits_2_with_one_line():
     code, out, err = await run_cli("run", "no_such_spider")
     assert code == 2
     assert err.strip().splitlines() == [
-        "crawler: error: unknown spider 'no_such_spider'; available: bench, books"]
+        "crawler: error: unknown spider 'no_such_spider'; available: bench, books; built in: "
+        "markdown"]
 
 
 @pytest.mark.parametrize(("setting", "message"), [

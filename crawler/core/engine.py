@@ -42,7 +42,7 @@ from crawler.redact import redact_handlers
 from crawler.settings import Settings
 from crawler.signals import Signal, Signals
 from crawler.spider import Spider, start_url_list
-from crawler.stats import Stats
+from crawler.stats import CURRENT, Stats
 from crawler.storage.base import Storage
 
 __all__ = ["Engine"]
@@ -114,6 +114,7 @@ class Engine:
         if self.state is not CrawlState.NEW:
             raise RuntimeError("a Crawler runs once")
         redact_handlers()  # no credential in a log line, whoever set up the logging
+        CURRENT.set(self.stats)  # this task's, and every task it starts
         loop = asyncio.get_running_loop()
         started = loop.time()
         self.state = CrawlState.OPENING

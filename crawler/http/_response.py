@@ -3,9 +3,11 @@ and the canonical-link fast path that spares most followed links a URL parse."""
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -16,13 +18,16 @@ from yarl import URL
 from crawler.http import encoding, parsing
 from crawler.http._request import Request
 from crawler.http.urls import FETCHABLE_SCHEMES, host_key
+from crawler.stats import count
 
 if TYPE_CHECKING:
     from crawler._types import Callback
+    from crawler.extract.content import MainContent
 
 __all__ = ["Failure", "Response"]
 
 _LOOP_BYTES = 256 * 1024  # larger bodies are decoded and parsed in a thread
+_EXTRACT_ON_LOOP_BYTES = 16 * 1024  # larger pages are taken apart (Markdown...) in a thread
 _HEAD_BYTES = 64 * 1024  # where a <base> is looked for (it must be in the <head>)
 _RELATIVE = re.compile(r"[A-Za-z0-9\-_~./]+\Z")  # a relative path of plain characters only
 _PLAIN_CHARS = re.compile(r"/[A-Za-z0-9\-_~./]*\Z")  # with the checks of _plain_path()
@@ -41,7 +46,8 @@ class Response:
         yield from response.follow_all(css="a.next")
     """
 
-    __slots__ = ("_base", "_base_dir", "_base_path", "_encoding", "_host_key", "_is_html",
+    __slots__ = ("_base", "_base_dir", "_base_path", "_encoding", "_extracted", "_host_key",
+                 "_is_html",
                  "_origin", "_parsel", "_parser", "_refused", "_selector", "_text", "_yurl",
                  "body", "flags", "headers", "request", "status", "url")
 
@@ -74,6 +80,7 @@ class Response:
         self._base_dir: str | None = None  # ... up to its last "/"
         self._selector: Any = None  # a parsel Selector, built on first use of sel/xpath
         self._parsel = False  # css()/css_first() answer with parsel (`selectors = "parsel"`)
+        self._extracted: dict[str, Any] | None = None  # main content, structured data
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -159,9 +166,7 @@ class Response:
                 self._refused = True
                 raise
             # UTF-8 bytes go to Lexbor as they are: no decode here and re-encode there
-            source: str | bytes = self.body if self.encoding == "utf-8" and \
-                not self.body.startswith(codecs.BOM_UTF8) else self.text
-            self._parser = LexborHTMLParser(source)
+            self._parser = LexborHTMLParser(self._source())
         return self._parser
 
     def use_parsel(self) -> None:
@@ -238,6 +243,72 @@ class Response:
     def xpath(self, query: str, **namespaces: Any) -> Any:
         """`response.sel.xpath(query)`: a parsel SelectorList, as in Scrapy."""
         return self.sel.xpath(query, **namespaces)
+
+    # -- extraction (crawler/extract/): awaited, in a thread for a page over 16 KB ---------
+
+    async def main_content(self) -> MainContent:
+        """The page's main content, boilerplate out: title, headings, Markdown, plain text
+        and language (crawler/extract/content.py). Empty for a page that is not HTML."""
+        content: MainContent = await self._extract("content", ("markdown", "text"))
+        return content
+
+    async def markdown(self, *, main: bool = True) -> str:
+        """The main content as Markdown (headings, lists, code blocks, tables, absolute
+        links); `main=False`: the whole page's body."""
+        if not main:
+            return str(await self._extract("page", ()))
+        content = await self._extract("markdown", ("markdown",))
+        return str(content.markdown)
+
+    async def main_text(self) -> str:
+        """The main content as plain text."""
+        content = await self._extract("text", ("text",))
+        return str(content.text)
+
+    async def structured_data(self, syntaxes: tuple[str, ...] | None = None
+                              ) -> dict[str, list[Any]]:
+        """JSON-LD, microdata, RDFa and OpenGraph, by syntax (crawler/extract/structured.py);
+        a broken JSON-LD block is skipped and counted, never raised."""
+        from crawler.extract.structured import SYNTAXES
+
+        wanted = tuple(syntaxes or SYNTAXES)
+        return dict(await self._extract("structured:" + ",".join(wanted), wanted))
+
+    async def _extract(self, key: str, what: tuple[str, ...]) -> Any:
+        if self._extracted is None:
+            self._extracted = {}
+        if key not in self._extracted:
+            work = partial(self._extract_now, key, what, str(self.base_url))
+            result = await asyncio.to_thread(work) \
+                if len(self.body) > _EXTRACT_ON_LOOP_BYTES else work()
+            if key.startswith("structured:"):
+                result, broken = result
+                if broken:
+                    count("structured_data/jsonld_broken", broken)
+            self._extracted[key] = result
+        return self._extracted[key]
+
+    def _extract_now(self, key: str, what: tuple[str, ...], base: str) -> Any:
+        from crawler.extract import content, structured
+
+        html = self.is_html and bool(self.body)
+        if key.startswith("structured:"):
+            if not html:
+                return {s: [] for s in what}, 0
+            return structured.extract(self._source(), base_url=base, syntaxes=what)
+        if not html:
+            return "" if key == "page" else content.MainContent(title="")
+        parsing.check(self.body)  # TooComplex: a page nested too deeply to take apart
+        if key == "page":
+            return content.markdown_of(self._source(), base_url=base)
+        return content.extract_content(
+            self._source(), base_url=base, formats=what,
+            content_language=self.headers.get("Content-Language", ""))
+
+    def _source(self) -> str | bytes:
+        """What a parser takes: UTF-8 bytes as they are, anything else decoded."""
+        return self.body if self.encoding == "utf-8" and \
+            not self.body.startswith(codecs.BOM_UTF8) else self.text
 
     @property
     def base_url(self) -> URL:
