@@ -9,7 +9,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CURRENT", "Stats", "count", "nothing_done", "summary"]
+__all__ = ["CURRENT", "Stats", "count", "failed_monitors", "nothing_done", "summary"]
 
 _HOSTS_REPORTED = 100  # the busiest hosts listed in the stats
 _HOSTS_TRACKED = 10_000  # hosts counted at once; past twice that, the least busy are let go
@@ -47,6 +47,7 @@ class Stats:
     finish_reason: str = ""
     hosts: dict[str, list[float]] = field(default_factory=dict)  # host -> [requests, latency]
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # per output, at close
+    monitors: list[dict[str, Any]] = field(default_factory=list)  # their latest results
 
     # Scrapy's stats API (crawler.stats.inc_value("my/key")): names of our own counters
     # ("pages", "items", "retries", ...) are those; any other name is a counter of its own
@@ -123,6 +124,7 @@ class Stats:
             else 0.0,
             "finish_reason": self.finish_reason,
             "outputs": self.outputs,
+            "monitors": self.monitors,
             "hosts": {
                 host: {"requests": int(n), "mean_latency": round(total / n, 4)}
                 for host, (n, total) in sorted(
@@ -179,7 +181,21 @@ def summary(stats: dict[str, Any]) -> str:
             f"{f' ({changes})' if changes else ''}, {stats['items']} items, "
             f"{stats['requests_failed']} failed in {stats['elapsed_seconds']:.1f}s "
             f"({stats['pages_per_second']} pages/s); dropped: {dropped or 'none'}; "
-            f"errors: {errors}")
+            f"errors: {errors}{_monitors(stats.get('monitors', []))}")
+
+
+def _monitors(results: list[dict[str, Any]]) -> str:
+    if not results:
+        return ""
+    failed = [r["name"] for r in results if not r["passed"]]
+    if not failed:
+        return f"; monitors: {len(results)} passed"
+    return f"; monitors: {len(failed)} of {len(results)} failed ({', '.join(failed)})"
+
+
+def failed_monitors(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """The monitors that failed, from the stats."""
+    return [r for r in stats.get("monitors", []) if not r["passed"]]
 
 
 def nothing_done(stats: dict[str, Any]) -> str | None:

@@ -23,7 +23,8 @@ logger = logging.getLogger(__name__)
 EXIT_CODES = """\
 exit codes: 0 the crawl fetched something and every output was closed; 1 the crawl ran but
 no page could be fetched, or an output could not be written; 2 a usage or startup error
-(nothing was crawled or overwritten); 130 stopped at once by a second signal.
+(nothing was crawled or overwritten); 3 the crawl ran but a monitor failed; 130 stopped at
+once by a second signal.
 """
 
 EXIT_OK = 0
@@ -31,6 +32,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 
 EXIT_USAGE = 2
+
+EXIT_MONITOR = 3  # the crawl ran, and a monitor failed (crawler/extensions/monitors.py)
 
 def log_options(parser: argparse.ArgumentParser) -> None:
     level = next(f for f in flags() if f.name == "log_level")

@@ -21,6 +21,7 @@ import orjson
 
 from crawler.commands.common import (
     EXIT_FAILED,
+    EXIT_MONITOR,
     EXIT_OK,
     flagged_settings,
     load,
@@ -41,7 +42,7 @@ from crawler.outputs.sinks import Sink
 from crawler.redact import redact, redact_handlers
 from crawler.settings import Settings
 from crawler.spider import Spider
-from crawler.stats import nothing_done, summary
+from crawler.stats import failed_monitors, nothing_done, summary
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +188,10 @@ def finish(outcome: tuple[CrawlResult, bool], args: argparse.Namespace) -> int:
     if why is not None and not killed:
         print(f"crawler: error: {why}", file=sys.stderr)
         code = code or EXIT_FAILED
+    for monitor in failed_monitors(stats):
+        print(f"crawler: error: monitor {monitor['name']} failed: {monitor['message']}",
+              file=sys.stderr)
+        code = code or EXIT_MONITOR
     return code
 
 def write_stats(path: Path, stats: dict[str, Any]) -> bool:

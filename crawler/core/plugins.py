@@ -23,7 +23,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from crawler.exceptions import NotConfigured, StartupError
+from crawler.exceptions import NotConfigured, StartupError, UsageError
 
 if TYPE_CHECKING:
     from crawler.core.state import CrawlerProtocol
@@ -62,7 +62,7 @@ def build(spec: Any, crawler: CrawlerProtocol, what: str) -> Any:
         return factory(crawler) if callable(factory) else obj()
     except NotConfigured:
         return None
-    except StartupError:  # the plugin's own one-line reason
+    except (StartupError, UsageError):  # the plugin's own one-line reason, or a setting's
         raise
     except Exception as exc:
         hint = "" if callable(factory) else \

@@ -94,7 +94,17 @@ class _StatusPage(_OnDemand):
         return settings.status_port is not None
 
 
-BUILTIN: tuple[Any, ...] = (LogStats, _LiveProgress, _StatusPage)
+class _Monitors(_OnDemand):
+    path = "crawler.extensions.monitors.Monitors"
+
+    @staticmethod
+    def enabled(settings: Any) -> bool:
+        from crawler.extensions.monitors import declared
+
+        return declared(settings)
+
+
+BUILTIN: tuple[Any, ...] = (LogStats, _LiveProgress, _StatusPage, _Monitors)
 
 
 def load_extensions(specs: tuple[Any, ...], crawler: CrawlerProtocol) -> list[Any]:

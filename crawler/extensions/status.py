@@ -113,6 +113,7 @@ class StatusView:
             "status_counts": {str(k): v for k, v in sorted(stats.status_counts.items())},
             "failures": list(self.failures),
             "history": list(self.history), "max_loop_stall": round(stats.max_loop_stall, 4),
+            "monitors": list(stats.monitors),
             **_estimate(stats.pages, stats.items, elapsed, rate, settings),
         }
 

@@ -72,6 +72,30 @@ def _impersonation(name: str) -> bool:
     return name in known or any(k.startswith(name) for k in known)
 
 
+def _failure_kinds(rates: Mapping[str, float]) -> bool:
+    from crawler.exceptions import Kind
+
+    known = {k.value for k in Kind}
+    return all(k in known or re.fullmatch(r"http_\d{3}", k) for k in rates)
+
+
+def _failure_kinds_text() -> str:
+    from crawler.exceptions import Kind
+
+    return ("must name failure kinds (" + ", ".join(k.value for k in Kind) +
+            ", or http_NNN)")
+
+
+def _http_url(url: str) -> bool:
+    from yarl import URL
+
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.host)
+
+
 def _frontier_scheme(url: str) -> bool:
     return url.split("://")[0].lower() in storage_schemes()
 
@@ -407,6 +431,55 @@ class Settings:
         None, "`.json` outputs: each item indented this many spaces (Scrapy's "
         "`FEED_EXPORT_INDENT`)", ge=0, le=16, bound="must be 0-16 spaces, or none",
         scrapy={"feed_export_indent": ""})
+    # -- monitors (crawler/extensions/monitors.py): a failing one makes `run` exit 3 --------
+    monitor_min_items: int | None = setting(
+        None, "monitor: at least this many items by the end", ge=0)
+    monitor_min_pages: int | None = setting(
+        None, "monitor: at least this many pages by the end", ge=0)
+    monitor_max_error_rate: float | None = setting(
+        None, "monitor: at most this share (0-1) of requests failed (failed / (pages + "
+        "failed))", ge=0, le=1, bound="must be a share from 0 to 1")
+    monitor_max_error_rates: Mapping[str, float] = setting(
+        help="monitor: the same per failure kind: `{\"timeout\": 0.05, \"http_404\": 0.1}` "
+        "(`timeout=0.05,http_404=0.1` on the command line)", factory=dict, kind="rates",
+        compare=False, shown="-", rule=(_failure_kinds, _failure_kinds_text))
+    monitor_field_coverage: Mapping[str, float] = setting(
+        help="monitor: the share (0-1) of items that must have each field set (not missing, "
+        "None or empty): `{\"price\": 0.95}` (`price=0.95,title=1`)", factory=dict,
+        kind="rates", compare=False, shown="-")
+    monitor_item_schema: object = setting(
+        None, "monitor: every item must fit this pydantic model or JSON Schema (a class, a "
+        "dict, a `.json` file, or an import path `package.module:Name`)", kind="schema",
+        compare=False)
+    monitor_max_invalid_items: float = setting(
+        0.0, "monitor: the share (0-1) of items that may fail `monitor_item_schema`", ge=0,
+        le=1, bound="must be a share from 0 to 1")
+    monitor_max_duration: float | None = setting(
+        None, "monitor: the crawl takes at most this many seconds (it is not stopped: see "
+        "`max_duration`)", gt=0)
+    monitor_finish_reasons: tuple[str, ...] = setting(
+        (), "monitor: the finish reasons that pass (`finished`, `max_pages`, ...)")
+    monitor_interval: float = setting(
+        60.0, "seconds between evaluations of the monitors while the crawl runs (a failing "
+        "one is logged and shown on the status page)", gt=0, le=_DAY, le_why=_LATER)
+    monitor_notify: str = setting(
+        "failure", "when to send the monitors' results: on a `failure`, or `always`",
+        choices=("failure", "always"), choices_text="must be 'failure' or 'always'")
+    monitor_webhook: str | None = setting(
+        None, "POST the monitors' results as JSON to this URL (never logged: only its "
+        "origin is)", rule=(_http_url, "must be an http:// or https:// URL"))
+    monitor_webhook_format: str = setting(
+        "json", "the webhook's body: our `json`, or `slack` (an incoming webhook's `text` and "
+        "blocks)", choices=("json", "slack"), choices_text="must be 'json' or 'slack'")
+    monitor_email_to: tuple[str, ...] = setting(
+        (), "email the monitors' results to these addresses",
+        rule=(lambda v: all("@" in a for a in v), "must be email addresses"))
+    monitor_email_from: str = setting("crawler@localhost", "the email's From address")
+    monitor_smtp: str = setting(
+        "smtp://127.0.0.1:25", "the SMTP server: `smtp://[user:password@]host[:port]` "
+        "(STARTTLS when offered) or `smtps://...` (TLS)",
+        rule=(lambda v: v.startswith(("smtp://", "smtps://")),
+              "must be an smtp:// or smtps:// URL"))
     # -- how responses and the queue behave ------------------------------------------------
     selectors: str = setting(
         "selectolax", "what `response.css()`/`css_first()` answer with: selectolax nodes "

@@ -195,6 +195,11 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
     """Check a Python value (from custom_settings) against the field's type."""
     if _kind(key) == "concurrency":
         return _concurrency(key, value)
+    if _kind(key) == "schema":  # a model class, a dict, a path: read when the crawl starts
+        if value is None or isinstance(value, str | dict | type):
+            return value
+        raise SettingsError(f"setting {key!r} expects a pydantic model, a JSON Schema dict "
+                            f"or a path, got {value!r}")
     base, optional = _split_optional(hint)
     if value is None:
         if optional:
@@ -203,6 +208,8 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
     if isinstance(value, str) and base is not str:
         return _parse(key, hint, value)
     kind = _kind(key)
+    if kind == "rates":
+        return _rates(key, value)
     if kind == "plugins":
         return _plugin_list(key, value)
     if kind == "ordered":
@@ -232,6 +239,16 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
             f"setting {key!r} expects {base.__name__}, got {type(value).__name__} {value!r}"
         )
     return value
+
+
+def _rates(key: str, value: Any) -> dict[str, float]:
+    """{name: share from 0 to 1}."""
+    if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and k and isinstance(v, int | float) and not isinstance(v, bool)
+            and 0 <= v <= 1 for k, v in value.items()):
+        raise SettingsError(f"setting {key!r} expects {{name: share from 0 to 1}}, got "
+                            f"{value!r}")
+    return {k: float(v) for k, v in value.items()}
 
 
 def _concurrency(key: str, value: Any) -> int | str:
@@ -267,6 +284,15 @@ def _parse(key: str, hint: Any, text: str) -> Any:
         if base is float:
             return float(stripped)
         kind = _kind(key)
+        if kind == "schema":
+            return stripped or None
+        if kind == "rates":  # name=share,... or a JSON object
+            if stripped.startswith("{"):
+                import json
+
+                return _rates(key, json.loads(stripped))
+            return _rates(key, {k.strip(): float(v) for k, v in (
+                p.partition("=")[::2] for p in stripped.split(",") if p.strip())})
         if kind == "plugins":
             return _plugin_list(key, [p for p in stripped.split(",") if p])
         if kind == "sinks":  # scheme=path,...

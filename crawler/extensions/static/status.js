@@ -87,6 +87,10 @@ function render(s) {
     text("concurrency", `${c.limit} of at most ${c.max}; last change at ${c.changed} s: ` +
          c.reason);
   }
+  if (s.monitors && s.monitors.length) {  // crawler/extensions/monitors.py: the latest results
+    $("monitors-section").hidden = false;
+    fill("monitors", s.monitors.map((m) => [m.name, m.passed ? "passed" : "FAILED", m.message]));
+  }
   if (s.browser) {  // pages rendered in Chromium (crawler/handlers/browser.py)
     const b = s.browser;
     $("browser-section").hidden = false;
