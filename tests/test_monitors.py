@@ -162,7 +162,7 @@ class _Smtp:
         self.logins.append((auth_data.login.decode(), auth_data.password.decode()))
         return AuthResult(success=True)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(envelope)
         return "250 OK"
 

@@ -57,11 +57,11 @@ class MainContent:
 
 
 _LANDMARKS = ("main", "[role=main]", "[itemprop=articleBody]")
-_ALWAYS_OUT = ("script, style, noscript, template, iframe, object, embed, svg, canvas, nav, "
-               "aside, form, dialog, button, select, textarea, input, [hidden], "
-               "[aria-hidden=true], [role=navigation], [role=banner], [role=contentinfo], "
-               "[role=complementary], [role=search], [role=dialog], [role=alertdialog], "
-               "[role=menu], [role=menubar], [role=toolbar]")
+_ALWAYS_OUT = ("script, style, noscript, template", "iframe, object, embed", "svg, canvas",
+               "nav, aside", "form, dialog", "button, select, textarea, input", "[hidden]",
+               "[aria-hidden=true]", "[role=navigation], [role=banner]",
+               "[role=contentinfo], [role=complementary]", "[role=search], [role=dialog]",
+               "[role=alertdialog], [role=menu]", "[role=menubar], [role=toolbar]")
 # Mozilla Readability's unlikelyCandidates (Readability.js), and a few more, matched in
 # class and id by Lexbor (a Python regex over every element costs more than the rest)
 _UNLIKELY_WORDS = (
@@ -70,8 +70,11 @@ _UNLIKELY_WORDS = (
     "replies", "rss", "shoutbox", "sidebar", "skyscraper", "social", "sponsor",
     "supplemental", "ad-break", "agegate", "pagination", "pager", "popup", "yom-remote",
     "cookie", "consent", "newsletter", "share", "sharing", "toolbar", "skip-link", "navbar")
-_UNLIKELY = ", ".join([f"[{attr}*={word} i]" for word in _UNLIKELY_WORDS
-                       for attr in ("class", "id")] + ["[class~=nav i]", "[id=nav i]"])
+_UNLIKELY = (*(f"[class*={word} i], [id*={word} i]" for word in _UNLIKELY_WORDS),
+             "[class~=nav i], [id=nav i]")
+# Selectors are matched a few at a time: Lexbor holds the GIL for a whole css() call, and
+# one call with all of them takes 200 ms on a 5 MB page, which would stall the event loop
+# even from a thread; one at a time, each call takes a few ms and the loop gets its turns.
 _MAYBE = re.compile(r"and|article|body|column|content|main|shadow", re.IGNORECASE)
 _PARAGRAPHS = "p, pre, li, td, dd, blockquote, h1, h2, h3, h4, h5, h6"
 _DESCEND = 0.8  # a child holding this share of its parent's paragraph text becomes the root
@@ -109,8 +112,8 @@ def markdown_of(html: str | bytes, *, base_url: str = "") -> str:
     body = LexborHTMLParser(html).body
     if body is None:
         return ""
-    _remove(body, body.css("script, style, noscript, template"))
-    return converter(body.html or "", base_url, "markdown")
+    _remove(body, _select(body, _ALWAYS_OUT[:1]))
+    return converter(body.html or "", base_url, "whole")
 
 
 def _converter() -> Callable[[str, str, str], str]:
@@ -120,9 +123,14 @@ def _converter() -> Callable[[str, str, str], str]:
         raise MissingExtract("response.markdown() and main_text() need html-to-markdown: "
                              "pip install 'crawler[extract]'") from None
     def convert(fragment: str, base_url: str, fmt: str) -> str:
+        """`fmt`: markdown, plain (text), or whole (Markdown with the converter's own
+        navigation removal off: the whole page was asked for)."""
+        whole = fmt == "whole"
         options = html_to_markdown.ConversionOptions(
-            extract_metadata=False, output_format=fmt, code_block_style="backticks",
-            heading_style="atx", skip_images=fmt == "plain", base_url=base_url or None)
+            extract_metadata=False, output_format="markdown" if whole else fmt,
+            code_block_style="backticks", heading_style="atx", skip_images=fmt == "plain",
+            base_url=base_url or None,
+            preprocessing=html_to_markdown.PreprocessingOptions(enabled=not whole))
         return str(html_to_markdown.convert(fragment, options).content).strip()
 
     return convert
@@ -158,7 +166,7 @@ def _root(tree: LexborHTMLParser) -> LexborNode | None:
     body = tree.body
     if body is None:
         return None
-    _remove(body, body.css(_ALWAYS_OUT))
+    _remove(body, _select(body, _ALWAYS_OUT))
     return _densest(body)
 
 
@@ -193,13 +201,17 @@ def _paragraph_mass(root: LexborNode) -> dict[int, int]:
     return mass
 
 
+def _select(root: LexborNode, selectors: tuple[str, ...]) -> list[LexborNode]:
+    return [node for selector in selectors for node in root.css(selector)]
+
+
 def _strip(root: LexborNode) -> None:
-    _remove(root, root.css(_ALWAYS_OUT))
+    _remove(root, _select(root, _ALWAYS_OUT))
     _remove(root, [node for node in root.css("header, footer")
                    if not _inside(node, ("article", "main"), root)
                    and node.css_first("h1") is None])
     total = _text_length(root)
-    _remove(root, [node for node in root.css(_UNLIKELY) if _boilerplate(node, total)])
+    _remove(root, [node for node in _select(root, _UNLIKELY) if _boilerplate(node, total)])
 
 
 def _boilerplate(node: LexborNode, total: int) -> bool:
@@ -217,19 +229,15 @@ def _boilerplate(node: LexborNode, total: int) -> bool:
 def _remove(root: LexborNode, nodes: list[LexborNode]) -> None:
     """Take nodes out of the page; one inside another taken out is left to go with it
     (destroying it twice would touch freed memory)."""
-    chosen: set[int] = set()
-    outermost = []
-    for node in nodes:  # document order: an element comes before what it holds
-        parent, inner = node.parent, False
+    chosen = {node.mem_id: node for node in nodes if node.mem_id != root.mem_id}
+    for node in list(chosen.values()):
+        parent = node.parent
         while parent is not None and parent.mem_id != root.mem_id:
             if parent.mem_id in chosen:
-                inner = True
+                del chosen[node.mem_id]
                 break
             parent = parent.parent
-        if not inner and node.mem_id != root.mem_id:
-            chosen.add(node.mem_id)
-            outermost.append(node)
-    for node in outermost:
+    for node in chosen.values():
         node.decompose()
 
 

@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 SYNTAXES = ("json-ld", "microdata", "opengraph", "rdfa")  # the default set
 _ALL = (*SYNTAXES, "dublincore", "microformat")
-_COMMENTS = re.compile(r"^\s*(<!--|-->)\s*$|/\*.*?\*/|^\s*//[^\n]*$", re.MULTILINE | re.DOTALL)
+_HTML_COMMENT_MARKS = re.compile(r"^\s*(<!--|-->)|(<!--|-->)\s*$")
+_CONTROL = re.compile(r"[\n\r\t]")
 _TRAILING_COMMAS = re.compile(r",(\s*[\]}])")
 
 Structured = dict[str, list[Any]]
@@ -76,10 +77,18 @@ def _loads(text: str) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         pass
-    # comments (HTML or JS) and trailing commas: what sites get wrong most
-    cleaned = _TRAILING_COMMAS.sub(r"\1", _COMMENTS.sub("", text))
+    # what sites get wrong most: HTML comment marks around the block, JS comments and
+    # trailing commas (jstyleson, extruct's own fallback, knows strings from comments),
+    # raw newlines and tabs inside strings
+    cleaned = _HTML_COMMENT_MARKS.sub("", text)
     try:
-        return orjson.loads(cleaned.replace("\n", " ").replace("\t", " ").replace("\r", " "))
+        import jstyleson
+
+        cleaned = jstyleson.dispose(cleaned)
+    except ImportError:  # pragma: no cover (extruct brings it): trailing commas at least
+        cleaned = _TRAILING_COMMAS.sub(r"\1", cleaned)
+    try:
+        return orjson.loads(_CONTROL.sub(" ", cleaned))
     except orjson.JSONDecodeError:
         return _BROKEN
 

@@ -298,7 +298,8 @@ class Response:
             return structured.extract(self._source(), base_url=base, syntaxes=what)
         if not html:
             return "" if key == "page" else content.MainContent(title="")
-        parsing.check(self.body)  # TooComplex: a page nested too deeply to take apart
+        if self._parser is None:  # (parsed already: checked then)
+            parsing.check(self.body)  # TooComplex: a page nested too deeply to take apart
         if key == "page":
             return content.markdown_of(self._source(), base_url=base)
         return content.extract_content(
