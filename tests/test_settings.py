@@ -149,7 +149,7 @@ def test_feeds_selectors_and_crawl_order_are_checked():
                                     "out.csv": {"fields": ["a"], "overwrite": True}},
                           "selectors": "parsel", "crawl_order": "dfs", "feed_indent": 2})
     assert dict(s.feeds)["out.json"] == {"format": "json", "indent": 4}
-    for bad, message in (({"feeds": {"x": {"format": "xml"}}}, "format 'xml'"),
+    for bad, message in (({"feeds": {"x": {"format": "yaml"}}}, "format 'yaml'"),
                          ({"feeds": {"x": {"colour": 1}}}, "unknown option"),
                          ({"selectors": "lxml"}, "'selectolax' or 'parsel'"),
                          ({"crawl_order": "random"}, "'bfs'")):

@@ -424,7 +424,7 @@ class Settings:
         rule=(all, "must be non-empty field names"), scrapy={"feed_export_fields": ""})
     feeds: tuple[tuple[str, Mapping[str, Any]], ...] = setting(
         (), "outputs the project or spider declares (Scrapy's `FEEDS`): `{uri: {\"format\": "
-        "\"json\"\\|\"jsonlines\"\\|\"csv\", \"fields\": [...], \"overwrite\": false, "
+        "\"json\"\\|\"jsonlines\"\\|\"csv\"\\|\"xml\", \"fields\": [...], \"overwrite\": false, "
         "\"indent\": 2}}`, used when no `-o`/`-O` is given; on the command line a JSON "
         "object", kind="feeds", compare=False, scrapy={"feeds": ""})
     feed_indent: int | None = setting(
