@@ -154,7 +154,17 @@ _FIELDS = frozenset({
 
 
 def _peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MiB."""
+    """This process's peak resident memory so far, in MiB: Linux's VmHWM, the high-water
+    mark of this program's own memory. (getrusage's ru_maxrss survives exec(): a crawl
+    started by a large process, a test runner or the crawl service, would report its
+    parent's size.)"""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 

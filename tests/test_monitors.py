@@ -106,6 +106,32 @@ async def test_item_schema_as_pydantic_model_and_json_schema(aiohttp_server, tmp
     assert failing["item_schema"]["message"].startswith("3 of 4 items (75.0%) fail")
 
 
+def no_404s(stats: dict[str, Any]) -> str | None:
+    """A check of one's own: given the stats, None or what is wrong."""
+    missing = stats["errors"].get("http_404", 0)
+    return f"{missing} pages missing" if missing else None
+
+
+def enough_per_page(stats: dict[str, Any]) -> str | None:
+    return None if stats["items"] >= stats["pages"] / 2 else "too few items per page"
+
+
+def broken(stats: dict[str, Any]) -> None:
+    raise KeyError("no_such_stat")
+
+
+async def test_checks_of_ones_own_pass_fail_and_raise(aiohttp_server, tmp_path):
+    server = await aiohttp_server(make_site(PAGES))
+    base = str(server.make_url("")).rstrip("/")
+    results = await _results(base, tmp_path, monitor_checks=(
+        no_404s, "tests.test_monitors.enough_per_page", broken))
+    assert results["no_404s"] == {"name": "no_404s", "passed": False,
+                                  "message": "1 pages missing"}
+    assert results["enough_per_page"]["passed"]
+    assert not results["broken"]["passed"]
+    assert results["broken"]["message"].startswith("the check raised KeyError: 'no_such_stat'")
+
+
 def test_a_bad_schema_is_a_settings_error(tmp_path):
     from crawler.exceptions import SettingsError
 

@@ -350,3 +350,18 @@ async def test_a_connection_flood_and_slow_headers_cannot_take_the_crawls_descri
     crawler.stop()
     result = await asyncio.wait_for(task, 30)
     assert result.stats.pages >= pages > 3
+
+
+async def test_the_monitors_latest_results_are_on_the_page(aiohttp_server, aiohttp_client):
+    server = await aiohttp_server(slow_site(3000, 0.02))
+    crawler, task = await started(server, max_pages=2500, monitor_max_duration=0.2,
+                                  monitor_interval=0.1, monitor_field_coverage={"x": 0.5})
+    client = await aiohttp_client(client_app(crawler, token_for_all=False))
+    await asyncio.sleep(0.6)
+    stats = await (await client.get("/api/stats")).json()
+    monitors = {m["name"]: m for m in stats["monitors"]}
+    assert not monitors["max_duration"]["passed"]
+    assert monitors["max_duration"]["message"].endswith("at most 0.2 s allowed")
+    assert "field_coverage/x" in monitors
+    crawler.stop()
+    await task

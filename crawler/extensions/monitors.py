@@ -10,6 +10,7 @@ Each is a setting, in the project file or a spider's `custom_settings` (or `-s`)
     monitor_max_invalid_items                  ... may fail for this share of items (0)
     monitor_max_duration                       seconds
     monitor_finish_reasons                     the finish reasons that pass ("finished")
+    monitor_checks                             your own: functions of the stats dict
 
 They are evaluated every `monitor_interval` seconds while the crawl runs (a check that fails
 then is logged once, and shown on the status page) and at the end, when their results go
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from crawler.core.plugins import describe, load_object
 from crawler.exceptions import NotConfigured, SettingsError
 from crawler.outputs.items import encode, item_fields
 from crawler.signals import Signal
@@ -66,6 +68,8 @@ class Monitors:
         self._schema = load_schema(s.monitor_item_schema) \
             if s.monitor_item_schema is not None else None
         self._fields = dict(s.monitor_field_coverage)
+        self._checks = [load_object(c, "monitor check") if isinstance(c, str) else c
+                        for c in s.monitor_checks]
         self._field_counts: Counter[str] = Counter()
         self._items_seen = 0
         self._invalid = 0
@@ -182,7 +186,21 @@ class Monitors:
             expected = ", ".join(s.monitor_finish_reasons)
             out.append(MonitorResult("finish_reason", reason in s.monitor_finish_reasons,
                                      f"finished with {reason!r}, expected {expected}"))
+        if final and self._checks:
+            view = {**stats.as_dict(), "finish_reason": reason}
+            out += [_custom(check, view) for check in self._checks]
         return out
+
+
+def _custom(check: Any, stats: dict[str, Any]) -> MonitorResult:
+    """A check of the `monitor_checks` setting: its None passes, its text fails it, and so
+    does an exception (named)."""
+    name = getattr(check, "__name__", type(check).__name__)
+    try:
+        problem = check(stats)
+    except Exception as exc:
+        return MonitorResult(name, False, f"the check raised {describe(exc)}")
+    return MonitorResult(name, problem is None, "ok" if problem is None else str(problem))
 
 
 def declared(settings: Any) -> bool:
@@ -191,7 +209,8 @@ def declared(settings: Any) -> bool:
         settings.monitor_min_items, settings.monitor_min_pages,
         settings.monitor_max_error_rate, settings.monitor_max_error_rates,
         settings.monitor_field_coverage, settings.monitor_item_schema,
-        settings.monitor_max_duration, settings.monitor_finish_reasons))
+        settings.monitor_max_duration, settings.monitor_finish_reasons,
+        settings.monitor_checks))
 
 
 def _rate(name: str, count: int, total: int, limit: float, what: str) -> MonitorResult:

@@ -332,7 +332,7 @@ async def _read_limited(resp: Any, limit: int, truncate: bool, request: Request,
 
 async def _inflated(chunks: list[bytes], encoding: str, limit: int, truncate: bool) -> bytes:
     """The body from its raw chunks, decompressed within `limit` (crawler/http/compression.py),
-    yielding to the loop every megabyte."""
+    yielding to the loop after each piece (at most 1 MiB) once past the first megabyte."""
     inflater = Inflater.for_encoding(encoding, limit)
     if inflater is None:
         body = b"".join(chunks)
@@ -340,15 +340,15 @@ async def _inflated(chunks: list[bytes], encoding: str, limit: int, truncate: bo
         out: list[bytes] = []
         size = 0
         for chunk in chunks:
-            for piece in inflater.feed(chunk):
+            for piece in inflater.feed(chunk):  # one raw chunk of a bomb: megabytes each
                 size += len(piece)
                 out.append(piece)
                 if size > limit:
                     break
+                if size > 1 << 20:
+                    await asyncio.sleep(0)  # the loop runs between pieces, as in http.py
             if size > limit:
                 break
-            if size > 1 << 20:
-                await asyncio.sleep(0)
         else:
             if not truncate:
                 inflater.finish()

@@ -52,6 +52,7 @@ from crawler.service.store import (
 
 __all__ = ["RunError", "Runner"]
 
+_EXIT_MONITOR = 3  # `run`'s exit code when a monitor failed (crawler/commands/common.py)
 logger = logging.getLogger(__name__)
 
 _WATCH = 0.5  # seconds between looks at the running processes (logs, status)
@@ -298,7 +299,9 @@ class Runner:
         elif run.state == CANCELLING:
             run.state = CANCELLED
         elif run.state == PAUSING:  # stopped as asked, unless it had finished meanwhile
-            run.state = FINISHED if run.finish_reason == "finished" and code == 0 else PAUSED
+            finished = run.finish_reason == "finished"
+            run.state = FINISHED if finished and code == 0 else \
+                FAILED if finished and code == _EXIT_MONITOR else PAUSED
         else:
             run.state = FINISHED if code == 0 else FAILED
         if run.state in FINAL:

@@ -459,6 +459,10 @@ class Settings:
         "`max_duration`)", gt=0)
     monitor_finish_reasons: tuple[str, ...] = setting(
         (), "monitor: the finish reasons that pass (`finished`, `max_pages`, ...)")
+    monitor_checks: tuple[Any, ...] = setting(
+        (), "monitor: your own checks, judged at the end: functions (or dotted paths) given "
+        "the stats dict, returning None when all is well or what is wrong",
+        kind="plugins", compare=False)
     monitor_interval: float = setting(
         60.0, "seconds between evaluations of the monitors while the crawl runs (a failing "
         "one is logged and shown on the status page)", gt=0, le=_DAY, le_why=_LATER)
