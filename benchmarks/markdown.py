@@ -3,16 +3,17 @@ keeps the event loop free, and whether the Markdown holds the text and not the n
 
     python -m benchmarks.markdown [--rounds 2] [--concurrency 32]
 
-The sites are the Python documentation and the PostgreSQL manual as Debian ships them
-(`apt-get install python3-doc postgresql-doc`: /usr/share/doc/python3.X/html and
-/usr/share/doc/postgresql-doc-NN/html, ~530 and ~1,170 pages), served by nginx on
-127.0.0.1. Each round runs, alternated, a plain crawl (the same site, every link followed,
-an item of the URL per page) and `python -m crawler run markdown -a start=...`, with the
-same settings (no delay, robots.txt off, `--concurrency`). Measured, from each run's
-stats: pages/s of each (median of rounds) and their ratio, the largest event-loop stall.
-Quality, on 20 pages spread over each site: the page's first heading and the first 60
-characters of its first paragraph (read from the HTML file) are in the Markdown, and no
-navigation text is (the sites' own: "Show Source", "Quick search", "[next](", ...).
+The sites are the benchmarks' `pydocs` and `pgdocs` shapes (benchmarks/shapes.py: the
+Python 3.11 documentation and the PostgreSQL 15 manual as Debian ships them, 528 and 1,169
+pages; `apt-get install -y python3.11-doc postgresql-doc-15`), served by nginx on
+127.0.0.1. Each round runs, alternated, a plain crawl (the markdown spider without its
+extraction: the same links found and followed the same way, an item of the URL and links
+per page) and `python -m crawler run markdown -a start=...`, with the same settings (no
+delay, robots.txt off, `--concurrency`). Measured, from each run's stats: pages/s of each
+(median of rounds) and their ratio, the largest event-loop stall. Quality, on 20 pages
+spread over each site: the page's first heading and the first 60 characters of its first
+paragraph (read from the HTML file) are in the Markdown, and no navigation text is (the
+sites' own: "Show Source", "Quick search", "[next](", ...).
 
 Then the converters alone, on 80 pages of each site (ms per page): html-to-markdown (ours),
 markdownify and trafilatura (the `bench` extra), and our main-content step.
@@ -21,7 +22,6 @@ markdownify and trafilatura (the `bench` extra), and our main-content step.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import re
@@ -36,47 +36,53 @@ from typing import Any
 from selectolax.lexbor import LexborHTMLParser
 
 from benchmarks.servers import serve, spider_project
+from benchmarks.shapes import shape
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "markdown.txt"
 
-SITES = {  # name: (glob of the docs' root, start page, navigation text never to keep)
-    "python-docs": ("/usr/share/doc/python3.*/html", "index.html",
-                    ("Show Source", "Quick search", "Report a Bug", "Previous topic",
-                     "Next topic", "[next](", "[previous](", "[modules](", "[index](")),
-    "postgresql-manual": ("/usr/share/doc/postgresql-doc-*/html", "index.html",
-                          ("[Prev](", "[Up](", "[Home](", "Submit correction")),
+NAVIGATION = {  # each site's own navigation text, never to be kept (benchmarks/shapes.py)
+    "pydocs": ("Show Source", "Quick search", "Report a Bug", "Previous topic", "Next topic",
+               "[next](", "[previous](", "[modules](", "[index]("),
+    "pgdocs": ("[Prev](", "[Up](", "[Home](", "Submit correction"),
 }
 
 _PLAIN = '''
-from crawler import Spider
+import asyncio
 
-class Plain(Spider):
-    """Every page followed, an item of its URL: the crawl without extraction."""
+from selectolax.lexbor import LexborHTMLParser
+from yarl import URL
+
+from crawler import Request
+from crawler.extract.content import page_links
+from crawler.spiders.markdown import MarkdownSpider
+
+
+class Plain(MarkdownSpider):
+    """The markdown spider without the extraction: the same links followed the same way
+    (found in a thread for a page over 16 KB), an item of the URL and links per page."""
     name = "plain"
 
-    def __init__(self, start, **kw):
-        super().__init__(**kw)
-        self.start_urls = [start]
+    async def links(self, response):
+        base = str(response.base_url)
+        links = lambda: page_links(LexborHTMLParser(response.body), base)  # noqa: E731
+        found = await asyncio.to_thread(links) if len(response.body) > 16384 else links()
+        return found
 
-    def parse(self, response):
-        yield {"url": response.url}
-        for a in response.css("a"):
-            yield response.follow(a)
+    async def parse(self, response):
+        links = await self.links(response)
+        yield {"url": response.url, "links": links}
+        for link in links:
+            if URL(link).path.startswith(self._prefixes):
+                yield Request(link, callback=self.parse)
 '''
-
-
-def find_site(pattern: str) -> Path | None:
-    """The installed docs directory with the most pages, if any."""
-    found = [Path(p) for p in glob.glob(pattern) if (Path(p) / "index.html").is_file()]
-    return max(found, key=lambda p: sum(1 for _ in p.rglob("*.html")), default=None)
 
 
 def crawl(project: Path, args: list[str], tmp: Path, concurrency: int) -> dict[str, Any]:
     stats, out = tmp / "stats.json", tmp / "out.jsonl"
     cmd = [sys.executable, "-m", "crawler", "run", *args, "-O", str(out), "--stats",
            str(stats), "--nolog", "-s", "download_delay=0", "-s", "obey_robots=false",
-           "-s", f"concurrency={concurrency}", "-s", f"concurrency_per_host={concurrency}",
+           "-s", f"concurrency={concurrency}", "-s", f"per_host_concurrency={concurrency}",
            "-s", "allow_private_addresses=true"]
     started = time.perf_counter()
     done = subprocess.run(cmd, cwd=project, env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -167,13 +173,17 @@ def converters(site: Path, pages: int = 80) -> dict[str, float]:
 def run(rounds: int = 2, concurrency: int = 32) -> str:
     lines = [f"# Markdown spider, {time.strftime('%Y-%m-%d')}: "
              f"`python -m benchmarks.markdown --rounds {rounds} --concurrency {concurrency}`",
-             ""]
-    for name, (pattern, start, navigation) in SITES.items():
-        site = find_site(pattern)
-        if site is None:
-            lines.append(f"{name}: skipped, not installed ({pattern}; apt-get install "
-                         "python3-doc postgresql-doc)")
+             "", "(The plain crawl finds a page's links with asyncio.to_thread, the default "
+             "executor's threads; the markdown spider takes pages apart in the crawler's one "
+             "extraction thread: see crawler/http/_response.py `_extractor`.)", ""]
+    for name, navigation in NAVIGATION.items():
+        try:
+            docs = shape(name)
+        except LookupError as exc:
+            lines += [f"{name}: skipped: {exc}", ""]
             continue
+        site, start = docs.root, docs.start
+        assert site is not None
         with tempfile.TemporaryDirectory() as tmpdir, serve(site) as (_, bases):
             tmp = Path(tmpdir)
             project = spider_project(tmp / "project", "plain", _PLAIN)
@@ -188,7 +198,7 @@ def run(rounds: int = 2, concurrency: int = 32) -> str:
             check = spot_check(site, bases[0].rstrip("/"), extracted[-1]["records"],
                                navigation)
             lines += [
-                f"## {name} ({site}, {extracted[-1]['pages']} pages)", "",
+                f"## {docs.title}: {extracted[-1]['pages']} pages", "",
                 "| crawl | pages/s | largest loop stall |", "|---|---|---|",
                 f"| plain | {rate:,.0f} | {max(r['stall'] for r in plain):.3f} s |",
                 f"| markdown spider | {md_rate:,.0f} ({md_rate / rate:.2f}x plain) | "

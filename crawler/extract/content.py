@@ -28,12 +28,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urldefrag, urljoin
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from crawler.exceptions import CrawlerError
 
-__all__ = ["MainContent", "MissingExtract", "extract_content", "markdown_of"]
+__all__ = ["MainContent", "MissingExtract", "extract_content", "markdown_of", "page_links"]
 
 
 class MissingExtract(CrawlerError):
@@ -42,13 +43,14 @@ class MissingExtract(CrawlerError):
 
 @dataclass(frozen=True, slots=True)
 class MainContent:
-    """A page's main content, ready for search or an LLM pipeline."""
+    """A page's main content, ready for search or an LLM pipeline, and the page's links."""
 
     title: str  # <title>, else og:title, else the first <h1>
     headings: list[dict[str, Any]] = field(default_factory=list)  # {"level": 2, "text": ...}
     markdown: str = ""
     text: str = ""  # the same content as plain text
     language: str | None = None  # <html lang>, else Content-Language, else og:locale
+    links: list[str] = field(default_factory=list)  # the whole page's http(s) links
 
     @property
     def content_hash(self) -> str:
@@ -89,9 +91,10 @@ def extract_content(html: str | bytes, *, base_url: str = "", content_language: 
     converter = _converter()
     tree = LexborHTMLParser(html)
     title, language = _title(tree), _language(tree, content_language)
+    links = page_links(tree, base_url)  # before any part of the page is taken out
     root = _root(tree)
     if root is None:
-        return MainContent(title=title, language=language)
+        return MainContent(title=title, language=language, links=links)
     _strip(root)
     headings: list[dict[str, Any]] = []
     for node in root.css("h1, h2, h3, h4, h5, h6"):
@@ -103,7 +106,7 @@ def extract_content(html: str | bytes, *, base_url: str = "", content_language: 
     if not title and headings:
         title = str(headings[0]["text"])
     return MainContent(title=title, headings=headings, markdown=markdown, text=text,
-                       language=language)
+                       language=language, links=links)
 
 
 def markdown_of(html: str | bytes, *, base_url: str = "") -> str:
@@ -134,6 +137,23 @@ def _converter() -> Callable[[str, str, str], str]:
         return str(html_to_markdown.convert(fragment, options).content).strip()
 
     return convert
+
+
+def page_links(tree: LexborHTMLParser, base_url: str) -> list[str]:
+    """Every http(s) link of a parsed page, absolute, without its fragment, once each, in
+    page order (blocking: a page may have tens of thousands)."""
+    seen: dict[str, None] = {}
+    for node in tree.css("a[href]"):
+        href = (node.attributes.get("href") or "").strip()
+        if not href or href.startswith(("#", "javascript:", "mailto:")):
+            continue
+        try:
+            url = urldefrag(urljoin(base_url, href)).url if base_url else href
+        except ValueError:  # an invalid IPv6 literal, ...
+            continue
+        if url.startswith(("http://", "https://")) and url not in seen:
+            seen[url] = None
+    return list(seen)
 
 
 def _title(tree: LexborHTMLParser) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 from yarl import URL
 
 from crawler.exceptions import UsageError
+from crawler.extract.content import MainContent
 from crawler.http import Request, Response
 from crawler.http.urls import FETCHABLE_SCHEMES
 from crawler.spider import Spider, start_url_list
@@ -59,30 +60,20 @@ class MarkdownSpider(Spider):
         if not response.is_html or not response.body:
             self.crawler.stats.inc_value("markdown/not_html")
             return
-        content = await response.main_content()
-        links = self._links(response)
-        if content.markdown:
-            yield {"url": response.url, "title": content.title, "headings": content.headings,
-                   "markdown": content.markdown, "links": links,
-                   "language": content.language, "content_hash": content.content_hash}
-        else:
-            self.crawler.stats.inc_value("markdown/empty")
-            self.logger.debug("no main content in %s: no record", response.url)
-        for link in links:
+        content = await response.main_content(text=False)  # in a thread past 16 KB
+        record = self.record(response, content)
+        if record is not None:
+            yield record
+        for link in content.links:
             if URL(link).path.startswith(self._prefixes):
                 yield Request(link, callback=self.parse)
 
-    @staticmethod
-    def _links(response: Response) -> list[str]:
-        seen: dict[str, None] = {}
-        for node in response.css_nodes("a[href]"):
-            href = (node.attributes.get("href") or "").strip()
-            if not href or href.startswith("#"):
-                continue
-            try:
-                url = URL(response.urljoin(href))
-            except ValueError:
-                continue
-            if url.scheme in FETCHABLE_SCHEMES and url.host:
-                seen.setdefault(str(url.with_fragment(None)), None)
-        return list(seen)
+    def record(self, response: Response, content: MainContent) -> dict[str, Any] | None:
+        """The page's record; None (counted) when it has no main content."""
+        if not content.markdown:
+            self.crawler.stats.inc_value("markdown/empty")
+            self.logger.debug("no main content in %s: no record", response.url)
+            return None
+        return {"url": response.url, "title": content.title, "headings": content.headings,
+                "markdown": content.markdown, "links": content.links,
+                "language": content.language, "content_hash": content.content_hash}
