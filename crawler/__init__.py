@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from crawler._version import __version__
 from crawler.core.crawler import Crawler, CrawlResult
 from crawler.core.state import CrawlerProtocol
@@ -36,6 +38,9 @@ from crawler.signals import Signal
 from crawler.sitemaps import SitemapSpider
 from crawler.spider import Spider
 from crawler.stats import Stats
+
+if TYPE_CHECKING:
+    from crawler.extract.loader import ItemLoader
 
 
 def __getattr__(name: str) -> object:

@@ -20,6 +20,7 @@ from urllib.parse import unquote
 import orjson
 from yarl import URL
 
+from crawler.core.plugins import PluginThread
 from crawler.redact import redact
 
 if TYPE_CHECKING:
@@ -45,7 +46,13 @@ async def notify(settings: Settings, stats: Stats, results: list[MonitorResult],
         await _guarded("webhook", stats, _post(settings, payload(
             settings.monitor_webhook_format, subject, body, spider, reason, stats, results)))
     if settings.monitor_email_to:
-        await _guarded("email", stats, asyncio.to_thread(_send_mail, settings, subject, body))
+        # a daemon thread: an SMTP server that hangs cannot keep the process from exiting
+        # after a second signal (the default executor's threads are waited for)
+        thread = PluginThread()
+        try:
+            await _guarded("email", stats, thread.run(_send_mail, settings, subject, body))
+        finally:
+            thread.close()
 
 
 async def _guarded(what: str, stats: Stats, sending: Any) -> None:
