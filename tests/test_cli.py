@@ -100,6 +100,39 @@ async def test_bad_setting_exits_2(setting, message):
     assert "Traceback" not in err
 
 
+async def test_version_and_the_libraries_versions():
+    from crawler import __version__
+
+    code, out, _ = await run_cli("version")
+    assert code == 0 and out == f"crawler {__version__}\n"
+    code, out, _ = await run_cli("version", "-v")
+    rows = {name.strip(): value.strip()
+            for name, value in (line.split(" : ", 1) for line in out.splitlines())}
+    assert code == 0 and rows["crawler"] == __version__
+    assert rows["aiohttp"] == __import__("aiohttp").__version__
+    assert {"Python", "platform", "selectolax", "html-to-markdown"} <= set(rows)
+
+
+def test_every_setting_and_every_command_line_option_has_help():
+    """What the settings table and `--help` say comes from the declarations: none may be
+    silent."""
+    import argparse
+    import dataclasses
+
+    from crawler.commands.main import _parser
+    from crawler.settings import Settings
+
+    assert [f.name for f in dataclasses.fields(Settings) if not f.metadata["help"]] == []
+    parser = _parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    silent = [f"{name} {action.option_strings or action.dest}"
+              for name, command in commands.choices.items() for action in command._actions
+              if not isinstance(action, argparse._HelpAction)
+              and action.help in (None, "", argparse.SUPPRESS)]
+    assert silent == []
+    assert all(choice.help for choice in commands._choices_actions)  # each command's line
+
+
 async def test_list():
     code, out, _ = await run_cli("list")
     assert code == 0 and out.split() == ["bench", "books"]

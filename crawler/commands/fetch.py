@@ -31,7 +31,7 @@ def add(commands: Any) -> None:
     parser = commands.add_parser(
         "fetch", help="fetch a URL with a spider's settings and print it",
         epilog=_FETCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("url")
+    parser.add_argument("url", help="the URL to fetch")
     parser.add_argument("--spider", metavar="NAME",
                         help="use this spider's settings (user agent, robots.txt, cache, "
                         "middlewares)")

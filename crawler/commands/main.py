@@ -27,6 +27,7 @@ from crawler.commands import (
     settings,
     shell,
     status,
+    version,
 )
 from crawler.commands.common import (
     EXIT_CODES,
@@ -46,6 +47,7 @@ commands:
   jobs     the state of a --job-dir            check    run the spiders' contracts
   status   a shared crawl's progress (--frontier)
   settings every setting, or one's value      serve    the crawl service (HTTP, Scrapyd's API)
+  version  the versions (-v: of the libraries too)
 `python -m crawler COMMAND --help` for each.
 
 The project is the nearest directory, from here upwards, with a crawler.toml or a
@@ -76,6 +78,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"crawler {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     for command in (run, listing, demo, bench, jobs, status, settings, new, fetch, parse,
-                    shell, check, serve):
+                    shell, check, serve, version):
         command.add(commands)
     return parser

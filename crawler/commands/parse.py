@@ -35,8 +35,9 @@ def add(commands: Any) -> None:
     parser = commands.add_parser(
         "parse", help="run a spider's callback on one URL and print what it yields",
         epilog=_PARSE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("url")
-    parser.add_argument("--spider", required=True, metavar="NAME")
+    parser.add_argument("url", help="the URL to run the callback on")
+    parser.add_argument("--spider", required=True, metavar="NAME",
+                        help="the spider whose callback, settings and middlewares are used")
     parser.add_argument("-c", "--callback", metavar="CB",
                         help="the method to run (default: a CrawlSpider rule's, else parse)")
     parser.add_argument("-d", "--depth", type=int, default=1, metavar="N",
