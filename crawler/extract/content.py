@@ -72,11 +72,11 @@ _UNLIKELY_WORDS = (
     "replies", "rss", "shoutbox", "sidebar", "skyscraper", "social", "sponsor",
     "supplemental", "ad-break", "agegate", "pagination", "pager", "popup", "yom-remote",
     "cookie", "consent", "newsletter", "share", "sharing", "toolbar", "skip-link", "navbar")
+# (These and _ALWAYS_OUT are matched a few selectors at a time: Lexbor holds the GIL for a
+# whole css() call, and one call with all of them takes 200 ms on a 5 MB page, which would
+# stall the event loop even from a thread; a few at a time, each call takes a few ms.)
 _UNLIKELY = (*(f"[class*={word} i], [id*={word} i]" for word in _UNLIKELY_WORDS),
              "[class~=nav i], [id=nav i]")
-# Selectors are matched a few at a time: Lexbor holds the GIL for a whole css() call, and
-# one call with all of them takes 200 ms on a 5 MB page, which would stall the event loop
-# even from a thread; one at a time, each call takes a few ms and the loop gets its turns.
 _MAYBE = re.compile(r"and|article|body|column|content|main|shadow", re.IGNORECASE)
 _PARAGRAPHS = "p, pre, li, td, dd, blockquote, h1, h2, h3, h4, h5, h6"
 _DESCEND = 0.8  # a child holding this share of its parent's paragraph text becomes the root
@@ -125,6 +125,7 @@ def _converter() -> Callable[[str, str, str], str]:
     except ImportError:
         raise MissingExtract("response.markdown() and main_text() need html-to-markdown: "
                              "pip install 'crawler[extract]'") from None
+
     def convert(fragment: str, base_url: str, fmt: str) -> str:
         """`fmt`: markdown, plain (text), or whole (Markdown with the converter's own
         navigation removal off: the whole page was asked for)."""
