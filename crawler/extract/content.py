@@ -59,7 +59,8 @@ class MainContent:
 
 
 _LANDMARKS = ("main", "[role=main]", "[itemprop=articleBody]")
-_ALWAYS_OUT = ("script, style, noscript, template", "iframe, object, embed", "svg, canvas",
+_SCRIPTS = "script, style, noscript, template"  # out of the whole page too
+_ALWAYS_OUT = (_SCRIPTS, "iframe, object, embed", "svg, canvas",
                "nav, aside", "form, dialog", "button, select, textarea, input", "[hidden]",
                "[aria-hidden=true]", "[role=navigation], [role=banner]",
                "[role=contentinfo], [role=complementary]", "[role=search], [role=dialog]",
@@ -115,7 +116,7 @@ def markdown_of(html: str | bytes, *, base_url: str = "") -> str:
     body = LexborHTMLParser(html).body
     if body is None:
         return ""
-    _remove(body, _select(body, _ALWAYS_OUT[:1]))
+    _remove(body, _select(body, (_SCRIPTS,)))
     return converter(body.html or "", base_url, "whole")
 
 

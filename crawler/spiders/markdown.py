@@ -52,10 +52,6 @@ class MarkdownSpider(Spider):
         self._prefixes = tuple(u.path.rsplit("/", 1)[0] + "/" for u in urls) \
             if scope == "path" else ("/",)
 
-    async def start(self) -> AsyncIterator[Any]:
-        for url in self.start_urls:
-            yield Request(url, callback=self.parse, dont_filter=True)
-
     async def parse(self, response: Response) -> AsyncIterator[Any]:
         if not response.is_html or not response.body:
             self.crawler.stats.inc_value("markdown/not_html")
