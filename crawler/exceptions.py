@@ -1,19 +1,21 @@
-"""Every error the crawler raises, under one root.
+"""Every error the crawler raises, under one root::
 
-CrawlerError
- ├── UsageError            bad command line, unknown spider
- │    └── SettingsError    unknown setting or a value of the wrong type
- ├── StartupError          the crawl could not start: a plugin failed to build or open
- │    └── OutputError      an output that cannot be written (a directory, read-only, ...)
- ├── NotConfigured         raised by a plugin's from_crawler to leave itself out
- ├── DropItem              raised by a pipeline to discard an item (Scrapy's name)
- ├── IgnoreRequest         raised anywhere to drop a request silently (Scrapy's name)
- ├── CloseSpider           raised in a callback to end the crawl with `reason`
- ├── FrontierUnavailable   a shared frontier gone for longer than frontier_outage
- ├── JobFailed             a job dir whose progress cannot be stored (a full disk)
- └── RequestFailed         a request that produced no usable response; `kind` says why
-      ├── DownloadError    transport: timeout, connection, dns, too_large, payload, ...
-      └── HttpError        a response whose status the spider does not handle
+    CrawlerError
+     ├── UsageError            bad command line, unknown spider
+     │    └── SettingsError    unknown setting or a value of the wrong type
+     ├── StartupError          the crawl could not start: a plugin failed to build or open
+     │    └── OutputError      an output that cannot be written (a directory, read-only, ...)
+     ├── NotConfigured         raised by a plugin's from_crawler to leave itself out
+     ├── DropItem              raised by a pipeline to discard an item (Scrapy's name)
+     ├── IgnoreRequest         raised anywhere to drop a request silently (Scrapy's name)
+     ├── CloseSpider           raised in a callback to end the crawl with `reason`
+     ├── FrontierUnavailable   a shared frontier gone for longer than frontier_outage
+     ├── JobFailed             a job dir whose progress cannot be stored (a full disk)
+     └── RequestFailed         a request that produced no usable response; `kind` says why
+          ├── DownloadError    transport: timeout, connection, dns, too_large, payload, ...
+          └── HttpError        a response whose status the spider does not handle
+
+`Kind` names why a request failed: the key it is counted under in the stats.
 """
 
 from __future__ import annotations
@@ -40,21 +42,21 @@ class Kind(enum.StrEnum):
     `http_kind(404) == "http_404"`.
     """
 
-    TIMEOUT = "timeout"
-    CONNECTION = "connection"  # refused, reset, unreachable
-    DNS = "dns"
+    TIMEOUT = "timeout"  # no complete response within `timeout` (retried)
+    CONNECTION = "connection"  # refused, reset, unreachable (retried)
+    DNS = "dns"  # the name did not resolve, or not within dns_timeout (retried)
     TLS = "tls"  # certificate or handshake failure: not retried
-    PAYLOAD = "payload"  # a body cut short or broken (also a truncated gzip stream)
-    TOO_LARGE = "too_large"
+    PAYLOAD = "payload"  # a body cut short or broken, a truncated gzip stream (retried)
+    TOO_LARGE = "too_large"  # a body past max_response_size (meta["download_maxsize"])
     CONTENT_ENCODING = "content_encoding"  # an unknown Content-Encoding
     PROTOCOL = "protocol"  # broken HTTP framing
-    INVALID_URL = "invalid_url"
-    UNSUPPORTED_SCHEME = "unsupported_scheme"
+    INVALID_URL = "invalid_url"  # a URL that cannot be parsed (a link, a redirect)
+    UNSUPPORTED_SCHEME = "unsupported_scheme"  # mailto:, ftp:, ... (a link, a redirect)
     INVALID_REQUEST = "invalid_request"  # a request the HTTP client refuses to send
-    REDIRECT_LOOP = "redirect_loop"
-    TOO_MANY_REDIRECTS = "too_many_redirects"
+    REDIRECT_LOOP = "redirect_loop"  # a redirect back to a URL of its own chain
+    TOO_MANY_REDIRECTS = "too_many_redirects"  # a chain longer than max_redirects
     TOO_COMPLEX = "too_complex"  # HTML that would take seconds to parse
-    ROBOTS_DISALLOWED = "robots_disallowed"
+    ROBOTS_DISALLOWED = "robots_disallowed"  # robots.txt disallows it (IgnoreRequest)
     FORBIDDEN_ADDRESS = "forbidden_address"  # not public, and allow_private_addresses=false
     TOO_MANY_RETRIES = "too_many_retries"  # a middleware's Retry past the retries setting
     INTERNAL = "internal"  # a bug in the crawler or a plugin; the request is released

@@ -31,14 +31,17 @@ class Signal(enum.StrEnum):
     """The signals, with the keyword arguments their handlers get."""
 
     SPIDER_OPENED = "spider_opened"  # spider; outputs open, before the first request
-    SPIDER_CLOSED = "spider_closed"  # spider, reason; outputs closed, before close hooks
-    REQUEST_SCHEDULED = "request_scheduled"  # request, spider; handed to the scheduler
-    RESPONSE_RECEIVED = "response_received"  # response, request, spider
+    SPIDER_CLOSED = "spider_closed"  # spider, reason; outputs closed, before
+    # close_spider and spider.closed()
+    REQUEST_SCHEDULED = "request_scheduled"  # request, spider; a request (start or link)
+    # is handed to the scheduler
+    RESPONSE_RECEIVED = "response_received"  # response, request, spider; a response
+    # arrives (network or cache), any status, before process_response
     ITEM_SCRAPED = "item_scraped"  # item, request, spider; written to every output
-    ITEM_DROPPED = "item_dropped"  # item, request, exception, spider; by a pipeline
+    ITEM_DROPPED = "item_dropped"  # item, request, exception, spider; a pipeline dropped it
     REQUEST_FAILED = "request_failed"  # request, failure, spider; after its last try
-    ENGINE_IDLE = "engine_idle"  # spider; nothing queued or in flight: crawler.schedule()
-    # more, or the crawl ends when the handlers return (Scrapy's spider_idle)
+    ENGINE_IDLE = "engine_idle"  # spider; nothing queued or in flight: the crawl ends when
+    # the handlers return unless they called crawler.schedule() (Scrapy's spider_idle)
 
 
 class Signals:

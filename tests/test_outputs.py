@@ -77,6 +77,7 @@ def _one_error_line(err: str) -> str:
     ("/sys/x.jsonl", "cannot write /sys/x.jsonl"),
     ("s3://bucket/x.jsonl", "s3:// outputs are not supported"),
     ("x.yaml", "unknown output format"),
+    ("items.txt:yaml", "unknown output format 'yaml' in 'items.txt:yaml'"),
     ("garbage.json", "not a JSON array"),
 ])
 async def test_a_bad_output_is_one_line_and_truncates_nothing(base, tmp_path, bad_output,

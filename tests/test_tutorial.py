@@ -1,5 +1,5 @@
-"""The README's tutorial, followed line by line: its commands run as written (the demo
-shop's port aside), its spider is the one written to disk, and what it shows each command
+"""The tutorial (docs/tutorial.md), followed line by line: its commands run as written (the
+demo shop's port aside), its spider is the one written to disk, and what it shows each command
 print is what they print."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ async def _wait_for_port(port: int) -> None:
     raise AssertionError(f"the demo shop never listened on {port}")
 
 
-async def test_the_readme_tutorial_runs_verbatim(tmp_path):
+async def test_the_tutorial_runs_verbatim(tmp_path):
     background: list[asyncio.subprocess.Process] = []
     try:
         await _follow(tmp_path, background)
@@ -60,7 +60,8 @@ async def _follow(tmp_path: Path, background: list[asyncio.subprocess.Process]) 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    text = (ROOT / "README.md").read_text().replace("127.0.0.1:8000", f"127.0.0.1:{port}") \
+    text = (ROOT / "docs" / "tutorial.md").read_text() \
+        .replace("127.0.0.1:8000", f"127.0.0.1:{port}") \
         .replace("--port 8000", f"--port {port}")
     cwd = tmp_path
     pending_shell: list[str] | None = None

@@ -57,7 +57,7 @@ def crawl_options(parser: argparse.ArgumentParser) -> None:
     log_options(parser)
     parser.add_argument(
         "-o", "--output", action="append", default=[], metavar="PATH",
-        help="append items to PATH: .jsonl, .json or .csv (or PATH:FORMAT), a file:// URI, "
+        help="append items to PATH: .jsonl, .json, .csv or .xml (or PATH:FORMAT), a file:// URI, "
              "or - for standard output; %%(name)s and %%(time)s are replaced; repeatable")
     parser.add_argument("-O", "--overwrite-output", action="append", default=[], metavar="PATH",
                         help="like -o but replace the file")

@@ -21,7 +21,7 @@ def add(commands: Any) -> None:
     parser.add_argument("-s", "--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting; repeatable")
     parser.add_argument("--markdown", action="store_true",
-                        help="the table as the README shows it")
+                        help="every setting as one Markdown table")
     parser.set_defaults(command=run)
 
 

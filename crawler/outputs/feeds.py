@@ -32,6 +32,7 @@ __all__ = ["output_sink"]
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|\{(spider|worker)\}")
 _FORMAT_SUFFIX = re.compile(r"^(.+):(" + "|".join(FORMATS) + r")$", re.IGNORECASE)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+_UNKNOWN_SUFFIX = re.compile(r"^[^:/]*[^:]*\.\w+:([A-Za-z]\w*)$")  # items.txt:yaml
 
 
 def output_sink(spec: str, *, overwrite: bool, fields: tuple[str, ...] | None,
@@ -45,6 +46,9 @@ def output_sink(spec: str, *, overwrite: bool, fields: tuple[str, ...] | None,
     match = _FORMAT_SUFFIX.match(spec)
     if match:
         target, format_name = match.group(1), match.group(2)
+    elif format is None and (unknown := _UNKNOWN_SUFFIX.match(spec)):
+        raise OutputError(f"unknown output format {unknown.group(1)!r} in {spec!r} (known: "
+                          f"{', '.join(sorted(FORMATS))})")
     target = _fill(target, spider, started, spec, worker)
     scheme = _SCHEME.match(target)
     if scheme and scheme.group(1).lower() != "file":

@@ -1,7 +1,7 @@
 """One frozen, typed Settings object; merged defaults -> the project file -> a spider's
 attributes and custom_settings -> the command line. Each setting is declared once
 (crawler/settings/_model.py): its type, default, bounds, Scrapy names, command-line flag
-and help; the checks, the answers to Scrapy's names, the CLI flags and the README's table
+and help; the checks, the answers to Scrapy's names, the CLI flags and the documentation's tables
 come from that declaration.
 
 Usage:

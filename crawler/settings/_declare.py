@@ -1,7 +1,7 @@
 """How a setting is declared: its default, type (the annotation), bounds, other rules,
 Scrapy names, spider attribute, command-line flag and one-line help, in one `setting(...)`
 call beside its annotation (crawler/settings/_model.py). Everything else about a setting
-(its checks, the Scrapy-name answers, the CLI flag, the README's table) is derived here
+(its checks, the Scrapy-name answers, the CLI flag, the documentation) is derived here
 from that declaration."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def setting(default: Any = None, help: str = "", *, factory: Callable[[], Any] |
     (`choices_text` says them); `rule` any other check; `kind` how a mapping or list is
     read (plugins, ordered, sinks, handlers, feeds); `scrapy` Scrapy's names for it
     ({name: how the meaning differs}); `attribute` the spider attribute Scrapy honours
-    for it; `flag` its command-line option; `shown` its default as the README shows it."""
+    for it; `flag` its command-line option; `shown` its default as the documentation shows it."""
     metadata = {"help": help, "ge": ge, "gt": gt, "le": le, "le_why": le_why, "note": note,
                 "bound": bound, "choices": choices, "choices_text": choices_text,
                 "rule": rule, "kind": kind, "scrapy": dict(scrapy or {}),

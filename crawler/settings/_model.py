@@ -286,14 +286,14 @@ class Settings:
         (), "pipeline classes or dotted paths, in order", kind="plugins",
         scrapy={"item_pipelines": ""})
     extensions: tuple[Any, ...] = setting(
-        (), "extension classes or dotted paths, after the built-in ones (see Writing "
-        "extensions)", kind="plugins")
+        (), "extension classes or dotted paths, after the built-in ones (see Signals "
+        "and extensions)", kind="plugins")
     downloader_middlewares: tuple[tuple[Any, int | None], ...] = setting(
         (), "`{class or path: order}` added to the built-ins; None leaves one out; on the "
         "command line `path=order,...`", kind="ordered",
         scrapy={"downloader_middlewares": ""})
     spider_middlewares: tuple[tuple[Any, int | None], ...] = setting(
-        (), "`{class or path: order}` around the callbacks (see Writing extensions); on the "
+        (), "`{class or path: order}` around the callbacks (see Middlewares); on the "
         "command line `path=order,...`", kind="ordered", scrapy={"spider_middlewares": ""})
     download_handlers: tuple[tuple[str, Any], ...] = setting(
         (), "`{scheme or name: handler class or path}` replacing or adding to the built-in "
@@ -344,8 +344,8 @@ class Settings:
         None, "keep the crawl's state in this directory and resume from it", flag=(
             "--job-dir",), metavar="DIR", scrapy={"jobdir": "; a killed job resumes here too"})
     frontier: str | None = setting(
-        None, "a frontier shared by many processes: `redis://HOST:PORT/DB` (see Running on "
-        "many machines)", rule=(_frontier_scheme, _frontier_schemes), flag=("--frontier",),
+        None, "a frontier shared by many processes: `redis://HOST:PORT/DB` (see Fleets on "
+        "Redis)", rule=(_frontier_scheme, _frontier_schemes), flag=("--frontier",),
         metavar="URL")
     frontier_job: str | None = setting(
         None, "the crawl's name in the shared frontier", rule=_NAME_RULE, flag=("--job",),

@@ -1,0 +1,334 @@
+"""Every example in the documentation (docs/*.md and the README) runs.
+
+- A Python block is imported as a module; its spiders' settings are checked as a crawl
+  would check them, and a spider that starts on the demo shop (127.0.0.1:8000) is crawled
+  against a real one, through the commands its page shows (or `run FILE` when it shows
+  none): exit 0 and items written.
+- A TOML block is a project file that `python -m crawler settings` must accept.
+- A shell block's `python -m crawler ...` commands must parse with the real argument
+  parser and their `-s` settings must be valid; `pip install '.[extra]'` names a declared
+  extra.
+- A console block (`$ command` and what it prints) is run, and what it shows must be in
+  what the command printed.
+
+The tutorial's blocks are followed line by line by tests/test_tutorial.py instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import importlib.util
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from crawler import Settings, Spider
+from crawler.commands.main import _parser
+from tests.conftest import ROOT
+
+DOCS = ROOT / "docs"
+DEMO = "127.0.0.1:8000"
+_FENCE = re.compile(r"^(`{3,})(\w*)[^\n]*\n(.*?)^\1[ \t]*$", re.DOTALL | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Block:
+    page: str
+    line: int
+    lang: str
+    body: str
+
+    def __str__(self) -> str:
+        return f"{self.page}:{self.line}"
+
+
+def _pages() -> list[Path]:
+    return [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
+
+
+def blocks(lang: str | None = None) -> list[Block]:
+    found = []
+    for path in _pages():
+        text = path.read_text()
+        if "<!-- tutorial:start -->" in text:  # test_tutorial.py follows it
+            head, _, rest = text.partition("<!-- tutorial:start -->")
+            text = head + "\n" * rest.partition("<!-- tutorial:end -->")[0].count("\n") \
+                + rest.partition("<!-- tutorial:end -->")[2]
+        for match in _FENCE.finditer(text):
+            block = Block(path.name, text.count("\n", 0, match.start()) + 1, match.group(2),
+                          match.group(3))
+            if lang is None or block.lang == lang:
+                found.append(block)
+    return found
+
+
+def _ids(items: list[Block]) -> list[str]:
+    return [str(b) for b in items]
+
+
+# -- the demo shop every runnable example crawls ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crawler", "demo", "--serve", "--port", str(port)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the demo shop never listened"
+                time.sleep(0.1)
+        yield port
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _crawler(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "crawler", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=timeout, check=False,
+                          env={**os.environ, "PYTHONPATH": f"{cwd}{os.pathsep}{ROOT}"})
+
+
+def _on_demo(body: str, port: int) -> str:
+    return body.replace(DEMO, f"127.0.0.1:{port}")
+
+
+def _commands(body: str) -> Iterator[list[str]]:
+    """The `python -m crawler` commands of a shell block, as argument lists."""
+    text = re.sub(r"\\\n\s*", " ", body)
+    for line in text.splitlines():
+        line = line.split("  #")[0].strip().removesuffix("&").strip()
+        if line.startswith("#"):
+            continue
+        for command in re.split(r"&&|;|\|", line):
+            args = shlex.split(command, comments=True)
+            if args[:3] == ["python", "-m", "crawler"]:
+                yield args[3:]
+
+
+def _file_name(body: str) -> str:
+    first = body.lstrip().splitlines()[0]
+    match = re.match(r"#\s*spiders/(\w+\.py)", first)
+    return match.group(1) if match else "example.py"
+
+
+# -- Python -------------------------------------------------------------------------------
+
+PYTHON = blocks("python")
+
+
+def _spiders(namespace: dict[str, object]) -> list[type[Spider]]:
+    return [v for v in namespace.values() if isinstance(v, type) and issubclass(v, Spider)
+            and v.__module__ == namespace["__name__"] and getattr(v, "name", "")]
+
+
+@pytest.mark.parametrize("block", PYTHON, ids=_ids(PYTHON))
+def test_a_python_example_runs(block: Block, tmp_path: Path, demo: int) -> None:
+    spiders_dir = tmp_path / "spiders"
+    spiders_dir.mkdir()
+    (spiders_dir / "__init__.py").write_text("")
+    path = spiders_dir / _file_name(block.body)
+    path.write_text(_on_demo(block.body, demo))
+    name = f"docs_example_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    sys.path.insert(0, str(tmp_path))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(tmp_path))
+        del sys.modules[name]
+    for spider in _spiders(vars(module)):
+        Settings.for_spider(spider)  # a misspelt or mistyped setting fails here
+        start = spider.start_urls if isinstance(spider.start_urls, list | tuple) else ()
+        if start and all(url.startswith(f"http://127.0.0.1:{demo}/") for url in start):
+            _crawl_it(block, spider, path, demo, tmp_path)
+
+
+def _crawl_it(block: Block, spider: type[Spider], path: Path, port: int, cwd: Path) -> None:
+    shown = [args for b in blocks("bash") if b.page == block.page
+             for args in _commands(_on_demo(b.body, port))
+             if args[:2] == ["run", spider.name]]
+    for args in shown or [["run", str(path), "-s", "max_pages=30", "-O", "items.jsonl"]]:
+        done = _crawler(args, cwd)
+        assert done.returncode == 0, (block, args, done.stderr[-3000:])
+        assert ", 0 items" not in done.stderr.splitlines()[-1], (block, args, done.stderr)
+
+
+# -- TOML -------------------------------------------------------------------------------
+
+TOML = blocks("toml")
+
+
+@pytest.mark.parametrize("block", TOML, ids=_ids(TOML))
+def test_a_project_file_example_is_accepted(block: Block, tmp_path: Path) -> None:
+    name = "pyproject.toml" if "pyproject.toml" in block.body.splitlines()[0] \
+        else "crawler.toml"
+    tomllib.loads(block.body)
+    (tmp_path / name).write_text(block.body)
+    done = _crawler(["settings"], tmp_path, timeout=60)
+    assert done.returncode == 0, (block, done.stderr)
+
+
+# -- shell --------------------------------------------------------------------------------
+
+SHELL = blocks("bash")
+
+
+class _Refused(Exception):
+    pass
+
+
+def _parse(args: list[str]) -> argparse.Namespace:
+    parser = _parser()
+
+    def error(message: str) -> None:
+        raise _Refused(message)
+
+    for sub in [parser, *next(a for a in parser._actions
+                              if isinstance(a, argparse._SubParsersAction)).choices.values()]:
+        sub.error = error  # type: ignore[method-assign]
+    return parser.parse_args(args)
+
+
+@pytest.mark.parametrize("block", SHELL, ids=_ids(SHELL))
+def test_a_shell_example_parses(block: Block) -> None:
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    for wanted in re.findall(r"pip install -e '\.\[([\w,]+)\]'", block.body):
+        for extra in wanted.split(","):
+            assert extra in extras, (block, extra)
+    for args in _commands(block.body):
+        try:
+            parsed = _parse(args)
+        except _Refused as exc:
+            raise AssertionError(f"{block}: python -m crawler {shlex.join(args)}: {exc}") \
+                from None
+        pairs = dict(s.split("=", 1) for s in getattr(parsed, "set", None) or [])
+        Settings().merge_strings(pairs)
+
+
+# -- console: commands and what they print ------------------------------------------------
+
+CONSOLE = blocks("console")
+
+
+def _expected(line: str) -> re.Pattern[str]:
+    return re.compile(".*?".join(re.escape(part) for part in line.split("...")))
+
+
+@pytest.mark.parametrize("block", CONSOLE, ids=_ids(CONSOLE))
+def test_a_console_example_prints_what_it_shows(block: Block, tmp_path: Path,
+                                                demo: int) -> None:
+    spiders = tmp_path / "spiders"
+    spiders.mkdir()
+    (spiders / "__init__.py").write_text("")
+    started = next(b for b in PYTHON if b.page == "getting-started.md")  # the books spider
+    (spiders / "books.py").write_text(_on_demo(started.body, demo))
+    runs: list[tuple[list[str], list[str]]] = []
+    for line in _on_demo(block.body, demo).splitlines():
+        if line.startswith("$ "):
+            args = shlex.split(line[2:])
+            assert args[:3] == ["python", "-m", "crawler"], (block, line)
+            runs.append((args[3:], []))
+        elif line.strip():
+            runs[-1][1].append(line)
+    assert runs, block
+    for args, shown in runs:
+        done = _crawler(args, tmp_path)
+        printed = done.stdout + done.stderr
+        for line in shown:
+            assert _expected(line).search(printed), (str(block), line, printed[-2000:])
+
+
+# -- the references cannot drift from the code ---------------------------------------------
+
+
+def _extension() -> object:
+    sys.path.insert(0, str(DOCS / "_ext"))
+    try:
+        return importlib.import_module("crawler_docs")
+    finally:
+        sys.path.remove(str(DOCS / "_ext"))
+
+
+def test_every_signal_and_kind_says_what_it_means() -> None:
+    from crawler import Kind, Signal
+
+    ext = _extension()
+    for enum_cls in (Signal, Kind):
+        comments = ext.enum_comments(enum_cls)  # type: ignore[attr-defined]
+        for member in enum_cls:
+            assert comments.get(member.name), f"{enum_cls.__name__}.{member.name} has no comment"
+    for member in Signal:  # "arguments; when it is sent"
+        assert ";" in ext.enum_comments(Signal)[member.name], member  # type: ignore[attr-defined]
+
+
+def test_the_generated_references_cover_every_setting_command_and_kind() -> None:
+    from crawler import Kind, Signal
+
+    ext = _extension()
+    settings = ext.settings_reference()  # type: ignore[attr-defined]
+    for field in dataclasses.fields(Settings):
+        assert f"(setting-{field.name})=" in settings, field.name
+    cli = ext.cli_reference()  # type: ignore[attr-defined]
+    for command in _commands_of_the_parser():
+        assert f"(cli-{command})=" in cli, command
+    kinds = ext.kinds_reference()  # type: ignore[attr-defined]
+    assert all(f"`{kind.value}`" in kinds for kind in Kind)
+    signals = ext.signals_reference()  # type: ignore[attr-defined]
+    assert all(f"`{signal.value}`" in signals for signal in Signal)
+
+
+def _commands_of_the_parser() -> set[str]:
+    parser = _parser()
+    return set(next(a for a in parser._actions
+                    if isinstance(a, argparse._SubParsersAction)).choices)
+
+
+def test_the_readme_lists_every_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Commands")[1].split("\n\n")[1]
+    listed = {name for cell in re.findall(r"^\| (.+?) \|", table, re.MULTILINE)
+              for name in re.findall(r"`(\w+)", cell)}
+    assert listed == _commands_of_the_parser()
+
+
+def test_the_api_reference_documents_every_public_name() -> None:
+    import crawler
+
+    api = (DOCS / "api.md").read_text()
+    missing = [name for name in crawler.__all__ if name != "__version__"
+               and not re.search(rf"::\s+crawler\.{name}\b", api)]
+    assert not missing, f"docs/api.md lacks {missing}"
+
+
+def test_the_readme_is_an_overview() -> None:
+    lines = (ROOT / "README.md").read_text().count("\n")
+    assert lines <= 250, f"README.md has {lines} lines: topics belong in docs/"
