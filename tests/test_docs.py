@@ -4,7 +4,8 @@
   would check them, and a spider that starts on the demo shop (127.0.0.1:8000) is crawled
   against a real one, through the commands its page shows (or `run FILE` when it shows
   none): exit 0 and items written.
-- A TOML block is a project file that `python -m crawler settings` must accept.
+- A JSON block is JSON; a TOML block is a project file that `python -m crawler settings`
+  must accept.
 - A shell block's `python -m crawler ...` commands must parse with the real argument
   parser and their `-s` settings must be valid; `pip install '.[extra]'` names a declared
   extra.
@@ -33,6 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
 
 from crawler import Settings, Spider
@@ -167,7 +169,9 @@ def test_a_python_example_runs(block: Block, tmp_path: Path, demo: int) -> None:
     for spider in _spiders(vars(module)):
         Settings.for_spider(spider)  # a misspelt or mistyped setting fails here
         start = spider.start_urls if isinstance(spider.start_urls, list | tuple) else ()
-        if start and all(url.startswith(f"http://127.0.0.1:{demo}/") for url in start):
+        on_demo = all(url.startswith(f"http://127.0.0.1:{demo}/") for url in start) \
+            if start else DEMO in block.body  # seeded by start(), on the demo
+        if on_demo:
             _crawl_it(block, spider, path, demo, tmp_path)
 
 
@@ -194,6 +198,16 @@ def test_a_project_file_example_is_accepted(block: Block, tmp_path: Path) -> Non
     (tmp_path / name).write_text(block.body)
     done = _crawler(["settings"], tmp_path, timeout=60)
     assert done.returncode == 0, (block, done.stderr)
+
+
+# -- JSON -------------------------------------------------------------------------------
+
+JSON = blocks("json")
+
+
+@pytest.mark.parametrize("block", JSON, ids=_ids(JSON))
+def test_a_json_example_is_json(block: Block) -> None:
+    orjson.loads(block.body)
 
 
 # -- shell --------------------------------------------------------------------------------

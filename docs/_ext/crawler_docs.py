@@ -15,14 +15,15 @@ import io
 import re
 import tokenize
 from pathlib import Path
-from typing import Any
-
-from sphinx.application import Sphinx
+from typing import TYPE_CHECKING, Any
 
 from crawler.commands.main import _parser
 from crawler.exceptions import Kind
 from crawler.settings._docs import settings_reference
 from crawler.signals import Signal
+
+if TYPE_CHECKING:  # the generators run without Sphinx too (tests/test_docs.py)
+    from sphinx.application import Sphinx
 
 _MARKDOWN = re.compile(r"([*<\[\]|])")
 
