@@ -180,3 +180,42 @@ async def test_a_failed_write_cuts_the_file_back_to_its_last_record(tmp_path, fm
     await exporter.close()
     assert path.read_bytes() == good
     assert exporter.count == 1
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv", ".xml"])
+@pytest.mark.parametrize("before", [0, 2])
+async def test_a_rewind_leaves_the_file_as_it_stood_at_the_mark(tmp_path, suffix, before):
+    """What a fleet worker does with the items of pages whose leases it lost while it
+    wrote them: back to the mark, then other records, and the file is as if the taken-back
+    ones were never written (a CSV header once, a JSON array and XML document whole)."""
+    path = tmp_path / f"out{suffix}"
+    exporter = await start(make_exporter(path, overwrite=True))
+    items = [{"n": n, "text": f"item {n}"} for n in range(6)]
+    for item in items[:before]:
+        await exporter.write(to_record(item))
+    await exporter.flush()
+    mark = exporter.mark()
+    assert mark is not None
+    for item in items[before:before + 2]:  # written, then taken back
+        await exporter.write(to_record(item))
+    await exporter.flush()
+    await exporter.rewind(mark)
+    for item in items[before + 2:]:
+        await exporter.write(to_record(item))
+    await exporter.close()
+    kept = items[:before] + items[before + 2:]
+    written = make_exporter(tmp_path / f"again{suffix}", overwrite=True)
+    await start(written)
+    for item in kept:
+        await written.write(to_record(item))
+    await written.close()
+    assert path.read_bytes() == (tmp_path / f"again{suffix}").read_bytes()
+    assert exporter.count == len(kept)
+
+
+async def test_a_stream_cannot_be_rewound():
+    exporter = await start(make_exporter("-"))
+    try:
+        assert exporter.mark() is None  # what reached a pipe cannot be taken back
+    finally:
+        await exporter.close()

@@ -68,6 +68,17 @@ async def test_a_handler_for_a_scheme_of_ours_crawls_end_to_end(tmp_path):
     assert events.count("opened") == events.count("closed") == 1
 
 
+async def test_a_scheme_of_ours_has_no_robots_txt_to_obey(tmp_path):
+    """robots.txt is HTTP's (RFC 9309): with obey_robots on, a memo:// page is fetched
+    without asking its handler for memo://site/robots.txt (which failed every start
+    request as `internal` before)."""
+    MemoHandler.events.clear()
+    stats, items = await crawl(Memo(), tmp_path, obey_robots=True)
+    assert sorted(i["url"] for i in items) == sorted(PAGES)
+    assert not [e for e in MemoHandler.events if "robots.txt" in e]
+    assert stats.requests_failed == 0
+
+
 async def test_meta_sends_one_request_to_a_named_handler(tmp_path):
     MemoHandler.events.clear()
 

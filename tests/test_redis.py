@@ -616,6 +616,107 @@ async def test_a_frozen_worker_loses_its_leases_in_seconds_and_drops_their_items
     assert "lost its lease" in err.decode()
 
 
+async def test_pages_whose_leases_were_lost_while_written_are_taken_back_out(tmp_path,
+                                                                             redis_url):
+    """The window the frozen-worker test can only hit by chance, made to happen: the
+    leases of two pages are lost after this worker last heard its heartbeat (so it
+    believes it holds them and writes them) and before it acknowledges them. The
+    acknowledgement says so, and the worker cuts every file back and writes only the pages
+    it acknowledged: each file as if the two had never been written, nothing counted
+    twice."""
+    import redis.asyncio as aioredis
+
+    from crawler import Request, Settings, Spider
+    from crawler.http.urls import fingerprint
+    from crawler.outputs.formats import make_exporter
+    from crawler.outputs.items import to_record
+    from crawler.outputs.outputs import Outputs
+    from crawler.signals import Signals
+    from crawler.stats import Stats
+    from crawler.storage.base import StorageContext
+    from crawler.storage.fleet import FleetStorage
+    from crawler.tasks import cancel_and_wait
+
+    class Pages(Spider):
+        name = "pages"
+
+    stats = Stats()
+    paths = [tmp_path / f"out{suffix}" for suffix in (".jsonl", ".json", ".csv", ".xml")]
+    outputs = Outputs([make_exporter(p, overwrite=True) for p in paths], stats)
+    settings = Settings(frontier=redis_url, frontier_job=uuid.uuid4().hex, worker_id="a")
+    storage = FleetStorage(StorageContext(Pages(), settings, stats, Signals(stats), outputs,
+                                          fingerprint), redis_url)
+    await storage.open()
+    await outputs.check()
+    await outputs.open()
+    frontier = storage.frontier
+    client = aioredis.from_url(redis_url)
+    try:
+        await cancel_and_wait(frontier._heartbeat)  # this worker "stalls" from here ...
+        requests = [Request(f"http://a/{n}") for n in range(6)]
+        await frontier.add_many([(r, fingerprint(r), False) for r in requests])
+        taken = await frontier.pop_many(6)
+        assert len(taken) == 6
+
+        async def complete(request: Request) -> None:
+            page = storage.page(request)
+            for k in range(2):
+                await page.add(to_record({"url": request.url, "k": k}), None)
+            await storage.complete(request, page, keep=False)
+
+        for request in taken[:2]:  # a first round, acknowledged as usual
+            await complete(request)
+        frontier._beat_ok = time.monotonic()
+        assert await storage.write_acknowledged()
+        for request in taken[2:]:
+            await complete(request)
+        for request in taken[2:4]:  # ... and meanwhile another worker took two pages back
+            await client.hset(frontier.prefix + "owner", str(request.meta["_store_id"]), "b")
+        frontier._beat_ok = time.monotonic()  # its last heartbeat looked fresh
+        assert await storage.write_acknowledged()
+        await outputs.close()
+    finally:
+        await client.aclose()
+        await storage.close()
+    kept = [r.url for r in taken[:2] + taken[4:]]
+    lines = [json.loads(line) for line in paths[0].read_bytes().splitlines()]
+    assert [item["url"] for item in lines] == [u for u in kept for _ in range(2)]
+    assert [item["url"] for item in json.loads(paths[1].read_bytes())] == \
+        [item["url"] for item in lines]
+    assert paths[2].read_text().splitlines()[0] == "url,k"
+    assert len(paths[2].read_text().splitlines()) == 1 + len(lines)
+    from xml.etree import ElementTree
+
+    assert len(ElementTree.parse(paths[3]).getroot()) == len(lines)
+    assert stats.items == len(lines)
+    assert stats.counters["frontier/lease_lost"] == 2
+    assert not stats.counters.get("frontier/lease_lost_after_write")
+
+
+async def test_an_acknowledgement_sent_again_gets_the_same_answer(redis_url):
+    """The client sends a script again when its connection dropped, maybe after Redis ran
+    it: the second run must not report the first run's acknowledgements as lost leases
+    (the worker would take their items back out of its files)."""
+    from crawler import Request
+    from crawler.frontier.redisstore import RedisFrontier
+    from crawler.http.urls import fingerprint
+
+    frontier = RedisFrontier(redis_url, spider="acks", job=uuid.uuid4().hex, heartbeat=None,
+                             worker="a")
+    await frontier.open()
+    try:
+        request = Request("http://a/1")
+        await frontier.add_many([(request, fingerprint(request), False)])
+        [taken] = await frontier.pop_many(1)
+        rid = str(taken.meta["_store_id"])
+        args = [frontier.prefix, frontier.worker, "token-1", rid]
+        assert await frontier._run("ack", args) == []
+        assert await frontier._run("ack", args) == []  # the same call again
+        assert await frontier._run("ack", [*args[:2], "token-2", rid]) == [rid.encode()]
+    finally:
+        await frontier.close()
+
+
 async def test_fleet_status_counts_every_fetch_end_when_workers_leave(aiohttp_server,
                                                                        tmp_path, redis_url):
     bases, _ = await _two_hosts(aiohttp_server)

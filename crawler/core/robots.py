@@ -36,6 +36,7 @@ from crawler.http import Request, Response
 
 __all__ = ["RobotsCache", "SharedRules"]
 
+_WEB = ("http://", "https://")  # the schemes robots.txt governs
 logger = logging.getLogger(__name__)
 
 MAX_ROBOTS_BYTES = 500 * 1024
@@ -100,8 +101,12 @@ class RobotsCache:
         self.parses = 0  # files parsed, counting parses again after eviction
 
     def permission(self, request: Request) -> Permission:
-        """Whether `request` may be fetched, once its host's robots.txt is known."""
+        """Whether `request` may be fetched, once its host's robots.txt is known. A URL of
+        another scheme than http(s) (one a download handler of your own serves) has no
+        robots.txt (RFC 9309 is HTTP's), so it may."""
         host = request.host
+        if not host.startswith(_WEB):
+            return True
         state = self._hosts.get(host)
         if host != self._last and state is not None:  # recency, not moved for every link
             self._hosts.move_to_end(host)

@@ -28,6 +28,8 @@ politeness key, `politeness_by`'s, which every worker derives alike):
     counts     HASH queued, pages, acked, redelivered
     items      HASH each worker process's items written (absolute: a report sent twice
                counts once); the fleet's items are their sum
+    ack:TOKEN  what an acknowledgement answered (the ids it found lost), for ten minutes:
+               the same call sent again gets the same answer
     seeding    the worker running start(), while it does (expires unless renewed)
     seeded     set once start() ran to its end
     started    the crawl's start, wall time (max_duration)
@@ -44,10 +46,11 @@ expired lease, or a worker silent for `dead_after` seconds (dead, or frozen), pu
 request back in the queue, counted as redelivered. A worker writes a page's items only
 while it holds the page's lease: it knows it does when its own last heartbeat is recent
 (nobody reclaims before `dead_after`), else it asks (one script); a page whose lease was
-lost is dropped, counted (`frontier/lease_lost`), since another worker redoes it. So
-output is exactly once, except for a worker that stalls for `dead_after` seconds in the
-few milliseconds between that check and its write (then the page appears twice, never
-zero times).
+lost is dropped, counted (`frontier/lease_lost`), since another worker redoes it. The
+acknowledgement is the fence: it ends only the leases the worker still holds and returns
+the others, whose items a worker that stalled after writing them takes back out of its
+files (crawler/storage/fleet.py). So output to files is exactly once (unless the worker
+also dies within the milliseconds of that repair: two faults at once).
 Times are the Redis server's clock (`clock` is wall time corrected by the offset
 measured at open), so that workers on several machines agree on delays and leases.
 """
@@ -396,20 +399,21 @@ class RedisFrontier:
             await self.ack_ids([str(sid)])
 
     async def ack_many(self, requests: Sequence[Request]) -> None:
-        ids = [str(sid) for sid in map(store_id, requests) if sid is not None]
-        if ids:
-            await self.ack_ids(ids)
+        await self.ack_held(requests)
 
-    async def ack_ids(self, ids: list[str]) -> None:
+    async def ack_held(self, requests: Sequence[Request]) -> set[str]:
+        """`ack_ids` for requests: the store ids of those not acknowledged."""
+        ids = [str(sid) for sid in map(store_id, requests) if sid is not None]
+        return await self.ack_ids(ids) if ids else set()
+
+    async def ack_ids(self, ids: list[str]) -> set[str]:
+        """Acknowledge complete requests; the ids whose leases this worker no longer held
+        (another worker redoes those) are returned, not acknowledged."""
         for rid in ids:
             self._leased.discard(rid)
-        acked = int(await self._run("ack", [self.prefix, self.worker, *ids], ending=ids))
-        if acked < len(ids):  # their items are written, and another worker redoes them
-            lost = len(ids) - acked
-            self._stats.counters["frontier/lease_lost_after_write"] += lost
-            logger.warning("%d page(s) were written after their lease was lost (this worker "
-                           "stalled past %.0f s): another worker redoes them, so their "
-                           "items appear twice", lost, self._dead_after)
+        token = uuid.uuid4().hex  # the same answer if the script is sent again
+        lost = await self._run("ack", [self.prefix, self.worker, token, *ids], ending=ids)
+        return {x.decode() if isinstance(x, bytes) else str(x) for x in lost or ()}
 
     # -- fencing: a page's items are written only under its lease ------------------------
 
@@ -426,6 +430,15 @@ class RedisFrontier:
         ids = [str(store_id(r)) for r in requests]
         answer = await self._run("owns", [self.prefix, self.worker, *ids])
         return [bool(x) for x in answer]
+
+    def written_twice(self, pages: int) -> None:
+        """`pages` were written after their leases were lost, to an output that cannot
+        take them back: another worker redoes them, so their items appear twice."""
+        self._stats.counters["frontier/lease_lost_after_write"] += pages
+        logger.warning("%d page(s) were written after their lease was lost (this worker "
+                       "stalled past %.0f s) to an output that cannot be cut back: another "
+                       "worker redoes them, so their items appear twice", pages,
+                       self._dead_after)
 
     def lease_lost(self, request: Request, items: int) -> None:
         """`request`'s lease was lost before its items were written: they are dropped

@@ -291,6 +291,35 @@ class Exporter(Sink):
         if self._last_write is not None:
             await _settled(self._last_write)
 
+    def mark(self) -> object | None:
+        if self._stream or self._file is None or self.error is not None:
+            return None
+        return _Mark(self._size, self._tail, self.count, self._format_state())
+
+    async def rewind(self, mark: object) -> None:
+        """Cut the open file back to `mark` (every batch handed over since has landed
+        first), in the file's thread, leaving it whole: a fleet worker takes back the
+        items of pages whose leases it lost while it wrote them."""
+        assert isinstance(mark, _Mark)
+        assert not self._buffer, "rewind() after a flush, with nothing buffered"
+        await self._written()
+        if self.error is not None:
+            return
+        try:
+            await self._thread.run(self._restore_sync, mark.size)
+        except OSError as exc:
+            self.failed(reason(exc))
+            return
+        self._size, self._tail, self.count = mark.size, mark.tail, mark.count
+        self._restore_format(mark.state)
+
+    def _format_state(self) -> object:
+        """What a format remembers of what it wrote (a CSV header, an empty envelope)."""
+        return None
+
+    def _restore_format(self, state: object) -> None:
+        """Back to `_format_state()`'s answer (rewind)."""
+
     def cut_back(self, length: int) -> None:
         """Cut the file back to where a record ended, leaving it whole (blocking)."""
         assert isinstance(self.path, Path)
@@ -323,6 +352,16 @@ class Exporter(Sink):
                     self.error = reason(exc)
                     self.on_error(self)
         self._thread.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """Where an open file stood (Exporter.mark)."""
+
+    size: int
+    tail: bytes
+    count: int
+    state: object
 
 
 def file_identity(path: Path | str) -> object:

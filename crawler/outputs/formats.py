@@ -101,6 +101,12 @@ class _EnclosedExporter(Exporter):
             await self._thread.run(os.ftruncate, self._fd, self._size)
             await self._write_at(self._size, self._TAIL)
 
+    def _format_state(self) -> object:
+        return self._empty
+
+    def _restore_format(self, state: object) -> None:
+        self._empty = bool(state)
+
     def cut_back(self, length: int) -> None:
         assert isinstance(self.path, Path)
         with self.path.open("r+b") as file:  # later writes overwrote the closing part: again
@@ -262,6 +268,12 @@ class CsvExporter(_LineExporter):
             self.fields = tuple(header)
             self._known = frozenset(header)
             self._header_needed = False
+
+    def _format_state(self) -> object:
+        return self._header_needed
+
+    def _restore_format(self, state: object) -> None:
+        self._header_needed = bool(state)
 
     def encode(self, record: Record) -> bytes:
         row = record.fields

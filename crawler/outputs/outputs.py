@@ -81,6 +81,20 @@ class Outputs:
             except Exception as exc:  # a sink's bug: that output fails, the crawl stops
                 self._raised(sink, "write", exc)
 
+    def marks(self) -> list[object] | None:
+        """Where every output taking items stands (after a flush), for `rewind()`; None
+        when one of them cannot undo what it writes."""
+        marks = [sink.mark() for sink in self._item_sinks]
+        return None if any(mark is None for mark in marks) else marks
+
+    async def rewind(self, marks: list[object]) -> None:
+        """Undo every item written since `marks()` (flushed, nothing buffered)."""
+        for sink, mark in zip(self._item_sinks, marks, strict=True):
+            try:
+                await sink.rewind(mark)
+            except Exception as exc:
+                self._raised(sink, "rewind", exc)
+
     async def flush(self) -> None:
         for sink in self.sinks:
             try:

@@ -86,6 +86,16 @@ class Sink:
         """Undo `open` when the crawl could not start."""
         await self.close()
 
+    def mark(self) -> object | None:
+        """Where the sink stands now, for `rewind()`, taken with nothing buffered; None
+        when it cannot undo what it writes (a stream, a database, most of your own)."""
+        return None
+
+    async def rewind(self, mark: object) -> None:
+        """Undo every record written since `mark()`, leaving the target as it was then
+        (with nothing buffered, after a flush)."""
+        raise NotImplementedError
+
     def failed(self, reason: str) -> None:
         """Stop taking records and say so (once)."""
         if self.error is None:

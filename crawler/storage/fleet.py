@@ -1,7 +1,16 @@
 """A fleet: one Redis frontier shared by every process of a crawl. A page's items are
 written once it is complete and while this process still holds its lease, then the page
 is acknowledged, so that a process killed at any moment loses nothing and duplicates
-nothing (crawler/frontier/redisstore.py holds the store itself)."""
+nothing (crawler/frontier/redisstore.py holds the store itself).
+
+The acknowledgement is the fence: it takes only the leases this worker still holds, and
+says which it no longer did. A worker that stalled (SIGSTOP, a frozen VM) past the
+fleet's patience between writing a batch and acknowledging it has written pages that
+another worker redoes; it cuts its files back to where they stood before the batch and
+writes again only the pages it acknowledged. Every write to the outputs goes through one
+lock, so that nothing else lands in that stretch. Only outputs that can be cut back
+(files) are repaired; with another (standard output, a sink of your own) the lost pages'
+items stay and are counted (`frontier/lease_lost_after_write`)."""
 
 from __future__ import annotations
 
@@ -20,8 +29,9 @@ from crawler.frontier.fleetstatus import read_status
 from crawler.frontier.pagerecords import PageRecords
 from crawler.frontier.redisstore import RedisFrontier
 from crawler.http import Request
+from crawler.outputs.items import Record
 from crawler.redact import redact
-from crawler.storage.base import PageItems, Storage, StorageContext, Task
+from crawler.storage.base import PageItems, Storage, StorageContext, Task, WriteThrough
 
 __all__ = ["FleetStorage"]
 
@@ -53,6 +63,7 @@ class FleetStorage(Storage):
         # pages complete, their items not yet written (write_acknowledged())
         self._acks: list[tuple[Request, PageRecords]] = []
         self._ack_soon = asyncio.Event()  # this worker went idle: acknowledge now
+        self._writing = asyncio.Lock()  # one writer of the outputs: a rewind undoes only its own
         self._status: dict[str, Any] = {}
         self._status_at = -1e9
 
@@ -64,8 +75,8 @@ class FleetStorage(Storage):
         return [("acks", self._acking(changed))]
 
     def page(self, request: Request | None) -> PageItems:
-        if request is None:
-            return super().page(request)
+        if request is None:  # start()'s own items: written as they come, under the lock
+            return _Locked(WriteThrough(self.context, request), self._writing)
         return PageRecords(None)
 
     async def complete(self, request: Request, page: PageItems, keep: bool) -> None:
@@ -106,32 +117,61 @@ class FleetStorage(Storage):
         holds (the others are dropped: another worker redoes them), flush the outputs,
         then acknowledge them, so that a page is acknowledged only once its items are in
         the files (a worker killed before that leaves them leased: another worker redoes
-        them) and written only while its lease is this worker's. Nothing is acknowledged
-        when an output failed. True when some were."""
+        them); pages whose leases were lost meanwhile are taken back out of the files
+        (`_take_back`). Nothing is acknowledged when an output failed. True when some
+        were."""
         if not self._acks:
             return False
-        context, outputs = self.context, self.context.outputs
         pending, self._acks = self._acks, []
         try:
-            held = await self._held(pending)
-            for _, records in held:
-                await self.write_page(records)
-            await outputs.flush()
-            if outputs.failed:
-                return False
-            for request, records in held:
-                await self.signal_page(request, records)
+            async with self._writing:
+                return await self._write_and_ack(pending)
         finally:
             for _, records in pending:
                 records.close()
+
+    async def _write_and_ack(self, pending: list[tuple[Request, PageRecords]]) -> bool:
+        outputs = self.context.outputs
+        await outputs.flush()
+        marks = outputs.marks()  # where a rewind goes back to
+        held = await self._held(pending)
+        for _, records in held:
+            await self.write_page(records)
+        await outputs.flush()
+        if outputs.failed:
+            return False
         try:
-            await self.frontier.ack_many([request for request, _ in held])
+            lost = await self.frontier.ack_held([request for request, _ in held])
         except Exception as exc:  # the frontier is gone: their leases expire, others redo them
             logger.warning("%d page(s) could not be acknowledged (%s): another worker will "
                            "fetch them again", len(held), redact(str(exc)))
-            context.stats.errors["unacknowledged"] += len(held)
+            self.context.stats.errors["unacknowledged"] += len(held)
             return False
+        if lost:
+            held = await self._take_back(held, lost, marks)
+        for request, records in held:
+            await self.signal_page(request, records)
         return True
+
+    async def _take_back(self, held: list[tuple[Request, PageRecords]], lost: set[str],
+                         marks: list[object] | None) -> list[tuple[Request, PageRecords]]:
+        """Some of `held` lost their leases after `_held()` said otherwise (this worker
+        stalled in between): cut the outputs back to `marks` and write again only the
+        pages acknowledged. The acknowledged ones."""
+        kept = [(r, p) for r, p in held if str(store_id(r)) not in lost]
+        gone = [(r, p) for r, p in held if str(store_id(r)) in lost]
+        if marks is None:  # an output that cannot be cut back: the items stay, twice
+            self.frontier.written_twice(len(gone))
+            return kept
+        outputs, stats = self.context.outputs, self.context.stats
+        await outputs.rewind(marks)
+        stats.items -= sum(len(records) for _, records in held)
+        for _, records in kept:
+            await self.write_page(records)
+        await outputs.flush()
+        for request, records in gone:
+            self.frontier.lease_lost(request, len(records))
+        return kept
 
     async def _held(self, pending: list[tuple[Request, PageRecords]],
                     ) -> list[tuple[Request, PageRecords]]:
@@ -164,3 +204,22 @@ class FleetStorage(Storage):
             except Exception as exc:  # the frontier rides out outages; the page says so
                 self._status = {"error": f"{type(exc).__name__}: {exc}"}
         return {"fleet": self._status}
+
+
+class _Locked:
+    """A page's items written as they come, each under the fleet's output lock."""
+
+    __slots__ = ("_lock", "_page")
+
+    def __init__(self, page: WriteThrough, lock: asyncio.Lock) -> None:
+        self._page, self._lock = page, lock
+
+    def __len__(self) -> int:
+        return len(self._page)
+
+    async def add(self, record: Record, item: Any) -> None:
+        async with self._lock:
+            await self._page.add(record, item)
+
+    def close(self) -> None:
+        self._page.close()
