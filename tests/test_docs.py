@@ -319,6 +319,10 @@ def test_the_generated_references_cover_every_setting_command_and_kind() -> None
     assert all(f"`{kind.value}`" in kinds for kind in Kind)
     signals = ext.signals_reference()  # type: ignore[attr-defined]
     assert all(f"`{signal.value}`" in signals for signal in Signal)
+    errors = ext.errors_reference()  # type: ignore[attr-defined]
+    assert "unknown spider …; available: …" in errors
+    assert "--restart needs a job: give --job-dir DIR" in errors
+    assert errors.count("\n| ") > 100  # every usage and startup error the source raises
 
 
 def _commands_of_the_parser() -> set[str]:

@@ -2,13 +2,15 @@
 
 Before each build this writes `docs/_generated/`: the settings (from their declarations
 in `crawler/settings/_model.py`), the command line (from the argument parser), the
-signals (from `crawler.signals.Signal`) and the failure kinds (from
-`crawler.exceptions.Kind`); the reference pages include them.
+signals (from `crawler.signals.Signal`), the failure kinds (from
+`crawler.exceptions.Kind`) and every usage and startup error message (from the source);
+the reference pages include them.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import enum
 import inspect
 import io
@@ -105,6 +107,66 @@ def cli_reference() -> str:
     return "\n".join(out)
 
 
+_ERRORS = {"UsageError": 2, "SettingsError": 2, "StartupError": 2, "OutputError": 2}
+_PACKAGE = Path(__file__).resolve().parents[2] / "crawler"
+
+
+def _template(node: ast.expr) -> str | None:
+    """A message as written in the source, its computed parts as `…`."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(part.value if isinstance(part, ast.Constant) else "…"
+                       for part in node.values)
+    return None
+
+
+def error_messages() -> dict[str, list[tuple[str, str]]]:
+    """Every message the crawler raises as a usage or startup error (the `crawler: error:`
+    lines of exit code 2), by the part of the package that raises it: (error, message)."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in _ERRORS and node.args):
+                continue
+            message = _template(node.args[0])
+            if message and re.search(r"[A-Za-z]{3}", message):  # not "…: …" alone
+                part = path.relative_to(_PACKAGE.parent).parent.as_posix()
+                entry = (node.func.id, " ".join(message.split()))
+                if entry not in found.setdefault(part, []):
+                    found[part].append(entry)
+    return found
+
+
+_PARTS = {  # the package's parts, as a user meets their errors
+    "crawler": "Projects, spiders and the project file",
+    "crawler/commands": "The command line",
+    "crawler/core": "Starting a crawl: start URLs and plugins",
+    "crawler/settings": "Settings",
+    "crawler/outputs": "Outputs",
+    "crawler/storage": "Job directories and fleets",
+    "crawler/frontier": "Job directories and fleets",
+    "crawler/handlers": "Download handlers, the browser and the HTTP stacks",
+    "crawler/middlewares": "Middlewares, sessions and proxies",
+    "crawler/extensions": "Monitors and the status page",
+    "crawler/service": "The crawl service",
+    "crawler/spiders": "Built-in spiders",
+}
+
+
+def errors_reference() -> str:
+    grouped: dict[str, list[tuple[str, str]]] = {}
+    for part, messages in error_messages().items():
+        grouped.setdefault(_PARTS.get(part, part), []).extend(messages)
+    out = []
+    for title, messages in grouped.items():
+        out += [f"### {title}", "", "| error | message |", "|---|---|"]
+        out += [f"| {error} | {_plain(message)} |" for error, message in messages]
+        out.append("")
+    return "\n".join(out)
+
+
 def _write(directory: Path, name: str, text: str) -> None:
     path = directory / name
     if not path.exists() or path.read_text() != text:  # unchanged: no rebuild
@@ -118,6 +180,7 @@ def generate(app: Sphinx) -> None:
     _write(directory, "cli.md", cli_reference())
     _write(directory, "signals.md", signals_reference())
     _write(directory, "kinds.md", kinds_reference())
+    _write(directory, "errors.md", errors_reference())
 
 
 def usage_blocks(app: Sphinx, what: str, name: str, obj: object, options: object,
