@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import dataclasses
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -351,3 +352,69 @@ def test_the_api_reference_documents_every_public_name() -> None:
 def test_the_readme_is_an_overview() -> None:
     lines = (ROOT / "README.md").read_text().count("\n")
     assert lines <= 250, f"README.md has {lines} lines: topics belong in docs/"
+
+
+# -- the crawl service's curl examples, against a real service ----------------------------
+
+
+def test_the_crawl_service_examples_run(tmp_path: Path, demo: int) -> None:
+    """service.md's curl commands, in order, against `python -m crawler serve` in a project
+    holding the demo spider: every one answered below 400 (`curl -f`), `ID` being the run
+    or schedule the commands before made."""
+    (tmp_path / "spiders").mkdir()
+    (tmp_path / "spiders" / "__init__.py").write_text("")
+    (tmp_path / "spiders" / "books.py").write_text((ROOT / "spiders" / "books.py").read_text())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    token = "docs-token-0123456789"
+    service = subprocess.Popen(
+        [sys.executable, "-m", "crawler", "serve", "--port", str(port), "--token", token],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ids: dict[str, str] = {}
+    ran = 0
+    try:
+        _wait_for(port)
+        for block in blocks("bash"):
+            if block.page != "service.md" or "curl" not in block.body:
+                continue
+            text = re.sub(r"\\\n\s*", " ", _on_demo(block.body, demo))
+            text = text.replace("localhost:6800", f"127.0.0.1:{port}").replace("$T", token)
+            for line in text.splitlines():
+                line = line.split("  #")[0].strip()
+                for command in (c.strip() for c in line.split(";")):
+                    if not command.startswith("curl "):
+                        continue
+                    kind = "schedules" if "/api/schedules" in command else "runs"
+                    command = command.replace(f"/{kind}/ID", f"/{kind}/{ids.get(kind)}")
+                    done = subprocess.run(["bash", "-c", "curl -f" + command[4:]],
+                                          cwd=tmp_path, capture_output=True, text=True,
+                                          timeout=60, check=False)
+                    assert done.returncode == 0, (block, command, done.stdout, done.stderr)
+                    ran += 1
+                    if (" -X POST " in command and command.rstrip("'").endswith(
+                            (f"/api/{kind}", f"/api/{kind} -d"))) or ("/api/" in command \
+                            and " -d " in command and "-X POST" in command \
+                            and f"/api/{kind} " in command + " "):
+                        ids[kind] = json.loads(done.stdout)["id"]
+    finally:
+        os.killpg(service.pid, signal.SIGTERM)
+        try:
+            service.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(service.pid, signal.SIGKILL)
+            service.wait()
+    assert ran >= 15 and set(ids) == {"runs", "schedules"}
+    assert (tmp_path / "items.jsonl").exists()
+
+
+def _wait_for(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listened on {port}"
+            time.sleep(0.1)
