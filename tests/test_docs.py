@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -418,3 +419,58 @@ def _wait_for(port: int) -> None:
         except OSError:
             assert time.monotonic() < deadline, f"nothing listened on {port}"
             time.sleep(0.1)
+
+
+# -- the browser page's spider, on a local replica of the site it names -------------------
+
+_QUOTES_PAGE = """<html><head><title>Quotes</title></head><body><div id="quotes"></div>
+<ul class="pager"></ul><script>
+const quotes = {quotes};
+document.getElementById("quotes").innerHTML = quotes.map(([text, author]) =>
+  '<div class="quote"><span class="text">' + text + '</span> by <small class="author">'
+  + author + '</small></div>').join("");
+if ({next}) document.querySelector("ul.pager").innerHTML =
+  '<li class="next"><a href="/js/page/2/">Next</a></li>';
+</script></body></html>"""
+
+
+def test_the_browser_example_renders_its_site(tmp_path: Path) -> None:
+    """browser.md's spider, its site (quotes.toscrape.com/js/, whose quotes and next link
+    exist only once its script ran) replaced by a replica on 127.0.0.1: run as written,
+    it yields every quote of both pages, which plain HTTP would not see."""
+    if shutil.which("chromium") is None:
+        if os.environ.get("CRAWLER_REQUIRE_BROWSER"):
+            pytest.fail("no chromium on PATH (CRAWLER_REQUIRE_BROWSER)")
+        pytest.skip("no chromium on PATH (apt-get install chromium) for the browser example")
+    pytest.importorskip("playwright.async_api", reason="Playwright drives the browser")
+    site = tmp_path / "site"
+    pages = {"js": [["To be", "Hamlet"], ["Or not", "Hamlet"]],
+             "js/page/2": [["All the world", "Jaques"]]}
+    for path, quotes in pages.items():
+        (site / path).mkdir(parents=True)
+        (site / path / "index.html").write_text(_QUOTES_PAGE.format(
+            quotes=json.dumps(quotes), next="true" if path == "js" else "false"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d",
+         str(site)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        _wait_for(port)
+        [block] = [b for b in PYTHON if b.page == "browser.md"]
+        project = tmp_path / "project"
+        (project / "spiders").mkdir(parents=True)
+        (project / "spiders" / "__init__.py").write_text("")
+        (project / "spiders" / "quotes_js.py").write_text(block.body.replace(
+            "https://quotes.toscrape.com/", f"http://127.0.0.1:{port}/"))
+        done = _crawler(["run", "quotes_js", "-O", "quotes.jsonl", "-s", "download_delay=0"],
+                        project)
+        assert done.returncode == 0, done.stderr[-3000:]
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    written = [json.loads(line) for line in (project / "quotes.jsonl").read_bytes().splitlines()]
+    assert sorted((q["text"], q["author"]) for q in written) == \
+        sorted(tuple(q) for quotes in pages.values() for q in quotes)
