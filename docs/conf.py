@@ -43,6 +43,7 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 
+default_role = "code"  # `name` in a docstring is code, as in the Markdown pages
 html_theme = "furo"
 html_title = f"crawler {release}"
 html_static_path: list[str] = []

@@ -474,3 +474,39 @@ def test_the_browser_example_renders_its_site(tmp_path: Path) -> None:
     written = [json.loads(line) for line in (project / "quotes.jsonl").read_bytes().splitlines()]
     assert sorted((q["text"], q["author"]) for q in written) == \
         sorted(tuple(q) for quotes in pages.values() for q in quotes)
+
+
+def test_every_usage_example_in_a_docstring_is_python() -> None:
+    """The `Usage:` sections the API reference shows: each compiles as the body of a
+    callback (they may `yield` and `await`), so that none rots into pseudo-code."""
+    import ast
+    import textwrap
+
+    checked = 0
+    for path in sorted((ROOT / "crawler").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef
+                              | ast.AsyncFunctionDef):
+                continue
+            lines = (ast.get_docstring(node) or "").splitlines()
+            for i, line in enumerate(lines):
+                if line.strip() != "Usage:":
+                    continue
+                body = []
+                for following in lines[i + 1:]:
+                    if following.strip() and not following.startswith(" "):
+                        break
+                    body.append(following)
+                code = textwrap.indent(textwrap.dedent("\n".join(body)), "    ")
+                errors = []
+                for head in ("async def", "def"):  # `yield from` needs a plain generator
+                    try:
+                        compile(f"{head} example(self, response):\n{code}\n    pass\n",
+                                str(path), "exec")
+                        break
+                    except SyntaxError as exc:
+                        errors.append(exc)
+                else:
+                    raise AssertionError(f"{path}: its Usage example: {errors[0]}")
+                checked += 1
+    assert checked >= 20

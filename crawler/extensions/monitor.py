@@ -23,7 +23,9 @@ class LoopWatch:
     still under way when the crawl ends.
 
     Usage:
-        watch = LoopWatch(stats); task = asyncio.create_task(watch.run()) ... watch.finish()
+        watch = LoopWatch(stats)
+        task = asyncio.create_task(watch.run())  # for the whole crawl, then
+        watch.finish()
     """
 
     def __init__(self, stats: Stats) -> None:

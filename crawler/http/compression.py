@@ -34,7 +34,8 @@ class Inflater:
 
     Usage:
         inflater = Inflater.for_encoding("gzip", limit)   # None for identity
-        out = inflater.feed(chunk) ...; out += inflater.finish()
+        out = inflater.feed(chunk)  # for each chunk as it arrives, then
+        out += inflater.finish()
     """
 
     def __init__(self, gzip: bool, limit: int) -> None:

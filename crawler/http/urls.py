@@ -81,7 +81,7 @@ class AllowedDomains:
 
     Usage:
         allowed = AllowedDomains(["example.com", "127.0.0.1:8082"])
-        allowed.admits(URL("http://www.example.com/")) -> True
+        assert allowed.admits(URL("http://www.example.com/"))
     """
 
     __slots__ = ("_any_port", "_ports", "entries", "warnings")
