@@ -510,3 +510,20 @@ def test_every_usage_example_in_a_docstring_is_python() -> None:
                     raise AssertionError(f"{path}: its Usage example: {errors[0]}")
                 checked += 1
     assert checked >= 20
+
+
+def test_coming_from_scrapy_names_the_settings_the_declarations_give() -> None:
+    """Each Scrapy setting the names table mentions is answered, on its row, by the
+    setting whose declaration carries that Scrapy name."""
+    ours = {scrapy.upper(): (field.name, *field.metadata["flag"])
+            for field in dataclasses.fields(Settings) for scrapy in field.metadata["scrapy"]}
+    table = [line for line in (DOCS / "scrapy.md").read_text().splitlines()
+             if line.startswith("| ") and line.count(" | ") >= 1]
+    checked = 0
+    for row in table:
+        left, _, right = row[2:].partition(" | ")
+        for name in re.findall(r"\b[A-Z][A-Z_]{3,}\b", left):
+            if name in ours:
+                assert any(f"`{spelling}" in right for spelling in ours[name]), (name, row)
+                checked += 1
+    assert checked >= 20
