@@ -96,14 +96,7 @@ def demo() -> Iterator[int]:
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the demo shop never listened"
-                time.sleep(0.1)
+        _wait_for(port)
         yield port
     finally:
         with contextlib.suppress(ProcessLookupError):
