@@ -32,7 +32,7 @@ __all__ = ["output_sink"]
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|\{(spider|worker)\}")
 _FORMAT_SUFFIX = re.compile(r"^(.+):(" + "|".join(FORMATS) + r")$", re.IGNORECASE)
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
-_UNKNOWN_SUFFIX = re.compile(r"^[^:/]*[^:]*\.\w+:([A-Za-z]\w*)$")  # items.txt:yaml
+_UNKNOWN_SUFFIX = re.compile(r"^[^:]*\.\w+:([A-Za-z]\w*)$")  # items.txt:yaml
 
 
 def output_sink(spec: str, *, overwrite: bool, fields: tuple[str, ...] | None,
