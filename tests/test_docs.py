@@ -69,8 +69,8 @@ def blocks(lang: str | None = None) -> list[Block]:
         text = path.read_text()
         if "<!-- tutorial:start -->" in text:  # test_tutorial.py follows it
             head, _, rest = text.partition("<!-- tutorial:start -->")
-            text = head + "\n" * rest.partition("<!-- tutorial:end -->")[0].count("\n") \
-                + rest.partition("<!-- tutorial:end -->")[2]
+            inside, _, tail = rest.partition("<!-- tutorial:end -->")
+            text = head + "\n" * inside.count("\n") + tail  # its lines kept, for line numbers
         for match in _FENCE.finditer(text):
             block = Block(path.name, text.count("\n", 0, match.start()) + 1, match.group(2),
                           match.group(3))
@@ -83,14 +83,32 @@ def _ids(items: list[Block]) -> list[str]:
     return [str(b) for b in items]
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _project(directory: Path, spiders: dict[str, str]) -> Path:
+    """A project in `directory` whose spiders/ package holds `spiders` (file: source)."""
+    (directory / "spiders").mkdir(parents=True)
+    (directory / "spiders" / "__init__.py").write_text("")
+    for name, source in spiders.items():
+        (directory / "spiders" / name).write_text(source)
+    return directory
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in parser._actions
+                if isinstance(a, argparse._SubParsersAction)).choices
+
+
 # -- the demo shop every runnable example crawls ------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def demo() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "crawler", "demo", "--serve", "--port", str(port)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
@@ -145,11 +163,8 @@ def _spiders(namespace: dict[str, object]) -> list[type[Spider]]:
 
 @pytest.mark.parametrize("block", PYTHON, ids=_ids(PYTHON))
 def test_a_python_example_runs(block: Block, tmp_path: Path, demo: int) -> None:
-    spiders_dir = tmp_path / "spiders"
-    spiders_dir.mkdir()
-    (spiders_dir / "__init__.py").write_text("")
-    path = spiders_dir / _file_name(block.body)
-    path.write_text(_on_demo(block.body, demo))
+    name = _file_name(block.body)
+    path = _project(tmp_path, {name: _on_demo(block.body, demo)}) / "spiders" / name
     name = f"docs_example_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
@@ -221,8 +236,7 @@ def _parse(args: list[str]) -> argparse.Namespace:
     def error(message: str) -> None:
         raise _Refused(message)
 
-    for sub in [parser, *next(a for a in parser._actions
-                              if isinstance(a, argparse._SubParsersAction)).choices.values()]:
+    for sub in [parser, *_subparsers(parser).values()]:
         sub.error = error  # type: ignore[method-assign]
     return parser.parse_args(args)
 
@@ -256,11 +270,8 @@ def _expected(line: str) -> re.Pattern[str]:
 @pytest.mark.parametrize("block", CONSOLE, ids=_ids(CONSOLE))
 def test_a_console_example_prints_what_it_shows(block: Block, tmp_path: Path,
                                                 demo: int) -> None:
-    spiders = tmp_path / "spiders"
-    spiders.mkdir()
-    (spiders / "__init__.py").write_text("")
     started = next(b for b in PYTHON if b.page == "getting-started.md")  # the books spider
-    (spiders / "books.py").write_text(_on_demo(started.body, demo))
+    _project(tmp_path, {"books.py": _on_demo(started.body, demo)})
     runs: list[tuple[list[str], list[str]]] = []
     for line in _on_demo(block.body, demo).splitlines():
         if line.startswith("$ "):
@@ -321,9 +332,7 @@ def test_the_generated_references_cover_every_setting_command_and_kind() -> None
 
 
 def _commands_of_the_parser() -> set[str]:
-    parser = _parser()
-    return set(next(a for a in parser._actions
-                    if isinstance(a, argparse._SubParsersAction)).choices)
+    return set(_subparsers(_parser()))
 
 
 def test_the_readme_lists_every_command() -> None:
@@ -355,12 +364,8 @@ def test_the_crawl_service_examples_run(tmp_path: Path, demo: int) -> None:
     """service.md's curl commands, in order, against `python -m crawler serve` in a project
     holding the demo spider: every one answered below 400 (`curl -f`), `ID` being the run
     or schedule the commands before made."""
-    (tmp_path / "spiders").mkdir()
-    (tmp_path / "spiders" / "__init__.py").write_text("")
-    (tmp_path / "spiders" / "books.py").write_text((ROOT / "spiders" / "books.py").read_text())
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    _project(tmp_path, {"books.py": (ROOT / "spiders" / "books.py").read_text()})
+    port = _free_port()
     token = "docs-token-0123456789"
     service = subprocess.Popen(
         [sys.executable, "-m", "crawler", "serve", "--port", str(port), "--token", token],
@@ -443,9 +448,7 @@ def test_the_browser_example_renders_its_site(tmp_path: Path) -> None:
         (site / path).mkdir(parents=True)
         (site / path / "index.html").write_text(_QUOTES_PAGE.format(
             quotes=json.dumps(quotes), next="true" if path == "js" else "false"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d",
          str(site)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -453,11 +456,8 @@ def test_the_browser_example_renders_its_site(tmp_path: Path) -> None:
     try:
         _wait_for(port)
         [block] = [b for b in PYTHON if b.page == "browser.md"]
-        project = tmp_path / "project"
-        (project / "spiders").mkdir(parents=True)
-        (project / "spiders" / "__init__.py").write_text("")
-        (project / "spiders" / "quotes_js.py").write_text(block.body.replace(
-            "https://quotes.toscrape.com/", f"http://127.0.0.1:{port}/"))
+        project = _project(tmp_path / "project", {"quotes_js.py": block.body.replace(
+            "https://quotes.toscrape.com/", f"http://127.0.0.1:{port}/")})
         done = _crawler(["run", "quotes_js", "-O", "quotes.jsonl", "-s", "download_delay=0"],
                         project)
         assert done.returncode == 0, done.stderr[-3000:]

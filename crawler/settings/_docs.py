@@ -97,16 +97,14 @@ def _type(field: dataclasses.Field[Any]) -> str:
     if kind in _KINDS:
         return _KINDS[kind]
     hint = HINTS.get(field.name, field.type)
+    if hint in _TYPES:
+        return _TYPES[hint]
     text = str(hint).replace("typing.", "").replace("collections.abc.", "")
-    for python, name in _TYPES.items():
-        if hint is python:
-            return name
-    text = {"int | None": "integer, or none", "float | None": "number, or none",
+    return {"int | None": "integer, or none", "float | None": "number, or none",
             "str | None": "string, or none", "tuple[str, ...]": "a list of strings",
             "tuple[int, ...]": "a list of integers",
             "tuple[str, ...] | None": "a list of strings, or none",
             "Mapping[str, Any]": "a table (mapping)"}.get(text, text)
-    return text
 
 
 def _bounds(field: dataclasses.Field[Any]) -> str:

@@ -41,11 +41,9 @@ def enum_comments(cls: type[enum.Enum]) -> dict[str, str]:
     source = inspect.getsource(cls)
     comments: dict[str, str] = {}
     member = None
-    line_of: dict[int, str] = {}
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
         if tok.type == tokenize.NAME and tok.start[1] == 4 and tok.string in cls.__members__:
             member = tok.string
-            line_of[tok.start[0]] = member
         elif tok.type == tokenize.COMMENT and member is not None:
             text = tok.string.lstrip("#").strip()
             comments[member] = f"{comments[member]} {text}" if member in comments else text
@@ -107,7 +105,7 @@ def cli_reference() -> str:
     return "\n".join(out)
 
 
-_ERRORS = {"UsageError": 2, "SettingsError": 2, "StartupError": 2, "OutputError": 2}
+_ERRORS = frozenset({"UsageError", "SettingsError", "StartupError", "OutputError"})  # exit 2
 _PACKAGE = Path(__file__).resolve().parents[2] / "crawler"
 
 
