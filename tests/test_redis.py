@@ -693,6 +693,76 @@ async def test_pages_whose_leases_were_lost_while_written_are_taken_back_out(tmp
     assert not stats.counters.get("frontier/lease_lost_after_write")
 
 
+async def test_a_stop_in_the_middle_of_an_acknowledgement_still_acknowledges(tmp_path,
+                                                                             redis_url):
+    """A graceful stop (SIGINT, a service's pause) cancels the acks task; caught between
+    writing a batch and acknowledging it, the batch must still be acknowledged, or its
+    pages would be given back and written a second time by whoever redoes them."""
+    from crawler import Request, Settings, Spider
+    from crawler.http.urls import fingerprint
+    from crawler.outputs.formats import make_exporter
+    from crawler.outputs.items import to_record
+    from crawler.outputs.outputs import Outputs
+    from crawler.signals import Signals
+    from crawler.stats import Stats
+    from crawler.storage.base import StorageContext
+    from crawler.storage.fleet import FleetStorage
+    from crawler.tasks import cancel_and_wait
+
+    class Pages(Spider):
+        name = "fleet"  # the helpers' key prefix
+
+    stats = Stats()
+    path = tmp_path / "out.jsonl"
+    outputs = Outputs([make_exporter(path, overwrite=True)], stats)
+    job = uuid.uuid4().hex
+    settings = Settings(frontier=redis_url, frontier_job=job, worker_id="a")
+    storage = FleetStorage(StorageContext(Pages(), settings, stats, Signals(stats), outputs,
+                                          fingerprint), redis_url)
+    await storage.open()
+    await outputs.check()
+    await outputs.open()
+    frontier = storage.frontier
+    acking = None
+    try:
+        requests = [Request(f"http://a/{n}") for n in range(4)]
+        await frontier.add_many([(r, fingerprint(r), False) for r in requests])
+        taken = await frontier.pop_many(4)
+        for request in taken:
+            page = storage.page(request)
+            await page.add(to_record({"url": request.url}), None)
+            await storage.complete(request, page, keep=False)
+        written, go_on = asyncio.Event(), asyncio.Event()
+        ack_held = frontier.ack_held
+
+        async def slow_ack(held):  # the items are in the file; the ack is on its way
+            written.set()
+            await go_on.wait()
+            return await ack_held(held)
+
+        frontier.ack_held = slow_ack
+        acking = asyncio.create_task(storage._acking(lambda: None))
+        storage.idle()
+        await asyncio.wait_for(written.wait(), 10)
+        await cancel_and_wait(acking)  # the stop
+        go_on.set()
+
+        async def nothing_pending() -> bool:
+            return True
+
+        await storage.finish(nothing_pending)
+        await outputs.close()
+    finally:
+        if acking is not None:
+            acking.cancel()
+        await storage.close()
+    lines = [json.loads(line)["url"] for line in path.read_bytes().splitlines()]
+    assert sorted(lines) == sorted(r.url for r in taken)
+    assert await _count(redis_url, job, "acked") == 4
+    assert await _zcard(redis_url, job, "leased") == 0
+    assert await _count(redis_url, job, "queued") == 0  # nothing given back to be redone
+
+
 async def test_an_acknowledgement_sent_again_gets_the_same_answer(redis_url):
     """The client sends a script again when its connection dropped, maybe after Redis ran
     it: the second run must not report the first run's acknowledgements as lost leases

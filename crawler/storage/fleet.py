@@ -64,6 +64,7 @@ class FleetStorage(Storage):
         self._acks: list[tuple[Request, PageRecords]] = []
         self._ack_soon = asyncio.Event()  # this worker went idle: acknowledge now
         self._writing = asyncio.Lock()  # one writer of the outputs: a rewind undoes only its own
+        self._batches: set[asyncio.Task[bool]] = set()  # written and being acknowledged
         self._status: dict[str, Any] = {}
         self._status_at = -1e9
 
@@ -91,9 +92,17 @@ class FleetStorage(Storage):
             self._ack_soon.set()  # what was written is acknowledged now
 
     async def finish(self, finished: Callable[[], Awaitable[bool]]) -> None:
+        await self._settled()  # a batch the stop caught half done ends first
         await self.write_acknowledged()  # what the last flush left unacknowledged
 
     async def close(self) -> None:
+        try:
+            await self._settled()
+        except Exception:  # the crawl stopped before finish() (which would have raised it)
+            logger.exception("writing and acknowledging completed pages failed")
+        finally:
+            for batch in self._batches:  # only when this wait was cancelled: stop at once
+                batch.cancel()
         try:
             await super().close()
         finally:
@@ -123,12 +132,30 @@ class FleetStorage(Storage):
         if not self._acks:
             return False
         pending, self._acks = self._acks, []
+        batch = asyncio.create_task(self._batch(pending), name="fleet-acks")
+        self._batches.add(batch)
+        batch.add_done_callback(self._batches.discard)
+        # a stop cancels the caller (the acks task), never a batch between its write and
+        # its acknowledgement: written and not acknowledged, its pages would be redone
+        return await asyncio.shield(batch)
+
+    async def _batch(self, pending: list[tuple[Request, PageRecords]]) -> bool:
         try:
             async with self._writing:
                 return await self._write_and_ack(pending)
         finally:
             for _, records in pending:
                 records.close()
+
+    async def _settled(self) -> None:
+        """Wait for the batches under way (their callers cancelled); their errors raised."""
+        if not self._batches:
+            return
+        done, _ = await asyncio.wait(set(self._batches))
+        for batch in done:
+            error = None if batch.cancelled() else batch.exception()
+            if error is not None:
+                raise error
 
     async def _write_and_ack(self, pending: list[tuple[Request, PageRecords]]) -> bool:
         outputs = self.context.outputs
