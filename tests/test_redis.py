@@ -20,6 +20,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -616,6 +617,42 @@ async def test_a_frozen_worker_loses_its_leases_in_seconds_and_drops_their_items
     assert "lost its lease" in err.decode()
 
 
+async def _fleet_storage(redis_url: str, job: str, paths: list[Path]) -> Any:
+    """A fleet worker's storage in this process (worker "a", spider "fleet"), its outputs
+    open on `paths`: (storage, outputs, stats)."""
+    from crawler import Settings, Spider
+    from crawler.http.urls import fingerprint
+    from crawler.outputs.formats import make_exporter
+    from crawler.outputs.outputs import Outputs
+    from crawler.signals import Signals
+    from crawler.stats import Stats
+    from crawler.storage.base import StorageContext
+    from crawler.storage.fleet import FleetStorage
+
+    class Pages(Spider):
+        name = "fleet"  # the helpers' key prefix
+
+    stats = Stats()
+    outputs = Outputs([make_exporter(p, overwrite=True) for p in paths], stats)
+    settings = Settings(frontier=redis_url, frontier_job=job, worker_id="a")
+    storage = FleetStorage(StorageContext(Pages(), settings, stats, Signals(stats), outputs,
+                                          fingerprint), redis_url)
+    await storage.open()
+    await outputs.check()
+    await outputs.open()
+    return storage, outputs, stats
+
+
+async def _complete(storage: Any, request: Any, copies: int = 1) -> None:
+    """`request`'s page completed with `copies` items (url, k)."""
+    from crawler.outputs.items import to_record
+
+    page = storage.page(request)
+    for k in range(copies):
+        await page.add(to_record({"url": request.url, "k": k}), None)
+    await storage.complete(request, page, keep=False)
+
+
 async def test_pages_whose_leases_were_lost_while_written_are_taken_back_out(tmp_path,
                                                                              redis_url):
     """The window the frozen-worker test can only hit by chance, made to happen: the
@@ -626,29 +663,12 @@ async def test_pages_whose_leases_were_lost_while_written_are_taken_back_out(tmp
     twice."""
     import redis.asyncio as aioredis
 
-    from crawler import Request, Settings, Spider
+    from crawler import Request
     from crawler.http.urls import fingerprint
-    from crawler.outputs.formats import make_exporter
-    from crawler.outputs.items import to_record
-    from crawler.outputs.outputs import Outputs
-    from crawler.signals import Signals
-    from crawler.stats import Stats
-    from crawler.storage.base import StorageContext
-    from crawler.storage.fleet import FleetStorage
     from crawler.tasks import cancel_and_wait
 
-    class Pages(Spider):
-        name = "pages"
-
-    stats = Stats()
     paths = [tmp_path / f"out{suffix}" for suffix in (".jsonl", ".json", ".csv", ".xml")]
-    outputs = Outputs([make_exporter(p, overwrite=True) for p in paths], stats)
-    settings = Settings(frontier=redis_url, frontier_job=uuid.uuid4().hex, worker_id="a")
-    storage = FleetStorage(StorageContext(Pages(), settings, stats, Signals(stats), outputs,
-                                          fingerprint), redis_url)
-    await storage.open()
-    await outputs.check()
-    await outputs.open()
+    storage, outputs, stats = await _fleet_storage(redis_url, uuid.uuid4().hex, paths)
     frontier = storage.frontier
     client = aioredis.from_url(redis_url)
     try:
@@ -657,19 +677,12 @@ async def test_pages_whose_leases_were_lost_while_written_are_taken_back_out(tmp
         await frontier.add_many([(r, fingerprint(r), False) for r in requests])
         taken = await frontier.pop_many(6)
         assert len(taken) == 6
-
-        async def complete(request: Request) -> None:
-            page = storage.page(request)
-            for k in range(2):
-                await page.add(to_record({"url": request.url, "k": k}), None)
-            await storage.complete(request, page, keep=False)
-
         for request in taken[:2]:  # a first round, acknowledged as usual
-            await complete(request)
+            await _complete(storage, request, 2)
         frontier._beat_ok = time.monotonic()
         assert await storage.write_acknowledged()
         for request in taken[2:]:
-            await complete(request)
+            await _complete(storage, request, 2)
         for request in taken[2:4]:  # ... and meanwhile another worker took two pages back
             await client.hset(frontier.prefix + "owner", str(request.meta["_store_id"]), "b")
         frontier._beat_ok = time.monotonic()  # its last heartbeat looked fresh
@@ -698,30 +711,12 @@ async def test_a_stop_in_the_middle_of_an_acknowledgement_still_acknowledges(tmp
     """A graceful stop (SIGINT, a service's pause) cancels the acks task; caught between
     writing a batch and acknowledging it, the batch must still be acknowledged, or its
     pages would be given back and written a second time by whoever redoes them."""
-    from crawler import Request, Settings, Spider
+    from crawler import Request
     from crawler.http.urls import fingerprint
-    from crawler.outputs.formats import make_exporter
-    from crawler.outputs.items import to_record
-    from crawler.outputs.outputs import Outputs
-    from crawler.signals import Signals
-    from crawler.stats import Stats
-    from crawler.storage.base import StorageContext
-    from crawler.storage.fleet import FleetStorage
     from crawler.tasks import cancel_and_wait
 
-    class Pages(Spider):
-        name = "fleet"  # the helpers' key prefix
-
-    stats = Stats()
-    path = tmp_path / "out.jsonl"
-    outputs = Outputs([make_exporter(path, overwrite=True)], stats)
-    job = uuid.uuid4().hex
-    settings = Settings(frontier=redis_url, frontier_job=job, worker_id="a")
-    storage = FleetStorage(StorageContext(Pages(), settings, stats, Signals(stats), outputs,
-                                          fingerprint), redis_url)
-    await storage.open()
-    await outputs.check()
-    await outputs.open()
+    path, job = tmp_path / "out.jsonl", uuid.uuid4().hex
+    storage, outputs, _ = await _fleet_storage(redis_url, job, [path])
     frontier = storage.frontier
     acking = None
     try:
@@ -729,9 +724,7 @@ async def test_a_stop_in_the_middle_of_an_acknowledgement_still_acknowledges(tmp
         await frontier.add_many([(r, fingerprint(r), False) for r in requests])
         taken = await frontier.pop_many(4)
         for request in taken:
-            page = storage.page(request)
-            await page.add(to_record({"url": request.url}), None)
-            await storage.complete(request, page, keep=False)
+            await _complete(storage, request)
         written, go_on = asyncio.Event(), asyncio.Event()
         ack_held = frontier.ack_held
 
